@@ -1,0 +1,4 @@
+//! placeholder
+pub const DOMAIN_NAME: &str = "BackstopVault";
+pub const DOMAIN_VERSION: &str = "1";
+pub use alloy;
