@@ -1,0 +1,1 @@
+//! Sans-IO agreement core (placeholder until it lands).

@@ -1,0 +1,1 @@
+//! Chain access of a Backstop node (placeholder until it lands).

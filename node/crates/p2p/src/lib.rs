@@ -1,0 +1,1 @@
+//! Gossip network of a Backstop node (placeholder until it lands).

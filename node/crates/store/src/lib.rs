@@ -1,0 +1,1 @@
+//! RocksDB storage of a Backstop node (placeholder until it lands).
