@@ -53,7 +53,8 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     bytes32 internal constant UNPAUSE_TYPEHASH = keccak256("Unpause(bytes32 id,uint64 deadline)");
     bytes32 internal constant RAISE_ALERT_TYPEHASH =
         keccak256("RaiseAlert(bytes32 subject,uint8 level,bytes32 id,uint64 deadline)");
-    bytes32 internal constant CLEAR_ALERT_TYPEHASH = keccak256("ClearAlert(bytes32 subject,bytes32 id,uint64 deadline)");
+    bytes32 internal constant CLEAR_ALERT_TYPEHASH =
+        keccak256("ClearAlert(bytes32 subject,bytes32 id,uint64 deadline)");
     bytes32 internal constant SET_MEMBER_TYPEHASH = keccak256(
         "SetMember(bytes32 member,address recipient,uint64 homeChainId,uint128 cap,uint128 deductible,bytes32 id,uint64 deadline)"
     );
