@@ -94,10 +94,10 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     mapping(bytes32 subject => Alert) private _alerts;
     mapping(address owner => RedeemRequest) private _redeemRequests;
 
-    /// @notice Digest of the draw registered for `(member, seq)`, zero if none.
+    /// @notice The draw this vault settled for incident `(member, seq)`, zero if none: on the
+    ///         member's home vault the registered draw (whose home leg was paid with it), on
+    ///         any other vault the draw whose leg it paid. At most one per incident and vault.
     mapping(bytes32 member => mapping(uint64 seq => bytes32 drawHash)) public drawOf;
-    /// @notice Whether this vault paid its leg of the draw `drawHash` (remote legs only).
-    mapping(bytes32 drawHash => bool) public legPaid;
     /// @notice Whether a signed action id was consumed.
     mapping(bytes32 id => bool) public actionUsed;
 
@@ -135,7 +135,7 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
         Member storage m = _knownMember(draw.member);
         if (m.homeChainId != block.chainid) revert NotHomeChain(draw.member, m.homeChainId);
         uint64 next = m.nextSeq;
-        if (draw.seq < next) revert DrawAlreadyRegistered(draw.member, draw.seq);
+        if (draw.seq < next) revert DrawAlreadyRegistered(draw.member, draw.seq, drawOf[draw.member][draw.seq]);
         if (draw.seq != next) revert SeqMismatch(draw.member, next, draw.seq);
         if (paused()) revert VaultPaused();
         if (m.frozenUntil > block.timestamp) revert MemberIsFrozen(draw.member);
@@ -143,6 +143,7 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
         uint256 coverable = draw.gap > deductible ? draw.gap - deductible : 0;
         if (draw.amount > coverable) revert DrawExceedsGap(draw.amount, coverable);
         if (draw.amount > m.cap) revert DrawExceedsCap(draw.amount, m.cap);
+        if (draw.legDeadline < draw.deadline) revert InvalidDeadlines(draw.deadline, draw.legDeadline);
         uint256 homeAmount = _checkLegs(draw.legs, draw.amount);
 
         drawHash = hashDraw(draw);
@@ -157,23 +158,26 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
         }
     }
 
-    /// @notice Pays this vault's leg of a draw registered on the member's home chain, once.
+    /// @notice Pays this vault's leg of a draw registered on the member's home chain: at most
+    ///         one leg per incident `(member, seq)` on this vault.
     /// @dev Guardians sign a `LegRelease` only after the registration is final on the home chain.
-    ///      A pause does not stop legs of registered draws; a member freeze does.
+    ///      A pause does not stop legs of registered draws; a member freeze does. A vault that
+    ///      registered `(member, seq)` itself (it was the member's home) pays no further leg of it.
     /// @param leg The release, as the guardians signed it.
     /// @param signatures At least `threshold` guardian signatures over `hashLegRelease(leg)`.
     function releaseLeg(LegRelease calldata leg, bytes calldata signatures) external {
         if (block.timestamp > leg.deadline) revert Expired(leg.deadline);
         Member storage m = _knownMember(leg.member);
         if (m.homeChainId == block.chainid) revert NotRemoteChain(leg.member);
-        if (legPaid[leg.drawHash]) revert LegAlreadyPaid(leg.drawHash);
+        bytes32 settled = drawOf[leg.member][leg.seq];
+        if (settled != bytes32(0)) revert LegAlreadyPaid(leg.member, leg.seq, settled);
         if (m.frozenUntil > block.timestamp) revert MemberIsFrozen(leg.member);
         if (leg.amount == 0) revert InvalidLegs();
         if (leg.amount > m.cap) revert DrawExceedsCap(leg.amount, m.cap);
 
         _verify(hashLegRelease(leg), signatures, threshold);
 
-        legPaid[leg.drawHash] = true;
+        drawOf[leg.member][leg.seq] = leg.drawHash;
         address recipient = m.recipient;
         _payout(recipient, leg.amount);
         emit LegPaid(leg.drawHash, leg.member, leg.seq, recipient, leg.amount);

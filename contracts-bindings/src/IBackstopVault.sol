@@ -167,8 +167,8 @@ interface IBackstopVault {
     error NotHomeChain(bytes32 member, uint64 homeChainId);
     /// @notice `releaseLeg` called on the member's home vault (its leg is paid at registration).
     error NotRemoteChain(bytes32 member);
-    /// @notice A draw for `(member, seq)` was already registered.
-    error DrawAlreadyRegistered(bytes32 member, uint64 seq);
+    /// @notice A draw for `(member, seq)` was already registered: `registered` is its digest.
+    error DrawAlreadyRegistered(bytes32 member, uint64 seq, bytes32 registered);
     /// @notice The draw's seq is not the member's next seq.
     error SeqMismatch(bytes32 member, uint64 expected, uint64 given);
     /// @notice Legs are not sorted by strictly ascending chain id, or the home leg names another vault.
@@ -179,8 +179,10 @@ interface IBackstopVault {
     error DrawExceedsGap(uint256 amount, uint256 coverable);
     /// @notice The draw or leg amount exceeds the member's per-incident cap.
     error DrawExceedsCap(uint256 amount, uint256 cap);
-    /// @notice The leg of this draw was already paid on this vault.
-    error LegAlreadyPaid(bytes32 drawHash);
+    /// @notice This vault already settled `(member, seq)`: `settled` is the draw it paid for.
+    error LegAlreadyPaid(bytes32 member, uint64 seq, bytes32 settled);
+    /// @notice The legs' deadline is before the registration deadline.
+    error InvalidDeadlines(uint64 deadline, uint64 legDeadline);
     /// @notice Payouts to the member are frozen.
     error MemberIsFrozen(bytes32 member);
     /// @notice The vault is paused.

@@ -403,6 +403,7 @@ async fn three_of_four_guardians_register_on_home_and_release_on_remote() {
         E::DrawAlreadyRegistered(BackstopVault::DrawAlreadyRegistered {
             member: member_id(),
             seq: 0,
+            registered: draw_hash,
         }),
     );
 
@@ -425,7 +426,15 @@ async fn three_of_four_guardians_register_on_home_and_release_on_remote() {
         c.remote.balance_of(recipient()).await - before_remote,
         U256::from(400 * UNIT)
     );
-    assert!(c.remote.vault().legPaid(draw_hash).call().await.unwrap());
+    assert_eq!(
+        c.remote
+            .vault()
+            .drawOf(member_id(), 0)
+            .call()
+            .await
+            .unwrap(),
+        draw_hash
+    );
     assert_reverts(
         c.remote
             .vault()
@@ -433,13 +442,16 @@ async fn three_of_four_guardians_register_on_home_and_release_on_remote() {
             .call()
             .await,
         E::LegAlreadyPaid(BackstopVault::LegAlreadyPaid {
-            drawHash: draw_hash,
+            member: member_id(),
+            seq: 0,
+            settled: draw_hash,
         }),
     );
 
-    // A fourth signature costs little more.
+    // A fourth signature costs little more (the leg of the member's next incident).
     let second = IBackstopVault::LegRelease {
         drawHash: keccak256("another registered draw"),
+        seq: 1,
         ..release
     };
     let all_sigs = sign_all(&second, &c.remote.id(), &c.keys);

@@ -15,14 +15,23 @@ interface VmExtra {
     function toString(bytes calldata value) external pure returns (string memory);
 }
 
-/// @notice The cheatcode handles, shared by tests and by non-test helpers (invariant handlers).
+/// @notice The cheatcode handles and `bound`, shared by tests and by non-test helpers (invariant handlers).
 abstract contract Cheats {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
     VmExtra internal constant vmx = VmExtra(address(uint160(uint256(keccak256("hevm cheat code")))));
+
+    /// @notice Maps `x` into `[min, max]` (inclusive), without overflow; `x` unchanged when already inside.
+    function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
+        require(min <= max, "bound: min > max");
+        if (x >= min && x <= max) return x;
+        uint256 size = max - min;
+        if (size == type(uint256).max) return x;
+        return min + x % (size + 1);
+    }
 }
 
 /// @notice Minimal replacement of forge-std's `Test`: assertions that revert with a
-///         descriptive message (forge fails a test that reverts), `bound`, and the hooks
+///         descriptive message (forge fails a test that reverts), `bound` (from `Cheats`), and the hooks
 ///         forge reads to target invariant runs.
 abstract contract BaseTest is Cheats {
     /// @notice Marks this contract as a test contract.
@@ -36,7 +45,6 @@ abstract contract BaseTest is Cheats {
 
     address[] private _targetedContracts;
     FuzzSelector[] private _targetedSelectors;
-    address[] private _excludedSenders;
 
     // ------------------------------------------------------------ invariant targets
 
@@ -50,21 +58,12 @@ abstract contract BaseTest is Cheats {
         return _targetedSelectors;
     }
 
-    /// @notice Senders an invariant run never uses.
-    function excludeSenders() public view returns (address[] memory) {
-        return _excludedSenders;
-    }
-
     function targetContract(address target) internal {
         _targetedContracts.push(target);
     }
 
     function targetSelector(FuzzSelector memory selector) internal {
         _targetedSelectors.push(selector);
-    }
-
-    function excludeSender(address sender) internal {
-        _excludedSenders.push(sender);
     }
 
     // ------------------------------------------------------------ assertions
@@ -205,17 +204,6 @@ abstract contract BaseTest is Cheats {
 
     function assertLe(uint256 a, uint256 b, string memory err) internal pure {
         if (a > b) fail(_message("assertLe failed", err, _pair(vmx.toString(a), " > ", vmx.toString(b))));
-    }
-
-    // ------------------------------------------------------------ fuzzing
-
-    /// @notice Maps `x` into `[min, max]` (inclusive), without overflow; `x` unchanged when already inside.
-    function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
-        require(min <= max, "bound: min > max");
-        if (x >= min && x <= max) return x;
-        uint256 size = max - min;
-        if (size == type(uint256).max) return x;
-        return min + x % (size + 1);
     }
 
     // ------------------------------------------------------------ internals

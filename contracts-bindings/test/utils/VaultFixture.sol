@@ -86,8 +86,9 @@ abstract contract VaultHelpers is Signers {
         pure
         returns (IBackstopVault.LegRelease memory)
     {
-        return
-            IBackstopVault.LegRelease({drawHash: drawHash, member: MEMBER, seq: seq, amount: amount, deadline: deadline});
+        return IBackstopVault.LegRelease({
+            drawHash: drawHash, member: MEMBER, seq: seq, amount: amount, deadline: deadline
+        });
     }
 
     function setMemberAction(bytes32 member, address recipient, uint64 homeChainId, uint128 cap, uint128 deductible)
@@ -161,8 +162,9 @@ abstract contract VaultFixture is BaseTest, VaultHelpers {
 
         vm.chainId(REMOTE_CHAIN);
         remoteToken = new MockToken("Pool USD (remote)", "pUSD");
-        remote =
-            new BackstopVault(IERC20(address(remoteToken)), "Backstop Remote", "bREM", guardians, 3, 2, defaultLimits());
+        remote = new BackstopVault(
+            IERC20(address(remoteToken)), "Backstop Remote", "bREM", guardians, 3, 2, defaultLimits()
+        );
         registerMember(remote, keys, T, MEMBER, recipient, HOME_CHAIN);
         depositFor(remote, lp, LIQUIDITY);
         vm.chainId(HOME_CHAIN);

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {BackstopVault} from "../src/BackstopVault.sol";
+import {IBackstopVault} from "../src/IBackstopVault.sol";
+import {BackstopHandler} from "./utils/BackstopHandler.sol";
+import {VaultFixture} from "./utils/VaultFixture.sol";
+
+/// @notice The design's invariants under random sequences of deposits, redemptions, draws,
+///         leg releases (including replays and forgeries), pauses, freezes and time.
+contract BackstopVaultInvariantTest is VaultFixture {
+    BackstopHandler internal handler;
+    address[] internal actors;
+
+    function setUp() public override {
+        super.setUp();
+        // Shorter cooldown and emergency states than the fixture's, so that a run of 64 calls
+        // sees redemptions mature and breakers expire.
+        IBackstopVault.Limits memory l = defaultLimits();
+        l.withdrawCooldown = 1 days;
+        l.emergencyDuration = 1 days;
+        changeLimits(home, l);
+        vm.chainId(REMOTE_CHAIN);
+        changeLimits(remote, l);
+        vm.chainId(HOME_CHAIN);
+        actors.push(lp);
+        actors.push(makeAddr("lp2"));
+        actors.push(makeAddr("lp3"));
+        handler = new BackstopHandler(home, remote, keys, recipient, actors);
+
+        targetContract(address(handler));
+        bytes4[] memory selectors = new bytes4[](11);
+        selectors[0] = BackstopHandler.deposit.selector;
+        selectors[1] = BackstopHandler.requestRedeem.selector;
+        selectors[2] = BackstopHandler.cancelRedeem.selector;
+        selectors[3] = BackstopHandler.redeem.selector;
+        selectors[4] = BackstopHandler.withdraw.selector;
+        selectors[5] = BackstopHandler.registerDraw.selector;
+        selectors[6] = BackstopHandler.registerDraw.selector; // draws twice as often
+        selectors[7] = BackstopHandler.releaseLeg.selector;
+        selectors[8] = BackstopHandler.pauseOrUnpause.selector;
+        selectors[9] = BackstopHandler.freezeOrUnfreeze.selector;
+        selectors[10] = BackstopHandler.warp.selector;
+        targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
+    }
+
+    /// @notice Payout safety, checked after every handler call: no leg paid twice, nothing
+    ///         paid beyond the registered draw or the incident's coverage, one draw per seq, and
+    ///         every call behaved as the model predicts (nothing forged or replayed accepted).
+    function invariant_payouts() public view {
+        checkNoLegPaidTwice();
+        checkPaidWithinRegisteredDraw();
+        checkPaidPerIncidentWithinCoverage();
+        checkOneDrawPerSeq();
+        checkOutcomesMatchModel();
+    }
+
+    /// @notice Depositor accounting, checked after every handler call: assets and shares are
+    ///         conserved and the outflow bucket stays within its capacity.
+    function invariant_accounting() public view {
+        checkAssets(home);
+        checkAssets(remote);
+        checkShares(home);
+        checkShares(remote);
+        assertLe(home.bucketAvailable(), home.limits().bucketCapacity, "home bucket above capacity");
+        assertLe(remote.bucketAvailable(), remote.limits().bucketCapacity, "remote bucket above capacity");
+    }
+
+    /// @notice The run really exercised the handler (guards against a vacuous pass).
+    function afterInvariant() public view {
+        assertGt(handler.totalCalls(), 0, "no handler calls");
+    }
+
+    function checkAssets(BackstopVault v) internal view {
+        uint256 expected =
+            handler.ghostDeposits(address(v)) - handler.ghostWithdrawals(address(v)) - handler.ghostPayouts(address(v));
+        assertEq(v.totalAssets(), expected, "totalAssets vs ghosts");
+        assertEq(IERC20(v.asset()).balanceOf(address(v)), v.totalAssets(), "balance vs totalAssets");
+    }
+
+    function checkShares(BackstopVault v) internal view {
+        uint256 held = 0;
+        uint256 requested = 0;
+        for (uint256 i = 0; i < actors.length; ++i) {
+            held += v.balanceOf(actors[i]);
+            requested += v.redeemRequest(actors[i]).shares;
+        }
+        uint256 escrow = v.balanceOf(address(v));
+        assertEq(v.totalSupply(), held + escrow, "supply vs balances + escrow");
+        assertEq(escrow, requested, "escrow vs requests");
+    }
+
+    /// @dev Each vault pays a draw at most once: the home leg at registration, a remote leg on release.
+    function checkNoLegPaidTwice() internal view {
+        for (uint256 seq = 0; seq < handler.drawCount(); ++seq) {
+            bytes32 h = handler.drawRecord(seq).drawHash;
+            assertLe(handler.payoutsForDraw(address(home), h), 1, "home paid twice");
+            assertLe(handler.payoutsForDraw(address(remote), h), 1, "remote paid twice");
+            bool paid = handler.payoutsForDraw(address(remote), h) == 1;
+            assertEq(remote.drawOf(MEMBER, uint64(seq)), paid ? h : bytes32(0), "leg recorded per incident");
+        }
+    }
+
+    /// @dev A draw paid at most its registered amount: exactly the home leg at home, nothing or
+    ///      exactly the remote leg on the remote vault.
+    function checkPaidWithinRegisteredDraw() internal view {
+        for (uint256 seq = 0; seq < handler.drawCount(); ++seq) {
+            BackstopHandler.DrawRecord memory r = handler.drawRecord(seq);
+            uint256 paidHome = handler.paidForDraw(address(home), r.drawHash);
+            uint256 paidRemote = handler.paidForDraw(address(remote), r.drawHash);
+            assertLe(paidHome + paidRemote, r.amount, "paid above the registered draw");
+            assertEq(paidHome, r.homeAmount, "home leg");
+            assertTrue(paidRemote == 0 || paidRemote == r.remoteAmount, "remote leg");
+        }
+    }
+
+    /// @dev No over-coverage: an incident paid at most min(gap - deductible, cap).
+    function checkPaidPerIncidentWithinCoverage() internal view {
+        for (uint64 seq = 0; seq < handler.drawCount(); ++seq) {
+            uint256 gap = handler.drawRecord(seq).gap;
+            uint256 coverable = gap > DEDUCTIBLE ? gap - DEDUCTIBLE : 0;
+            uint256 limit = coverable < CAP ? coverable : CAP;
+            assertLe(handler.paidForSeq(seq), limit, "over-coverage");
+        }
+    }
+
+    /// @dev At most one registered draw per (member, seq), and the vault's record matches it.
+    function checkOneDrawPerSeq() internal view {
+        uint256 n = handler.drawCount();
+        assertEq(home.nextSeq(MEMBER), n, "nextSeq counts registrations");
+        for (uint64 seq = 0; seq <= n; ++seq) {
+            assertLe(handler.registrations(seq), 1, "two draws for one seq");
+            bytes32 expected = seq < n ? handler.drawRecord(seq).drawHash : bytes32(0);
+            assertEq(home.drawOf(MEMBER, seq), expected, "drawOf");
+        }
+        assertEq(remote.nextSeq(MEMBER), 0, "the remote vault registers nothing");
+    }
+
+    function checkOutcomesMatchModel() internal view {
+        assertEq(handler.forbiddenSuccesses(), 0, "forged, replayed or excessive call accepted");
+        assertEq(handler.mismatches(), 0, "outcome differs from the model");
+    }
+}
