@@ -1,0 +1,512 @@
+//! Reads of contract state pinned to one block.
+//!
+//! Every read names its block by hash ([`PinnedBlock`]), so two nodes reading the same pinned
+//! block read the same state, and a block replaced by a reorg is never read by number by
+//! mistake. Answers are validated before they are returned: values that the contracts can
+//! never produce together (a guardian set out of order, thresholds out of range, a payout
+//! capacity that disagrees with the balance, bucket and floor read at the same block, an
+//! oracle time beyond u64) are [`ReadError::Inconsistent`], never values.
+
+use std::future::IntoFuture;
+
+use alloy::eips::{BlockId, RpcBlockHash};
+use alloy::primitives::{Address, B256, I256, U256};
+use alloy::providers::DynProvider;
+use backstop_contracts::bindings::{
+    BackstopVault, IBackstopVault, MockMember, MockOracle, MockToken,
+};
+
+use crate::rpc::{CallError, RpcError, RpcPool};
+use crate::tracker::BlockRef;
+
+/// A block that reads are pinned to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PinnedBlock {
+    /// Chain.
+    pub chain_id: u64,
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+}
+
+impl PinnedBlock {
+    /// The pinned block of `block` on `chain_id`.
+    pub fn of(chain_id: u64, block: &BlockRef) -> Self {
+        Self {
+            chain_id,
+            number: block.number,
+            hash: block.hash,
+        }
+    }
+
+    /// The block id used in calls: the hash (EIP-1898), so a replaced block is never read
+    /// by number by mistake.
+    pub fn block_id(&self) -> BlockId {
+        BlockId::Hash(RpcBlockHash {
+            block_hash: self.hash,
+            require_canonical: None,
+        })
+    }
+}
+
+/// Why a pinned read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The RPC failed (after retries).
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The answers contradict each other or the contract's invariants.
+    #[error("inconsistent state of {contract} at block {block}: {reason}")]
+    Inconsistent {
+        /// Contract read.
+        contract: Address,
+        /// Block number.
+        block: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A member protocol's solvency at a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Solvency {
+    /// Assets, pool-token units.
+    pub assets: U256,
+    /// Liabilities, pool-token units.
+    pub liabilities: U256,
+}
+
+impl Solvency {
+    /// `liabilities - assets` when positive.
+    pub fn gap(&self) -> Option<U256> {
+        self.liabilities
+            .checked_sub(self.assets)
+            .filter(|g| !g.is_zero())
+    }
+}
+
+/// An oracle's latest answer at a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OracleAnswer {
+    /// Round id.
+    pub round_id: u128,
+    /// Answer (signed, feed decimals).
+    pub answer: I256,
+    /// Last update time (unix seconds).
+    pub updated_at: u64,
+}
+
+/// A vault's state at a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultState {
+    /// Where it was read.
+    pub block: PinnedBlock,
+    /// Vault address.
+    pub vault: Address,
+    /// Pool token.
+    pub token: Address,
+    /// Pool-token balance of the vault.
+    pub balance: U256,
+    /// Outflow limits, reserve floor, cooldown and emergency duration.
+    pub limits: IBackstopVault::Limits,
+    /// What the outflow bucket allows now.
+    pub bucket_available: U256,
+    /// What the vault can pay now: `min(bucket, balance - reserve floor)`.
+    pub available_for_payout: U256,
+    /// Whether the vault is paused.
+    pub paused: bool,
+    /// End of the pause (unix seconds; zero or past when not paused).
+    pub paused_until: u64,
+    /// Guardian set, strictly ascending.
+    pub guardians: Vec<Address>,
+    /// t.
+    pub threshold: u8,
+    /// p.
+    pub pause_threshold: u8,
+    /// Rotations since deployment.
+    pub guardian_set_index: u64,
+}
+
+/// A member as a vault stores it, at a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// Recipient of payouts on this chain.
+    pub recipient: Address,
+    /// Home chain.
+    pub home_chain_id: u64,
+    /// Freeze expiry (unix seconds).
+    pub frozen_until: u64,
+    /// Whether payouts are frozen at that block.
+    pub frozen: bool,
+    /// Next draw seq (meaningful on the home vault).
+    pub next_seq: u64,
+    /// Per-incident cap.
+    pub cap: u128,
+    /// Deductible.
+    pub deductible: u128,
+}
+
+/// Largest guardian set a vault accepts.
+const MAX_GUARDIANS: usize = 32;
+
+/// Pinned reads over one chain's RPC pool.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    pool: &'a RpcPool,
+}
+
+fn vault_at(p: DynProvider, a: Address) -> BackstopVault::BackstopVaultInstance<DynProvider> {
+    BackstopVault::new(a, p)
+}
+
+impl<'a> Reader<'a> {
+    /// Reads through `pool`.
+    pub fn new(pool: &'a RpcPool) -> Self {
+        Self { pool }
+    }
+
+    fn check(&self, block: &PinnedBlock) -> Result<BlockId, ReadError> {
+        if block.chain_id != self.pool.chain_id() {
+            return Err(ReadError::Inconsistent {
+                contract: Address::ZERO,
+                block: block.number,
+                reason: format!(
+                    "block of chain {} read on chain {}",
+                    block.chain_id,
+                    self.pool.chain_id()
+                ),
+            });
+        }
+        Ok(block.block_id())
+    }
+
+    /// `solvency()` of a member protocol.
+    pub async fn solvency(
+        &self,
+        block: &PinnedBlock,
+        member: Address,
+    ) -> Result<Solvency, ReadError> {
+        let id = self.check(block)?;
+        let r = self
+            .pool
+            .call("solvency", |p| async move {
+                Ok(MockMember::new(member, p)
+                    .solvency()
+                    .block(id)
+                    .call()
+                    .await?)
+            })
+            .await?;
+        Ok(Solvency {
+            assets: r.assets,
+            liabilities: r.liabilities,
+        })
+    }
+
+    /// `latestRoundData()` of an AggregatorV3 oracle.
+    pub async fn oracle(
+        &self,
+        block: &PinnedBlock,
+        oracle: Address,
+    ) -> Result<OracleAnswer, ReadError> {
+        let id = self.check(block)?;
+        let r = self
+            .pool
+            .call("latestRoundData", |p| async move {
+                Ok(MockOracle::new(oracle, p)
+                    .latestRoundData()
+                    .block(id)
+                    .call()
+                    .await?)
+            })
+            .await?;
+        let updated_at = u64::try_from(r.updatedAt).map_err(|_| ReadError::Inconsistent {
+            contract: oracle,
+            block: block.number,
+            reason: format!("updatedAt {} beyond u64", r.updatedAt),
+        })?;
+        Ok(OracleAnswer {
+            round_id: r.roundId.to::<u128>(),
+            answer: r.answer,
+            updated_at,
+        })
+    }
+
+    /// A member's record on a vault; `None` when the vault does not know it.
+    pub async fn member(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        member: B256,
+    ) -> Result<Option<MemberRecord>, ReadError> {
+        let id = self.check(block)?;
+        let (m, frozen) = self
+            .pool
+            .call("member", |p| async move {
+                let v = vault_at(p, vault);
+                let m = v.member(member).block(id);
+                let f = v.isFrozen(member).block(id);
+                let (m, f) = futures::try_join!(m.call().into_future(), f.call().into_future())?;
+                Ok((m, f))
+            })
+            .await?;
+        if m.recipient == Address::ZERO {
+            return Ok(None);
+        }
+        Ok(Some(MemberRecord {
+            recipient: m.recipient,
+            home_chain_id: m.homeChainId,
+            frozen_until: m.frozenUntil,
+            frozen,
+            next_seq: m.nextSeq,
+            cap: m.cap,
+            deductible: m.deductible,
+        }))
+    }
+
+    /// The draw a vault settled for `(member, seq)` (zero when none): on the member's home
+    /// vault the registered draw, on another vault the draw whose leg it paid.
+    pub async fn draw_of(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        member: B256,
+        seq: u64,
+    ) -> Result<B256, ReadError> {
+        let id = self.check(block)?;
+        Ok(self
+            .pool
+            .call("drawOf", |p| async move {
+                Ok(vault_at(p, vault)
+                    .drawOf(member, seq)
+                    .block(id)
+                    .call()
+                    .await?)
+            })
+            .await?)
+    }
+
+    /// Whether a vault consumed an action id.
+    pub async fn action_used(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        action: B256,
+    ) -> Result<bool, ReadError> {
+        let id = self.check(block)?;
+        Ok(self
+            .pool
+            .call("actionUsed", |p| async move {
+                Ok(vault_at(p, vault)
+                    .actionUsed(action)
+                    .block(id)
+                    .call()
+                    .await?)
+            })
+            .await?)
+    }
+
+    /// Alert level of a subject on a vault.
+    pub async fn alert_level(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        subject: B256,
+    ) -> Result<u8, ReadError> {
+        let id = self.check(block)?;
+        Ok(self
+            .pool
+            .call("alertLevel", |p| async move {
+                Ok(vault_at(p, vault)
+                    .alertLevel(subject)
+                    .block(id)
+                    .call()
+                    .await?)
+            })
+            .await?)
+    }
+
+    /// The pool token of a vault (ERC-4626 `asset()`).
+    pub async fn vault_token(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+    ) -> Result<Address, ReadError> {
+        let id = self.check(block)?;
+        let token = self
+            .pool
+            .call("asset", |p| async move {
+                Ok(vault_at(p, vault).asset().block(id).call().await?)
+            })
+            .await?;
+        if token == Address::ZERO {
+            return Err(ReadError::Inconsistent {
+                contract: vault,
+                block: block.number,
+                reason: "zero pool token".into(),
+            });
+        }
+        Ok(token)
+    }
+
+    /// Everything about a vault the node decides on, read at one block and cross-checked.
+    pub async fn vault_state(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        token: Address,
+    ) -> Result<VaultState, ReadError> {
+        let id = self.check(block)?;
+        let s = self
+            .pool
+            .call("vault state", |p| async move {
+                let v = vault_at(p.clone(), vault);
+                let t = MockToken::new(token, p);
+                let balance = t.balanceOf(vault).block(id);
+                let limits = v.limits().block(id);
+                let bucket = v.bucketAvailable().block(id);
+                let available = v.availableForPayout().block(id);
+                let paused = v.paused().block(id);
+                let paused_until = v.pausedUntil().block(id);
+                let guardians = v.guardians().block(id);
+                let threshold = v.threshold().block(id);
+                let pause_threshold = v.pauseThreshold().block(id);
+                let set_index = v.guardianSetIndex().block(id);
+                let r = futures::try_join!(
+                    balance.call().into_future(),
+                    limits.call().into_future(),
+                    bucket.call().into_future(),
+                    available.call().into_future(),
+                    paused.call().into_future(),
+                    paused_until.call().into_future(),
+                    guardians.call().into_future(),
+                    threshold.call().into_future(),
+                    pause_threshold.call().into_future(),
+                    set_index.call().into_future(),
+                )
+                .map_err(CallError::from)?;
+                Ok(r)
+            })
+            .await?;
+        let (balance, limits, bucket, available, paused, paused_until, guardians, t, p, index) = s;
+        let state = VaultState {
+            block: *block,
+            vault,
+            token,
+            balance,
+            limits,
+            bucket_available: bucket,
+            available_for_payout: available,
+            paused,
+            paused_until,
+            guardians,
+            threshold: t,
+            pause_threshold: p,
+            guardian_set_index: index,
+        };
+        state.validate().map_err(|reason| ReadError::Inconsistent {
+            contract: vault,
+            block: block.number,
+            reason,
+        })?;
+        Ok(state)
+    }
+}
+
+impl VaultState {
+    /// Checks the state against the vault's invariants.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.guardians.len();
+        if n == 0 || n > MAX_GUARDIANS {
+            return Err(format!("{n} guardians"));
+        }
+        if self.guardians.windows(2).any(|w| w[0] >= w[1]) || self.guardians[0] == Address::ZERO {
+            return Err("guardian set not strictly ascending".into());
+        }
+        let (t, p) = (self.threshold as usize, self.pause_threshold as usize);
+        if p == 0 || p > t || t > n || 2 * t <= n {
+            return Err(format!("thresholds t={t} p={p} for {n} guardians"));
+        }
+        let capacity = U256::from(self.limits.bucketCapacity);
+        if self.bucket_available > capacity {
+            return Err(format!(
+                "bucket {} above capacity {capacity}",
+                self.bucket_available
+            ));
+        }
+        let above_floor = self.balance.saturating_sub(self.limits.reserveFloor);
+        let expected = self.bucket_available.min(above_floor);
+        if self.available_for_payout != expected {
+            return Err(format!(
+                "availableForPayout {} but min(bucket {}, balance {} - floor {}) = {expected}",
+                self.available_for_payout,
+                self.bucket_available,
+                self.balance,
+                self.limits.reserveFloor
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn state() -> VaultState {
+        VaultState {
+            block: PinnedBlock {
+                chain_id: 1,
+                number: 1,
+                hash: B256::ZERO,
+            },
+            vault: Address::repeat_byte(1),
+            token: Address::repeat_byte(2),
+            balance: U256::from(5_000),
+            limits: IBackstopVault::Limits {
+                bucketCapacity: 3_000,
+                refillPerSecond: 1,
+                reserveFloor: U256::from(1_000),
+                withdrawCooldown: 0,
+                emergencyDuration: 1,
+            },
+            bucket_available: U256::from(3_000),
+            available_for_payout: U256::from(3_000),
+            paused: false,
+            paused_until: 0,
+            guardians: (1..=4).map(Address::with_last_byte).collect(),
+            threshold: 3,
+            pause_threshold: 2,
+            guardian_set_index: 0,
+        }
+    }
+
+    #[test]
+    fn consistent_state_passes() {
+        state().validate().unwrap();
+    }
+
+    #[test]
+    fn inconsistent_states_are_rejected() {
+        let mut s = state();
+        s.available_for_payout = U256::from(3_001);
+        assert!(s.validate().is_err());
+        let mut s = state();
+        s.guardians.swap(0, 1);
+        assert!(s.validate().is_err());
+        let mut s = state();
+        s.threshold = 2; // not a majority of 4
+        assert!(s.validate().is_err());
+        let mut s = state();
+        s.pause_threshold = 4;
+        assert!(s.validate().is_err());
+        let mut s = state();
+        s.bucket_available = U256::from(3_001);
+        assert!(s.validate().is_err());
+        let mut s = state();
+        s.guardians.clear();
+        assert!(s.validate().is_err());
+    }
+}
