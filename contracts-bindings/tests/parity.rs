@@ -369,16 +369,7 @@ async fn three_of_four_guardians_register_on_home_and_release_on_remote() {
     let sigs = sign_all(&draw, &c.home.id(), signers);
 
     let before_home = c.home.balance_of(recipient()).await;
-    let receipt = c
-        .home
-        .vault()
-        .registerDraw(draw.clone(), sigs.clone())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined(c.home.vault().registerDraw(draw.clone(), sigs.clone())).await;
     assert!(receipt.status());
     println!("gas: registerDraw 3-of-4, 2 legs: {}", receipt.gas_used);
     assert_eq!(
@@ -410,16 +401,12 @@ async fn three_of_four_guardians_register_on_home_and_release_on_remote() {
     let release = c.leg_release(draw_hash, 400 * UNIT).await;
     let leg_sigs = sign_all(&release, &c.remote.id(), signers);
     let before_remote = c.remote.balance_of(recipient()).await;
-    let receipt = c
-        .remote
-        .vault()
-        .releaseLeg(release.clone(), leg_sigs.clone())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined(
+        c.remote
+            .vault()
+            .releaseLeg(release.clone(), leg_sigs.clone()),
+    )
+    .await;
     assert!(receipt.status());
     println!("gas: releaseLeg 3-of-4: {}", receipt.gas_used);
     assert_eq!(
@@ -455,16 +442,7 @@ async fn three_of_four_guardians_register_on_home_and_release_on_remote() {
         ..release
     };
     let all_sigs = sign_all(&second, &c.remote.id(), &c.keys);
-    let receipt = c
-        .remote
-        .vault()
-        .releaseLeg(second, all_sigs)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined(c.remote.vault().releaseLeg(second, all_sigs)).await;
     assert!(receipt.status());
     println!("gas: releaseLeg 4-of-4: {}", receipt.gas_used);
 }
@@ -618,19 +596,11 @@ async fn wrong_domain_and_expired_and_policy_cases_revert() {
         id: keccak256("freeze"),
         deadline: c.remote.deadline().await,
     };
-    let receipt = c
-        .remote
-        .vault()
-        .freezeMember(
-            freeze.clone(),
-            sign_all(&freeze, &c.remote.id(), &c.keys[..2]),
-        )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined(c.remote.vault().freezeMember(
+        freeze.clone(),
+        sign_all(&freeze, &c.remote.id(), &c.keys[..2]),
+    ))
+    .await;
     assert!(receipt.status());
     let small = c.leg_release(keccak256("registered"), 100 * UNIT).await;
     assert_reverts(
@@ -661,14 +631,7 @@ async fn wrong_domain_and_expired_and_policy_cases_revert() {
         id: keccak256("pause"),
         deadline: c.home.deadline().await,
     };
-    let receipt = vault
-        .pause(pause.clone(), sign_all(&pause, &id, &c.keys[..2]))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined(vault.pause(pause.clone(), sign_all(&pause, &id, &c.keys[..2]))).await;
     assert!(receipt.status());
     assert_reverts(
         vault

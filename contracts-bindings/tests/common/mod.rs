@@ -4,9 +4,11 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::bindings::{BackstopVault, IBackstopVault, MockToken};
 use backstop_contracts::eip712::{
@@ -88,6 +90,11 @@ impl Chain {
     }
 }
 
+/// Sends a contract call and waits for its receipt.
+pub async fn mined<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) -> TransactionReceipt {
+    call.send().await.unwrap().get_receipt().await.unwrap()
+}
+
 /// Spawns anvil with `chain_id`, deploys a token and a vault guarded by `keys`, and
 /// deposits `deposit` pool-token units.
 pub async fn start_chain(chain_id: u64, keys: &[PrivateKeySigner], deposit: u64) -> Chain {
@@ -128,30 +135,9 @@ pub async fn start_chain(chain_id: u64, keys: &[PrivateKeySigner], deposit: u64)
     .unwrap();
 
     let amount = U256::from(deposit);
-    token
-        .mint(depositor, amount)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    token
-        .approve(*vault.address(), amount)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let receipt = vault
-        .deposit(amount, depositor)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined(token.mint(depositor, amount)).await;
+    mined(token.approve(*vault.address(), amount)).await;
+    let receipt = mined(vault.deposit(amount, depositor)).await;
     assert!(receipt.status(), "deposit succeeds");
 
     Chain {
@@ -185,15 +171,7 @@ pub async fn set_member(chain: &Chain, keys: &[PrivateKeySigner], home: u64) {
         deadline: chain.deadline().await,
     };
     let sigs = sign_all(&action, &chain.id(), &keys[..THRESHOLD as usize]);
-    let receipt = chain
-        .vault()
-        .setMember(action, sigs)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined(chain.vault().setMember(action, sigs)).await;
     assert!(receipt.status(), "setMember succeeds");
 }
 
