@@ -74,6 +74,13 @@ async fn until(
     }
 }
 
+/// Waits for the watcher's first confirmed delivery: its start anchor is then fixed, so every
+/// block mined afterwards is delivered. Without this, a watcher whose start is delayed could
+/// anchor above a block the test expects to see.
+async fn started(rx: &mut mpsc::Receiver<ChainEvent>) {
+    until(rx, |e| confirmed(e).is_some()).await;
+}
+
 fn confirmed(e: &ChainEvent) -> Option<&ConfirmedBlock> {
     match e {
         ChainEvent::Confirmed(c) => Some(c),
@@ -1053,6 +1060,7 @@ async fn restarted_watcher_resumes_after_its_checkpoint_without_redelivery() {
     let chain = start_chain(31337, &keys, 50_000 * UNIT).await;
     set_member(&chain, &keys, chain.chain_id).await;
     let mut rx = spawn_watcher(&chain, watcher_cfg(&chain, vec![chain.http()], 2));
+    started(&mut rx).await;
     let ChainAction::FreezeMember { action, signatures } =
         freeze_action(&chain, &keys, "freeze-checkpoint").await
     else {
@@ -1107,6 +1115,7 @@ async fn reorg_of_delivered_blocks_is_reported_deep_and_the_new_blocks_are_deliv
     let chain = start_chain(31337, &keys, 50_000 * UNIT).await;
     set_member(&chain, &keys, chain.chain_id).await;
     let mut rx = spawn_watcher(&chain, watcher_cfg(&chain, vec![chain.http()], 1));
+    started(&mut rx).await;
     let ChainAction::FreezeMember { action, signatures } =
         freeze_action(&chain, &keys, "freeze-deep").await
     else {

@@ -1,0 +1,298 @@
+//! The behaviour every [`Kv`] backend must have for the node state, as one reusable check.
+//!
+//! [`check_store_contract`] runs the same assertions against any backend: the in-memory one
+//! here, RocksDB in `backstop-store`. It covers schema versioning, the sign-guard (record,
+//! repeat, conflict, persistence across reopen), every record type round-tripping through a
+//! reopen, atomic batches, and refusal of corrupt values. It panics with a message naming
+//! the broken rule; call it from a test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::kv::{Cf, Kv, WriteBatch};
+use crate::state::{
+    ActionRecord, CloseReason, GuardKey, GuardVerdict, IncidentRecord, NodeStore, Registration,
+    SCHEMA_KEY, SCHEMA_VERSION, StoreError, SubmissionRecord,
+};
+use crate::types::{Certificate, DrawProposal, IncidentKey, PinnedBlock, Subject, ThresholdAction};
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use backstop_contracts::eip712::{Draw, Leg, Pause, VaultId, sign_digest};
+
+/// A place a backend can be (re)opened from: a directory, a shared memory table...
+pub trait Reopen {
+    /// The backend.
+    type Kv: Kv;
+    /// Opens the backend (the previous handle was dropped).
+    fn open(&mut self) -> Self::Kv;
+}
+
+fn vault(c: u64) -> VaultId {
+    VaultId {
+        chain_id: c,
+        address: Address::with_last_byte(c as u8),
+    }
+}
+
+fn draw() -> Draw {
+    Draw {
+        member: B256::repeat_byte(1),
+        seq: 4,
+        gap: U256::from(10),
+        amount: U256::from(9),
+        legs: vec![Leg {
+            chainId: 1,
+            vault: Address::with_last_byte(1),
+            amount: U256::from(9),
+        }],
+        deadline: 50,
+        legDeadline: 60,
+    }
+}
+
+/// Runs every check; `fresh` gives an empty location each time it is called.
+pub fn check_store_contract<R: Reopen>(mut fresh: impl FnMut() -> R) {
+    schema_is_written_and_checked(fresh());
+    guard_records_once_and_refuses_conflicts(fresh());
+    records_survive_reopen(fresh());
+    batches_are_atomic_and_scans_ordered(fresh());
+    corrupt_values_are_refused(fresh());
+}
+
+fn schema_is_written_and_checked<R: Reopen>(mut place: R) {
+    let store = NodeStore::open(place.open()).expect("open an empty store");
+    let raw = store.kv().get(Cf::Meta, SCHEMA_KEY).unwrap();
+    assert_eq!(
+        raw,
+        Some(SCHEMA_VERSION.to_le_bytes().to_vec()),
+        "an empty store gets the schema version"
+    );
+    drop(store);
+    let mut kv = place.open();
+    let mut b = WriteBatch::default();
+    b.put(Cf::Meta, SCHEMA_KEY.to_vec(), 99u32.to_le_bytes().to_vec());
+    kv.write(b, true).unwrap();
+    let err = NodeStore::open(kv).expect_err("a store of another schema must be refused");
+    assert_eq!(err, StoreError::UnknownSchema { found: 99 });
+    assert!(
+        err.to_string().contains("99"),
+        "the error names the version"
+    );
+}
+
+fn guard_records_once_and_refuses_conflicts<R: Reopen>(mut place: R) {
+    let k1 = GuardKey::Draw {
+        key: IncidentKey {
+            member: B256::repeat_byte(1),
+            seq: 2,
+        },
+        attempt: 0,
+    };
+    let k2 = GuardKey::Leg {
+        draw_hash: B256::repeat_byte(2),
+        vault: vault(2),
+    };
+    let k3 = GuardKey::Action {
+        vault: vault(3),
+        id: B256::repeat_byte(3),
+    };
+    let (a, b) = (B256::repeat_byte(0xa), B256::repeat_byte(0xb));
+    {
+        let mut s = NodeStore::open(place.open()).unwrap();
+        assert_eq!(s.guard(k1, a).unwrap(), GuardVerdict::Recorded);
+        assert_eq!(s.guard(k1, a).unwrap(), GuardVerdict::AlreadyRecorded);
+        assert_eq!(
+            s.guard(k1, b).unwrap(),
+            GuardVerdict::Conflict { recorded: a }
+        );
+        assert_eq!(s.guard(k2, b).unwrap(), GuardVerdict::Recorded);
+        assert_eq!(s.guard(k3, a).unwrap(), GuardVerdict::Recorded);
+    }
+    let mut s = NodeStore::open(place.open()).unwrap();
+    assert_eq!(
+        s.guard(k1, b).unwrap(),
+        GuardVerdict::Conflict { recorded: a },
+        "the guard survives a reopen"
+    );
+    assert_eq!(s.guard(k2, b).unwrap(), GuardVerdict::AlreadyRecorded);
+    let mut entries = s.guard_entries().unwrap();
+    entries.sort();
+    let mut want = vec![(k1, a), (k2, b), (k3, a)];
+    want.sort();
+    assert_eq!(
+        entries, want,
+        "guard entries list exactly what was recorded"
+    );
+}
+
+fn records_survive_reopen<R: Reopen>(mut place: R) {
+    let key = IncidentKey {
+        member: B256::repeat_byte(1),
+        seq: 4,
+    };
+    let incident = IncidentRecord {
+        key,
+        home: vault(1),
+        opened_at: 10,
+        attempt: 3,
+        attempt_started: 20,
+        registration: Some(Registration {
+            draw_hash: B256::repeat_byte(7),
+            draw: draw(),
+            finalized: true,
+        }),
+        legs_done: vec![vault(2)],
+        closed: Some(CloseReason::Covered),
+    };
+    let proposal = DrawProposal {
+        key,
+        attempt: 3,
+        proposer: 1,
+        pinned: vec![PinnedBlock {
+            chain_id: 1,
+            number: 5,
+            hash: B256::repeat_byte(5),
+        }],
+        draw: draw(),
+    };
+    let signer = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x11)).unwrap();
+    let subject = Subject::Draw {
+        key,
+        attempt: 3,
+        vault: vault(1),
+        draw: draw(),
+    };
+    let digest = subject.digest();
+    let sig = sign_digest(&signer, digest).unwrap();
+    let cert = Certificate {
+        subject,
+        digest,
+        signatures: vec![sig],
+    };
+    let sub = SubmissionRecord {
+        last_at: 77,
+        count: 2,
+    };
+    let action = ActionRecord {
+        vault: vault(2),
+        action: ThresholdAction::Pause(Pause {
+            id: B256::repeat_byte(9),
+            deadline: 99,
+        }),
+        first_seen: 5,
+        approved: true,
+        executed: false,
+    };
+    {
+        let mut s = NodeStore::open(place.open()).unwrap();
+        s.put_incident(&incident).unwrap();
+        s.put_proposal(&proposal).unwrap();
+        s.put_attestation(digest, &sig).unwrap();
+        s.put_certificate(&cert).unwrap();
+        s.put_submission(digest, &sub).unwrap();
+        s.put_action(&action).unwrap();
+    }
+    let s = NodeStore::open(place.open()).unwrap();
+    let snap = s.load().unwrap();
+    assert_eq!(snap.incidents, vec![incident.clone()]);
+    assert_eq!(snap.proposals, vec![proposal]);
+    assert_eq!(snap.attestations, vec![(digest, sig)]);
+    assert_eq!(snap.certificates, vec![cert]);
+    assert_eq!(snap.submissions, vec![(digest, sub)]);
+    assert_eq!(snap.actions, vec![action]);
+    // Replacing an incident keeps one record.
+    drop(s);
+    let mut s = NodeStore::open(place.open()).unwrap();
+    let mut open = incident;
+    open.closed = None;
+    s.put_incident(&open).unwrap();
+    assert_eq!(s.load().unwrap().incidents, vec![open]);
+}
+
+fn batches_are_atomic_and_scans_ordered<R: Reopen>(mut place: R) {
+    let mut kv = place.open();
+    let mut b = WriteBatch::default();
+    b.put(Cf::Proposals, vec![3], vec![30])
+        .put(Cf::Proposals, vec![1], vec![10])
+        .put(Cf::Proposals, vec![2], vec![20])
+        .delete(Cf::Proposals, vec![2]);
+    kv.write(b, true).unwrap();
+    drop(kv);
+    let kv = place.open();
+    assert_eq!(
+        kv.scan(Cf::Proposals).unwrap(),
+        vec![(vec![1], vec![10]), (vec![3], vec![30])],
+        "one batch applied in order, scan ascending"
+    );
+    assert!(
+        kv.scan(Cf::Certificates).unwrap().is_empty(),
+        "families are separate"
+    );
+    assert_eq!(kv.get(Cf::Proposals, &[2]).unwrap(), None);
+}
+
+fn corrupt_values_are_refused<R: Reopen>(mut place: R) {
+    {
+        let _ = NodeStore::open(place.open()).unwrap();
+    }
+    let mut kv = place.open();
+    let mut b = WriteBatch::default();
+    b.put(Cf::Incidents, vec![1], vec![1, 2, 3]);
+    kv.write(b, true).unwrap();
+    let s = NodeStore::open(kv).unwrap();
+    assert!(
+        matches!(
+            s.load(),
+            Err(StoreError::Corrupt {
+                cf: "incidents",
+                ..
+            })
+        ),
+        "a value that does not decode is an error"
+    );
+    // Data without a schema version is refused too.
+    drop(s);
+    let mut kv = place.open();
+    let mut b = WriteBatch::default();
+    b.delete(Cf::Meta, SCHEMA_KEY.to_vec());
+    kv.write(b, true).unwrap();
+    assert_eq!(
+        NodeStore::open(kv).err(),
+        Some(StoreError::MissingSchema),
+        "data without a version is refused"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MemoryKv;
+
+    struct Mem(MemoryKv);
+    impl Reopen for Mem {
+        type Kv = MemoryKv;
+        fn open(&mut self) -> MemoryKv {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn memory_kv_keeps_the_store_contract() {
+        check_store_contract(|| Mem(MemoryKv::new()));
+    }
+
+    #[test]
+    fn guard_writes_are_synced() {
+        let kv = MemoryKv::new();
+        let mut s = NodeStore::open(kv.clone()).unwrap();
+        let before = kv.synced_writes();
+        s.guard(
+            GuardKey::Action {
+                vault: vault(1),
+                id: B256::ZERO,
+            },
+            B256::ZERO,
+        )
+        .unwrap();
+        assert_eq!(kv.synced_writes(), before + 1);
+    }
+}

@@ -1,0 +1,1633 @@
+//! The sans-IO agreement state machine of one node.
+//!
+//! [`Machine::handle`] takes an [`Event`] (a gap observation, a gossip message, a chain
+//! fact, a local request or a tick) and the current time, and returns [`Output`]s
+//! (messages to broadcast, certificates to submit, when to be woken). It reads chain state
+//! only through the injected [`StateView`], signs only through the injected
+//! [`GuardianSigner`], and keeps its state in a [`NodeStore`], from which
+//! [`Machine::restore`] rebuilds it after a restart.
+//!
+//! Invariants:
+//! - **record before sign**: every signature is preceded by a [`NodeStore::guard`] call that
+//!   recorded (synced) or found the same digest; a conflicting digest is never signed, so a
+//!   node signs at most one digest per `(member, seq, attempt)`, per `(draw hash, vault)`
+//!   and per `(vault, action id)`, across restarts;
+//! - a draw is signed only when the node's own view recomputes the same draw at the pinned
+//!   blocks, only for the proposer of that attempt, never after a draw of that key was seen
+//!   registered, and never while an earlier incident of the member is still open;
+//! - legs are signed only for the draw the home chain registered, and only once that
+//!   registration is final;
+//! - a certificate holds `quorum` signatures of distinct guardians, each verified against
+//!   the digest; attestations from non-guardians, for unknown digests, duplicates and stale
+//!   attempts are dropped and counted in [`Stats`];
+//! - everything kept for hostile input is bounded: proposals per incident, buffered
+//!   attestations per guardian, open actions.
+
+use crate::kv::Kv;
+use crate::state::{
+    ActionRecord, CloseReason, GuardKey, IncidentRecord, NodeStore, Registration, StoreError,
+    SubmissionRecord,
+};
+use crate::types::{
+    ActionAttestation, ActionProposal, Attempt, Certificate, Consortium, DrawAttestation,
+    DrawProposal, GapObservation, IncidentKey, LegAttestation, MAX_LEGS, MAX_PINNED, Message,
+    NodeIndex, PinnedBlock, Subject, ThresholdAction,
+};
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use backstop_contracts::eip712::{
+    Draw, GuardianSignature, LegRelease, Signable, VaultId, sign_digest,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tracing::{debug, info, warn};
+
+/// Why the view refuses or cannot answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    /// A pinned block is not a confirmed block of that chain (or not known yet).
+    #[error("unknown pinned block: {0}")]
+    UnknownBlock(String),
+    /// Policy refuses (member frozen, chain quarantined, breaker tripped, no gap...).
+    #[error("policy refuses: {0}")]
+    Policy(String),
+    /// The state could not be read.
+    #[error("state unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The node's own view of chain state, injected into the machine.
+pub trait StateView {
+    /// The member's home vault, if the member is known.
+    fn home_vault(&self, member: &B256) -> Option<VaultId>;
+    /// As proposer: pins one confirmed block per chain and computes the draw for `key`.
+    fn propose(
+        &mut self,
+        key: &IncidentKey,
+        now_ms: u64,
+    ) -> Result<(Vec<PinnedBlock>, Draw), ViewError>;
+    /// As attester: re-reads the pinned blocks, recomputes the draw and checks policy.
+    fn recompute(
+        &mut self,
+        key: &IncidentKey,
+        pinned: &[PinnedBlock],
+        now_ms: u64,
+    ) -> Result<Draw, ViewError>;
+    /// Whether this node approves the threshold action (a confirmed signal, an operator's
+    /// request...).
+    fn approve_action(
+        &mut self,
+        vault: &VaultId,
+        action: &ThresholdAction,
+        now_ms: u64,
+    ) -> Result<(), ViewError>;
+}
+
+/// Why signing failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("signer: {0}")]
+pub struct SignError(pub String);
+
+/// The node's guardian key, injected into the machine.
+pub trait GuardianSigner {
+    /// The guardian address.
+    fn address(&self) -> Address;
+    /// Signs a digest (already recorded by the sign-guard).
+    fn sign(&self, digest: B256) -> Result<GuardianSignature, SignError>;
+}
+
+impl GuardianSigner for PrivateKeySigner {
+    fn address(&self) -> Address {
+        alloy::signers::Signer::address(self)
+    }
+
+    fn sign(&self, digest: B256) -> Result<GuardianSignature, SignError> {
+        sign_digest(self, digest).map_err(|e| SignError(e.to_string()))
+    }
+}
+
+/// Checks a guardian signature over a digest (a pure function, so it may be memoized).
+pub trait SignatureCheck {
+    /// Whether `sig` over `digest` recovers to `sig.signer`.
+    fn check(&self, sig: &GuardianSignature, digest: B256) -> bool;
+}
+
+/// secp256k1 recovery through `GuardianSignature::verify`; the default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Secp256k1Check;
+
+impl SignatureCheck for Secp256k1Check {
+    fn check(&self, sig: &GuardianSignature, digest: B256) -> bool {
+        sig.verify(digest).is_ok()
+    }
+}
+
+/// Errors that stop the machine (the node must not go on without its store or signer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MachineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signer failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The configuration is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Timing and bounds.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The consortium.
+    pub consortium: Consortium,
+    /// This node's index in it.
+    pub me: NodeIndex,
+    /// Gaps at or below this do not open incidents.
+    pub dust: U256,
+    /// Timeout of attempt 0 (ms); attempt `a` waits `base · 2^min(a, max_timeout_doublings)`.
+    pub attempt_timeout_ms: u64,
+    /// Cap on the doublings of the attempt timeout.
+    pub max_timeout_doublings: u32,
+    /// Fallback `i` of a certificate submits `submit_delay_ms · (2^i - 1)` after it formed.
+    pub submit_delay_ms: u64,
+    /// Interval between resubmissions of a certificate not yet seen executed.
+    pub resubmit_ms: u64,
+    /// Interval between rebroadcasts of own leg and action attestations.
+    pub rebroadcast_ms: u64,
+    /// A proposal may lead the current attempt by this many; a farther one (a node catching
+    /// up after a restart) is accepted at most once per `attempt_timeout_ms` per incident,
+    /// so a byzantine proposer cannot make a node record attempts at message rate.
+    pub attempt_lead: u32,
+    /// Proposals and attestations of attempts older than current minus this are stale.
+    pub attempt_window: u32,
+    /// Buffered attestations (digest not known yet) per guardian.
+    pub pending_per_signer: usize,
+    /// Buffered attestations older than this are dropped (ms).
+    pub pending_ttl_ms: u64,
+    /// Most open threshold actions tracked.
+    pub max_actions: usize,
+}
+
+impl Config {
+    /// Defaults for `consortium` and `me` (timings suit chains with ~1-12 s blocks).
+    pub fn new(consortium: Consortium, me: NodeIndex) -> Self {
+        Self {
+            consortium,
+            me,
+            dust: U256::ZERO,
+            attempt_timeout_ms: 4_000,
+            max_timeout_doublings: 3,
+            submit_delay_ms: 3_000,
+            resubmit_ms: 30_000,
+            rebroadcast_ms: 5_000,
+            attempt_lead: 4,
+            attempt_window: 32,
+            pending_per_signer: 64,
+            pending_ttl_ms: 120_000,
+            max_actions: 1024,
+        }
+    }
+
+    /// Timeout of `attempt`.
+    pub fn attempt_timeout(&self, attempt: Attempt) -> u64 {
+        self.attempt_timeout_ms
+            .saturating_mul(1u64 << attempt.min(self.max_timeout_doublings).min(32))
+    }
+
+    /// Delay of submitter rank `rank` after the certificate formed.
+    pub fn submit_delay(&self, rank: usize) -> u64 {
+        let r = rank.min(20) as u32;
+        self.submit_delay_ms.saturating_mul((1u64 << r) - 1)
+    }
+}
+
+/// Input of the machine.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// This node's chain layer read a solvency gap at a confirmed head.
+    Observed(GapObservation),
+    /// A gossip message from node `from` (authenticated by its envelope).
+    Received {
+        /// Sender.
+        from: NodeIndex,
+        /// Payload.
+        message: Message,
+    },
+    /// The chain layer saw a draw registered on its home vault (`finalized` at confirmed
+    /// depth).
+    DrawRegistered {
+        /// Incident.
+        key: IncidentKey,
+        /// Digest of the registered draw.
+        draw_hash: B256,
+        /// The registered draw.
+        draw: Draw,
+        /// At confirmed depth.
+        finalized: bool,
+    },
+    /// The chain layer saw a remote leg paid.
+    LegExecuted {
+        /// Registered draw.
+        draw_hash: B256,
+        /// Paying vault.
+        vault: VaultId,
+    },
+    /// The chain layer saw a threshold action executed.
+    ActionExecuted {
+        /// Vault.
+        vault: VaultId,
+        /// Action id.
+        id: B256,
+    },
+    /// The policy layer or an operator asks for a threshold action.
+    RequestAction {
+        /// Vault.
+        vault: VaultId,
+        /// Action.
+        action: ThresholdAction,
+    },
+    /// Time passed.
+    Tick,
+}
+
+/// Output of the machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Gossip this to every node. Attestations in it are already recorded and signed.
+    Broadcast(Message),
+    /// Submit this certificate to its vault.
+    Submit(Certificate),
+    /// Deliver a [`Event::Tick`] at or after this time (ms).
+    WakeAt(u64),
+}
+
+/// Counters of what the machine did and dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Signatures produced.
+    pub signed: u64,
+    /// Certificates formed.
+    pub certificates: u64,
+    /// Submissions emitted.
+    pub submissions: u64,
+    /// Attestations or proposals signed by a non-guardian / sent by a non-proposer.
+    pub dropped_not_authorized: u64,
+    /// Signatures that do not recover to their claimed signer.
+    pub dropped_bad_signature: u64,
+    /// Attestations for digests that match nothing known.
+    pub dropped_unknown_digest: u64,
+    /// Duplicates.
+    pub dropped_duplicate: u64,
+    /// Old attempts, closed or registered incidents, expired deadlines.
+    pub dropped_stale: u64,
+    /// Proposals the view refused or that differ from the view's draw.
+    pub rejected_by_view: u64,
+    /// Two different proposals for one attempt.
+    pub equivocations: u64,
+    /// Signatures refused by the sign-guard.
+    pub guard_conflicts: u64,
+    /// Buffered attestations dropped (quota or age).
+    pub dropped_pending: u64,
+}
+
+struct Collector {
+    subject: Subject,
+    quorum: usize,
+    sigs: BTreeMap<Address, GuardianSignature>,
+    certified: bool,
+}
+
+struct Incident {
+    rec: IncidentRecord,
+    proposals: BTreeMap<Attempt, (DrawProposal, B256)>,
+    legs: BTreeMap<VaultId, B256>,
+    next_rebroadcast: u64,
+    last_far_jump: Option<u64>,
+}
+
+struct CertState {
+    cert: Certificate,
+    due: u64,
+    submission: Option<SubmissionRecord>,
+    done: bool,
+}
+
+struct ActionState {
+    rec: ActionRecord,
+    digest: B256,
+    next_rebroadcast: u64,
+}
+
+struct Pending {
+    message: Message,
+    at: u64,
+}
+
+/// The agreement state machine of one node.
+pub struct Machine<V, S, K> {
+    cfg: Config,
+    me_guardian: Address,
+    view: V,
+    signer: S,
+    store: NodeStore<K>,
+    incidents: BTreeMap<IncidentKey, Incident>,
+    open_by_member: BTreeMap<B256, u64>,
+    closed_through: BTreeMap<B256, u64>,
+    by_draw_hash: BTreeMap<B256, IncidentKey>,
+    collectors: BTreeMap<B256, Collector>,
+    certs: BTreeMap<B256, CertState>,
+    actions: BTreeMap<(VaultId, B256), ActionState>,
+    executed_actions: BTreeSet<(VaultId, B256)>,
+    pending: BTreeMap<B256, BTreeMap<Address, Pending>>,
+    pending_count: BTreeMap<Address, usize>,
+    deferred: BTreeMap<B256, (IncidentKey, B256, Draw, bool)>,
+    stats: Stats,
+    now: u64,
+    checker: Arc<dyn SignatureCheck + Send + Sync>,
+}
+
+impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
+    /// Builds the machine from the store's contents (empty on first start).
+    pub fn restore(
+        cfg: Config,
+        view: V,
+        signer: S,
+        store: NodeStore<K>,
+        now: u64,
+    ) -> Result<Self, MachineError> {
+        let me_guardian = signer.address();
+        match cfg.consortium.node(cfg.me) {
+            Some(node) if node.guardian == me_guardian => {}
+            _ => {
+                return Err(MachineError::Config(format!(
+                    "node {} of the consortium does not have guardian {me_guardian}",
+                    cfg.me
+                )));
+            }
+        }
+        let snapshot = store.load()?;
+        let mut m = Self {
+            cfg,
+            me_guardian,
+            view,
+            signer,
+            store,
+            incidents: BTreeMap::new(),
+            open_by_member: BTreeMap::new(),
+            closed_through: BTreeMap::new(),
+            by_draw_hash: BTreeMap::new(),
+            collectors: BTreeMap::new(),
+            certs: BTreeMap::new(),
+            actions: BTreeMap::new(),
+            executed_actions: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            pending_count: BTreeMap::new(),
+            deferred: BTreeMap::new(),
+            stats: Stats::default(),
+            now,
+            checker: Arc::new(Secp256k1Check),
+        };
+        let t = m.cfg.consortium.t();
+        for rec in snapshot.incidents {
+            if rec.closed.is_some() {
+                let c = m
+                    .closed_through
+                    .entry(rec.key.member)
+                    .or_insert(rec.key.seq);
+                *c = (*c).max(rec.key.seq);
+                continue;
+            }
+            m.open_by_member.insert(rec.key.member, rec.key.seq);
+            if let Some(r) = &rec.registration {
+                m.by_draw_hash.insert(r.draw_hash, rec.key);
+            }
+            m.incidents.insert(
+                rec.key,
+                Incident {
+                    rec,
+                    proposals: BTreeMap::new(),
+                    legs: BTreeMap::new(),
+                    next_rebroadcast: now,
+                    last_far_jump: None,
+                },
+            );
+        }
+        for p in snapshot.proposals {
+            let Some(inc) = m.incidents.get_mut(&p.key) else {
+                continue;
+            };
+            let vault = inc.rec.home;
+            let digest = p.draw.digest(&vault);
+            m.collectors.entry(digest).or_insert_with(|| Collector {
+                subject: Subject::Draw {
+                    key: p.key,
+                    attempt: p.attempt,
+                    vault,
+                    draw: p.draw.clone(),
+                },
+                quorum: t,
+                sigs: BTreeMap::new(),
+                certified: false,
+            });
+            inc.proposals.insert(p.attempt, (p, digest));
+        }
+        for a in snapshot.actions {
+            if a.executed {
+                m.executed_actions.insert((a.vault, a.action.id()));
+                continue;
+            }
+            let digest = a.action.digest(&a.vault);
+            m.collectors.insert(
+                digest,
+                Collector {
+                    subject: Subject::Action {
+                        vault: a.vault,
+                        action: a.action.clone(),
+                    },
+                    quorum: a.action.quorum(&m.cfg.consortium),
+                    sigs: BTreeMap::new(),
+                    certified: false,
+                },
+            );
+            m.actions.insert(
+                (a.vault, a.action.id()),
+                ActionState {
+                    rec: a,
+                    digest,
+                    next_rebroadcast: now,
+                },
+            );
+        }
+        // Leg collectors of final registrations (re-signing is idempotent via the guard).
+        let registered: Vec<IncidentKey> = m
+            .incidents
+            .values()
+            .filter(|i| i.rec.registration.as_ref().is_some_and(|r| r.finalized))
+            .map(|i| i.rec.key)
+            .collect();
+        let mut out = Vec::new();
+        for key in registered {
+            m.setup_legs(key, &mut out)?;
+        }
+        for (digest, sig) in snapshot.attestations {
+            if let Some(c) = m.collectors.get_mut(&digest) {
+                c.sigs.insert(sig.signer, sig);
+            }
+        }
+        for c in snapshot.certificates {
+            if let Some(col) = m.collectors.get_mut(&c.digest) {
+                col.certified = true;
+            }
+            let done = m.subject_done(&c.subject);
+            let due = now + m.submit_delay_for(&c.digest);
+            m.certs.insert(
+                c.digest,
+                CertState {
+                    cert: c,
+                    due,
+                    submission: None,
+                    done,
+                },
+            );
+        }
+        for (digest, s) in snapshot.submissions {
+            if let Some(cs) = m.certs.get_mut(&digest) {
+                cs.submission = Some(s);
+                cs.due = s.last_at.saturating_add(m.cfg.resubmit_ms).max(now);
+            }
+        }
+        let digests: Vec<B256> = m.collectors.keys().copied().collect();
+        for d in digests {
+            m.try_certify(d)?;
+        }
+        info!(
+            incidents = m.incidents.len(),
+            certificates = m.certs.len(),
+            actions = m.actions.len(),
+            "agreement state restored"
+        );
+        Ok(m)
+    }
+
+    /// Replaces the signature check (the simulation shares a memo of verified signatures
+    /// between its nodes; verification stays secp256k1 recovery).
+    pub fn with_signature_check(mut self, checker: Arc<dyn SignatureCheck + Send + Sync>) -> Self {
+        self.checker = checker;
+        self
+    }
+
+    fn verify(&self, sig: &GuardianSignature, digest: B256) -> bool {
+        self.checker.check(sig, digest)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The store.
+    pub fn store(&self) -> &NodeStore<K> {
+        &self.store
+    }
+
+    /// The view.
+    pub fn view(&self) -> &V {
+        &self.view
+    }
+
+    /// Open incidents and their current attempt.
+    pub fn open_incidents(&self) -> Vec<(IncidentKey, Attempt)> {
+        self.incidents
+            .values()
+            .map(|i| (i.rec.key, i.rec.attempt))
+            .collect()
+    }
+
+    /// Highest closed seq of each member.
+    pub fn closed_through(&self) -> &BTreeMap<B256, u64> {
+        &self.closed_through
+    }
+
+    /// Threshold actions tracked and not yet executed.
+    pub fn open_actions(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Handles one event at time `now` (ms).
+    pub fn handle(&mut self, now: u64, event: Event) -> Result<Vec<Output>, MachineError> {
+        self.now = self.now.max(now);
+        let mut out = Vec::new();
+        match event {
+            Event::Observed(obs) => self.on_observed(obs, &mut out)?,
+            Event::Received { from, message } => self.on_message(from, message, &mut out)?,
+            Event::DrawRegistered {
+                key,
+                draw_hash,
+                draw,
+                finalized,
+            } => self.on_registered(key, draw_hash, draw, finalized, &mut out)?,
+            Event::LegExecuted { draw_hash, vault } => self.on_leg_executed(draw_hash, vault)?,
+            Event::ActionExecuted { vault, id } => self.on_action_executed(vault, id)?,
+            Event::RequestAction { vault, action } => {
+                self.consider_action(vault, action, true, &mut out)?
+            }
+            Event::Tick => self.on_tick(&mut out)?,
+        }
+        if let Some(at) = self.next_wake() {
+            out.push(Output::WakeAt(at));
+        }
+        Ok(out)
+    }
+
+    fn now_s(&self) -> u64 {
+        self.now / 1000
+    }
+
+    // ------------------------------------------------------------------ incidents
+
+    fn open_incident(&mut self, key: IncidentKey, attempt: Attempt) -> Result<bool, MachineError> {
+        if self.incidents.contains_key(&key) {
+            return Ok(true);
+        }
+        if self
+            .closed_through
+            .get(&key.member)
+            .is_some_and(|&c| c >= key.seq)
+            || self.open_by_member.contains_key(&key.member)
+        {
+            return Ok(false);
+        }
+        let Some(home) = self.view.home_vault(&key.member) else {
+            debug!(member = %key.member, "unknown member");
+            return Ok(false);
+        };
+        let rec = IncidentRecord {
+            key,
+            home,
+            opened_at: self.now,
+            attempt,
+            attempt_started: self.now,
+            registration: None,
+            legs_done: Vec::new(),
+            closed: None,
+        };
+        self.store.put_incident(&rec)?;
+        info!(member = %key.member, seq = key.seq, attempt, "incident opened");
+        self.open_by_member.insert(key.member, key.seq);
+        self.incidents.insert(
+            key,
+            Incident {
+                rec,
+                proposals: BTreeMap::new(),
+                legs: BTreeMap::new(),
+                next_rebroadcast: self.now,
+                last_far_jump: None,
+            },
+        );
+        Ok(true)
+    }
+
+    fn on_observed(
+        &mut self,
+        obs: GapObservation,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        let key = obs.key;
+        if obs.gap() <= self.cfg.dust {
+            // The gap is gone: an incident with no registered draw resolves.
+            if let Some(inc) = self.incidents.get(&key)
+                && inc.rec.registration.is_none()
+            {
+                self.close(key, CloseReason::Resolved)?;
+            }
+            return Ok(());
+        }
+        if self.incidents.contains_key(&key) {
+            return Ok(());
+        }
+        if self.view.home_vault(&key.member).map(|v| v.chain_id) != Some(obs.home_chain_id) {
+            return Ok(());
+        }
+        if self.open_incident(key, 0)? && self.cfg.consortium.proposer(&key, 0) == self.cfg.me {
+            self.propose(key, 0, out)?;
+        }
+        Ok(())
+    }
+
+    fn propose(
+        &mut self,
+        key: IncidentKey,
+        attempt: Attempt,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        let (pinned, draw) = match self.view.propose(&key, self.now) {
+            Ok(x) => x,
+            Err(e) => {
+                debug!(member = %key.member, seq = key.seq, attempt, error = %e, "cannot propose");
+                return Ok(());
+            }
+        };
+        let proposal = DrawProposal {
+            key,
+            attempt,
+            proposer: self.cfg.me,
+            pinned,
+            draw,
+        };
+        out.push(Output::Broadcast(Message::Proposal(proposal.clone())));
+        self.on_proposal(self.cfg.me, proposal, out)
+    }
+
+    fn on_proposal(
+        &mut self,
+        from: NodeIndex,
+        p: DrawProposal,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        let key = p.key;
+        if from != p.proposer || self.cfg.consortium.proposer(&key, p.attempt) != from {
+            self.stats.dropped_not_authorized += 1;
+            return Ok(());
+        }
+        if p.pinned.len() > MAX_PINNED
+            || p.draw.legs.len() > MAX_LEGS
+            || p.draw.member != key.member
+            || p.draw.seq != key.seq
+        {
+            self.stats.rejected_by_view += 1;
+            return Ok(());
+        }
+        if self
+            .closed_through
+            .get(&key.member)
+            .is_some_and(|&c| c >= key.seq)
+            || self
+                .open_by_member
+                .get(&key.member)
+                .is_some_and(|&s| s > key.seq)
+            || self.now_s() > p.draw.deadline
+        {
+            self.stats.dropped_stale += 1;
+            return Ok(());
+        }
+        if self
+            .open_by_member
+            .get(&key.member)
+            .is_some_and(|&s| s < key.seq)
+        {
+            // An earlier incident of this member is still open here: paying the next one
+            // now could cover the same loss twice.
+            self.stats.rejected_by_view += 1;
+            return Ok(());
+        }
+        let mut validated = false;
+        if !self.incidents.contains_key(&key) {
+            // Validate before opening, so garbage does not open incidents.
+            if !self.validate(&p) {
+                return Ok(());
+            }
+            validated = true;
+            if !self.open_incident(key, p.attempt)? {
+                self.stats.dropped_stale += 1;
+                return Ok(());
+            }
+        }
+        let lead = self.cfg.attempt_lead;
+        let window = self.cfg.attempt_window;
+        let now = self.now;
+        let Some(inc) = self.incidents.get(&key) else {
+            return Ok(());
+        };
+        let far = p.attempt > inc.rec.attempt.saturating_add(lead);
+        let far_allowed = inc
+            .last_far_jump
+            .is_none_or(|t| now >= t + self.cfg.attempt_timeout_ms);
+        if inc.rec.registration.is_some()
+            || p.attempt.saturating_add(window) < inc.rec.attempt
+            || (far && !far_allowed)
+        {
+            self.stats.dropped_stale += 1;
+            return Ok(());
+        }
+        if let Some((known, _)) = inc.proposals.get(&p.attempt) {
+            if *known == p {
+                self.stats.dropped_duplicate += 1;
+            } else {
+                self.stats.equivocations += 1;
+                warn!(member = %key.member, seq = key.seq, attempt = p.attempt, proposer = from, "equivocating proposer");
+            }
+            return Ok(());
+        }
+        let home = inc.rec.home;
+        if !validated && !self.validate(&p) {
+            return Ok(());
+        }
+        let digest = p.draw.digest(&home);
+        self.store.put_proposal(&p)?;
+        let attempt = p.attempt;
+        self.collectors.entry(digest).or_insert_with(|| Collector {
+            subject: Subject::Draw {
+                key,
+                attempt,
+                vault: home,
+                draw: p.draw.clone(),
+            },
+            quorum: self.cfg.consortium.t(),
+            sigs: BTreeMap::new(),
+            certified: false,
+        });
+        let now = self.now;
+        if let Some(inc) = self.incidents.get_mut(&key) {
+            inc.proposals.insert(attempt, (p, digest));
+            let floor = inc.rec.attempt.saturating_sub(window);
+            inc.proposals.retain(|a, _| *a >= floor);
+            if far {
+                inc.last_far_jump = Some(now);
+            }
+            if attempt > inc.rec.attempt {
+                inc.rec.attempt = attempt;
+                inc.rec.attempt_started = now;
+                let rec = inc.rec.clone();
+                self.store.put_incident(&rec)?;
+            }
+        }
+        if let Some(sig) = self.guarded_sign(GuardKey::Draw { key, attempt }, digest)? {
+            out.push(Output::Broadcast(Message::DrawAttestation(
+                DrawAttestation {
+                    key,
+                    attempt,
+                    digest,
+                    signature: sig,
+                },
+            )));
+        }
+        self.drain_pending(digest)?;
+        self.try_certify(digest)
+    }
+
+    /// Whether the view recomputes the proposed draw at its pinned blocks.
+    fn validate(&mut self, p: &DrawProposal) -> bool {
+        match self.view.recompute(&p.key, &p.pinned, self.now) {
+            Ok(d) if d == p.draw => true,
+            Ok(_) => {
+                self.stats.rejected_by_view += 1;
+                debug!(member = %p.key.member, seq = p.key.seq, attempt = p.attempt, "proposal differs from own view");
+                false
+            }
+            Err(e) => {
+                self.stats.rejected_by_view += 1;
+                debug!(member = %p.key.member, seq = p.key.seq, attempt = p.attempt, error = %e, "proposal refused");
+                false
+            }
+        }
+    }
+
+    /// Records `digest` in the sign-guard, then signs it and adds the signature to its
+    /// collector. `None` when the guard refuses.
+    fn guarded_sign(
+        &mut self,
+        key: GuardKey,
+        digest: B256,
+    ) -> Result<Option<GuardianSignature>, MachineError> {
+        let verdict = self.store.guard(key, digest)?;
+        if !verdict.may_sign() {
+            self.stats.guard_conflicts += 1;
+            warn!(?key, %digest, "sign-guard refused a second digest");
+            return Ok(None);
+        }
+        let sig = self.signer.sign(digest)?;
+        self.stats.signed += 1;
+        self.store.put_attestation(digest, &sig)?;
+        if let Some(c) = self.collectors.get_mut(&digest) {
+            c.sigs.insert(sig.signer, sig);
+        }
+        Ok(Some(sig))
+    }
+
+    fn on_message(
+        &mut self,
+        from: NodeIndex,
+        message: Message,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        if self.cfg.consortium.node(from).is_none() {
+            self.stats.dropped_not_authorized += 1;
+            return Ok(());
+        }
+        match message {
+            Message::Proposal(p) => self.on_proposal(from, p, out),
+            Message::DrawAttestation(a) => self.on_draw_attestation(a),
+            Message::LegAttestation(a) => self.on_leg_attestation(a),
+            Message::ActionProposal(ActionProposal { vault, action }) => {
+                self.consider_action(vault, action, false, out)
+            }
+            Message::ActionAttestation(a) => self.on_action_attestation(a, out),
+        }
+    }
+
+    /// Adds a signature to a known collector; counts why it is dropped otherwise.
+    fn collect(&mut self, digest: B256, sig: GuardianSignature) -> Result<bool, MachineError> {
+        let Some(c) = self.collectors.get(&digest) else {
+            return Ok(false);
+        };
+        if c.sigs.contains_key(&sig.signer) {
+            self.stats.dropped_duplicate += 1;
+            return Ok(true);
+        }
+        if c.certified {
+            // Late but harmless; no need to verify.
+            return Ok(true);
+        }
+        if !self.verify(&sig, digest) {
+            self.stats.dropped_bad_signature += 1;
+            return Ok(true);
+        }
+        self.store.put_attestation(digest, &sig)?;
+        if let Some(c) = self.collectors.get_mut(&digest) {
+            c.sigs.insert(sig.signer, sig);
+        }
+        self.try_certify(digest)?;
+        Ok(true)
+    }
+
+    fn buffer(&mut self, digest: B256, sig: GuardianSignature, message: Message) {
+        if !self.verify(&sig, digest) {
+            self.stats.dropped_bad_signature += 1;
+            return;
+        }
+        let count = self.pending_count.entry(sig.signer).or_insert(0);
+        let slot = self.pending.entry(digest).or_default();
+        if slot.contains_key(&sig.signer) {
+            self.stats.dropped_duplicate += 1;
+            return;
+        }
+        if *count >= self.cfg.pending_per_signer {
+            self.stats.dropped_pending += 1;
+            return;
+        }
+        *count += 1;
+        slot.insert(
+            sig.signer,
+            Pending {
+                message,
+                at: self.now,
+            },
+        );
+    }
+
+    fn drain_pending(&mut self, digest: B256) -> Result<(), MachineError> {
+        let Some(slot) = self.pending.remove(&digest) else {
+            return Ok(());
+        };
+        for (signer, p) in slot {
+            if let Some(c) = self.pending_count.get_mut(&signer) {
+                *c = c.saturating_sub(1);
+            }
+            let sig = match &p.message {
+                Message::DrawAttestation(a) => a.signature,
+                Message::LegAttestation(a) => a.signature,
+                _ => continue,
+            };
+            let Some(c) = self.collectors.get(&digest) else {
+                continue;
+            };
+            // Verified when buffered; the digest now matches a known subject.
+            if c.sigs.contains_key(&signer) || c.certified {
+                continue;
+            }
+            let same_subject = match (&p.message, &c.subject) {
+                (Message::DrawAttestation(a), Subject::Draw { key, .. }) => a.key == *key,
+                (Message::LegAttestation(a), Subject::Leg { vault, .. }) => a.vault == *vault,
+                _ => false,
+            };
+            if !same_subject {
+                self.stats.dropped_unknown_digest += 1;
+                continue;
+            }
+            self.store.put_attestation(digest, &sig)?;
+            if let Some(c) = self.collectors.get_mut(&digest) {
+                c.sigs.insert(signer, sig);
+            }
+        }
+        self.try_certify(digest)
+    }
+
+    fn on_draw_attestation(&mut self, a: DrawAttestation) -> Result<(), MachineError> {
+        if self
+            .cfg
+            .consortium
+            .index_of_guardian(&a.signature.signer)
+            .is_none()
+        {
+            self.stats.dropped_not_authorized += 1;
+            return Ok(());
+        }
+        if let Some(c) = self.collectors.get(&a.digest) {
+            match &c.subject {
+                // The same digest can be proposed in several attempts (same pinned state).
+                Subject::Draw { key, .. } if *key == a.key => {}
+                _ => {
+                    self.stats.dropped_unknown_digest += 1;
+                    return Ok(());
+                }
+            }
+            self.collect(a.digest, a.signature)?;
+            return Ok(());
+        }
+        // Unknown digest: stale, garbage, or ahead of its proposal.
+        if self
+            .closed_through
+            .get(&a.key.member)
+            .is_some_and(|&c| c >= a.key.seq)
+        {
+            self.stats.dropped_stale += 1;
+            return Ok(());
+        }
+        if let Some(inc) = self.incidents.get(&a.key) {
+            if inc.rec.registration.is_some()
+                || a.attempt.saturating_add(self.cfg.attempt_window) < inc.rec.attempt
+            {
+                self.stats.dropped_stale += 1;
+                return Ok(());
+            }
+            if inc.proposals.contains_key(&a.attempt) {
+                // We hold this attempt's proposal and its digest differs.
+                self.stats.dropped_unknown_digest += 1;
+                return Ok(());
+            }
+        }
+        self.buffer(a.digest, a.signature, Message::DrawAttestation(a));
+        Ok(())
+    }
+
+    fn try_certify(&mut self, digest: B256) -> Result<(), MachineError> {
+        let Some(c) = self.collectors.get_mut(&digest) else {
+            return Ok(());
+        };
+        if c.certified || c.sigs.len() < c.quorum {
+            return Ok(());
+        }
+        c.certified = true;
+        let cert = Certificate {
+            subject: c.subject.clone(),
+            digest,
+            signatures: c.sigs.values().take(c.quorum).copied().collect(),
+        };
+        self.store.put_certificate(&cert)?;
+        self.stats.certificates += 1;
+        debug!(%digest, "certificate formed");
+        let done = self.subject_done(&cert.subject);
+        let due = self.now + self.submit_delay_for(&digest);
+        self.certs.insert(
+            digest,
+            CertState {
+                cert,
+                due,
+                submission: None,
+                done,
+            },
+        );
+        Ok(())
+    }
+
+    fn submit_delay_for(&self, digest: &B256) -> u64 {
+        let c = &self.cfg.consortium;
+        self.cfg
+            .submit_delay(c.submitter_rank(c.designated_submitter(digest), self.cfg.me))
+    }
+
+    /// Whether the chain already did what `subject` asks (or it can no longer be done).
+    fn subject_done(&self, subject: &Subject) -> bool {
+        match subject {
+            Subject::Draw { key, draw, .. } => {
+                self.closed_through
+                    .get(&key.member)
+                    .is_some_and(|&c| c >= key.seq)
+                    || self
+                        .incidents
+                        .get(key)
+                        .is_none_or(|i| i.rec.registration.is_some())
+                    || self.now_s() > draw.deadline
+            }
+            Subject::Leg { vault, release } => {
+                self.now_s() > release.deadline
+                    || self
+                        .by_draw_hash
+                        .get(&release.drawHash)
+                        .and_then(|k| self.incidents.get(k))
+                        .is_none_or(|i| i.rec.legs_done.contains(vault))
+            }
+            Subject::Action { vault, action } => {
+                self.now_s() > action.deadline()
+                    || self
+                        .actions
+                        .get(&(*vault, action.id()))
+                        .is_none_or(|a| a.rec.executed)
+            }
+        }
+    }
+
+    fn on_registered(
+        &mut self,
+        key: IncidentKey,
+        draw_hash: B256,
+        draw: Draw,
+        finalized: bool,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        if draw.member != key.member || draw.seq != key.seq || draw.legs.len() > MAX_LEGS {
+            warn!(member = %key.member, seq = key.seq, "chain layer reported an inconsistent registration");
+            return Ok(());
+        }
+        if self
+            .closed_through
+            .get(&key.member)
+            .is_some_and(|&c| c >= key.seq)
+        {
+            return Ok(());
+        }
+        if !self.incidents.contains_key(&key) {
+            // Registered while this node had an older incident open, or never saw it.
+            if let Some(&open) = self.open_by_member.get(&key.member)
+                && open < key.seq
+            {
+                // The older incident closes first (its legs are executed or expire); keep
+                // the latest such registration per member and replay it then.
+                debug!(member = %key.member, seq = key.seq, open, "registration of a later seq deferred");
+                let newer = self
+                    .deferred
+                    .get(&key.member)
+                    .is_none_or(|(k, _, _, f)| k.seq < key.seq || (k.seq == key.seq && !f));
+                if newer {
+                    self.deferred
+                        .insert(key.member, (key, draw_hash, draw, finalized));
+                }
+                return Ok(());
+            }
+            if !self.open_incident(key, 0)? {
+                return Ok(());
+            }
+        }
+        let Some(inc) = self.incidents.get_mut(&key) else {
+            return Ok(());
+        };
+        match &mut inc.rec.registration {
+            Some(r) if r.draw_hash == draw_hash => {
+                if r.finalized || !finalized {
+                    return Ok(());
+                }
+                r.finalized = true;
+            }
+            Some(r) if r.finalized => {
+                warn!(member = %key.member, seq = key.seq, "a second registration reported for a final one; ignored");
+                return Ok(());
+            }
+            _ => {
+                inc.rec.registration = Some(Registration {
+                    draw_hash,
+                    draw,
+                    finalized,
+                });
+            }
+        }
+        let rec = inc.rec.clone();
+        self.by_draw_hash.insert(draw_hash, key);
+        self.store.put_incident(&rec)?;
+        info!(member = %key.member, seq = key.seq, %draw_hash, finalized, "draw registered");
+        if finalized {
+            self.setup_legs(key, out)?;
+            self.maybe_close(key)?;
+        }
+        Ok(())
+    }
+
+    /// For a final registration: a collector per remote leg, and this node's signature
+    /// over each release (idempotent).
+    fn setup_legs(&mut self, key: IncidentKey, out: &mut Vec<Output>) -> Result<(), MachineError> {
+        let Some(inc) = self.incidents.get(&key) else {
+            return Ok(());
+        };
+        let Some(reg) = inc.rec.registration.clone() else {
+            return Ok(());
+        };
+        let home = inc.rec.home;
+        let t = self.cfg.consortium.t();
+        let now_s = self.now_s();
+        for leg in &reg.draw.legs {
+            if leg.chainId == home.chain_id || leg.amount.is_zero() {
+                continue;
+            }
+            let vault = VaultId {
+                chain_id: leg.chainId,
+                address: leg.vault,
+            };
+            let release = LegRelease {
+                drawHash: reg.draw_hash,
+                member: key.member,
+                seq: key.seq,
+                amount: leg.amount,
+                deadline: reg.draw.legDeadline,
+            };
+            let digest = release.digest(&vault);
+            if let Some(inc) = self.incidents.get_mut(&key) {
+                inc.legs.insert(vault, digest);
+            }
+            self.collectors.entry(digest).or_insert_with(|| Collector {
+                subject: Subject::Leg {
+                    vault,
+                    release: release.clone(),
+                },
+                quorum: t,
+                sigs: BTreeMap::new(),
+                certified: false,
+            });
+            let signed = self
+                .collectors
+                .get(&digest)
+                .is_some_and(|c| c.sigs.contains_key(&self.me_guardian));
+            let done = self
+                .incidents
+                .get(&key)
+                .is_some_and(|i| i.rec.legs_done.contains(&vault));
+            if !signed && !done && now_s <= release.deadline {
+                let guard = GuardKey::Leg {
+                    draw_hash: reg.draw_hash,
+                    vault,
+                };
+                if let Some(sig) = self.guarded_sign(guard, digest)? {
+                    out.push(Output::Broadcast(Message::LegAttestation(LegAttestation {
+                        draw_hash: reg.draw_hash,
+                        vault,
+                        release,
+                        signature: sig,
+                    })));
+                }
+            }
+            self.drain_pending(digest)?;
+        }
+        Ok(())
+    }
+
+    fn on_leg_attestation(&mut self, a: LegAttestation) -> Result<(), MachineError> {
+        if self
+            .cfg
+            .consortium
+            .index_of_guardian(&a.signature.signer)
+            .is_none()
+        {
+            self.stats.dropped_not_authorized += 1;
+            return Ok(());
+        }
+        if a.release.drawHash != a.draw_hash {
+            self.stats.dropped_unknown_digest += 1;
+            return Ok(());
+        }
+        let digest = a.release.digest(&a.vault);
+        if self.collectors.contains_key(&digest) {
+            self.collect(digest, a.signature)?;
+            return Ok(());
+        }
+        if self.now_s() > a.release.deadline {
+            self.stats.dropped_stale += 1;
+            return Ok(());
+        }
+        if let Some(key) = self.by_draw_hash.get(&a.draw_hash)
+            && let Some(inc) = self.incidents.get(key)
+            && inc.rec.registration.as_ref().is_some_and(|r| r.finalized)
+        {
+            // We know this registration and its legs: the digest is not one of them.
+            self.stats.dropped_unknown_digest += 1;
+            return Ok(());
+        }
+        self.buffer(digest, a.signature, Message::LegAttestation(a));
+        Ok(())
+    }
+
+    fn on_leg_executed(&mut self, draw_hash: B256, vault: VaultId) -> Result<(), MachineError> {
+        let Some(&key) = self.by_draw_hash.get(&draw_hash) else {
+            return Ok(());
+        };
+        let Some(inc) = self.incidents.get_mut(&key) else {
+            return Ok(());
+        };
+        if inc.rec.legs_done.contains(&vault) {
+            return Ok(());
+        }
+        inc.rec.legs_done.push(vault);
+        let rec = inc.rec.clone();
+        if let Some(d) = inc.legs.get(&vault)
+            && let Some(c) = self.certs.get_mut(d)
+        {
+            c.done = true;
+        }
+        self.store.put_incident(&rec)?;
+        self.maybe_close(key)
+    }
+
+    fn maybe_close(&mut self, key: IncidentKey) -> Result<(), MachineError> {
+        let Some(inc) = self.incidents.get(&key) else {
+            return Ok(());
+        };
+        let Some(reg) = &inc.rec.registration else {
+            return Ok(());
+        };
+        if !reg.finalized {
+            return Ok(());
+        }
+        let expired = self.now_s() > reg.draw.legDeadline;
+        let all = reg.draw.legs.iter().all(|leg| {
+            leg.chainId == inc.rec.home.chain_id
+                || leg.amount.is_zero()
+                || inc.rec.legs_done.contains(&VaultId {
+                    chain_id: leg.chainId,
+                    address: leg.vault,
+                })
+        });
+        if all || expired {
+            self.close(key, CloseReason::Covered)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, key: IncidentKey, reason: CloseReason) -> Result<(), MachineError> {
+        let Some(mut inc) = self.incidents.remove(&key) else {
+            return Ok(());
+        };
+        inc.rec.closed = Some(reason);
+        self.store.put_incident(&inc.rec)?;
+        self.open_by_member.remove(&key.member);
+        let c = self.closed_through.entry(key.member).or_insert(key.seq);
+        *c = (*c).max(key.seq);
+        for (_, digest) in inc.proposals.values() {
+            self.collectors.remove(digest);
+            if let Some(c) = self.certs.get_mut(digest) {
+                c.done = true;
+            }
+        }
+        for digest in inc.legs.values() {
+            self.collectors.remove(digest);
+            if let Some(c) = self.certs.get_mut(digest) {
+                c.done = true;
+            }
+        }
+        if let Some(r) = &inc.rec.registration {
+            self.by_draw_hash.remove(&r.draw_hash);
+        }
+        info!(member = %key.member, seq = key.seq, ?reason, "incident closed");
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ actions
+
+    fn consider_action(
+        &mut self,
+        vault: VaultId,
+        action: ThresholdAction,
+        local: bool,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        let id = (vault, action.id());
+        if self.now_s() > action.deadline() || self.executed_actions.contains(&id) {
+            self.stats.dropped_stale += 1;
+            return Ok(());
+        }
+        if let Some(a) = self.actions.get(&id) {
+            if a.rec.action != action {
+                self.stats.dropped_unknown_digest += 1;
+            }
+            // Already approved or executed; a refused one is not kept, so it is new here.
+            return Ok(());
+        }
+        if self.actions.len() >= self.cfg.max_actions {
+            self.stats.dropped_pending += 1;
+            return Ok(());
+        }
+        if let Err(e) = self.view.approve_action(&vault, &action, self.now) {
+            self.stats.rejected_by_view += 1;
+            debug!(?action, error = %e, "threshold action refused");
+            return Ok(());
+        }
+        let digest = action.digest(&vault);
+        let rec = ActionRecord {
+            vault,
+            action: action.clone(),
+            first_seen: self.now,
+            approved: true,
+            executed: false,
+        };
+        self.store.put_action(&rec)?;
+        self.collectors.entry(digest).or_insert_with(|| Collector {
+            subject: Subject::Action {
+                vault,
+                action: action.clone(),
+            },
+            quorum: action.quorum(&self.cfg.consortium),
+            sigs: BTreeMap::new(),
+            certified: false,
+        });
+        self.actions.insert(
+            id,
+            ActionState {
+                rec,
+                digest,
+                next_rebroadcast: self.now + self.cfg.rebroadcast_ms,
+            },
+        );
+        if local {
+            out.push(Output::Broadcast(Message::ActionProposal(ActionProposal {
+                vault,
+                action: action.clone(),
+            })));
+        }
+        let guard = GuardKey::Action { vault, id: id.1 };
+        if let Some(sig) = self.guarded_sign(guard, digest)? {
+            out.push(Output::Broadcast(Message::ActionAttestation(
+                ActionAttestation {
+                    vault,
+                    action,
+                    signature: sig,
+                },
+            )));
+        }
+        self.try_certify(digest)
+    }
+
+    fn on_action_attestation(
+        &mut self,
+        a: ActionAttestation,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        if self
+            .cfg
+            .consortium
+            .index_of_guardian(&a.signature.signer)
+            .is_none()
+        {
+            self.stats.dropped_not_authorized += 1;
+            return Ok(());
+        }
+        let digest = a.action.digest(&a.vault);
+        if !self.collectors.contains_key(&digest) {
+            if !self.verify(&a.signature, digest) {
+                self.stats.dropped_bad_signature += 1;
+                return Ok(());
+            }
+            self.consider_action(a.vault, a.action.clone(), false, out)?;
+            if !self.collectors.contains_key(&digest) {
+                // Not approved here (or conflicting id): nothing to collect for.
+                return Ok(());
+            }
+        }
+        self.collect(digest, a.signature)?;
+        Ok(())
+    }
+
+    fn on_action_executed(&mut self, vault: VaultId, id: B256) -> Result<(), MachineError> {
+        self.executed_actions.insert((vault, id));
+        let Some(mut a) = self.actions.remove(&(vault, id)) else {
+            return Ok(());
+        };
+        a.rec.executed = true;
+        self.store.put_action(&a.rec)?;
+        self.collectors.remove(&a.digest);
+        if let Some(c) = self.certs.get_mut(&a.digest) {
+            c.done = true;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ time
+
+    fn on_tick(&mut self, out: &mut Vec<Output>) -> Result<(), MachineError> {
+        let now = self.now;
+        // Attempt timeouts.
+        let mut next_attempts = Vec::new();
+        for inc in self.incidents.values() {
+            if inc.rec.registration.is_none()
+                && now >= inc.rec.attempt_started + self.cfg.attempt_timeout(inc.rec.attempt)
+            {
+                next_attempts.push(inc.rec.key);
+            }
+        }
+        for key in next_attempts {
+            let window = self.cfg.attempt_window;
+            let Some(inc) = self.incidents.get_mut(&key) else {
+                continue;
+            };
+            inc.rec.attempt = inc.rec.attempt.saturating_add(1);
+            inc.rec.attempt_started = now;
+            let attempt = inc.rec.attempt;
+            let floor = attempt.saturating_sub(window);
+            let dropped: Vec<B256> = inc.proposals.range(..floor).map(|(_, (_, d))| *d).collect();
+            inc.proposals.retain(|a, _| *a >= floor);
+            let rec = inc.rec.clone();
+            for d in dropped {
+                self.collectors.remove(&d);
+            }
+            self.store.put_incident(&rec)?;
+            debug!(member = %key.member, seq = key.seq, attempt, "attempt timed out");
+            if self.cfg.consortium.proposer(&key, attempt) == self.cfg.me {
+                self.propose(key, attempt, out)?;
+            }
+        }
+        // Registrations deferred behind an incident that has closed since.
+        let ready: Vec<B256> = self
+            .deferred
+            .keys()
+            .filter(|m| !self.open_by_member.contains_key(*m))
+            .copied()
+            .collect();
+        for m in ready {
+            if let Some((key, draw_hash, draw, finalized)) = self.deferred.remove(&m) {
+                self.on_registered(key, draw_hash, draw, finalized, out)?;
+            }
+        }
+        // Close incidents whose legs expired; rebroadcast own leg attestations.
+        let keys: Vec<IncidentKey> = self.incidents.keys().copied().collect();
+        for key in keys {
+            self.maybe_close(key)?;
+            let Some(inc) = self.incidents.get_mut(&key) else {
+                continue;
+            };
+            if inc.legs.is_empty() || now < inc.next_rebroadcast {
+                continue;
+            }
+            inc.next_rebroadcast = now + self.cfg.rebroadcast_ms;
+            let Some(reg) = &inc.rec.registration else {
+                continue;
+            };
+            for (vault, digest) in &inc.legs {
+                if inc.rec.legs_done.contains(vault) {
+                    continue;
+                }
+                let Some(c) = self.collectors.get(digest) else {
+                    continue;
+                };
+                if let (Some(sig), Subject::Leg { release, .. }) =
+                    (c.sigs.get(&self.me_guardian), &c.subject)
+                {
+                    out.push(Output::Broadcast(Message::LegAttestation(LegAttestation {
+                        draw_hash: reg.draw_hash,
+                        vault: *vault,
+                        release: release.clone(),
+                        signature: *sig,
+                    })));
+                }
+            }
+        }
+        // Actions: forget expired ones, rebroadcast own attestations.
+        let now_s = self.now_s();
+        let expired: Vec<(VaultId, B256)> = self
+            .actions
+            .iter()
+            .filter(|(_, a)| now_s > a.rec.action.deadline())
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some(a) = self.actions.remove(&k) {
+                self.collectors.remove(&a.digest);
+            }
+        }
+        for a in self.actions.values_mut() {
+            if now < a.next_rebroadcast {
+                continue;
+            }
+            a.next_rebroadcast = now + self.cfg.rebroadcast_ms;
+            if let Some(sig) = self
+                .collectors
+                .get(&a.digest)
+                .and_then(|c| c.sigs.get(&self.me_guardian))
+            {
+                out.push(Output::Broadcast(Message::ActionAttestation(
+                    ActionAttestation {
+                        vault: a.rec.vault,
+                        action: a.rec.action.clone(),
+                        signature: *sig,
+                    },
+                )));
+            }
+        }
+        // Submitter schedule.
+        let digests: Vec<B256> = self
+            .certs
+            .iter()
+            .filter(|(_, c)| !c.done && now >= c.due)
+            .map(|(d, _)| *d)
+            .collect();
+        for d in digests {
+            let done = self
+                .certs
+                .get(&d)
+                .is_none_or(|c| self.subject_done(&c.cert.subject));
+            let resubmit = self.cfg.resubmit_ms;
+            let Some(c) = self.certs.get_mut(&d) else {
+                continue;
+            };
+            if done {
+                c.done = true;
+                continue;
+            }
+            let rec = SubmissionRecord {
+                last_at: now,
+                count: c.submission.map_or(0, |s| s.count).saturating_add(1),
+            };
+            c.submission = Some(rec);
+            c.due = now + resubmit;
+            out.push(Output::Submit(c.cert.clone()));
+            self.stats.submissions += 1;
+            self.store.put_submission(d, &rec)?;
+        }
+        self.certs.retain(|_, c| !c.done);
+        // Buffered attestations expire.
+        let ttl = self.cfg.pending_ttl_ms;
+        let mut freed: Vec<Address> = Vec::new();
+        self.pending.retain(|_, slot| {
+            slot.retain(|signer, p| {
+                let keep = now.saturating_sub(p.at) <= ttl;
+                if !keep {
+                    freed.push(*signer);
+                }
+                keep
+            });
+            !slot.is_empty()
+        });
+        for s in freed {
+            self.stats.dropped_pending += 1;
+            if let Some(c) = self.pending_count.get_mut(&s) {
+                *c = c.saturating_sub(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest time at which a tick has something to do.
+    pub fn next_wake(&self) -> Option<u64> {
+        let mut at: Option<u64> = None;
+        let mut take = |t: u64| at = Some(at.map_or(t, |a| a.min(t)));
+        for inc in self.incidents.values() {
+            match &inc.rec.registration {
+                None => take(inc.rec.attempt_started + self.cfg.attempt_timeout(inc.rec.attempt)),
+                Some(r) if r.finalized => {
+                    take(inc.next_rebroadcast);
+                    take((r.draw.legDeadline + 1) * 1000);
+                }
+                Some(_) => {}
+            }
+        }
+        for c in self.certs.values() {
+            if !c.done {
+                take(c.due);
+            }
+        }
+        for a in self.actions.values() {
+            take(a.next_rebroadcast);
+        }
+        at
+    }
+}

@@ -1,0 +1,1146 @@
+//! Deterministic simulation of a consortium: real state machines, real secp256k1 signing
+//! and verification, real node stores (any [`Disk`]: in memory by default, RocksDB in
+//! `backstop-store`'s tests), on a simulated network and simulated chains, all driven by one
+//! seeded generator and a virtual clock.
+//!
+//! One seed fixes everything: 4 to 10 nodes, up to f byzantine ones (equivocating proposer,
+//! garbage attestations, withheld messages, replays of old messages), crashes and restarts
+//! of honest nodes from their stores, message delay, loss, duplication, reordering and
+//! partitions until a heal time, 2 or 3 chains, 1 or 2 members with losses, threshold
+//! actions (approved ones requested at one honest node; unapproved ones pushed by byzantine
+//! nodes).
+//!
+//! Checked on every run ([`run`] returns a [`SimFailure`] otherwise):
+//! - no honest node emits two signatures over different digests for one sign-guard key
+//!   (draw `(member, seq, attempt)`, leg `(draw hash, vault)`, action `(vault, id)`);
+//! - at most one registered draw per `(member, seq)`; every paid remote leg is a leg of a
+//!   registered draw with that amount; paid per draw ≤ its amount ≤ its gap and the cap;
+//!   paid to a member ≤ its losses (no over-coverage);
+//! - no unapproved threshold action is executed;
+//! - after the heal time (network whole, crashed nodes restarted, t honest nodes connected)
+//!   every loss is covered, every honest node has closed every incident and every approved
+//!   action is executed within [`LIVENESS_BOUND_MS`].
+//!
+//! The trace hash is the keccak of the ordered log of processed events; the same seed gives
+//! the same hash.
+
+pub mod chain;
+pub mod rng;
+
+use crate::codec::Writer;
+use crate::kv::{Kv, KvError, MemoryKv};
+use crate::machine::{Config, Event, Machine, MachineError, Output, SignatureCheck};
+use crate::state::{GuardKey, NodeStore};
+use crate::types::{
+    ActionAttestation, Certificate, Consortium, DrawAttestation, DrawProposal, GapObservation,
+    IncidentKey, LegAttestation, Message, NodeIndex, NodeInfo, PinnedBlock, ThresholdAction,
+};
+use alloy::primitives::{Address, B256, Keccak256, U256, keccak256};
+use alloy::signers::local::PrivateKeySigner;
+use backstop_contracts::eip712::{
+    ClearAlert, FreezeMember, LegRelease, RaiseAlert, Signable, VaultId, sign_digest,
+};
+use chain::{Fact, SimChain, SimMember, SimView, World, WorldRef};
+use rng::Rng;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+/// Virtual time allowed after the heal for everything to settle.
+pub const LIVENESS_BOUND_MS: u64 = 600_000;
+/// Tick period of every node.
+pub const TICK_MS: u64 = 500;
+
+/// Where simulated nodes keep their stores; reopened after a crash.
+pub trait Disk {
+    /// The store backend.
+    type Kv: Kv;
+    /// Opens node `node`'s store (the previous handle has been dropped).
+    fn open(&mut self, node: usize) -> Result<Self::Kv, KvError>;
+}
+
+/// Stores in memory; a crash keeps them (they model the disk).
+#[derive(Default, Debug)]
+pub struct MemoryDisk {
+    kvs: BTreeMap<usize, MemoryKv>,
+}
+
+impl Disk for MemoryDisk {
+    type Kv = MemoryKv;
+    fn open(&mut self, node: usize) -> Result<MemoryKv, KvError> {
+        Ok(self.kvs.entry(node).or_default().clone())
+    }
+}
+
+/// secp256k1 verification memoized for one run: every node of the simulation verifies the
+/// same signatures; each distinct (digest, signer, signature) is recovered once.
+#[derive(Default)]
+pub struct MemoCheck {
+    seen: std::sync::Mutex<std::collections::HashMap<MemoKey, bool>>,
+}
+
+type MemoKey = (B256, Address, [u8; 65]);
+
+impl SignatureCheck for MemoCheck {
+    fn check(&self, sig: &backstop_contracts::eip712::GuardianSignature, digest: B256) -> bool {
+        let key = (digest, sig.signer, sig.signature.as_bytes());
+        let Ok(mut seen) = self.seen.lock() else {
+            return sig.verify(digest).is_ok();
+        };
+        *seen
+            .entry(key)
+            .or_insert_with(|| sig.verify(digest).is_ok())
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("seed={seed}: {reason}")]
+pub struct SimFailure {
+    /// The seed.
+    pub seed: u64,
+    /// What was violated.
+    pub reason: String,
+}
+
+/// Summary of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Nodes.
+    pub n: usize,
+    /// Byzantine nodes.
+    pub byzantine: usize,
+    /// Crashes of honest nodes.
+    pub crashes: usize,
+    /// Keccak of the ordered event log.
+    pub trace_hash: B256,
+    /// Events processed.
+    pub events: u64,
+    /// Draws registered.
+    pub registered: usize,
+    /// Remote legs paid.
+    pub legs_paid: usize,
+    /// Threshold actions executed.
+    pub actions_executed: usize,
+    /// Transactions applied.
+    pub txs_applied: usize,
+    /// Transactions reverted (duplicates of an applied one, mostly).
+    pub txs_reverted: usize,
+    /// Virtual time when the run settled (ms).
+    pub settled_at: u64,
+    /// Heal time (ms).
+    pub heal_at: u64,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        to: usize,
+        from: usize,
+        msg: Message,
+    },
+    Tick {
+        node: usize,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    Include {
+        cert: Certificate,
+    },
+    Request {
+        node: usize,
+        vault: VaultId,
+        action: ThresholdAction,
+    },
+    Noise {
+        node: usize,
+    },
+    Check,
+}
+
+struct Byz {
+    withhold_permille: u64,
+    equivocate: bool,
+    garbage: bool,
+    replay: bool,
+    recorded: Vec<Message>,
+}
+
+type SimMachine<K> = Machine<SimView, PrivateKeySigner, K>;
+
+struct Node<K> {
+    key: PrivateKeySigner,
+    machine: Option<SimMachine<K>>,
+    byz: Option<Byz>,
+    seen_cursor: usize,
+    final_cursor: usize,
+}
+
+struct Net {
+    loss: u64,
+    dup: u64,
+    delay_max: u64,
+    /// (from, until, group of each node).
+    partitions: Vec<(u64, u64, Vec<bool>)>,
+}
+
+struct Sim<D: Disk> {
+    seed: u64,
+    rng: Rng,
+    now: u64,
+    heal_at: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    next_seq: u64,
+    world: WorldRef,
+    consortium: Consortium,
+    order: Vec<usize>,
+    nodes: Vec<Node<D::Kv>>,
+    disk: D,
+    net: Net,
+    trace: Keccak256,
+    events: u64,
+    signed: BTreeMap<(Address, GuardKey), B256>,
+    crashes: usize,
+    checker: std::sync::Arc<MemoCheck>,
+}
+
+fn fail(seed: u64, reason: impl Into<String>) -> SimFailure {
+    SimFailure {
+        seed,
+        reason: reason.into(),
+    }
+}
+
+/// Runs seeds `first..first + count` on `threads` threads (each seed is independent and
+/// deterministic); returns the reports and the failures, each ordered by seed.
+pub fn run_many(first: u64, count: u64, threads: usize) -> (Vec<SimReport>, Vec<SimFailure>) {
+    let next = std::sync::atomic::AtomicU64::new(first);
+    let results = std::sync::Mutex::new((Vec::new(), Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if seed >= first + count {
+                        break;
+                    }
+                    let r = run(seed);
+                    if let Ok(mut all) = results.lock() {
+                        match r {
+                            Ok(rep) => all.0.push(rep),
+                            Err(e) => all.1.push(e),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let (mut ok, mut failed) = results.into_inner().unwrap_or_default();
+    ok.sort_by_key(|r: &SimReport| r.seed);
+    failed.sort_by_key(|f: &SimFailure| f.seed);
+    (ok, failed)
+}
+
+/// Runs `seed` with in-memory stores.
+pub fn run(seed: u64) -> Result<SimReport, SimFailure> {
+    run_on(seed, MemoryDisk::default())
+}
+
+/// Runs `seed` with the stores of `disk`.
+pub fn run_on<D: Disk>(seed: u64, disk: D) -> Result<SimReport, SimFailure> {
+    let mut sim = Sim::new(seed, disk)?;
+    sim.run()
+}
+
+impl<D: Disk> Sim<D> {
+    fn new(seed: u64, disk: D) -> Result<Self, SimFailure> {
+        let mut rng = Rng::new(seed);
+        let n = rng.range(4, 10) as usize;
+        let keys: Vec<PrivateKeySigner> = (0..n)
+            .map(|i| {
+                let mut buf = [0u8; 16];
+                buf[..8].copy_from_slice(&seed.to_le_bytes());
+                buf[8..].copy_from_slice(&(i as u64).to_le_bytes());
+                PrivateKeySigner::from_bytes(&keccak256(buf))
+                    .map_err(|e| fail(seed, format!("key: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let infos: Vec<NodeInfo> = keys
+            .iter()
+            .map(|k| NodeInfo {
+                identity: keccak256(k.address()).0,
+                guardian: k.address(),
+            })
+            .collect();
+        let consortium =
+            Consortium::new(infos.clone()).map_err(|e| fail(seed, format!("consortium: {e}")))?;
+        // Node i of the simulation is at index order[i] of the sorted consortium.
+        let order: Vec<usize> = infos
+            .iter()
+            .map(|i| usize::from(consortium.index_of_guardian(&i.guardian).unwrap_or(0)))
+            .collect();
+        let f = consortium.f();
+        let byz_count = rng.range(0, f as u64) as usize;
+        let mut byz_nodes = BTreeSet::new();
+        while byz_nodes.len() < byz_count {
+            byz_nodes.insert(rng.range(0, n as u64 - 1) as usize);
+        }
+
+        let chain_count = rng.range(2, 3) as usize;
+        let mut chains = Vec::new();
+        for c in 0..chain_count {
+            chains.push(SimChain {
+                vault: VaultId {
+                    chain_id: 100 + c as u64,
+                    address: Address::from_word(keccak256([c as u8, 0xaa])),
+                },
+                // Often too small for a draw alone, so remote legs are exercised.
+                balance0: U256::from(rng.range(5_000, 150_000)),
+                payouts: Vec::new(),
+                registered: BTreeMap::new(),
+                leg_paid: BTreeMap::new(),
+                actions: BTreeMap::new(),
+            });
+        }
+        let heal_at = rng.range(10_000, 40_000);
+        let member_count = rng.range(1, 2) as usize;
+        let mut members = Vec::new();
+        for i in 0..member_count {
+            let shocks = (0..rng.range(1, 3))
+                .map(|_| {
+                    (
+                        rng.range(3_000, heal_at.saturating_sub(2_000)),
+                        U256::from(rng.range(1_000, 100_000)),
+                    )
+                })
+                .collect();
+            members.push(SimMember {
+                id: keccak256([i as u8, 0xbb]),
+                home: rng.range(0, chain_count as u64 - 1) as usize,
+                cap: U256::from(1_000_000u64),
+                shocks,
+            });
+        }
+        // Enough in the pool overall to cover every loss twice.
+        let losses: u64 = members
+            .iter()
+            .flat_map(|m| m.shocks.iter())
+            .map(|(_, a)| a.to::<u64>())
+            .sum();
+        let pool: u64 = chains.iter().map(|c| c.balance0.to::<u64>()).sum();
+        if pool < 2 * losses {
+            let c = rng.range(0, chain_count as u64 - 1) as usize;
+            chains[c].balance0 += U256::from(2 * losses - pool);
+        }
+        let world = World {
+            block_ms: 1_000,
+            depth: 2,
+            seed,
+            chains,
+            members,
+            guardians: keys.iter().map(|k| k.address()).collect(),
+            threshold: consortium.t(),
+            pause_threshold: consortium.p(),
+            approved: BTreeMap::new(),
+            facts: Vec::new(),
+            txs: Vec::new(),
+        };
+        let world = Rc::new(RefCell::new(world));
+
+        let mut partitions = Vec::new();
+        for _ in 0..rng.range(0, 2) {
+            let from = rng.range(0, heal_at.saturating_sub(3_000));
+            let until = (from + rng.range(2_000, 15_000)).min(heal_at);
+            let groups = (0..n).map(|_| rng.chance(500)).collect();
+            partitions.push((from, until, groups));
+        }
+        let net = Net {
+            loss: rng.range(0, 200),
+            dup: rng.range(0, 100),
+            delay_max: rng.range(20, 400),
+            partitions,
+        };
+
+        let mut nodes = Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let byz = byz_nodes.contains(&i).then(|| Byz {
+                withhold_permille: if rng.chance(500) {
+                    1000
+                } else {
+                    rng.range(0, 700)
+                },
+                equivocate: rng.chance(700),
+                garbage: rng.chance(700),
+                replay: rng.chance(700),
+                recorded: Vec::new(),
+            });
+            nodes.push(Node {
+                key,
+                machine: None,
+                byz,
+                seen_cursor: 0,
+                final_cursor: 0,
+            });
+        }
+        let mut sim = Self {
+            seed,
+            rng,
+            now: 0,
+            heal_at,
+            queue: BTreeMap::new(),
+            next_seq: 0,
+            world,
+            consortium,
+            order,
+            nodes,
+            disk,
+            net,
+            trace: Keccak256::new(),
+            events: 0,
+            signed: BTreeMap::new(),
+            crashes: 0,
+            checker: std::sync::Arc::new(MemoCheck::default()),
+        };
+        for i in 0..n {
+            sim.start(i)?;
+            let offset = sim.rng.range(0, TICK_MS - 1);
+            sim.schedule(offset, Ev::Tick { node: i });
+            if sim.nodes[i].byz.is_some() {
+                let at = sim.rng.range(1_000, 3_000);
+                sim.schedule(at, Ev::Noise { node: i });
+            }
+        }
+        // Crashes of honest nodes, all restarted by the heal.
+        let honest: Vec<usize> = (0..n).filter(|i| !byz_nodes.contains(i)).collect();
+        for _ in 0..sim.rng.range(0, 2) {
+            let node = honest[sim.rng.range(0, honest.len() as u64 - 1) as usize];
+            let at = sim.rng.range(1_000, heal_at.saturating_sub(1_000));
+            let back = (at + sim.rng.range(500, 15_000)).min(heal_at);
+            sim.schedule(at, Ev::Crash { node });
+            sim.schedule(back, Ev::Restart { node });
+        }
+        // Threshold actions: approved ones requested at one honest node, at random times.
+        for _ in 0..sim.rng.range(0, 2) {
+            let c = sim.rng.range(0, chain_count as u64 - 1) as usize;
+            let vault = sim.world.borrow().chains[c].vault;
+            let id = B256::from(sim.rng.bytes32());
+            let action = match sim.rng.range(0, 2) {
+                0 => ThresholdAction::RaiseAlert(RaiseAlert {
+                    subject: B256::from(sim.rng.bytes32()),
+                    level: sim.rng.range(1, 3) as u8,
+                    id,
+                    deadline: chain::GENESIS_S + 10_000,
+                }),
+                1 => ThresholdAction::ClearAlert(ClearAlert {
+                    subject: B256::from(sim.rng.bytes32()),
+                    id,
+                    deadline: chain::GENESIS_S + 10_000,
+                }),
+                _ => ThresholdAction::Freeze(FreezeMember {
+                    // A member that draws nothing in this run.
+                    member: keccak256([0xee, c as u8]),
+                    id,
+                    deadline: chain::GENESIS_S + 10_000,
+                }),
+            };
+            sim.world
+                .borrow_mut()
+                .approved
+                .insert((vault, id), action.clone());
+            let node = honest[sim.rng.range(0, honest.len() as u64 - 1) as usize];
+            let at = sim.rng.range(1_000, heal_at);
+            sim.schedule(
+                at,
+                Ev::Request {
+                    node,
+                    vault,
+                    action,
+                },
+            );
+        }
+        sim.schedule(heal_at, Ev::Check);
+        Ok(sim)
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        self.queue.insert((at, self.next_seq), ev);
+        self.next_seq += 1;
+    }
+
+    fn start(&mut self, i: usize) -> Result<(), SimFailure> {
+        let seed = self.seed;
+        let kv = self
+            .disk
+            .open(i)
+            .map_err(|e| fail(seed, format!("open store of node {i}: {e}")))?;
+        let store = NodeStore::open(kv).map_err(|e| fail(seed, format!("node {i}: {e}")))?;
+        let me = self.order[i] as NodeIndex;
+        let mut cfg = Config::new(self.consortium.clone(), me);
+        cfg.attempt_timeout_ms = 4_000;
+        cfg.submit_delay_ms = 3_000;
+        let machine = Machine::restore(
+            cfg,
+            SimView::new(self.world.clone()),
+            self.nodes[i].key.clone(),
+            store,
+            self.unix_ms(),
+        )
+        .map_err(|e| fail(seed, format!("restore node {i}: {e}")))?
+        .with_signature_check(self.checker.clone());
+        let node = &mut self.nodes[i];
+        node.machine = Some(machine);
+        node.seen_cursor = 0;
+        node.final_cursor = 0;
+        Ok(())
+    }
+
+    /// The nodes' clock: unix milliseconds (the chains' timestamps start at GENESIS_S).
+    fn unix_ms(&self) -> u64 {
+        chain::GENESIS_S * 1000 + self.now
+    }
+
+    fn log(&mut self, tag: u8, node: usize, payload: &[u8]) {
+        let mut w = Writer::new();
+        w.u64(self.now).u8(tag).u32(node as u32).bytes(payload);
+        self.trace.update(w.into_bytes());
+        self.events += 1;
+    }
+
+    fn partitioned(&self, a: usize, b: usize) -> bool {
+        self.net
+            .partitions
+            .iter()
+            .any(|(from, until, g)| self.now >= *from && self.now < *until && g[a] != g[b])
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Message) {
+        if self.now < self.heal_at {
+            if self.partitioned(from, to) || self.rng.chance(self.net.loss) {
+                return;
+            }
+            if self.rng.chance(self.net.dup) {
+                let d = self.rng.range(1, self.net.delay_max);
+                self.schedule(
+                    self.now + d,
+                    Ev::Deliver {
+                        to,
+                        from,
+                        msg: msg.clone(),
+                    },
+                );
+            }
+        }
+        let d = self.rng.range(1, self.net.delay_max);
+        self.schedule(self.now + d, Ev::Deliver { to, from, msg });
+    }
+
+    fn broadcast(&mut self, from: usize, msg: Message) {
+        for to in 0..self.nodes.len() {
+            if to != from {
+                self.send(from, to, msg.clone());
+            }
+        }
+    }
+
+    /// Audits what an honest node signed: one digest per guard key, ever.
+    fn audit(&mut self, node: usize, msg: &Message) -> Result<(), SimFailure> {
+        let (signer, key, digest) = match msg {
+            Message::DrawAttestation(a) => (
+                a.signature.signer,
+                GuardKey::Draw {
+                    key: a.key,
+                    attempt: a.attempt,
+                },
+                a.digest,
+            ),
+            Message::LegAttestation(a) => (
+                a.signature.signer,
+                GuardKey::Leg {
+                    draw_hash: a.draw_hash,
+                    vault: a.vault,
+                },
+                a.release.digest(&a.vault),
+            ),
+            Message::ActionAttestation(a) => (
+                a.signature.signer,
+                GuardKey::Action {
+                    vault: a.vault,
+                    id: a.action.id(),
+                },
+                a.action.digest(&a.vault),
+            ),
+            _ => return Ok(()),
+        };
+        if let Some(prev) = self.signed.insert((signer, key), digest)
+            && prev != digest
+        {
+            return Err(fail(
+                self.seed,
+                format!("honest node {node} signed two digests for {key:?}: {prev} then {digest}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, i: usize, event: Event) -> Result<(), SimFailure> {
+        let seed = self.seed;
+        let now = self.unix_ms();
+        let Some(m) = self.nodes[i].machine.as_mut() else {
+            return Ok(());
+        };
+        let outputs = m
+            .handle(now, event)
+            .map_err(|e: MachineError| fail(seed, format!("node {i} stopped: {e}")))?;
+        for o in outputs {
+            match o {
+                Output::Broadcast(msg) => self.emit(i, msg)?,
+                Output::Submit(cert) => {
+                    if self.nodes[i]
+                        .byz
+                        .as_ref()
+                        .is_some_and(|b| b.withhold_permille > 0)
+                    {
+                        continue;
+                    }
+                    let w = self.world.borrow();
+                    let at = w.block_time_ms(w.block_at(self.now) + 1);
+                    drop(w);
+                    self.schedule(at, Ev::Include { cert });
+                }
+                Output::WakeAt(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, i: usize, msg: Message) -> Result<(), SimFailure> {
+        let Some(byz) = self.nodes[i].byz.as_ref() else {
+            self.audit(i, &msg)?;
+            self.broadcast(i, msg);
+            return Ok(());
+        };
+        let withhold = byz.withhold_permille;
+        let equivocate = byz.equivocate;
+        if let (true, Message::Proposal(p)) = (equivocate, &msg) {
+            return self.equivocate(i, p.clone());
+        }
+        for to in 0..self.nodes.len() {
+            if to != i && !self.rng.chance(withhold) {
+                self.send(i, to, msg.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// A byzantine proposer sends its proposal to half the nodes and, to the other half, a
+    /// proposal pinned one block earlier (a different, possibly valid draw), signing both.
+    fn equivocate(&mut self, i: usize, p: DrawProposal) -> Result<(), SimFailure> {
+        let alt_pinned: Vec<PinnedBlock> = {
+            let w = self.world.borrow();
+            p.pinned
+                .iter()
+                .enumerate()
+                .map(|(c, b)| {
+                    let number = b.number.saturating_sub(1);
+                    PinnedBlock {
+                        chain_id: b.chain_id,
+                        number,
+                        hash: w.block_hash(c, number),
+                    }
+                })
+                .collect()
+        };
+        let alt_draw = {
+            let w = self.world.borrow();
+            w.compute_draw(&p.key, &alt_pinned).ok()
+        };
+        let mut alt = p.clone();
+        alt.pinned = alt_pinned;
+        alt.draw = match alt_draw {
+            Some(d) => d,
+            None => {
+                // Fall back to an inflated amount (honest nodes must refuse it).
+                let mut d = p.draw.clone();
+                d.amount += U256::from(1u64);
+                d
+            }
+        };
+        let home = self
+            .world
+            .borrow()
+            .chains
+            .iter()
+            .find(|c| p.draw.legs.iter().any(|l| l.chainId == c.vault.chain_id))
+            .map(|c| c.vault);
+        for to in 0..self.nodes.len() {
+            if to == i {
+                continue;
+            }
+            let which = if self.rng.chance(500) { &p } else { &alt };
+            self.send(i, to, Message::Proposal(which.clone()));
+            if let Some(vault) = home {
+                let home_vault = {
+                    let w = self.world.borrow();
+                    w.member_index(&p.key.member)
+                        .map(|m| w.chains[w.members[m].home].vault)
+                        .unwrap_or(vault)
+                };
+                let digest = which.draw.digest(&home_vault);
+                if let Ok(sig) = sign_digest(&self.nodes[i].key, digest) {
+                    self.send(
+                        i,
+                        to,
+                        Message::DrawAttestation(DrawAttestation {
+                            key: p.key,
+                            attempt: p.attempt,
+                            digest,
+                            signature: sig,
+                        }),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn noise(&mut self, i: usize) {
+        let Some(byz) = self.nodes[i].byz.as_ref() else {
+            return;
+        };
+        let (garbage, replay) = (byz.garbage, byz.replay);
+        let n = self.nodes.len();
+        if garbage {
+            let key = self.nodes[i].key.clone();
+            let (member, seq, vault) = {
+                let w = self.world.borrow();
+                let m = self.rng.range(0, w.members.len() as u64 - 1) as usize;
+                let c = self.rng.range(0, w.chains.len() as u64 - 1) as usize;
+                (w.members[m].id, w.next_seq(m, self.now), w.chains[c].vault)
+            };
+            let digest = B256::from(self.rng.bytes32());
+            let attempt = self.rng.range(0, 6) as u32;
+            let mut msgs = Vec::new();
+            if let Ok(sig) = sign_digest(&key, digest) {
+                msgs.push(Message::DrawAttestation(DrawAttestation {
+                    key: IncidentKey { member, seq },
+                    attempt,
+                    digest,
+                    signature: sig,
+                }));
+                // A signature claimed by an honest guardian (does not recover to it).
+                let victim = self.nodes[(i + 1) % n].key.address();
+                msgs.push(Message::DrawAttestation(DrawAttestation {
+                    key: IncidentKey { member, seq },
+                    attempt,
+                    digest,
+                    signature: backstop_contracts::eip712::GuardianSignature {
+                        signer: victim,
+                        signature: sig.signature,
+                    },
+                }));
+            }
+            let release = LegRelease {
+                drawHash: B256::from(self.rng.bytes32()),
+                member,
+                seq,
+                amount: U256::from(self.rng.range(1, 1_000_000)),
+                deadline: chain::GENESIS_S + 10_000,
+            };
+            if let Ok(sig) = sign_digest(&key, release.digest(&vault)) {
+                msgs.push(Message::LegAttestation(LegAttestation {
+                    draw_hash: release.drawHash,
+                    vault,
+                    release,
+                    signature: sig,
+                }));
+            }
+            // An unapproved emergency action: p = f + 1 needs one honest signer, so it must
+            // never execute.
+            let action = ThresholdAction::Freeze(FreezeMember {
+                member,
+                id: B256::from(self.rng.bytes32()),
+                deadline: chain::GENESIS_S + 10_000,
+            });
+            if let Ok(sig) = sign_digest(&key, action.digest(&vault)) {
+                msgs.push(Message::ActionAttestation(ActionAttestation {
+                    vault,
+                    action,
+                    signature: sig,
+                }));
+            }
+            for m in msgs {
+                let to = self.rng.range(0, n as u64 - 1) as usize;
+                if to != i {
+                    self.send(i, to, m);
+                }
+            }
+        }
+        if replay {
+            let count = self.nodes[i].byz.as_ref().map_or(0, |b| b.recorded.len());
+            for _ in 0..3 {
+                if count == 0 {
+                    break;
+                }
+                let k = self.rng.range(0, count as u64 - 1) as usize;
+                let msg = self.nodes[i].byz.as_ref().map(|b| b.recorded[k].clone());
+                let to = self.rng.range(0, n as u64 - 1) as usize;
+                if let Some(msg) = msg
+                    && to != i
+                {
+                    self.send(i, to, msg);
+                }
+            }
+        }
+    }
+
+    fn chain_events(&mut self, i: usize) -> Vec<Event> {
+        let w = self.world.borrow();
+        let node = &mut self.nodes[i];
+        let mut out = Vec::new();
+        while let Some((at, fact)) = w.facts.get(node.seen_cursor) {
+            if *at > self.now {
+                break;
+            }
+            if let Fact::Registered {
+                key,
+                draw_hash,
+                draw,
+            } = fact
+            {
+                out.push(Event::DrawRegistered {
+                    key: *key,
+                    draw_hash: *draw_hash,
+                    draw: draw.clone(),
+                    finalized: false,
+                });
+            }
+            node.seen_cursor += 1;
+        }
+        let depth_ms = w.depth * w.block_ms;
+        while let Some((at, fact)) = w.facts.get(node.final_cursor) {
+            if at + depth_ms > self.now {
+                break;
+            }
+            out.push(match fact {
+                Fact::Registered {
+                    key,
+                    draw_hash,
+                    draw,
+                } => Event::DrawRegistered {
+                    key: *key,
+                    draw_hash: *draw_hash,
+                    draw: draw.clone(),
+                    finalized: true,
+                },
+                Fact::LegPaid { draw_hash, vault } => Event::LegExecuted {
+                    draw_hash: *draw_hash,
+                    vault: *vault,
+                },
+                Fact::ActionExecuted { vault, id } => Event::ActionExecuted {
+                    vault: *vault,
+                    id: *id,
+                },
+            });
+            node.final_cursor += 1;
+        }
+        // Observations at the confirmed head.
+        let head = w.confirmed_head(self.now);
+        let ms = w.block_time_ms(head);
+        for (m, member) in w.members.iter().enumerate() {
+            out.push(Event::Observed(GapObservation {
+                key: IncidentKey {
+                    member: member.id,
+                    seq: w.next_seq(m, ms),
+                },
+                home_chain_id: w.chains[member.home].vault.chain_id,
+                block_number: head,
+                block_hash: w.block_hash(member.home, head),
+                assets: U256::ZERO,
+                liabilities: w.gap(m, ms),
+            }));
+        }
+        out
+    }
+
+    fn settled(&self) -> bool {
+        let w = self.world.borrow();
+        let end = u64::MAX;
+        let covered = (0..w.members.len()).all(|m| w.gap(m, end).is_zero());
+        let actions = w.approved.keys().all(|(v, id)| {
+            w.chains
+                .iter()
+                .any(|c| c.vault == *v && c.actions.contains_key(id))
+        });
+        let closed = self.nodes.iter().all(|n| {
+            n.byz.is_some()
+                || n.machine
+                    .as_ref()
+                    .is_some_and(|m| m.open_incidents().is_empty() && m.open_actions() == 0)
+        });
+        covered && actions && closed
+    }
+
+    /// State summary for failure messages.
+    fn describe(&self) -> String {
+        let w = self.world.borrow();
+        let gaps: Vec<String> = (0..w.members.len())
+            .map(|m| {
+                format!(
+                    "member {m} gap {} next_seq {}",
+                    w.gap(m, u64::MAX),
+                    w.next_seq(m, u64::MAX)
+                )
+            })
+            .collect();
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match (&n.byz, &n.machine) {
+                (Some(_), _) => format!("{i}:byzantine"),
+                (None, None) => format!("{i}:down"),
+                (None, Some(m)) => format!(
+                    "{i}:open {:?} actions {} {:?}",
+                    m.open_incidents()
+                        .iter()
+                        .map(|(k, a)| (k.seq, *a))
+                        .collect::<Vec<_>>(),
+                    m.open_actions(),
+                    m.stats()
+                ),
+            })
+            .collect();
+        let pending_actions = w
+            .approved
+            .keys()
+            .filter(|(v, id)| {
+                !w.chains
+                    .iter()
+                    .any(|c| c.vault == *v && c.actions.contains_key(id))
+            })
+            .count();
+        let mut reverted: BTreeMap<&str, usize> = BTreeMap::new();
+        for (_, _, o) in &w.txs {
+            if let chain::TxOutcome::Reverted(r) = o {
+                *reverted.entry(r).or_default() += 1;
+            }
+        }
+        format!(
+            "{}; approved actions not executed {pending_actions}; reverted {reverted:?}; nodes [{}]",
+            gaps.join(", "),
+            nodes.join(" | ")
+        )
+    }
+
+    fn check_safety(&self) -> Result<(), SimFailure> {
+        let w = self.world.borrow();
+        let seed = self.seed;
+        let mut registered: BTreeMap<B256, (IncidentKey, backstop_contracts::eip712::Draw)> =
+            BTreeMap::new();
+        let mut keys = BTreeSet::new();
+        for (_, fact) in &w.facts {
+            if let Fact::Registered {
+                key,
+                draw_hash,
+                draw,
+            } = fact
+            {
+                if !keys.insert(*key) {
+                    return Err(fail(seed, format!("two draws registered for {key:?}")));
+                }
+                registered.insert(*draw_hash, (*key, draw.clone()));
+            }
+        }
+        for (hash, (key, draw)) in &registered {
+            let m = w
+                .member_index(&key.member)
+                .ok_or_else(|| fail(seed, "draw for an unknown member"))?;
+            if draw.amount > draw.gap || draw.amount > w.members[m].cap {
+                return Err(fail(seed, format!("draw {hash} above its gap or cap")));
+            }
+            let mut paid = U256::ZERO;
+            for c in &w.chains {
+                let home = c.vault.chain_id == w.chains[w.members[m].home].vault.chain_id;
+                if let Some(leg) = draw.legs.iter().find(|l| l.chainId == c.vault.chain_id)
+                    && (home || c.leg_paid.contains_key(hash))
+                {
+                    paid += leg.amount;
+                }
+            }
+            if paid > draw.amount {
+                return Err(fail(
+                    seed,
+                    format!("draw {hash} paid {paid} > {}", draw.amount),
+                ));
+            }
+        }
+        for c in &w.chains {
+            for hash in c.leg_paid.keys() {
+                let ok = registered
+                    .get(hash)
+                    .is_some_and(|(_, d)| d.legs.iter().any(|l| l.chainId == c.vault.chain_id));
+                if !ok {
+                    return Err(fail(
+                        seed,
+                        format!(
+                            "chain {} paid a leg of unregistered draw {hash}",
+                            c.vault.chain_id
+                        ),
+                    ));
+                }
+            }
+            for id in c.actions.keys() {
+                if !w.approved.contains_key(&(c.vault, *id)) {
+                    return Err(fail(seed, format!("unapproved action {id} executed")));
+                }
+            }
+        }
+        for m in 0..w.members.len() {
+            let (paid, lost) = (w.paid_to(m, u64::MAX), w.losses(m, u64::MAX));
+            if paid > lost {
+                return Err(fail(
+                    seed,
+                    format!("over-coverage: member {m} paid {paid} for losses {lost}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<SimReport, SimFailure> {
+        let seed = self.seed;
+        let deadline = self.heal_at + LIVENESS_BOUND_MS;
+        let mut settled_at = None;
+        while let Some(((at, _), ev)) = self.queue.pop_first() {
+            self.now = at;
+            match ev {
+                Ev::Deliver { to, from, msg } => {
+                    if self.nodes[to].machine.is_none() {
+                        continue;
+                    }
+                    self.log(1, to, &crate::codec::encode_message(&msg));
+                    if let Some(b) = self.nodes[to].byz.as_mut()
+                        && b.recorded.len() < 256
+                    {
+                        b.recorded.push(msg.clone());
+                    }
+                    let from_idx = self.order[from] as NodeIndex;
+                    self.feed(
+                        to,
+                        Event::Received {
+                            from: from_idx,
+                            message: msg,
+                        },
+                    )?;
+                }
+                Ev::Tick { node } => {
+                    if self.nodes[node].machine.is_some() {
+                        self.log(2, node, &[]);
+                        for e in self.chain_events(node) {
+                            self.feed(node, e)?;
+                        }
+                        self.feed(node, Event::Tick)?;
+                    }
+                    if settled_at.is_none() {
+                        self.schedule(self.now + TICK_MS, Ev::Tick { node });
+                    }
+                }
+                Ev::Crash { node } => {
+                    if self.nodes[node].machine.take().is_some() {
+                        self.log(3, node, &[]);
+                        self.crashes += 1;
+                    }
+                }
+                Ev::Restart { node } => {
+                    if self.nodes[node].machine.is_none() {
+                        self.log(4, node, &[]);
+                        self.start(node)?;
+                    }
+                }
+                Ev::Include { cert } => {
+                    self.log(5, 0, cert.digest.as_slice());
+                    let checker = self.checker.clone();
+                    self.world
+                        .borrow_mut()
+                        .apply(self.now, &cert, |s, d| checker.check(s, d));
+                }
+                Ev::Request {
+                    node,
+                    vault,
+                    action,
+                } => {
+                    self.log(6, node, action.id().as_slice());
+                    // A request to a crashed node is lost; the policy would ask again.
+                    if self.nodes[node].machine.is_some() {
+                        self.feed(node, Event::RequestAction { vault, action })?;
+                    } else {
+                        self.schedule(
+                            self.now + 2_000,
+                            Ev::Request {
+                                node,
+                                vault,
+                                action,
+                            },
+                        );
+                    }
+                }
+                Ev::Noise { node } => {
+                    self.log(7, node, &[]);
+                    self.noise(node);
+                    if settled_at.is_none() {
+                        let d = self.rng.range(500, 3_000);
+                        self.schedule(self.now + d, Ev::Noise { node });
+                    }
+                }
+                Ev::Check => {
+                    self.check_safety()?;
+                    if self.settled() {
+                        settled_at = Some(self.now);
+                        // Let queued deliveries drain; no new ticks or noise.
+                    } else if self.now >= deadline {
+                        return Err(fail(
+                            seed,
+                            format!(
+                                "liveness: not settled {} ms after the heal at {} ms; {}",
+                                LIVENESS_BOUND_MS,
+                                self.heal_at,
+                                self.describe()
+                            ),
+                        ));
+                    } else {
+                        self.schedule(self.now + 5_000, Ev::Check);
+                    }
+                }
+            }
+        }
+        self.check_safety()?;
+        let w = self.world.borrow();
+        let applied = w
+            .txs
+            .iter()
+            .filter(|(_, _, o)| *o == chain::TxOutcome::Applied)
+            .count();
+        let trace_hash = std::mem::replace(&mut self.trace, Keccak256::new()).finalize();
+        Ok(SimReport {
+            seed,
+            n: self.nodes.len(),
+            byzantine: self.nodes.iter().filter(|n| n.byz.is_some()).count(),
+            crashes: self.crashes,
+            trace_hash,
+            events: self.events,
+            registered: w.chains.iter().map(|c| c.registered.len()).sum(),
+            legs_paid: w.chains.iter().map(|c| c.leg_paid.len()).sum(),
+            actions_executed: w.chains.iter().map(|c| c.actions.len()).sum(),
+            txs_applied: applied,
+            txs_reverted: w.txs.len() - applied,
+            settled_at: settled_at.unwrap_or(self.now),
+            heal_at: self.heal_at,
+        })
+    }
+}

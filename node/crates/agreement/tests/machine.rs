@@ -1,0 +1,772 @@
+//! Focused behaviour of the state machine with a scripted view: proposal validation,
+//! attestation filtering, certificates and the submitter schedule, legs after finality,
+//! closing, threshold actions, restart from the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::signers::local::PrivateKeySigner;
+use backstop_agreement::kv::MemoryKv;
+use backstop_agreement::machine::{StateView, ViewError};
+use backstop_agreement::state::{GuardKey, GuardVerdict, NodeStore};
+use backstop_agreement::{
+    Config, Consortium, DrawAttestation, DrawProposal, Event, GapObservation, IncidentKey, Machine,
+    Message, NodeIndex, NodeInfo, Output, PinnedBlock, Subject, ThresholdAction,
+};
+use backstop_contracts::eip712::{
+    Draw, GuardianSignature, Leg, Pause, Signable, Unpause, VaultId, sign_digest,
+};
+use std::collections::BTreeSet;
+
+const HOME: VaultId = VaultId {
+    chain_id: 1,
+    address: Address::repeat_byte(1),
+};
+const REMOTE: VaultId = VaultId {
+    chain_id: 2,
+    address: Address::repeat_byte(2),
+};
+const NOW: u64 = 1_700_000_000_000;
+
+fn member() -> B256 {
+    B256::repeat_byte(0x33)
+}
+
+fn key() -> IncidentKey {
+    IncidentKey {
+        member: member(),
+        seq: 0,
+    }
+}
+
+/// The draw for pinned block `b`: the amount depends on the block, so two blocks give two
+/// different draws.
+fn draw_at(b: u64) -> Draw {
+    let amount = U256::from(1000 + b);
+    Draw {
+        member: member(),
+        seq: 0,
+        gap: U256::from(5000),
+        amount,
+        legs: vec![
+            Leg {
+                chainId: 1,
+                vault: HOME.address,
+                amount: U256::from(400),
+            },
+            Leg {
+                chainId: 2,
+                vault: REMOTE.address,
+                amount: amount - U256::from(400),
+            },
+        ],
+        deadline: NOW / 1000 + 600,
+        legDeadline: NOW / 1000 + 1200,
+    }
+}
+
+fn pinned(b: u64) -> Vec<PinnedBlock> {
+    vec![PinnedBlock {
+        chain_id: 1,
+        number: b,
+        hash: keccak256(b.to_le_bytes()),
+    }]
+}
+
+#[derive(Clone)]
+struct View {
+    head: u64,
+    approved: BTreeSet<B256>,
+}
+
+impl StateView for View {
+    fn home_vault(&self, m: &B256) -> Option<VaultId> {
+        (*m == member()).then_some(HOME)
+    }
+    fn propose(
+        &mut self,
+        key: &IncidentKey,
+        _: u64,
+    ) -> Result<(Vec<PinnedBlock>, Draw), ViewError> {
+        assert_eq!(*key, self::key());
+        Ok((pinned(self.head), draw_at(self.head)))
+    }
+    fn recompute(&mut self, _: &IncidentKey, p: &[PinnedBlock], _: u64) -> Result<Draw, ViewError> {
+        match p {
+            [b] if b.number <= self.head && b.hash == keccak256(b.number.to_le_bytes()) => {
+                Ok(draw_at(b.number))
+            }
+            _ => Err(ViewError::UnknownBlock("not a confirmed block".into())),
+        }
+    }
+    fn approve_action(
+        &mut self,
+        _: &VaultId,
+        a: &ThresholdAction,
+        _: u64,
+    ) -> Result<(), ViewError> {
+        if self.approved.contains(&a.id()) {
+            Ok(())
+        } else {
+            Err(ViewError::Policy("not approved".into()))
+        }
+    }
+}
+
+type M = Machine<View, PrivateKeySigner, MemoryKv>;
+
+struct Cluster {
+    consortium: Consortium,
+    keys: Vec<PrivateKeySigner>,
+    kvs: Vec<MemoryKv>,
+    nodes: Vec<M>,
+    view: View,
+}
+
+impl Cluster {
+    fn new(n: usize) -> Self {
+        let keys: Vec<PrivateKeySigner> = (0..n)
+            .map(|i| PrivateKeySigner::from_bytes(&keccak256([i as u8, 7])).unwrap())
+            .collect();
+        let consortium = Consortium::new(
+            keys.iter()
+                .map(|k| NodeInfo {
+                    identity: keccak256(k.address()).0,
+                    guardian: k.address(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        // Order keys as the consortium does, so node i is index i.
+        let mut keys = keys;
+        keys.sort_by_key(|k| consortium.index_of_guardian(&k.address()).unwrap());
+        let view = View {
+            head: 10,
+            approved: BTreeSet::new(),
+        };
+        let kvs: Vec<MemoryKv> = (0..n).map(|_| MemoryKv::new()).collect();
+        let mut c = Self {
+            consortium,
+            keys,
+            kvs,
+            nodes: Vec::new(),
+            view,
+        };
+        for i in 0..n {
+            let m = c.start(i);
+            c.nodes.push(m);
+        }
+        c
+    }
+
+    fn config(&self, i: usize) -> Config {
+        Config::new(self.consortium.clone(), i as NodeIndex)
+    }
+
+    fn start(&self, i: usize) -> M {
+        Machine::restore(
+            self.config(i),
+            self.view.clone(),
+            self.keys[i].clone(),
+            NodeStore::open(self.kvs[i].clone()).unwrap(),
+            NOW,
+        )
+        .unwrap()
+    }
+
+    fn observation(&self) -> Event {
+        Event::Observed(GapObservation {
+            key: key(),
+            home_chain_id: 1,
+            block_number: self.view.head,
+            block_hash: B256::ZERO,
+            assets: U256::from(1),
+            liabilities: U256::from(5001),
+        })
+    }
+
+    fn proposer(&self, attempt: u32) -> usize {
+        usize::from(self.consortium.proposer(&key(), attempt))
+    }
+
+    /// Delivers every broadcast to every other node until quiet; returns the submissions
+    /// emitted by each node.
+    fn flood(&mut self, now: u64, first: Vec<(usize, Output)>) -> Vec<(usize, Output)> {
+        let mut queue = first;
+        let mut submits = Vec::new();
+        while let Some((from, out)) = queue.pop() {
+            match out {
+                Output::Broadcast(msg) => {
+                    for to in 0..self.nodes.len() {
+                        if to == from {
+                            continue;
+                        }
+                        let outs = self.nodes[to]
+                            .handle(
+                                now,
+                                Event::Received {
+                                    from: from as NodeIndex,
+                                    message: msg.clone(),
+                                },
+                            )
+                            .unwrap();
+                        queue.extend(outs.into_iter().map(|o| (to, o)));
+                    }
+                }
+                Output::Submit(_) => submits.push((from, out)),
+                Output::WakeAt(_) => {}
+            }
+        }
+        submits
+    }
+
+    fn observe_all(&mut self, now: u64) -> Vec<(usize, Output)> {
+        let mut first = Vec::new();
+        for i in 0..self.nodes.len() {
+            let ev = self.observation();
+            let outs = self.nodes[i].handle(now, ev).unwrap();
+            first.extend(outs.into_iter().map(|o| (i, o)));
+        }
+        self.flood(now, first)
+    }
+
+    fn tick_all(&mut self, now: u64) -> Vec<(usize, Output)> {
+        let mut first = Vec::new();
+        for i in 0..self.nodes.len() {
+            let outs = self.nodes[i].handle(now, Event::Tick).unwrap();
+            first.extend(outs.into_iter().map(|o| (i, o)));
+        }
+        self.flood(now, first)
+    }
+}
+
+fn submitted(outs: &[(usize, Output)]) -> Vec<(usize, Subject)> {
+    outs.iter()
+        .filter_map(|(i, o)| match o {
+            Output::Submit(c) => Some((*i, c.subject.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn happy_path_certifies_and_designated_submitter_submits_alone_first() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    for n in &c.nodes {
+        assert_eq!(
+            n.stats().certificates,
+            1,
+            "every node forms the certificate"
+        );
+        assert_eq!(n.stats().signed, 1);
+    }
+    let digest = draw_at(10).digest(&HOME);
+    let designated = usize::from(c.consortium.designated_submitter(&digest));
+    // At once: only the designated submitter.
+    let subs = submitted(&c.tick_all(NOW));
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0].0, designated);
+    match &subs[0].1 {
+        Subject::Draw { draw, vault, .. } => {
+            assert_eq!(*draw, draw_at(10));
+            assert_eq!(*vault, HOME);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Registration seen before the first fallback's delay: nobody else submits.
+    for n in &mut c.nodes {
+        n.handle(
+            NOW + 1_000,
+            Event::DrawRegistered {
+                key: key(),
+                draw_hash: digest,
+                draw: draw_at(10),
+                finalized: false,
+            },
+        )
+        .unwrap();
+    }
+    let later = submitted(&c.tick_all(NOW + 60_000));
+    assert!(
+        later
+            .iter()
+            .all(|(_, s)| !matches!(s, Subject::Draw { .. })),
+        "no draw resubmitted once seen: {later:?}"
+    );
+}
+
+#[test]
+fn fallbacks_submit_after_growing_delays_when_registration_is_not_seen() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    let digest = draw_at(10).digest(&HOME);
+    let designated = usize::from(c.consortium.designated_submitter(&digest));
+    let delay = c.config(0).submit_delay_ms;
+    let mut order = Vec::new();
+    for step in 0..=8 {
+        let now = NOW + step * delay;
+        for (i, s) in submitted(&c.tick_all(now)) {
+            if matches!(s, Subject::Draw { .. }) && !order.iter().any(|(j, _)| *j == i) {
+                order.push((i, now - NOW));
+            }
+        }
+    }
+    let ranks: Vec<usize> = order
+        .iter()
+        .map(|(i, _)| {
+            c.consortium
+                .submitter_rank(designated as NodeIndex, *i as NodeIndex)
+        })
+        .collect();
+    assert_eq!(
+        ranks,
+        vec![0, 1, 2, 3],
+        "fallbacks in rotation order: {order:?}"
+    );
+    assert_eq!(order[0].1, 0);
+    assert_eq!(order[1].1, delay);
+    assert_eq!(order[2].1, 3 * delay);
+    assert_eq!(order[3].1, 7 * delay);
+}
+
+#[test]
+fn legs_are_signed_only_after_final_registration_and_incident_closes() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    let digest = draw_at(10).digest(&HOME);
+    let reg = |finalized| Event::DrawRegistered {
+        key: key(),
+        draw_hash: digest,
+        draw: draw_at(10),
+        finalized,
+    };
+    let mut first = Vec::new();
+    for i in 0..4 {
+        let outs = c.nodes[i].handle(NOW + 1000, reg(false)).unwrap();
+        assert!(
+            !outs
+                .iter()
+                .any(|o| matches!(o, Output::Broadcast(Message::LegAttestation(_)))),
+            "no leg signed before finality"
+        );
+        first.extend(outs.into_iter().map(|o| (i, o)));
+    }
+    c.flood(NOW + 1000, first);
+    let mut first = Vec::new();
+    for i in 0..4 {
+        let outs = c.nodes[i].handle(NOW + 3000, reg(true)).unwrap();
+        assert!(
+            outs.iter().any(|o| matches!(o, Output::Broadcast(Message::LegAttestation(a)) if a.vault == REMOTE && a.release.drawHash == digest)),
+            "leg signed once final"
+        );
+        first.extend(outs.into_iter().map(|o| (i, o)));
+    }
+    c.flood(NOW + 3000, first);
+    let subs = submitted(&c.tick_all(NOW + 3000));
+    assert!(
+        subs.iter()
+            .any(|(_, s)| matches!(s, Subject::Leg { vault, .. } if *vault == REMOTE)),
+        "leg certificate submitted: {subs:?}"
+    );
+    for n in &mut c.nodes {
+        assert_eq!(n.open_incidents().len(), 1);
+        n.handle(
+            NOW + 4000,
+            Event::LegExecuted {
+                draw_hash: digest,
+                vault: REMOTE,
+            },
+        )
+        .unwrap();
+        assert!(
+            n.open_incidents().is_empty(),
+            "closed once every leg executed"
+        );
+        assert_eq!(n.closed_through().get(&member()), Some(&0));
+    }
+}
+
+#[test]
+fn incident_closes_when_legs_pass_their_deadline() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    let digest = draw_at(10).digest(&HOME);
+    let n = &mut c.nodes[0];
+    n.handle(
+        NOW,
+        Event::DrawRegistered {
+            key: key(),
+            draw_hash: digest,
+            draw: draw_at(10),
+            finalized: true,
+        },
+    )
+    .unwrap();
+    n.handle(NOW + 10_000, Event::Tick).unwrap();
+    assert_eq!(n.open_incidents().len(), 1, "leg still releasable");
+    let after = (draw_at(10).legDeadline + 1) * 1000;
+    n.handle(after, Event::Tick).unwrap();
+    assert!(
+        n.open_incidents().is_empty(),
+        "closed past the leg deadline"
+    );
+}
+
+#[test]
+fn equivocation_is_not_signed_twice_and_wrong_proposer_is_ignored() {
+    let mut c = Cluster::new(4);
+    let proposer = c.proposer(0);
+    let other = (proposer + 1) % 4;
+    let target = (proposer + 2) % 4;
+    c.view.head = 10;
+    let mk = |b: u64, from: usize| DrawProposal {
+        key: key(),
+        attempt: 0,
+        proposer: from as NodeIndex,
+        pinned: pinned(b),
+        draw: draw_at(b),
+    };
+    let n = &mut c.nodes[target];
+    // Not the proposer of attempt 0.
+    let outs = n
+        .handle(
+            NOW,
+            Event::Received {
+                from: other as NodeIndex,
+                message: Message::Proposal(mk(10, other)),
+            },
+        )
+        .unwrap();
+    assert!(outs.iter().all(|o| matches!(o, Output::WakeAt(_))));
+    assert_eq!(n.stats().dropped_not_authorized, 1);
+    // The proposer, twice with two valid but different draws.
+    let a = n
+        .handle(
+            NOW,
+            Event::Received {
+                from: proposer as NodeIndex,
+                message: Message::Proposal(mk(10, proposer)),
+            },
+        )
+        .unwrap();
+    assert!(
+        a.iter()
+            .any(|o| matches!(o, Output::Broadcast(Message::DrawAttestation(_))))
+    );
+    let b = n
+        .handle(
+            NOW,
+            Event::Received {
+                from: proposer as NodeIndex,
+                message: Message::Proposal(mk(9, proposer)),
+            },
+        )
+        .unwrap();
+    assert!(
+        !b.iter()
+            .any(|o| matches!(o, Output::Broadcast(Message::DrawAttestation(_))))
+    );
+    assert_eq!(n.stats().equivocations, 1);
+    assert_eq!(n.stats().signed, 1);
+    // A proposal pinned at a block the node does not have is refused.
+    let mut bad = mk(10, proposer);
+    bad.pinned[0].hash = B256::repeat_byte(0xff);
+    let mut c2 = Cluster::new(4);
+    let outs = c2.nodes[target]
+        .handle(
+            NOW,
+            Event::Received {
+                from: proposer as NodeIndex,
+                message: Message::Proposal(bad),
+            },
+        )
+        .unwrap();
+    assert!(outs.iter().all(|o| matches!(o, Output::WakeAt(_))));
+    assert_eq!(c2.nodes[target].stats().rejected_by_view, 1);
+    // A proposal whose draw differs from the view's is refused.
+    let mut inflated = mk(10, proposer);
+    inflated.draw.amount += U256::from(1);
+    let outs = c2.nodes[target]
+        .handle(
+            NOW,
+            Event::Received {
+                from: proposer as NodeIndex,
+                message: Message::Proposal(inflated),
+            },
+        )
+        .unwrap();
+    assert!(outs.iter().all(|o| matches!(o, Output::WakeAt(_))));
+    assert_eq!(c2.nodes[target].stats().rejected_by_view, 2);
+}
+
+#[test]
+fn attestations_from_outsiders_forged_duplicate_or_unknown_are_dropped() {
+    let mut c = Cluster::new(4);
+    let proposer = c.proposer(0);
+    let target = (proposer + 1) % 4;
+    let p = DrawProposal {
+        key: key(),
+        attempt: 0,
+        proposer: proposer as NodeIndex,
+        pinned: pinned(10),
+        draw: draw_at(10),
+    };
+    c.nodes[target]
+        .handle(
+            NOW,
+            Event::Received {
+                from: proposer as NodeIndex,
+                message: Message::Proposal(p),
+            },
+        )
+        .unwrap();
+    let digest = draw_at(10).digest(&HOME);
+    let att = |sig: GuardianSignature, digest: B256, attempt: u32| Event::Received {
+        from: proposer as NodeIndex,
+        message: Message::DrawAttestation(DrawAttestation {
+            key: key(),
+            attempt,
+            digest,
+            signature: sig,
+        }),
+    };
+    let outsider = PrivateKeySigner::random();
+    let n = &mut c.nodes[target];
+    n.handle(NOW, att(sign_digest(&outsider, digest).unwrap(), digest, 0))
+        .unwrap();
+    assert_eq!(n.stats().dropped_not_authorized, 1);
+    // Claimed by a guardian, signed by someone else.
+    let forged = GuardianSignature {
+        signer: c.keys[proposer].address(),
+        signature: sign_digest(&outsider, digest).unwrap().signature,
+    };
+    n.handle(NOW, att(forged, digest, 0)).unwrap();
+    assert_eq!(n.stats().dropped_bad_signature, 1);
+    let good = sign_digest(&c.keys[proposer], digest).unwrap();
+    n.handle(NOW, att(good, digest, 0)).unwrap();
+    n.handle(NOW, att(good, digest, 0)).unwrap();
+    assert_eq!(n.stats().dropped_duplicate, 1);
+    // A garbage digest for the attempt whose proposal the node holds.
+    let garbage = B256::repeat_byte(0x99);
+    n.handle(
+        NOW,
+        att(sign_digest(&c.keys[proposer], garbage).unwrap(), garbage, 0),
+    )
+    .unwrap();
+    assert_eq!(n.stats().dropped_unknown_digest, 1);
+    assert_eq!(
+        n.stats().certificates,
+        0,
+        "2 of 3 signatures: no certificate"
+    );
+}
+
+#[test]
+fn attestations_ahead_of_their_proposal_are_buffered_then_counted() {
+    let mut c = Cluster::new(4);
+    let proposer = c.proposer(0);
+    let target = (proposer + 1) % 4;
+    let others: Vec<usize> = (0..4).filter(|i| *i != target && *i != proposer).collect();
+    let digest = draw_at(10).digest(&HOME);
+    for &o in &others {
+        let sig = sign_digest(&c.keys[o], digest).unwrap();
+        c.nodes[target]
+            .handle(
+                NOW,
+                Event::Received {
+                    from: o as NodeIndex,
+                    message: Message::DrawAttestation(DrawAttestation {
+                        key: key(),
+                        attempt: 0,
+                        digest,
+                        signature: sig,
+                    }),
+                },
+            )
+            .unwrap();
+    }
+    assert_eq!(c.nodes[target].stats().certificates, 0);
+    let p = DrawProposal {
+        key: key(),
+        attempt: 0,
+        proposer: proposer as NodeIndex,
+        pinned: pinned(10),
+        draw: draw_at(10),
+    };
+    c.nodes[target]
+        .handle(
+            NOW,
+            Event::Received {
+                from: proposer as NodeIndex,
+                message: Message::Proposal(p),
+            },
+        )
+        .unwrap();
+    // Own signature + the two buffered ones = t = 3.
+    assert_eq!(c.nodes[target].stats().certificates, 1);
+}
+
+#[test]
+fn attempt_timeout_moves_to_the_next_proposer_and_wake_at_says_when() {
+    let mut c = Cluster::new(4);
+    let p0 = c.proposer(0);
+    // Attempt 0's proposer is silent: every node opens by observation; drop p0's output.
+    let mut wake = None;
+    for i in 0..4 {
+        let ev = c.observation();
+        let outs = c.nodes[i].handle(NOW, ev).unwrap();
+        if i != p0 {
+            wake = outs.iter().find_map(|o| match o {
+                Output::WakeAt(t) => Some(*t),
+                _ => None,
+            });
+        }
+    }
+    let timeout = c.config(0).attempt_timeout(0);
+    assert_eq!(wake, Some(NOW + timeout), "woken at the attempt's deadline");
+    // Before the timeout nothing happens; after it, attempt 1's proposer proposes.
+    let quiet = c.tick_all(NOW + timeout - 1);
+    assert!(quiet.is_empty());
+    let mut first = Vec::new();
+    for i in 0..4 {
+        let outs = c.nodes[i].handle(NOW + timeout, Event::Tick).unwrap();
+        if outs
+            .iter()
+            .any(|o| matches!(o, Output::Broadcast(Message::Proposal(p)) if p.attempt == 1))
+        {
+            assert_eq!(i, c.proposer(1));
+        }
+        first.extend(outs.into_iter().map(|o| (i, o)));
+    }
+    c.flood(NOW + timeout, first);
+    for n in &c.nodes {
+        assert_eq!(n.open_incidents(), vec![(key(), 1)]);
+        assert!(n.stats().certificates >= 1);
+    }
+    assert!(c.config(0).attempt_timeout(1) > timeout, "timeouts grow");
+}
+
+#[test]
+fn restart_rebuilds_from_the_store_and_never_signs_a_second_digest() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    let target = (c.proposer(0) + 1) % 4;
+    let digest = draw_at(10).digest(&HOME);
+    // Crash and restart: the certificate and submission schedule come back.
+    let restored = c.start(target);
+    c.nodes[target] = restored;
+    assert_eq!(c.nodes[target].open_incidents(), vec![(key(), 0)]);
+    let mut store = NodeStore::open(c.kvs[target].clone()).unwrap();
+    assert_eq!(
+        store
+            .guard(
+                GuardKey::Draw {
+                    key: key(),
+                    attempt: 0
+                },
+                B256::repeat_byte(1)
+            )
+            .unwrap(),
+        GuardVerdict::Conflict { recorded: digest }
+    );
+    // An equivocating second proposal for attempt 0 after restart is not signed.
+    let proposer = c.proposer(0);
+    let p = DrawProposal {
+        key: key(),
+        attempt: 0,
+        proposer: proposer as NodeIndex,
+        pinned: pinned(9),
+        draw: draw_at(9),
+    };
+    let outs = c.nodes[target]
+        .handle(
+            NOW + 10,
+            Event::Received {
+                from: proposer as NodeIndex,
+                message: Message::Proposal(p),
+            },
+        )
+        .unwrap();
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Broadcast(Message::DrawAttestation(_))))
+    );
+    // The restored certificate is submitted on schedule.
+    let designated = c.consortium.designated_submitter(&digest);
+    let rank = c.consortium.submitter_rank(designated, target as NodeIndex);
+    let due = NOW + c.config(target).submit_delay(rank);
+    let outs = c.nodes[target].handle(due, Event::Tick).unwrap();
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Submit(cert) if cert.digest == digest))
+    );
+}
+
+#[test]
+fn threshold_actions_need_approval_and_their_own_quorum() {
+    let mut c = Cluster::new(4); // p = 2, t = 3
+    let pause = ThresholdAction::Pause(Pause {
+        id: B256::repeat_byte(1),
+        deadline: NOW / 1000 + 100,
+    });
+    let unpause = ThresholdAction::Unpause(Unpause {
+        id: B256::repeat_byte(2),
+        deadline: NOW / 1000 + 100,
+    });
+    // Only nodes 0 and 1 approve the pause; nobody approves the unpause but node 0.
+    for i in 0..4 {
+        let mut v = c.view.clone();
+        if i < 2 {
+            v.approved.insert(pause.id());
+        }
+        if i == 0 {
+            v.approved.insert(unpause.id());
+        }
+        c.nodes[i] = Machine::restore(
+            c.config(i),
+            v,
+            c.keys[i].clone(),
+            NodeStore::open(MemoryKv::new()).unwrap(),
+            NOW,
+        )
+        .unwrap();
+    }
+    let outs = c.nodes[0]
+        .handle(
+            NOW,
+            Event::RequestAction {
+                vault: HOME,
+                action: pause.clone(),
+            },
+        )
+        .unwrap();
+    let first = outs.into_iter().map(|o| (0, o)).collect();
+    c.flood(NOW, first);
+    let outs = c.nodes[0]
+        .handle(
+            NOW,
+            Event::RequestAction {
+                vault: HOME,
+                action: unpause.clone(),
+            },
+        )
+        .unwrap();
+    let first = outs.into_iter().map(|o| (0, o)).collect();
+    c.flood(NOW, first);
+    assert_eq!(
+        c.nodes[0].stats().certificates,
+        1,
+        "pause certified with p = 2; unpause not with 1 < t"
+    );
+    assert_eq!(
+        c.nodes[2].stats().signed,
+        0,
+        "nodes that do not approve do not sign"
+    );
+    let subs: Vec<_> = submitted(&c.tick_all(NOW + 100_000))
+        .into_iter()
+        .filter(|(_, s)| matches!(s, Subject::Action { action, .. } if *action == pause))
+        .collect();
+    assert!(!subs.is_empty());
+}
