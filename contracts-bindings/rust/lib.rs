@@ -4,6 +4,8 @@
 //!   `contracts-bindings/artifacts/` (ABI and bytecode, so every contract is deployable).
 //! - [`eip712`]: the vault's EIP-712 domain, the digests of every signed struct and the
 //!   packing of guardian signatures in the order the vault requires.
+//! - `testing` (feature `testing`): anvil fixtures that deploy vaults, members and whole
+//!   multi-chain consortia for tests and the local testnet.
 //!
 //! Invariant: the struct definitions come from the contract's ABI, never from a second
 //! hand-written copy, so a digest computed here is the digest the vault verifies (the
@@ -12,6 +14,9 @@
 pub mod bindings;
 pub mod eip712;
 pub mod tools;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use alloy;
 pub use eip712::{DOMAIN_NAME, DOMAIN_VERSION};

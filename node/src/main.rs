@@ -1,20 +1,283 @@
-//! The `backstop` binary. For now it only reports its version and the contract
-//! version it was built against; the node itself is assembled in later work.
+//! The `backstop` binary: runs a node, generates its keys, and queries a running node over
+//! its gRPC API.
 
-fn main() {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        None | Some("version") | Some("--version") => {
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use backstop_api::{ApiState, Metrics, Query};
+use backstop_config::{Config, LogFormat};
+use backstop_node::bridge::{self, Facts};
+use backstop_node::{params, runtime};
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
+use tracing::{error, info};
+
+/// Backstop: a node of a cross-chain shared insurance consortium.
+#[derive(Parser, Debug)]
+#[command(name = "backstop", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a node.
+    Node {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The node's status.
+    Status(ApiArgs),
+    /// The consortium's nodes and whether they are connected.
+    Peers(ApiArgs),
+    /// Chains: heads and vault state.
+    Chains(ApiArgs),
+    /// Members and their solvency.
+    Members(ApiArgs),
+    /// Incidents.
+    Incidents(ApiArgs),
+    /// One incident, by id (`0x<member>:<seq>`).
+    Incident {
+        /// Incident id.
+        id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Signals.
+    Signals(ApiArgs),
+    /// Version of the binary and of the vault's signing domain.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Writes a new ed25519 identity and a secp256k1 signer key (files of mode 0600).
+    Generate {
+        /// Directory to write `identity.key` and `signer.key` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Name for the printed `[[consortium.nodes]]` snippet.
+        #[arg(long, default_value = "node")]
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ApiArgs {
+    /// The node's gRPC API.
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    api: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Version => {
             println!(
                 "backstop {} (vault EIP-712 domain {} v{})",
                 env!("CARGO_PKG_VERSION"),
                 backstop_contracts::DOMAIN_NAME,
                 backstop_contracts::DOMAIN_VERSION
             );
+            Ok(())
         }
-        Some(other) => {
-            eprintln!("backstop: unknown command '{other}' (available: version)");
-            std::process::exit(2);
+        Command::Keys {
+            command: KeysCommand::Generate { out, name },
+        } => generate(&out, &name),
+        Command::Node { config } => run_node(&config),
+        Command::Status(a) => query(Query::Status, a),
+        Command::Peers(a) => query(Query::Peers, a),
+        Command::Chains(a) => query(Query::Chains, a),
+        Command::Members(a) => query(Query::Members, a),
+        Command::Incidents(a) => query(Query::Incidents, a),
+        Command::Incident { id, api } => query(Query::Incident(id), api),
+        Command::Signals(a) => query(Query::Signals, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("backstop: {e:#}");
+            ExitCode::FAILURE
         }
+    }
+}
+
+fn generate(out: &std::path::Path, name: &str) -> anyhow::Result<()> {
+    let keys = backstop_config::keys::generate(out)
+        .with_context(|| format!("generating keys in {}", out.display()))?;
+    println!("identity   {}", keys.identity_path.display());
+    println!("signer     {}", keys.signer_path.display());
+    println!("peer id    {}", keys.peer_id);
+    println!("public key {}", keys.public_key_hex());
+    println!("guardian   {}", keys.guardian);
+    println!();
+    println!("{}", keys.node_snippet(name, &[]));
+    Ok(())
+}
+
+fn runtime_builder() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn query(q: Query, args: ApiArgs) -> anyhow::Result<()> {
+    let rt = runtime_builder()?;
+    let out = rt.block_on(backstop_api::client::query(&args.api, &q, args.json))?;
+    println!("{out}");
+    Ok(())
+}
+
+fn init_logs(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .context("log filter")?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let r = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    r.map_err(|e| anyhow::anyhow!("logging: {e}"))
+}
+
+fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    init_logs(config.node().log_format, &config.node().log_filter)?;
+    let keys = config.load_keys()?;
+    let params = params::params(&config, &keys)?;
+    let facts = Facts::of(
+        &params,
+        config.pause_threshold(),
+        config.detectors().signal_window_secs.saturating_mul(1000),
+    );
+    let rt = runtime_builder()?;
+    rt.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("signal received; shutting down");
+            let _ = stop_tx.send(true);
+        });
+        let info = backstop_api::model::NodeInfo {
+            node_name: params.name.clone(),
+            peer_id: keys.peer_id().to_string(),
+            guardian_address: alloy::signers::Signer::address(keys.signer()).to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            n: config.nodes().len() as u32,
+            t: config.threshold() as u32,
+            p: config.pause_threshold() as u32,
+        };
+        let api = ApiState::new(info);
+        let metrics = Arc::new(Metrics::new());
+        let api_listener = match params.api_listen {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding the API on {a}"))?,
+            ),
+            None => None,
+        };
+        let metrics_listener = match params.metrics_listen {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding metrics on {a}"))?,
+            ),
+            None => None,
+        };
+        let token = params.admin_token.clone();
+        let shutdown = stop_rx.clone();
+        let serve =
+            move |obs: runtime::Observers,
+                  tasks: &mut tokio::task::JoinSet<(String, Result<(), String>)>| {
+                let (admin_tx, admin_rx) = backstop_api::admin::channel(16);
+                let s = shutdown.clone();
+                tasks.spawn(
+                    bridge::run(obs, facts, api.clone(), metrics.clone(), admin_rx, s)
+                        .then_named("operator bridge"),
+                );
+                if let Some(l) = api_listener {
+                    let mut s = shutdown.clone();
+                    let api = api.clone();
+                    tasks.spawn(async move {
+                        let r = backstop_api::serve(l, api, admin_tx, token, async move {
+                            let _ = s.changed().await;
+                        })
+                        .await
+                        .map_err(|e| e.to_string());
+                        ("gRPC API".to_string(), r)
+                    });
+                }
+                if let Some(l) = metrics_listener {
+                    let mut s = shutdown.clone();
+                    tasks.spawn(async move {
+                        let r = backstop_api::serve_metrics(l, metrics, async move {
+                            let _ = s.changed().await;
+                        })
+                        .await
+                        .map_err(|e| e.to_string());
+                        ("metrics".to_string(), r)
+                    });
+                }
+            };
+        match runtime::run(params, stop_rx, serve).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                error!(error = %e, "node stopped");
+                Err(e.into())
+            }
+        }
+    })
+}
+
+trait ThenNamed: std::future::Future<Output = ()> + Sized {
+    fn then_named(
+        self,
+        name: &'static str,
+    ) -> impl std::future::Future<Output = (String, Result<(), String>)> {
+        async move {
+            self.await;
+            (name.to_string(), Ok(()))
+        }
+    }
+}
+
+impl<F: std::future::Future<Output = ()>> ThenNamed for F {}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

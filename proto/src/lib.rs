@@ -9,7 +9,10 @@
 //! `protoc`). They are plain data: any field may be missing or of any length after
 //! decoding hostile bytes; `backstop-p2p` turns them into checked domain types.
 //!
-//! The operator gRPC API (`backstop.v1`) will be added next to the gossip package.
+//! - [`v1`] (feature `api`): package `backstop.v1`, the operator gRPC API: the messages,
+//!   the tonic server (`v1::backstop_server`) and client (`v1::backstop_client`) of the
+//!   `backstop.v1.Backstop` service, and [`v1::FILE_DESCRIPTOR_SET`] for server reflection.
+//!   Source: `proto/backstop/v1/api.proto`. Without the feature, tonic is not a dependency.
 
 /// Protobuf package of the gossip wire format.
 pub const GOSSIP_PACKAGE: &str = "backstop.gossip.v1";
@@ -26,7 +29,21 @@ pub mod gossip {
     }
 }
 
+/// Operator gRPC API, version 1 (`backstop.v1`).
+#[cfg(feature = "api")]
+pub mod v1 {
+    #![allow(missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/backstop.v1.rs"));
+
+    /// Encoded `google.protobuf.FileDescriptorSet` of `backstop/v1/api.proto`, for
+    /// `tonic-reflection`.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/backstop_v1_descriptor.bin"));
+}
+
 pub use prost;
+#[cfg(feature = "api")]
+pub use tonic;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -58,6 +75,28 @@ mod tests {
         let body = Payload::decode(decoded.payload.as_slice()).unwrap();
         assert!(
             matches!(body.body, Some(Body::Signal(ref s)) if s.kind == 3 && s.evidence == b"outflow")
+        );
+    }
+
+    #[cfg(feature = "api")]
+    #[test]
+    fn api_descriptor_set_names_the_service() {
+        use prost::Message as _;
+        let fds = prost_types::FileDescriptorSet::decode(super::v1::FILE_DESCRIPTOR_SET).unwrap();
+        let file = fds
+            .file
+            .iter()
+            .find(|f| f.package() == "backstop.v1")
+            .unwrap();
+        let service = file
+            .service
+            .iter()
+            .find(|s| s.name() == "Backstop")
+            .unwrap();
+        assert!(service.method.iter().any(|m| m.name() == "GetStatus"));
+        assert_eq!(
+            super::v1::backstop_server::SERVICE_NAME,
+            "backstop.v1.Backstop"
         );
     }
 

@@ -541,6 +541,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         &self.view
     }
 
+    /// The injected view, for its owner to update between events (new chain state).
+    pub fn view_mut(&mut self) -> &mut V {
+        &mut self.view
+    }
+
     /// Open incidents and their current attempt.
     pub fn open_incidents(&self) -> Vec<(IncidentKey, Attempt)> {
         self.incidents

@@ -358,6 +358,19 @@ impl RpcPool {
         })
         .await
     }
+
+    /// The block at `number` with its timestamp, validated like [`Self::block_ref`].
+    pub async fn block_with_time(&self, number: u64) -> Result<(BlockRef, u64), RpcError> {
+        self.call("eth_getBlockByNumber", |p| async move {
+            let block = p
+                .get_block_by_number(number.into())
+                .await?
+                .ok_or_else(|| CallError::Invalid(format!("block {number} not found")))?;
+            let r = validate_header(number, &block.header)?;
+            Ok((r, block.header.inner.timestamp))
+        })
+        .await
+    }
 }
 
 /// Checks that an RPC header is block `number` and that its hash is its header's hash.

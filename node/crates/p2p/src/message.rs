@@ -94,7 +94,7 @@ pub struct PinnedBlock {
 }
 
 /// What a detector observed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SignalKind {
     /// Oracle price deviates from its reference.
     OracleDeviation,

@@ -61,6 +61,14 @@ impl RocksKv {
         Ok(Self { db })
     }
 
+    /// Persists everything written so far (memtables and the write-ahead log); called at
+    /// shutdown. Synced writes (the sign-guard) are durable without it.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_wal(true)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     fn handle(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, KvError> {
         self.db
             .cf_handle(cf.name())

@@ -1,0 +1,868 @@
+//! Client side of the operator API, for the `backstop` CLI: one call per query, answers
+//! rendered for printing as aligned plain-text tables or as JSON.
+//!
+//! Invariants kept here:
+//! - every function connects, makes its call and returns; nothing is cached or retried;
+//! - connection failures say which URL and why (the whole error chain, e.g. "tcp connect
+//!   error: Connection refused"); RPC failures carry the gRPC code and the server's
+//!   message unchanged;
+//! - JSON output is the model's serde form (ids, hashes and amounts as strings), one
+//!   pretty-printed document per call, so scripts can rely on it;
+//! - an answer with an enum value this build does not know is reported as an error,
+//!   never shown as something else.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use backstop_proto::v1 as pb;
+use backstop_proto::v1::backstop_client::BackstopClient;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::admin::AdminRequest;
+use crate::convert;
+use crate::model::{
+    ChainView, IncidentView, MemberView, NodeEvent, NodeStatus, PeerView, SignalView, to_hex,
+};
+
+/// Time allowed to open the connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Time allowed for a unary call.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// A read query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `GetStatus`.
+    Status,
+    /// `ListPeers`.
+    Peers,
+    /// `ListChains`.
+    Chains,
+    /// `ListMembers`.
+    Members,
+    /// `ListIncidents` (all, oldest first).
+    Incidents,
+    /// `GetIncident` with this id (`0x<member>:<seq>`).
+    Incident(String),
+    /// `ListSignals`.
+    Signals,
+}
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL cannot be used.
+    #[error("invalid node URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL given.
+        url: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// No connection could be made.
+    #[error("cannot reach the node at {url}: {reason}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// The error chain.
+        reason: String,
+    },
+    /// The node answered with an error status.
+    #[error("the node at {url} answered {code:?}: {message}")]
+    Rpc {
+        /// The URL called.
+        url: String,
+        /// gRPC status code.
+        code: tonic::Code,
+        /// The server's message.
+        message: String,
+    },
+    /// The answer could not be understood.
+    #[error("unexpected answer from the node at {url}: {reason}")]
+    BadResponse {
+        /// The URL called.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The admin token cannot be sent as metadata.
+    #[error("the admin token must be printable ASCII")]
+    InvalidToken,
+    /// JSON rendering failed.
+    #[error("rendering JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// `url` with `http://` added when it has no scheme (`127.0.0.1:7700` works).
+pub fn normalize_url(url: &str) -> String {
+    let url = url.trim();
+    if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+/// The error and its sources, joined by `: `, without repeats.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+/// A generated client connected to the node at `url` (requests time out).
+pub async fn client(url: &str) -> Result<BackstopClient<Channel>, ClientError> {
+    Ok(connect(url, true).await?.1)
+}
+
+/// Connects to the node at `url`.
+async fn connect(url: &str, unary: bool) -> Result<(String, BackstopClient<Channel>), ClientError> {
+    let url = normalize_url(url);
+    let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| ClientError::InvalidUrl {
+        url: url.clone(),
+        reason: error_chain(&e),
+    })?;
+    let endpoint = endpoint.connect_timeout(CONNECT_TIMEOUT);
+    let endpoint = if unary {
+        endpoint.timeout(REQUEST_TIMEOUT)
+    } else {
+        endpoint
+    };
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            reason: error_chain(&e),
+        })?;
+    Ok((url, BackstopClient::new(channel)))
+}
+
+/// Maps an RPC status to an error.
+fn rpc(url: &str, status: tonic::Status) -> ClientError {
+    if status.code() == tonic::Code::Unavailable && status.message().contains("transport") {
+        return ClientError::Unreachable {
+            url: url.to_owned(),
+            reason: error_chain(&status),
+        };
+    }
+    ClientError::Rpc {
+        url: url.to_owned(),
+        code: status.code(),
+        message: status.message().to_owned(),
+    }
+}
+
+/// Error for a bad answer.
+fn bad(url: &str, reason: impl std::fmt::Display) -> ClientError {
+    ClientError::BadResponse {
+        url: url.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Runs `q` against the node at `url` and renders the answer: JSON when `json`, tables
+/// otherwise.
+pub async fn query(url: &str, q: &Query, json: bool) -> Result<String, ClientError> {
+    let (url, mut client) = connect(url, true).await?;
+    let url = url.as_str();
+    match q {
+        Query::Status => {
+            let status = client
+                .get_status(pb::GetStatusRequest {})
+                .await
+                .map_err(|s| rpc(url, s))?
+                .into_inner()
+                .status
+                .ok_or_else(|| bad(url, "GetStatus answered without a status"))?;
+            let status = convert::status_from_pb(status);
+            if json {
+                Ok(pretty(&status)?)
+            } else {
+                Ok(render_status(&status))
+            }
+        }
+        Query::Peers => {
+            let peers: Vec<PeerView> = client
+                .list_peers(pb::ListPeersRequest {})
+                .await
+                .map_err(|s| rpc(url, s))?
+                .into_inner()
+                .peers
+                .into_iter()
+                .map(convert::peer_from_pb)
+                .collect();
+            if json {
+                Ok(pretty(&peers)?)
+            } else {
+                Ok(render_peers(&peers))
+            }
+        }
+        Query::Chains => {
+            let chains: Vec<ChainView> = client
+                .list_chains(pb::ListChainsRequest {})
+                .await
+                .map_err(|s| rpc(url, s))?
+                .into_inner()
+                .chains
+                .into_iter()
+                .map(convert::chain_from_pb)
+                .collect();
+            if json {
+                Ok(pretty(&chains)?)
+            } else {
+                Ok(render_chains(&chains))
+            }
+        }
+        Query::Members => {
+            let members: Vec<MemberView> = client
+                .list_members(pb::ListMembersRequest {})
+                .await
+                .map_err(|s| rpc(url, s))?
+                .into_inner()
+                .members
+                .into_iter()
+                .map(convert::member_from_pb)
+                .collect();
+            if json {
+                Ok(pretty(&members)?)
+            } else {
+                Ok(render_members(&members))
+            }
+        }
+        Query::Incidents => {
+            let incidents = client
+                .list_incidents(pb::ListIncidentsRequest { open_only: false })
+                .await
+                .map_err(|s| rpc(url, s))?
+                .into_inner()
+                .incidents
+                .into_iter()
+                .map(convert::incident_from_pb)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(url, e))?;
+            if json {
+                let values = incidents
+                    .iter()
+                    .map(incident_json)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(serde_json::to_string_pretty(&values)?)
+            } else {
+                Ok(render_incidents(&incidents))
+            }
+        }
+        Query::Incident(id) => {
+            let incident = client
+                .get_incident(pb::GetIncidentRequest { id: id.clone() })
+                .await
+                .map_err(|s| rpc(url, s))?
+                .into_inner()
+                .incident
+                .ok_or_else(|| bad(url, "GetIncident answered without an incident"))?;
+            let incident = convert::incident_from_pb(incident).map_err(|e| bad(url, e))?;
+            if json {
+                Ok(serde_json::to_string_pretty(&incident_json(&incident)?)?)
+            } else {
+                Ok(render_incident(&incident))
+            }
+        }
+        Query::Signals => {
+            let signals = client
+                .list_signals(pb::ListSignalsRequest {})
+                .await
+                .map_err(|s| rpc(url, s))?
+                .into_inner()
+                .signals
+                .into_iter()
+                .map(convert::signal_from_pb)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(url, e))?;
+            if json {
+                Ok(pretty(&signals)?)
+            } else {
+                Ok(render_signals(&signals))
+            }
+        }
+    }
+}
+
+/// Sends an admin request with `token` and returns what the node started.
+pub async fn admin(url: &str, token: &str, request: &AdminRequest) -> Result<String, ClientError> {
+    let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| ClientError::InvalidToken)?;
+    let (url, mut client) = connect(url, true).await?;
+    fn authorized<T>(
+        message: T,
+        bearer: &MetadataValue<tonic::metadata::Ascii>,
+    ) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        r.metadata_mut().insert("authorization", bearer.clone());
+        r
+    }
+    let response = match request {
+        AdminRequest::RaiseSignal {
+            kind,
+            subject,
+            reason,
+        } => {
+            client
+                .raise_signal(authorized(
+                    pb::RaiseSignalRequest {
+                        kind: convert::kind_to_pb(*kind).into(),
+                        subject: to_hex(subject),
+                        reason: reason.clone(),
+                    },
+                    &bearer,
+                ))
+                .await
+        }
+        AdminRequest::Unfreeze { chain_id, member } => {
+            client
+                .request_unfreeze(authorized(
+                    pb::RequestUnfreezeRequest {
+                        chain_id: *chain_id,
+                        member: to_hex(member),
+                    },
+                    &bearer,
+                ))
+                .await
+        }
+        AdminRequest::Unpause { chain_id } => {
+            client
+                .request_unpause(authorized(
+                    pb::RequestUnpauseRequest {
+                        chain_id: *chain_id,
+                    },
+                    &bearer,
+                ))
+                .await
+        }
+        AdminRequest::ClearAlert { chain_id, subject } => {
+            client
+                .request_alert_clear(authorized(
+                    pb::RequestAlertClearRequest {
+                        chain_id: *chain_id,
+                        subject: to_hex(subject),
+                    },
+                    &bearer,
+                ))
+                .await
+        }
+    };
+    Ok(response.map_err(|s| rpc(&url, s))?.into_inner().started)
+}
+
+/// A subscription to the node's events (see [`events`]).
+#[derive(Debug)]
+pub struct EventStream {
+    url: String,
+    inner: tonic::Streaming<pb::Event>,
+}
+
+impl EventStream {
+    /// The next event; `None` when the node ended the stream (e.g. it shut down).
+    pub async fn next(&mut self) -> Result<Option<NodeEvent>, ClientError> {
+        match self.inner.message().await {
+            Ok(Some(event)) => convert::event_from_pb(event)
+                .map(Some)
+                .map_err(|e| bad(&self.url, e)),
+            Ok(None) => Ok(None),
+            Err(status) => Err(rpc(&self.url, status)),
+        }
+    }
+}
+
+/// Subscribes to the events the node at `url` publishes from now on.
+pub async fn events(url: &str) -> Result<EventStream, ClientError> {
+    let (url, mut client) = connect(url, false).await?;
+    let inner = client
+        .stream_events(pb::StreamEventsRequest {})
+        .await
+        .map_err(|s| rpc(&url, s))?
+        .into_inner();
+    Ok(EventStream { url, inner })
+}
+
+/// One event as a line: `<time> <kind> [subject] text`, or one-line JSON.
+pub fn render_event(event: &NodeEvent, json: bool) -> Result<String, ClientError> {
+    if json {
+        return Ok(serde_json::to_string(event)?);
+    }
+    let mut line = format!("{} {:<10}", fmt_ms(event.timestamp_ms), event.kind.as_str());
+    if !event.subject.is_empty() {
+        let _ = write!(line, " [{}]", event.subject);
+    }
+    let _ = write!(line, " {}", event.text);
+    Ok(line)
+}
+
+/// Pretty JSON of a serializable value.
+fn pretty<T: serde::Serialize>(value: &T) -> Result<String, ClientError> {
+    Ok(serde_json::to_string_pretty(value)?)
+}
+
+/// An incident's JSON, with its `id` first.
+fn incident_json(incident: &IncidentView) -> Result<serde_json::Value, ClientError> {
+    let mut object = serde_json::Map::new();
+    object.insert("id".to_owned(), serde_json::Value::String(incident.id()));
+    if let serde_json::Value::Object(fields) = serde_json::to_value(incident)? {
+        object.extend(fields);
+    }
+    Ok(serde_json::Value::Object(object))
+}
+
+// ------------------------------------------------------------------ rendering
+
+/// Aligned columns separated by two spaces, header first; trailing spaces trimmed.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            let width = widths.get(i).copied().unwrap_or(0);
+            let _ = write!(text, "{cell:<width$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut headers.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// `key  value` lines with aligned values.
+fn key_values(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in pairs {
+        let _ = writeln!(out, "{k:<width$}  {v}");
+    }
+    out
+}
+
+/// `yes` / `no`.
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_owned()
+}
+
+/// The value, or `-` when empty.
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(0),
+        u32::try_from(day).unwrap_or(0),
+    )
+}
+
+/// UTC time of a Unix timestamp in seconds, `YYYY-MM-DDTHH:MM:SSZ`; `-` for 0.
+fn fmt_secs(secs: u64) -> String {
+    if secs == 0 {
+        return "-".to_owned();
+    }
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// UTC time of a Unix timestamp in milliseconds (second resolution); `-` for 0.
+fn fmt_ms(ms: u64) -> String {
+    fmt_secs(ms / 1000)
+}
+
+/// `1d 02h 03m 04s` style.
+fn fmt_uptime(secs: u64) -> String {
+    let (d, h, m, s) = (
+        secs / 86_400,
+        (secs % 86_400) / 3600,
+        (secs % 3600) / 60,
+        secs % 60,
+    );
+    if d > 0 {
+        format!("{d}d {h:02}h {m:02}m {s:02}s")
+    } else if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Human form of `GetStatus`.
+fn render_status(s: &NodeStatus) -> String {
+    let c = &s.counts;
+    key_values(&[
+        ("node", or_dash(&s.info.node_name)),
+        ("peer id", or_dash(&s.info.peer_id)),
+        ("guardian", or_dash(&s.info.guardian_address)),
+        ("version", or_dash(&s.info.version)),
+        ("ready", yes_no(s.ready)),
+        ("uptime", fmt_uptime(s.uptime_seconds)),
+        (
+            "consortium",
+            format!("n={} t={} p={}", s.info.n, s.info.t, s.info.p),
+        ),
+        (
+            "peers",
+            format!("{}/{} connected", c.peers_connected, c.peers_total),
+        ),
+        (
+            "chains",
+            format!("{} ({} halted)", c.chains, c.chains_halted),
+        ),
+        ("members", c.members.to_string()),
+        (
+            "incidents",
+            format!("{} open / {} total", c.incidents_open, c.incidents_total),
+        ),
+        ("signals", format!("{} active", c.signals_active)),
+    ])
+}
+
+/// Human form of `ListPeers`.
+fn render_peers(peers: &[PeerView]) -> String {
+    if peers.is_empty() {
+        return "no peers\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.peer_id.clone(),
+                or_dash(&p.name),
+                yes_no(p.connected),
+                or_dash(&p.address),
+            ]
+        })
+        .collect();
+    table(&["PEER ID", "NAME", "CONNECTED", "ADDRESS"], &rows)
+}
+
+/// Human form of `ListChains`.
+fn render_chains(chains: &[ChainView]) -> String {
+    if chains.is_empty() {
+        return "no chains\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = chains
+        .iter()
+        .map(|c| {
+            let state = match (c.halted, c.quarantined) {
+                (false, false) => "ok",
+                (true, false) => "halted",
+                (false, true) => "quarantined",
+                (true, true) => "halted,quarantined",
+            };
+            let mut row = vec![
+                c.chain_id.to_string(),
+                or_dash(&c.name),
+                c.head_number.to_string(),
+                c.confirmed_head.to_string(),
+                fmt_secs(c.head_time),
+                state.to_owned(),
+            ];
+            match &c.vault {
+                Some(v) => row.extend([
+                    v.address.clone(),
+                    v.balance.clone(),
+                    v.available_for_payout.clone(),
+                    v.bucket_available.clone(),
+                    v.reserve.clone(),
+                    yes_no(v.paused),
+                    format!(
+                        "{}/{}#{}",
+                        v.threshold, v.pause_threshold, v.guardian_set_index
+                    ),
+                ]),
+                None => row.extend(std::iter::repeat_n("-".to_owned(), 7)),
+            }
+            row
+        })
+        .collect();
+    table(
+        &[
+            "CHAIN",
+            "NAME",
+            "HEAD",
+            "CONFIRMED",
+            "HEAD TIME",
+            "STATE",
+            "VAULT",
+            "BALANCE",
+            "AVAILABLE",
+            "BUCKET",
+            "RESERVE",
+            "PAUSED",
+            "T/P#SET",
+        ],
+        &rows,
+    )
+}
+
+/// Human form of `ListMembers`.
+fn render_members(members: &[MemberView]) -> String {
+    if members.is_empty() {
+        return "no members\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.clone(),
+                or_dash(&m.name),
+                m.home_chain_id.to_string(),
+                yes_no(m.frozen),
+                m.next_seq.to_string(),
+                or_dash(&m.assets),
+                or_dash(&m.liabilities),
+                or_dash(&m.gap),
+                or_dash(&m.cap),
+                or_dash(&m.deductible),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "NAME",
+            "HOME",
+            "FROZEN",
+            "NEXT SEQ",
+            "ASSETS",
+            "LIABILITIES",
+            "GAP",
+            "CAP",
+            "DEDUCTIBLE",
+        ],
+        &rows,
+    )
+}
+
+/// `executed/total` legs.
+fn legs_summary(i: &IncidentView) -> String {
+    let executed = i
+        .legs
+        .iter()
+        .filter(|l| l.status == crate::model::LegStatus::Executed)
+        .count();
+    format!("{executed}/{}", i.legs.len())
+}
+
+/// Human form of `ListIncidents`.
+fn render_incidents(incidents: &[IncidentView]) -> String {
+    if incidents.is_empty() {
+        return "no incidents\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = incidents
+        .iter()
+        .map(|i| {
+            vec![
+                i.id(),
+                i.phase.to_string(),
+                i.attempt.to_string(),
+                or_dash(&i.gap),
+                or_dash(&i.draw_amount),
+                or_dash(&i.uncovered_amount),
+                legs_summary(i),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "PHASE",
+            "ATTEMPT",
+            "GAP",
+            "DRAW",
+            "UNCOVERED",
+            "LEGS PAID",
+        ],
+        &rows,
+    )
+}
+
+/// Human form of `GetIncident`.
+fn render_incident(i: &IncidentView) -> String {
+    let mut out = key_values(&[
+        ("incident", i.id()),
+        ("member", i.member.clone()),
+        ("seq", i.seq.to_string()),
+        ("phase", i.phase.to_string()),
+        ("attempt", i.attempt.to_string()),
+        ("gap", or_dash(&i.gap)),
+        ("draw", or_dash(&i.draw_amount)),
+        ("uncovered", or_dash(&i.uncovered_amount)),
+        ("draw hash", or_dash(&i.draw_hash)),
+    ]);
+    out.push_str("\nlegs\n");
+    if i.legs.is_empty() {
+        out.push_str("  none\n");
+    } else {
+        let rows: Vec<Vec<String>> = i
+            .legs
+            .iter()
+            .map(|l| {
+                vec![
+                    l.chain_id.to_string(),
+                    l.vault.clone(),
+                    l.amount.clone(),
+                    l.status.to_string(),
+                    or_dash(&l.tx_hash),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["CHAIN", "VAULT", "AMOUNT", "STATUS", "TX"], &rows));
+    }
+    out.push_str("\nattestations\n");
+    if i.attestations.is_empty() {
+        out.push_str("  none\n");
+    } else {
+        let rows: Vec<Vec<String>> = i
+            .attestations
+            .iter()
+            .map(|a| vec![a.signer.clone(), a.digest.clone()])
+            .collect();
+        out.push_str(&table(&["SIGNER", "DIGEST"], &rows));
+    }
+    out.push_str("\ntransactions\n");
+    if i.tx_hashes.is_empty() {
+        out.push_str("  none\n");
+    }
+    for tx in &i.tx_hashes {
+        let _ = writeln!(out, "  {tx}");
+    }
+    out.push_str("\ntimeline\n");
+    if i.timeline.is_empty() {
+        out.push_str("  none\n");
+    } else {
+        let rows: Vec<Vec<String>> = i
+            .timeline
+            .iter()
+            .map(|t| {
+                vec![
+                    fmt_ms(t.timestamp_ms),
+                    t.block_number
+                        .map_or_else(|| "-".to_owned(), |b| b.to_string()),
+                    t.what.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["TIME", "BLOCK", "WHAT"], &rows));
+    }
+    out
+}
+
+/// Human form of `ListSignals`.
+fn render_signals(signals: &[SignalView]) -> String {
+    if signals.is_empty() {
+        return "no signals\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = signals
+        .iter()
+        .map(|s| {
+            let state = if s.cleared {
+                "cleared"
+            } else if s.confirmed {
+                "confirmed"
+            } else {
+                "raised"
+            };
+            vec![
+                s.kind.to_string(),
+                s.subject.clone(),
+                state.to_owned(),
+                if s.raised_by.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.raised_by.join(",")
+                },
+                fmt_ms(s.first_seen_ms),
+                fmt_ms(s.last_seen_ms),
+                s.expires_ms.map_or_else(|| "-".to_owned(), fmt_ms),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "KIND",
+            "SUBJECT",
+            "STATE",
+            "RAISED BY",
+            "FIRST SEEN",
+            "LAST SEEN",
+            "EXPIRES",
+        ],
+        &rows,
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_render_in_utc() {
+        assert_eq!(fmt_secs(0), "-");
+        assert_eq!(fmt_secs(1), "1970-01-01T00:00:01Z");
+        assert_eq!(fmt_secs(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(fmt_secs(1_767_225_599), "2025-12-31T23:59:59Z");
+        assert_eq!(fmt_ms(1_709_251_200_123), "2024-03-01T00:00:00Z");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let t = table(
+            &["A", "LONG HEADER"],
+            &[
+                vec!["wide cell".into(), "x".into()],
+                vec!["y".into(), "z".into()],
+            ],
+        );
+        assert_eq!(t, "A          LONG HEADER\nwide cell  x\ny          z\n");
+        assert_eq!(fmt_uptime(3723), "1h 02m 03s");
+        assert_eq!(normalize_url("127.0.0.1:1"), "http://127.0.0.1:1");
+    }
+}

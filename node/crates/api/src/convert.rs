@@ -1,0 +1,420 @@
+//! Conversions between the model and the `backstop.v1` protobuf messages.
+//!
+//! Model → protobuf is total (the server side). Protobuf → model is what the client uses
+//! to render answers; it fails only on enum values this build does not know, so a newer
+//! server's answer is reported instead of being shown wrongly.
+
+use backstop_proto::v1 as pb;
+
+use crate::model::{
+    AttestationView, ChainView, EventKind, IncidentPhase, IncidentView, LegStatus, LegView,
+    MemberView, NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind, SignalView, StatusCounts,
+    TimelineEntry, VaultView,
+};
+
+/// An enum value the model does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} value {value}")]
+pub struct UnknownEnum {
+    /// Which enum.
+    pub what: &'static str,
+    /// The value received.
+    pub value: i32,
+}
+
+pub fn phase_to_pb(p: IncidentPhase) -> pb::IncidentPhase {
+    match p {
+        IncidentPhase::Open => pb::IncidentPhase::Open,
+        IncidentPhase::Proposed => pb::IncidentPhase::Proposed,
+        IncidentPhase::Certified => pb::IncidentPhase::Certified,
+        IncidentPhase::Registered => pb::IncidentPhase::Registered,
+        IncidentPhase::Releasing => pb::IncidentPhase::Releasing,
+        IncidentPhase::Closed => pb::IncidentPhase::Closed,
+    }
+}
+
+pub fn phase_from_pb(v: i32) -> Result<IncidentPhase, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "incident phase",
+        value: v,
+    };
+    Ok(
+        match pb::IncidentPhase::try_from(v).map_err(|_| unknown.clone())? {
+            pb::IncidentPhase::Open => IncidentPhase::Open,
+            pb::IncidentPhase::Proposed => IncidentPhase::Proposed,
+            pb::IncidentPhase::Certified => IncidentPhase::Certified,
+            pb::IncidentPhase::Registered => IncidentPhase::Registered,
+            pb::IncidentPhase::Releasing => IncidentPhase::Releasing,
+            pb::IncidentPhase::Closed => IncidentPhase::Closed,
+            pb::IncidentPhase::Unspecified => return Err(unknown),
+        },
+    )
+}
+
+pub fn leg_status_to_pb(s: LegStatus) -> pb::LegStatus {
+    match s {
+        LegStatus::Pending => pb::LegStatus::Pending,
+        LegStatus::Submitted => pb::LegStatus::Submitted,
+        LegStatus::Executed => pb::LegStatus::Executed,
+        LegStatus::Expired => pb::LegStatus::Expired,
+    }
+}
+
+pub fn leg_status_from_pb(v: i32) -> Result<LegStatus, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "leg status",
+        value: v,
+    };
+    Ok(
+        match pb::LegStatus::try_from(v).map_err(|_| unknown.clone())? {
+            pb::LegStatus::Pending => LegStatus::Pending,
+            pb::LegStatus::Submitted => LegStatus::Submitted,
+            pb::LegStatus::Executed => LegStatus::Executed,
+            pb::LegStatus::Expired => LegStatus::Expired,
+            pb::LegStatus::Unspecified => return Err(unknown),
+        },
+    )
+}
+
+pub fn kind_to_pb(k: SignalKind) -> pb::SignalKind {
+    match k {
+        SignalKind::OracleDeviation => pb::SignalKind::OracleDeviation,
+        SignalKind::OracleStale => pb::SignalKind::OracleStale,
+        SignalKind::AbnormalOutflow => pb::SignalKind::AbnormalOutflow,
+        SignalKind::Depeg => pb::SignalKind::Depeg,
+        SignalKind::ChainHalt => pb::SignalKind::ChainHalt,
+        SignalKind::Operator => pb::SignalKind::Operator,
+    }
+}
+
+pub fn kind_from_pb(v: i32) -> Result<SignalKind, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "signal kind",
+        value: v,
+    };
+    Ok(
+        match pb::SignalKind::try_from(v).map_err(|_| unknown.clone())? {
+            pb::SignalKind::OracleDeviation => SignalKind::OracleDeviation,
+            pb::SignalKind::OracleStale => SignalKind::OracleStale,
+            pb::SignalKind::AbnormalOutflow => SignalKind::AbnormalOutflow,
+            pb::SignalKind::Depeg => SignalKind::Depeg,
+            pb::SignalKind::ChainHalt => SignalKind::ChainHalt,
+            pb::SignalKind::Operator => SignalKind::Operator,
+            pb::SignalKind::Unspecified => return Err(unknown),
+        },
+    )
+}
+
+pub fn event_kind_to_pb(k: EventKind) -> pb::EventKind {
+    match k {
+        EventKind::Incident => pb::EventKind::Incident,
+        EventKind::Signal => pb::EventKind::Signal,
+        EventKind::Chain => pb::EventKind::Chain,
+        EventKind::Peer => pb::EventKind::Peer,
+        EventKind::Action => pb::EventKind::Action,
+        EventKind::Node => pb::EventKind::Node,
+        EventKind::EventsLost => pb::EventKind::EventsLost,
+    }
+}
+
+pub fn event_kind_from_pb(v: i32) -> Result<EventKind, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "event kind",
+        value: v,
+    };
+    Ok(
+        match pb::EventKind::try_from(v).map_err(|_| unknown.clone())? {
+            pb::EventKind::Incident => EventKind::Incident,
+            pb::EventKind::Signal => EventKind::Signal,
+            pb::EventKind::Chain => EventKind::Chain,
+            pb::EventKind::Peer => EventKind::Peer,
+            pb::EventKind::Action => EventKind::Action,
+            pb::EventKind::Node => EventKind::Node,
+            pb::EventKind::EventsLost => EventKind::EventsLost,
+            pb::EventKind::Unspecified => return Err(unknown),
+        },
+    )
+}
+
+pub fn status_to_pb(s: NodeStatus) -> pb::NodeStatus {
+    pb::NodeStatus {
+        node_name: s.info.node_name,
+        peer_id: s.info.peer_id,
+        guardian_address: s.info.guardian_address,
+        version: s.info.version,
+        uptime_seconds: s.uptime_seconds,
+        ready: s.ready,
+        n: s.info.n,
+        t: s.info.t,
+        p: s.info.p,
+        peers_connected: s.counts.peers_connected,
+        peers_total: s.counts.peers_total,
+        chains: s.counts.chains,
+        chains_halted: s.counts.chains_halted,
+        members: s.counts.members,
+        incidents_open: s.counts.incidents_open,
+        incidents_total: s.counts.incidents_total,
+        signals_active: s.counts.signals_active,
+    }
+}
+
+pub fn status_from_pb(s: pb::NodeStatus) -> NodeStatus {
+    NodeStatus {
+        info: NodeInfo {
+            node_name: s.node_name,
+            peer_id: s.peer_id,
+            guardian_address: s.guardian_address,
+            version: s.version,
+            n: s.n,
+            t: s.t,
+            p: s.p,
+        },
+        ready: s.ready,
+        uptime_seconds: s.uptime_seconds,
+        counts: StatusCounts {
+            peers_connected: s.peers_connected,
+            peers_total: s.peers_total,
+            chains: s.chains,
+            chains_halted: s.chains_halted,
+            members: s.members,
+            incidents_open: s.incidents_open,
+            incidents_total: s.incidents_total,
+            signals_active: s.signals_active,
+        },
+    }
+}
+
+pub fn peer_to_pb(p: PeerView) -> pb::Peer {
+    pb::Peer {
+        peer_id: p.peer_id,
+        name: p.name,
+        connected: p.connected,
+        address: p.address,
+    }
+}
+
+pub fn peer_from_pb(p: pb::Peer) -> PeerView {
+    PeerView {
+        peer_id: p.peer_id,
+        name: p.name,
+        connected: p.connected,
+        address: p.address,
+    }
+}
+
+fn vault_to_pb(v: VaultView) -> pb::Vault {
+    pb::Vault {
+        address: v.address,
+        balance: v.balance,
+        available_for_payout: v.available_for_payout,
+        bucket_available: v.bucket_available,
+        reserve: v.reserve,
+        paused: v.paused,
+        guardian_set_index: v.guardian_set_index,
+        threshold: v.threshold,
+        pause_threshold: v.pause_threshold,
+    }
+}
+
+fn vault_from_pb(v: pb::Vault) -> VaultView {
+    VaultView {
+        address: v.address,
+        balance: v.balance,
+        available_for_payout: v.available_for_payout,
+        bucket_available: v.bucket_available,
+        reserve: v.reserve,
+        paused: v.paused,
+        guardian_set_index: v.guardian_set_index,
+        threshold: v.threshold,
+        pause_threshold: v.pause_threshold,
+    }
+}
+
+pub fn chain_to_pb(c: ChainView) -> pb::Chain {
+    pb::Chain {
+        chain_id: c.chain_id,
+        name: c.name,
+        head_number: c.head_number,
+        head_hash: c.head_hash,
+        head_time: c.head_time,
+        confirmed_head: c.confirmed_head,
+        halted: c.halted,
+        quarantined: c.quarantined,
+        vault: c.vault.map(vault_to_pb),
+    }
+}
+
+pub fn chain_from_pb(c: pb::Chain) -> ChainView {
+    ChainView {
+        chain_id: c.chain_id,
+        name: c.name,
+        head_number: c.head_number,
+        head_hash: c.head_hash,
+        head_time: c.head_time,
+        confirmed_head: c.confirmed_head,
+        halted: c.halted,
+        quarantined: c.quarantined,
+        vault: c.vault.map(vault_from_pb),
+    }
+}
+
+pub fn member_to_pb(m: MemberView) -> pb::Member {
+    pb::Member {
+        id: m.id,
+        name: m.name,
+        home_chain_id: m.home_chain_id,
+        frozen: m.frozen,
+        next_seq: m.next_seq,
+        assets: m.assets,
+        liabilities: m.liabilities,
+        gap: m.gap,
+        cap: m.cap,
+        deductible: m.deductible,
+    }
+}
+
+pub fn member_from_pb(m: pb::Member) -> MemberView {
+    MemberView {
+        id: m.id,
+        name: m.name,
+        home_chain_id: m.home_chain_id,
+        frozen: m.frozen,
+        next_seq: m.next_seq,
+        assets: m.assets,
+        liabilities: m.liabilities,
+        gap: m.gap,
+        cap: m.cap,
+        deductible: m.deductible,
+    }
+}
+
+pub fn incident_to_pb(i: IncidentView) -> pb::Incident {
+    pb::Incident {
+        id: i.id(),
+        phase: phase_to_pb(i.phase).into(),
+        member: i.member,
+        seq: i.seq,
+        attempt: i.attempt,
+        gap: i.gap,
+        draw_amount: i.draw_amount,
+        uncovered_amount: i.uncovered_amount,
+        draw_hash: i.draw_hash,
+        legs: i
+            .legs
+            .into_iter()
+            .map(|l| pb::Leg {
+                chain_id: l.chain_id,
+                vault: l.vault,
+                amount: l.amount,
+                status: leg_status_to_pb(l.status).into(),
+                tx_hash: l.tx_hash,
+            })
+            .collect(),
+        attestations: i
+            .attestations
+            .into_iter()
+            .map(|a| pb::Attestation {
+                signer: a.signer,
+                digest: a.digest,
+            })
+            .collect(),
+        tx_hashes: i.tx_hashes,
+        timeline: i
+            .timeline
+            .into_iter()
+            .map(|t| pb::TimelineEntry {
+                timestamp_ms: t.timestamp_ms,
+                block_number: t.block_number,
+                what: t.what,
+            })
+            .collect(),
+    }
+}
+
+pub fn incident_from_pb(i: pb::Incident) -> Result<IncidentView, UnknownEnum> {
+    Ok(IncidentView {
+        phase: phase_from_pb(i.phase)?,
+        member: i.member,
+        seq: i.seq,
+        attempt: i.attempt,
+        gap: i.gap,
+        draw_amount: i.draw_amount,
+        uncovered_amount: i.uncovered_amount,
+        draw_hash: i.draw_hash,
+        legs: i
+            .legs
+            .into_iter()
+            .map(|l| {
+                Ok(LegView {
+                    status: leg_status_from_pb(l.status)?,
+                    chain_id: l.chain_id,
+                    vault: l.vault,
+                    amount: l.amount,
+                    tx_hash: l.tx_hash,
+                })
+            })
+            .collect::<Result<_, UnknownEnum>>()?,
+        attestations: i
+            .attestations
+            .into_iter()
+            .map(|a| AttestationView {
+                signer: a.signer,
+                digest: a.digest,
+            })
+            .collect(),
+        tx_hashes: i.tx_hashes,
+        timeline: i
+            .timeline
+            .into_iter()
+            .map(|t| TimelineEntry {
+                timestamp_ms: t.timestamp_ms,
+                block_number: t.block_number,
+                what: t.what,
+            })
+            .collect(),
+    })
+}
+
+pub fn signal_to_pb(s: SignalView) -> pb::Signal {
+    pb::Signal {
+        kind: kind_to_pb(s.kind).into(),
+        subject: s.subject,
+        raised_by: s.raised_by,
+        confirmed: s.confirmed,
+        first_seen_ms: s.first_seen_ms,
+        last_seen_ms: s.last_seen_ms,
+        expires_ms: s.expires_ms,
+        cleared: s.cleared,
+    }
+}
+
+pub fn signal_from_pb(s: pb::Signal) -> Result<SignalView, UnknownEnum> {
+    Ok(SignalView {
+        kind: kind_from_pb(s.kind)?,
+        subject: s.subject,
+        raised_by: s.raised_by,
+        confirmed: s.confirmed,
+        first_seen_ms: s.first_seen_ms,
+        last_seen_ms: s.last_seen_ms,
+        expires_ms: s.expires_ms,
+        cleared: s.cleared,
+    })
+}
+
+pub fn event_to_pb(e: NodeEvent) -> pb::Event {
+    pb::Event {
+        timestamp_ms: e.timestamp_ms,
+        kind: event_kind_to_pb(e.kind).into(),
+        subject: e.subject,
+        text: e.text,
+    }
+}
+
+pub fn event_from_pb(e: pb::Event) -> Result<NodeEvent, UnknownEnum> {
+    Ok(NodeEvent {
+        timestamp_ms: e.timestamp_ms,
+        kind: event_kind_from_pb(e.kind)?,
+        subject: e.subject,
+        text: e.text,
+    })
+}

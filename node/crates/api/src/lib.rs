@@ -1,0 +1,40 @@
+//! Operator API of a Backstop node: the gRPC service `backstop.v1.Backstop`, its CLI
+//! client and the Prometheus metrics endpoint.
+//!
+//! The node's runtime owns an [`ApiState`] and keeps it current (identity, peers, chains,
+//! members, incidents, signals, readiness) and publishes [`NodeEvent`]s on it; it also
+//! receives validated [`AdminCommand`]s from the bounded admin queue ([`admin::channel`])
+//! and answers each once. [`serve`] runs the gRPC server (with the standard health service
+//! and server reflection) over that state; it never changes the state itself.
+//! [`Metrics`] and [`serve_metrics`] expose Prometheus metrics over HTTP. The [`client`]
+//! module is what the CLI uses to query a node and print the answers.
+//!
+//! Modules:
+//! - [`model`]: the data shown and the shared [`ApiState`] handle;
+//! - [`admin`]: admin requests and their queue to the runtime;
+//! - [`server`]: the gRPC server;
+//! - [`metrics`]: the metrics registry and HTTP endpoint;
+//! - [`client`]: queries and admin calls for the CLI, rendered as tables or JSON.
+//!
+//! The crate depends on neither alloy nor libp2p: every hash, address and amount is
+//! already a string in the model.
+
+pub mod admin;
+pub mod client;
+mod convert;
+pub mod metrics;
+pub mod model;
+pub mod server;
+
+pub use admin::{AdminCommand, AdminError, AdminReply, AdminRequest};
+pub use client::{ClientError, Query};
+pub use metrics::{Metrics, MetricsError, serve_metrics};
+pub use model::{
+    ApiState, AttestationView, ChainView, EventKind, IncidentId, IncidentPhase, IncidentView,
+    LegStatus, LegView, MemberView, Model, NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind,
+    SignalView, StatusCounts, TimelineEntry, VaultView,
+};
+pub use server::{ApiError, serve};
+
+/// The generated `backstop.v1` protobuf types, server and client.
+pub use backstop_proto::v1 as proto;

@@ -1,0 +1,461 @@
+//! Prometheus metrics of the node and the HTTP endpoint that exposes them.
+//!
+//! [`Metrics`] holds every metric in one `prometheus-client` registry (prefix
+//! `backstop_`); the runtime updates it through the methods below, from any thread.
+//! [`serve_metrics`] answers `GET /metrics` with the text exposition (OpenMetrics 1.0,
+//! which Prometheus scrapes natively) and 404 on every other path.
+//!
+//! Invariants kept here:
+//! - label values are chain ids, phases, signal kinds and states, and the short reason or
+//!   kind names the runtime passes: callers must pass values from a small fixed set, never
+//!   free text or ids, so the series count stays bounded;
+//! - the endpoint is read-only and bounded: HTTP/1 only, headers must arrive within
+//!   [`HEADER_TIMEOUT`], request bodies are ignored; on shutdown it stops accepting and
+//!   gives open connections [`SHUTDOWN_GRACE`] to finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::model::{IncidentPhase, Model, SignalKind};
+
+/// Histogram buckets for protocol latencies, in seconds: 10 ms … 120 s.
+pub const LATENCY_BUCKETS: [f64; 15] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0,
+];
+
+/// Time a client has to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time open connections get to finish after shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Content type of the exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Error of the metrics module.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Encoding the registry failed.
+    #[error("encoding metrics: {0}")]
+    Encode(#[from] std::fmt::Error),
+}
+
+/// Label `chain` (chain id).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChainLabel {
+    chain: String,
+}
+
+/// Labels `chain` and `kind`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChainKindLabels {
+    chain: String,
+    kind: String,
+}
+
+/// Label `phase`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
+
+/// Label `reason`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+/// Labels `kind` and `state`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindStateLabels {
+    kind: String,
+    state: String,
+}
+
+/// State label of a signal: `raised`, `confirmed` or `cleared`.
+fn signal_state(confirmed: bool, cleared: bool) -> &'static str {
+    if cleared {
+        "cleared"
+    } else if confirmed {
+        "confirmed"
+    } else {
+        "raised"
+    }
+}
+
+/// Saturating u64 → i64 for gauges.
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Every metric of the node, registered under the prefix `backstop_`.
+///
+/// Names as exposed: `backstop_peers_connected`, `backstop_chain_head{chain}`,
+/// `backstop_chain_confirmed_head{chain}`, `backstop_incidents{phase}`,
+/// `backstop_proposal_to_certificate_seconds`, `backstop_gap_to_closed_seconds`,
+/// `backstop_submissions_total{chain,kind}`, `backstop_submission_failures_total{chain,kind}`,
+/// `backstop_gossip_rejects_total{reason}`, `backstop_signals{kind,state}`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    peers_connected: Gauge,
+    chain_head: Family<ChainLabel, Gauge>,
+    chain_confirmed_head: Family<ChainLabel, Gauge>,
+    incidents: Family<PhaseLabel, Gauge>,
+    proposal_to_certificate: Histogram,
+    gap_to_closed: Histogram,
+    submissions: Family<ChainKindLabels, Counter>,
+    submission_failures: Family<ChainKindLabels, Counter>,
+    gossip_rejects: Family<ReasonLabel, Counter>,
+    signals: Family<KindStateLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric at zero (phases all present at 0).
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("backstop");
+        let peers_connected = Gauge::default();
+        let chain_head = Family::<ChainLabel, Gauge>::default();
+        let chain_confirmed_head = Family::<ChainLabel, Gauge>::default();
+        let incidents = Family::<PhaseLabel, Gauge>::default();
+        let proposal_to_certificate = Histogram::new(LATENCY_BUCKETS);
+        let gap_to_closed = Histogram::new(LATENCY_BUCKETS);
+        let submissions = Family::<ChainKindLabels, Counter>::default();
+        let submission_failures = Family::<ChainKindLabels, Counter>::default();
+        let gossip_rejects = Family::<ReasonLabel, Counter>::default();
+        let signals = Family::<KindStateLabels, Gauge>::default();
+        registry.register(
+            "peers_connected",
+            "Consortium peers with an open connection",
+            peers_connected.clone(),
+        );
+        registry.register(
+            "chain_head",
+            "Latest head number seen per chain",
+            chain_head.clone(),
+        );
+        registry.register(
+            "chain_confirmed_head",
+            "Latest confirmed head number per chain",
+            chain_confirmed_head.clone(),
+        );
+        registry.register(
+            "incidents",
+            "Incidents known to the node by phase",
+            incidents.clone(),
+        );
+        registry.register(
+            "proposal_to_certificate_seconds",
+            "Time from a draw proposal to holding its certificate",
+            proposal_to_certificate.clone(),
+        );
+        registry.register(
+            "gap_to_closed_seconds",
+            "Time from observing a gap to closing its incident",
+            gap_to_closed.clone(),
+        );
+        registry.register(
+            "submissions",
+            "Transactions submitted by chain and kind",
+            submissions.clone(),
+        );
+        registry.register(
+            "submission_failures",
+            "Transaction submissions that failed by chain and kind",
+            submission_failures.clone(),
+        );
+        registry.register(
+            "gossip_rejects",
+            "Gossip messages rejected by reason",
+            gossip_rejects.clone(),
+        );
+        registry.register(
+            "signals",
+            "Signals known to the node by kind and state",
+            signals.clone(),
+        );
+        for phase in IncidentPhase::ALL {
+            incidents
+                .get_or_create(&PhaseLabel {
+                    phase: phase.as_str().to_ascii_lowercase(),
+                })
+                .set(0);
+        }
+        Self {
+            registry,
+            peers_connected,
+            chain_head,
+            chain_confirmed_head,
+            incidents,
+            proposal_to_certificate,
+            gap_to_closed,
+            submissions,
+            submission_failures,
+            gossip_rejects,
+            signals,
+        }
+    }
+
+    /// Sets the number of connected peers.
+    pub fn set_peers_connected(&self, n: u64) {
+        self.peers_connected.set(gauge_value(n));
+    }
+
+    /// Sets a chain's latest and confirmed head numbers.
+    pub fn set_chain_heads(&self, chain_id: u64, head: u64, confirmed: u64) {
+        let label = ChainLabel {
+            chain: chain_id.to_string(),
+        };
+        self.chain_head.get_or_create(&label).set(gauge_value(head));
+        self.chain_confirmed_head
+            .get_or_create(&label)
+            .set(gauge_value(confirmed));
+    }
+
+    /// Sets the number of incidents in `phase`.
+    pub fn set_incidents(&self, phase: IncidentPhase, n: u64) {
+        self.incidents
+            .get_or_create(&PhaseLabel {
+                phase: phase.as_str().to_ascii_lowercase(),
+            })
+            .set(gauge_value(n));
+    }
+
+    /// Records the time from a draw proposal to its certificate.
+    pub fn observe_proposal_to_certificate(&self, elapsed: Duration) {
+        self.proposal_to_certificate.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the time from a gap observation to its incident's close.
+    pub fn observe_gap_to_closed(&self, elapsed: Duration) {
+        self.gap_to_closed.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a transaction submitted on `chain_id`; `kind` is a short fixed name such as
+    /// `register_draw` or `release_leg`.
+    pub fn inc_submission(&self, chain_id: u64, kind: &str) {
+        self.submissions
+            .get_or_create(&ChainKindLabels {
+                chain: chain_id.to_string(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a failed submission on `chain_id` (same `kind` names as
+    /// [`Metrics::inc_submission`]).
+    pub fn inc_submission_failure(&self, chain_id: u64, kind: &str) {
+        self.submission_failures
+            .get_or_create(&ChainKindLabels {
+                chain: chain_id.to_string(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a rejected gossip message; `reason` is a short fixed name.
+    pub fn inc_gossip_reject(&self, reason: &str) {
+        self.gossip_rejects
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts `n` rejected gossip messages at once (for callers that poll cumulative
+    /// counters and add the difference).
+    pub fn add_gossip_rejects(&self, reason: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.gossip_rejects
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    /// Sets the number of signals of `kind` in a state (`raised`, `confirmed`, `cleared`).
+    pub fn set_signals(&self, kind: SignalKind, confirmed: bool, cleared: bool, n: u64) {
+        self.signals
+            .get_or_create(&KindStateLabels {
+                kind: kind.as_str().to_owned(),
+                state: signal_state(confirmed, cleared).to_owned(),
+            })
+            .set(gauge_value(n));
+    }
+
+    /// Sets every gauge derivable from the API model: peers connected, chain heads,
+    /// incidents by phase, signals by kind and state (every kind × state, zeros included).
+    pub fn refresh_from(&self, model: &Model) {
+        let connected = model.peers.iter().filter(|p| p.connected).count();
+        self.set_peers_connected(u64::try_from(connected).unwrap_or(u64::MAX));
+        for chain in &model.chains {
+            self.set_chain_heads(chain.chain_id, chain.head_number, chain.confirmed_head);
+        }
+        for phase in IncidentPhase::ALL {
+            let n = model.incidents.iter().filter(|i| i.phase == phase).count();
+            self.set_incidents(phase, u64::try_from(n).unwrap_or(u64::MAX));
+        }
+        for kind in SignalKind::ALL {
+            for (confirmed, cleared) in [(false, false), (true, false), (false, true)] {
+                let state = signal_state(confirmed, cleared);
+                let n = model
+                    .signals
+                    .iter()
+                    .filter(|s| s.kind == kind && signal_state(s.confirmed, s.cleared) == state)
+                    .count();
+                self.set_signals(
+                    kind,
+                    confirmed,
+                    cleared,
+                    u64::try_from(n).unwrap_or(u64::MAX),
+                );
+            }
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> Result<String, MetricsError> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Answers one HTTP request.
+fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, content_type: &str, body: String| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        if let Ok(value) = header::HeaderValue::from_str(content_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+    };
+    if request.uri().path() != "/metrics" {
+        return reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found: metrics are at /metrics\n".to_owned(),
+        );
+    }
+    if request.method() != Method::GET {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET is supported\n".to_owned(),
+        );
+    }
+    match metrics.encode() {
+        Ok(body) => reply(StatusCode::OK, CONTENT_TYPE, body),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics encoding failed");
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("{e}\n"),
+            )
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` completes. Accept errors (such as
+/// running out of file descriptors) are logged and retried after a short pause.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), MetricsError> {
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, "metrics endpoint listening");
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let metrics = Arc::clone(&metrics);
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let response = respond(&metrics, &request);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(?peer, error = %e, "metrics connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("metrics endpoint: connections still open after the grace period");
+        }
+    }
+    tracing::info!(addr = ?local, "metrics endpoint stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_names_and_labels() {
+        let m = Metrics::new();
+        m.set_chain_heads(31337, 12, 10);
+        m.inc_submission(31337, "register_draw");
+        m.inc_gossip_reject("bad_signature");
+        m.observe_gap_to_closed(Duration::from_millis(1500));
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains("backstop_chain_head{chain=\"31337\"} 12"),
+            "{text}"
+        );
+        assert!(text.contains("backstop_chain_confirmed_head{chain=\"31337\"} 10"));
+        assert!(
+            text.contains("backstop_submissions_total{chain=\"31337\",kind=\"register_draw\"} 1")
+        );
+        assert!(text.contains("backstop_gossip_rejects_total{reason=\"bad_signature\"} 1"));
+        assert!(text.contains("backstop_incidents{phase=\"open\"} 0"));
+        assert!(text.contains("backstop_gap_to_closed_seconds_bucket{le=\"2.5\"} 1"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,968 @@
+//! What the operator API shows, as plain Rust data, and [`ApiState`], the shared handle
+//! through which the node's runtime publishes it.
+//!
+//! The runtime owns an [`ApiState`] (cheap to clone) and replaces or updates each part of
+//! the [`Model`] as its view changes; the gRPC service only reads snapshots. Values are
+//! already in their display form: hashes, ids and addresses as `0x`-prefixed lowercase hex,
+//! token amounts (uint256) as decimal strings. The model does not check them: the runtime
+//! renders them from typed values.
+//!
+//! Invariants kept here:
+//! - readers never see a half-applied update: every update takes the write lock once;
+//! - the event broadcast is bounded ([`ApiState::with_event_capacity`]); a subscriber that
+//!   falls more than the capacity behind loses the oldest events, and the number lost is
+//!   counted ([`ApiState::events_lost`]) and reported to that subscriber (see
+//!   `server`), never blocking the publisher;
+//! - the ready flag and the model's `ready` field always agree (the health service
+//!   follows the flag).
+//!
+//! The module also parses the identifiers the API accepts ([`parse_bytes32`],
+//! [`IncidentId`], [`SignalKind`]), with errors that name the offending field.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+
+/// Default capacity of the event broadcast (events a subscriber may fall behind).
+pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
+
+/// Longest incident id accepted ("0x" + 64 hex + ":" + 20 digits is 87).
+pub const MAX_ID_LEN: usize = 128;
+
+/// Error in a field of a request or of a user-supplied identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    /// Not `0x` followed by the expected number of hex digits.
+    #[error("{field}: expected 0x followed by {digits} hex digits, got {got:?}")]
+    Hex {
+        /// Name of the field.
+        field: &'static str,
+        /// Expected number of hex digits.
+        digits: usize,
+        /// The value received (shortened when long).
+        got: String,
+    },
+    /// Longer than allowed.
+    #[error("{field}: at most {max} bytes allowed, got {len}")]
+    TooLong {
+        /// Name of the field.
+        field: &'static str,
+        /// Largest length allowed.
+        max: usize,
+        /// Length received.
+        len: usize,
+    },
+    /// Empty or zero where a value is required.
+    #[error("{field}: required")]
+    Missing {
+        /// Name of the field.
+        field: &'static str,
+    },
+    /// Not an incident id.
+    #[error("incident id: expected \"0x<64 hex digits>:<seq>\", got {0:?}")]
+    IncidentId(String),
+    /// Not a known signal kind.
+    #[error(
+        "signal kind: unknown {0:?} (known: oracle_deviation, oracle_stale, abnormal_outflow, depeg, chain_halt, operator)"
+    )]
+    UnknownKind(String),
+}
+
+/// Shortens `s` for an error message.
+fn shorten(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Parses `0x` + exactly `N * 2` hex digits (either case) into bytes.
+pub fn parse_hex<const N: usize>(field: &'static str, s: &str) -> Result<[u8; N], FieldError> {
+    let err = || FieldError::Hex {
+        field,
+        digits: N * 2,
+        got: shorten(s),
+    };
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .ok_or_else(err)?;
+    if digits.len() != N * 2 {
+        return Err(err());
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in digits.as_bytes().chunks_exact(2).enumerate() {
+        let hi = hex_value(pair[0]).ok_or_else(err)?;
+        let lo = hex_value(pair[1]).ok_or_else(err)?;
+        out[i] = (hi << 4) | lo;
+    }
+    Ok(out)
+}
+
+/// Value of one hex digit.
+fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Parses a bytes32 value (`0x` + 64 hex digits).
+pub fn parse_bytes32(field: &'static str, s: &str) -> Result<[u8; 32], FieldError> {
+    parse_hex::<32>(field, s)
+}
+
+/// `0x` + lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 + bytes.len() * 2);
+    s.push_str("0x");
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// An incident's identifier: the member and its draw sequence number, written
+/// `0x<member, 64 hex digits>:<seq>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IncidentId {
+    /// Member id (bytes32).
+    pub member: [u8; 32],
+    /// The home vault's sequence number of the draw.
+    pub seq: u64,
+}
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", to_hex(&self.member), self.seq)
+    }
+}
+
+impl FromStr for IncidentId {
+    type Err = FieldError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || FieldError::IncidentId(shorten(s));
+        if s.len() > MAX_ID_LEN {
+            return Err(bad());
+        }
+        let (member, seq) = s.rsplit_once(':').ok_or_else(bad)?;
+        let member = parse_bytes32("incident id member", member).map_err(|_| bad())?;
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let seq = seq.parse::<u64>().map_err(|_| bad())?;
+        Ok(Self { member, seq })
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The node's identity and configuration, set by the runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    /// Operator-chosen node name.
+    pub node_name: String,
+    /// libp2p PeerId (base58).
+    pub peer_id: String,
+    /// The node's guardian address (`0x` + 40 hex).
+    pub guardian_address: String,
+    /// Software version.
+    pub version: String,
+    /// Consortium size.
+    pub n: u32,
+    /// Pay/lift threshold t = n - f.
+    pub t: u32,
+    /// Stop threshold p = f + 1.
+    pub p: u32,
+}
+
+/// Summary counts derived from the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    /// Peers with an open connection.
+    pub peers_connected: u32,
+    /// Peers known.
+    pub peers_total: u32,
+    /// Chains configured.
+    pub chains: u32,
+    /// Chains flagged halted.
+    pub chains_halted: u32,
+    /// Member protocols.
+    pub members: u32,
+    /// Incidents not closed.
+    pub incidents_open: u32,
+    /// Incidents known.
+    pub incidents_total: u32,
+    /// Signals not cleared.
+    pub signals_active: u32,
+}
+
+/// What `GetStatus` answers: identity, readiness, uptime and counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeStatus {
+    /// Identity and configuration.
+    #[serde(flatten)]
+    pub info: NodeInfo,
+    /// True once the node has loaded its state and started its components.
+    pub ready: bool,
+    /// Seconds since the [`ApiState`] was created.
+    pub uptime_seconds: u64,
+    /// Counts derived from the model.
+    #[serde(flatten)]
+    pub counts: StatusCounts,
+}
+
+/// Another consortium node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PeerView {
+    /// libp2p PeerId (base58).
+    pub peer_id: String,
+    /// Node name from the consortium configuration.
+    pub name: String,
+    /// True while a connection is open.
+    pub connected: bool,
+    /// Last known multiaddress, empty if none.
+    pub address: String,
+}
+
+/// A chain's vault state at the confirmed head.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VaultView {
+    /// Vault address.
+    pub address: String,
+    /// Pool-token balance (decimal).
+    pub balance: String,
+    /// What the vault could pay now (decimal).
+    pub available_for_payout: String,
+    /// Outflow bucket level (decimal).
+    pub bucket_available: String,
+    /// Reserve floor (decimal).
+    pub reserve: String,
+    /// Vault paused.
+    pub paused: bool,
+    /// Index of the current guardian set.
+    pub guardian_set_index: u64,
+    /// Signatures to pay or lift.
+    pub threshold: u32,
+    /// Signatures to stop.
+    pub pause_threshold: u32,
+}
+
+/// One chain of the pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChainView {
+    /// EVM chain id.
+    pub chain_id: u64,
+    /// Chain name from the configuration.
+    pub name: String,
+    /// Latest head number.
+    pub head_number: u64,
+    /// Latest head hash (`0x` + 64 hex).
+    pub head_hash: String,
+    /// Latest head's block timestamp, seconds since the Unix epoch.
+    pub head_time: u64,
+    /// Latest confirmed head number.
+    pub confirmed_head: u64,
+    /// No new head within the bound.
+    pub halted: bool,
+    /// Allocations skip this chain's vault.
+    pub quarantined: bool,
+    /// The vault, once read.
+    pub vault: Option<VaultView>,
+}
+
+/// A member protocol.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    /// Member id (`0x` + 64 hex).
+    pub id: String,
+    /// Name from the configuration.
+    pub name: String,
+    /// Chain id of its home vault.
+    pub home_chain_id: u64,
+    /// Payouts to it frozen.
+    pub frozen: bool,
+    /// The home vault's `nextSeq(member)`.
+    pub next_seq: u64,
+    /// Last observed assets (decimal).
+    pub assets: String,
+    /// Last observed liabilities (decimal).
+    pub liabilities: String,
+    /// max(0, liabilities - assets) (decimal).
+    pub gap: String,
+    /// Per-incident cap (decimal).
+    pub cap: String,
+    /// Deductible it always bears (decimal).
+    pub deductible: String,
+}
+
+/// Where an incident stands in the draw protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum IncidentPhase {
+    /// Gap observed, no proposal yet.
+    #[default]
+    Open,
+    /// A draw is proposed and being attested.
+    Proposed,
+    /// t signatures over one draw digest.
+    Certified,
+    /// The home vault registered the draw.
+    Registered,
+    /// Remote legs are being released.
+    Releasing,
+    /// Every leg executed or past its deadline.
+    Closed,
+}
+
+impl IncidentPhase {
+    /// Every phase, in protocol order.
+    pub const ALL: [IncidentPhase; 6] = [
+        Self::Open,
+        Self::Proposed,
+        Self::Certified,
+        Self::Registered,
+        Self::Releasing,
+        Self::Closed,
+    ];
+
+    /// Upper-case name (`OPEN`, …), as in the API and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Proposed => "PROPOSED",
+            Self::Certified => "CERTIFIED",
+            Self::Registered => "REGISTERED",
+            Self::Releasing => "RELEASING",
+            Self::Closed => "CLOSED",
+        }
+    }
+}
+
+impl fmt::Display for IncidentPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// State of one leg of a draw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LegStatus {
+    /// Not paid yet.
+    #[default]
+    Pending,
+    /// A transaction paying it is in flight.
+    Submitted,
+    /// Paid.
+    Executed,
+    /// Past its deadline unpaid.
+    Expired,
+}
+
+impl LegStatus {
+    /// Upper-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Submitted => "SUBMITTED",
+            Self::Executed => "EXECUTED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+}
+
+impl fmt::Display for LegStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One chain's share of a draw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LegView {
+    /// Chain of the paying vault.
+    pub chain_id: u64,
+    /// Paying vault address.
+    pub vault: String,
+    /// Amount (decimal).
+    pub amount: String,
+    /// Leg state.
+    pub status: LegStatus,
+    /// Transaction paying it, empty if none.
+    pub tx_hash: String,
+}
+
+/// A guardian signature the node holds for the draw digest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AttestationView {
+    /// Guardian address.
+    pub signer: String,
+    /// Digest signed.
+    pub digest: String,
+}
+
+/// One step of an incident's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    /// When, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Block the step refers to, if any.
+    pub block_number: Option<u64>,
+    /// What happened.
+    pub what: String,
+}
+
+/// An incident: a member's draw sequence number on its home vault.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IncidentView {
+    /// Member id (`0x` + 64 hex).
+    pub member: String,
+    /// Draw sequence number.
+    pub seq: u64,
+    /// Protocol phase.
+    pub phase: IncidentPhase,
+    /// Current proposal attempt.
+    pub attempt: u32,
+    /// Gap that opened it (decimal).
+    pub gap: String,
+    /// Draw amount (decimal).
+    pub draw_amount: String,
+    /// What nobody can cover (decimal).
+    pub uncovered_amount: String,
+    /// Draw digest, empty before a proposal.
+    pub draw_hash: String,
+    /// Legs of the draw.
+    pub legs: Vec<LegView>,
+    /// Signatures held.
+    pub attestations: Vec<AttestationView>,
+    /// Transactions sent for it.
+    pub tx_hashes: Vec<String>,
+    /// History.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl IncidentView {
+    /// The incident id, `<member>:<seq>`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.member, self.seq)
+    }
+
+    /// True when this view is the incident `id` (member compared without regard to case).
+    pub fn is(&self, id: &IncidentId) -> bool {
+        self.seq == id.seq && parse_bytes32("member", &self.member).is_ok_and(|m| m == id.member)
+    }
+}
+
+/// Kinds of signals (same numbering as the gossip wire format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    /// Oracle price deviates from the reference.
+    OracleDeviation,
+    /// Oracle price is stale.
+    OracleStale,
+    /// Abnormal outflow from a member's contracts (exploit suspected).
+    AbnormalOutflow,
+    /// Pool token depeg.
+    Depeg,
+    /// A chain stopped producing heads.
+    ChainHalt,
+    /// Raised by an operator.
+    Operator,
+}
+
+impl SignalKind {
+    /// Every kind.
+    pub const ALL: [SignalKind; 6] = [
+        Self::OracleDeviation,
+        Self::OracleStale,
+        Self::AbnormalOutflow,
+        Self::Depeg,
+        Self::ChainHalt,
+        Self::Operator,
+    ];
+
+    /// Snake-case name (`oracle_deviation`, …), as in JSON, the CLI and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OracleDeviation => "oracle_deviation",
+            Self::OracleStale => "oracle_stale",
+            Self::AbnormalOutflow => "abnormal_outflow",
+            Self::Depeg => "depeg",
+            Self::ChainHalt => "chain_halt",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SignalKind {
+    type Err = FieldError;
+
+    /// Accepts the snake-case name, with `-` for `_`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == norm)
+            .ok_or_else(|| FieldError::UnknownKind(shorten(s)))
+    }
+}
+
+/// A `(kind, subject)` signal and who asserted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignalView {
+    /// Kind.
+    pub kind: SignalKind,
+    /// Subject (`0x` + 64 hex).
+    pub subject: String,
+    /// Nodes that asserted it within the window.
+    pub raised_by: Vec<String>,
+    /// At least p distinct nodes asserted it.
+    pub confirmed: bool,
+    /// First assertion, ms since the Unix epoch.
+    pub first_seen_ms: u64,
+    /// Latest assertion, ms since the Unix epoch.
+    pub last_seen_ms: u64,
+    /// When it lapses unless renewed.
+    pub expires_ms: Option<u64>,
+    /// Lifted.
+    pub cleared: bool,
+}
+
+/// What a node event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Incident phase change, proposal, certificate, registration, leg.
+    Incident,
+    /// Signal raised, confirmed, cleared.
+    Signal,
+    /// Chain halt, resume, quarantine, reorg.
+    Chain,
+    /// Peer connected or lost.
+    Peer,
+    /// On-chain action (freeze, pause, alert) started or done.
+    Action,
+    /// Node lifecycle.
+    Node,
+    /// The subscriber missed events (only ever produced by the API for a slow subscriber).
+    EventsLost,
+}
+
+impl EventKind {
+    /// Snake-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incident => "incident",
+            Self::Signal => "signal",
+            Self::Chain => "chain",
+            Self::Peer => "peer",
+            Self::Action => "action",
+            Self::Node => "node",
+            Self::EventsLost => "events_lost",
+        }
+    }
+}
+
+/// Something that happened in the node, as streamed by `StreamEvents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeEvent {
+    /// When, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// What it is about.
+    pub kind: EventKind,
+    /// Incident id, chain id, subject or peer id; may be empty.
+    pub subject: String,
+    /// Human-readable description.
+    pub text: String,
+}
+
+impl NodeEvent {
+    /// An event stamped with the current time.
+    pub fn now(kind: EventKind, subject: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            timestamp_ms: now_ms(),
+            kind,
+            subject: subject.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// Everything the API shows, as one value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    /// Identity and configuration.
+    pub info: NodeInfo,
+    /// Readiness (kept equal to the health flag by [`ApiState`]).
+    pub ready: bool,
+    /// Other nodes.
+    pub peers: Vec<PeerView>,
+    /// Chains, in the runtime's order.
+    pub chains: Vec<ChainView>,
+    /// Member protocols.
+    pub members: Vec<MemberView>,
+    /// Incidents, oldest first.
+    pub incidents: Vec<IncidentView>,
+    /// Signals.
+    pub signals: Vec<SignalView>,
+}
+
+impl Model {
+    /// Counts shown by `GetStatus`.
+    pub fn counts(&self) -> StatusCounts {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        StatusCounts {
+            peers_connected: count(self.peers.iter().filter(|p| p.connected).count()),
+            peers_total: count(self.peers.len()),
+            chains: count(self.chains.len()),
+            chains_halted: count(self.chains.iter().filter(|c| c.halted).count()),
+            members: count(self.members.len()),
+            incidents_open: count(
+                self.incidents
+                    .iter()
+                    .filter(|i| i.phase != IncidentPhase::Closed)
+                    .count(),
+            ),
+            incidents_total: count(self.incidents.len()),
+            signals_active: count(self.signals.iter().filter(|s| !s.cleared).count()),
+        }
+    }
+}
+
+/// Replaces the element of `items` matching `same`, or appends `item`.
+fn upsert<T>(items: &mut Vec<T>, item: T, same: impl Fn(&T, &T) -> bool) {
+    match items.iter_mut().find(|x| same(x, &item)) {
+        Some(slot) => *slot = item,
+        None => items.push(item),
+    }
+}
+
+/// State shared by the runtime (writer) and the API (reader).
+struct Shared {
+    model: RwLock<Model>,
+    events: broadcast::Sender<NodeEvent>,
+    ready: watch::Sender<bool>,
+    started: Instant,
+    events_lost: AtomicU64,
+}
+
+/// Handle on what the API shows; clone it freely. The runtime writes, the API reads.
+#[derive(Clone)]
+pub struct ApiState {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiState")
+            .field("ready", &*self.shared.ready.borrow())
+            .field("subscribers", &self.shared.events.receiver_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// A new state for node `info`, not ready, with [`DEFAULT_EVENT_CAPACITY`]; uptime
+    /// counts from now.
+    pub fn new(info: NodeInfo) -> Self {
+        Self::with_event_capacity(info, DEFAULT_EVENT_CAPACITY)
+    }
+
+    /// Like [`ApiState::new`] with `capacity` events of broadcast buffer (at least 1).
+    pub fn with_event_capacity(info: NodeInfo, capacity: usize) -> Self {
+        let (events, _) = broadcast::channel(capacity.max(1));
+        let (ready, _) = watch::channel(false);
+        Self {
+            shared: Arc::new(Shared {
+                model: RwLock::new(Model {
+                    info,
+                    ..Model::default()
+                }),
+                events,
+                ready,
+                started: Instant::now(),
+                events_lost: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Applies `f` to the model under the write lock. `ready` is managed by
+    /// [`ApiState::set_ready`]; a change made to it here is undone.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
+        let mut model = self
+            .shared
+            .model
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let ready = model.ready;
+        let out = f(&mut model);
+        model.ready = ready;
+        out
+    }
+
+    /// Reads the model under the read lock.
+    pub fn read<R>(&self, f: impl FnOnce(&Model) -> R) -> R {
+        let model = self
+            .shared
+            .model
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&model)
+    }
+
+    /// A copy of the whole model.
+    pub fn snapshot(&self) -> Model {
+        self.read(Model::clone)
+    }
+
+    /// Replaces the node's identity.
+    pub fn set_info(&self, info: NodeInfo) {
+        self.update(|m| m.info = info);
+    }
+
+    /// Sets readiness; the health service reports the Backstop service SERVING exactly
+    /// while it is true.
+    pub fn set_ready(&self, ready: bool) {
+        let mut model = self
+            .shared
+            .model
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        model.ready = ready;
+        self.shared.ready.send_replace(ready);
+    }
+
+    /// Current readiness.
+    pub fn is_ready(&self) -> bool {
+        *self.shared.ready.borrow()
+    }
+
+    /// Watches readiness (used by the health reporter).
+    pub fn watch_ready(&self) -> watch::Receiver<bool> {
+        self.shared.ready.subscribe()
+    }
+
+    /// Replaces the peer list.
+    pub fn set_peers(&self, peers: Vec<PeerView>) {
+        self.update(|m| m.peers = peers);
+    }
+
+    /// Replaces or adds one peer (by peer id).
+    pub fn upsert_peer(&self, peer: PeerView) {
+        self.update(|m| upsert(&mut m.peers, peer, |a, b| a.peer_id == b.peer_id));
+    }
+
+    /// Replaces the chain list.
+    pub fn set_chains(&self, chains: Vec<ChainView>) {
+        self.update(|m| m.chains = chains);
+    }
+
+    /// Replaces or adds one chain (by chain id).
+    pub fn upsert_chain(&self, chain: ChainView) {
+        self.update(|m| upsert(&mut m.chains, chain, |a, b| a.chain_id == b.chain_id));
+    }
+
+    /// Replaces the member list.
+    pub fn set_members(&self, members: Vec<MemberView>) {
+        self.update(|m| m.members = members);
+    }
+
+    /// Replaces or adds one member (by id, case-insensitive).
+    pub fn upsert_member(&self, member: MemberView) {
+        self.update(|m| {
+            upsert(&mut m.members, member, |a, b| {
+                a.id.eq_ignore_ascii_case(&b.id)
+            })
+        });
+    }
+
+    /// Replaces the incident list (oldest first).
+    pub fn set_incidents(&self, incidents: Vec<IncidentView>) {
+        self.update(|m| m.incidents = incidents);
+    }
+
+    /// Replaces or appends one incident (by member and seq).
+    pub fn upsert_incident(&self, incident: IncidentView) {
+        self.update(|m| {
+            upsert(&mut m.incidents, incident, |a, b| {
+                a.seq == b.seq && a.member.eq_ignore_ascii_case(&b.member)
+            })
+        });
+    }
+
+    /// Replaces the signal list.
+    pub fn set_signals(&self, signals: Vec<SignalView>) {
+        self.update(|m| m.signals = signals);
+    }
+
+    /// Replaces or adds one signal (by kind and subject).
+    pub fn upsert_signal(&self, signal: SignalView) {
+        self.update(|m| {
+            upsert(&mut m.signals, signal, |a, b| {
+                a.kind == b.kind && a.subject.eq_ignore_ascii_case(&b.subject)
+            })
+        });
+    }
+
+    /// The status `GetStatus` answers.
+    pub fn status(&self) -> NodeStatus {
+        let uptime_seconds = self.shared.started.elapsed().as_secs();
+        self.read(|m| NodeStatus {
+            info: m.info.clone(),
+            ready: m.ready,
+            uptime_seconds,
+            counts: m.counts(),
+        })
+    }
+
+    /// One incident by id.
+    pub fn incident(&self, id: &IncidentId) -> Option<IncidentView> {
+        self.read(|m| m.incidents.iter().find(|i| i.is(id)).cloned())
+    }
+
+    /// Publishes an event to the current subscribers; returns how many there are.
+    /// Never blocks: a subscriber that is too far behind loses the oldest events.
+    pub fn publish(&self, event: NodeEvent) -> usize {
+        tracing::debug!(kind = event.kind.as_str(), subject = %event.subject, text = %event.text, "node event");
+        self.shared.events.send(event).unwrap_or(0)
+    }
+
+    /// Subscribes to events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Total events that slow subscribers lost since start.
+    pub fn events_lost(&self) -> u64 {
+        self.shared.events_lost.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` events lost by one subscriber.
+    pub(crate) fn record_lost(&self, n: u64) {
+        self.shared.events_lost.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_id_round_trips_and_rejects_garbage() {
+        let id = IncidentId {
+            member: [0xab; 32],
+            seq: 7,
+        };
+        let s = id.to_string();
+        assert_eq!(s, format!("0x{}:7", "ab".repeat(32)));
+        assert_eq!(s.parse::<IncidentId>().unwrap(), id);
+        assert_eq!(
+            s.to_uppercase()
+                .replace("0X", "0x")
+                .parse::<IncidentId>()
+                .unwrap(),
+            id
+        );
+        for bad in [
+            "",
+            ":1",
+            "0x12:1",
+            &format!("0x{}", "ab".repeat(32)),
+            &format!("0x{}:", "ab".repeat(32)),
+            &format!("0x{}:+1", "ab".repeat(32)),
+            &format!("0x{}:18446744073709551616", "ab".repeat(32)),
+            &format!("0x{}:1", "zz".repeat(32)),
+            &format!("{}:1", "ab".repeat(32)),
+        ] {
+            assert!(
+                matches!(bad.parse::<IncidentId>(), Err(FieldError::IncidentId(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn hex_parsing_names_the_field() {
+        let err = parse_bytes32("subject", "0x1234").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "subject: expected 0x followed by 64 hex digits, got \"0x1234\""
+        );
+        assert_eq!(to_hex(&parse_hex::<2>("x", "0xA0ff").unwrap()), "0xa0ff");
+    }
+
+    #[test]
+    fn signal_kinds_parse_leniently() {
+        assert_eq!(
+            "Oracle-Deviation".parse::<SignalKind>().unwrap(),
+            SignalKind::OracleDeviation
+        );
+        for k in SignalKind::ALL {
+            assert_eq!(k.as_str().parse::<SignalKind>().unwrap(), k);
+        }
+        assert!(matches!(
+            "nope".parse::<SignalKind>(),
+            Err(FieldError::UnknownKind(_))
+        ));
+    }
+
+    #[test]
+    fn upserts_replace_by_key_and_ready_survives_update() {
+        let api = ApiState::new(NodeInfo::default());
+        api.set_ready(true);
+        api.upsert_chain(ChainView {
+            chain_id: 1,
+            ..ChainView::default()
+        });
+        api.upsert_chain(ChainView {
+            chain_id: 1,
+            head_number: 9,
+            ..ChainView::default()
+        });
+        api.update(|m| m.ready = false);
+        let m = api.snapshot();
+        assert_eq!(m.chains.len(), 1);
+        assert_eq!(m.chains[0].head_number, 9);
+        assert!(m.ready && api.is_ready());
+        api.set_ready(false);
+        assert!(!api.status().ready);
+    }
+
+    #[test]
+    fn zero_capacity_is_clamped() {
+        let api = ApiState::with_event_capacity(NodeInfo::default(), 0);
+        let mut rx = api.subscribe();
+        assert_eq!(api.publish(NodeEvent::now(EventKind::Node, "", "up")), 1);
+        assert_eq!(rx.try_recv().unwrap().text, "up");
+    }
+}

@@ -1,0 +1,504 @@
+//! The gRPC server: `backstop.v1.Backstop` over an [`ApiState`], plus the standard health
+//! service and server reflection (v1 and v1alpha).
+//!
+//! Invariants kept here:
+//! - read calls only read the state; they never block the runtime for longer than a clone
+//!   under a read lock;
+//! - admin calls reach the runtime only with a valid `authorization: Bearer <token>`
+//!   (compared in constant time for a given length) and with every field validated; with
+//!   no token configured they are refused with PERMISSION_DENIED, and the runtime never
+//!   sees them;
+//! - requests are bounded: at most [`MAX_REQUEST_BYTES`] per message, string fields
+//!   length-checked before parsing, a per-connection concurrency limit;
+//! - an event stream ends when the server shuts down (so graceful shutdown never waits on
+//!   a subscriber) or when its client goes away; a subscriber that falls more than the
+//!   broadcast capacity behind gets one `EVENTS_LOST` event with the count and continues
+//!   with the newest events (the count also goes to [`ApiState::events_lost`]);
+//! - the health service reports `backstop.v1.Backstop` SERVING exactly while the state is
+//!   ready, NOT_SERVING otherwise.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backstop_proto::v1 as pb;
+use backstop_proto::v1::backstop_server::{Backstop, BackstopServer};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status};
+
+use crate::admin::{AdminCommand, AdminError, AdminRequest, REPLY_TIMEOUT};
+use crate::convert;
+use crate::model::{ApiState, EventKind, FieldError, IncidentId, NodeEvent, parse_bytes32};
+
+/// Largest request message accepted, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Longest string accepted in an identifier field (subject, member, incident id).
+const MAX_ID_FIELD: usize = 128;
+
+/// Concurrent requests per connection.
+const CONCURRENCY_PER_CONNECTION: usize = 64;
+
+/// Events buffered per subscriber between the broadcast and the HTTP/2 stream.
+const STREAM_BUFFER: usize = 64;
+
+/// Why the server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The reflection service could not load the descriptor sets.
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the operator API on `listener` until `shutdown` completes, then finishes the
+/// requests in flight (event streams end at once) and returns.
+///
+/// `admin` carries validated admin requests to the runtime; `token` is the admin bearer
+/// token (`None` or empty: admin calls disabled).
+pub async fn serve(
+    listener: TcpListener,
+    api: ApiState,
+    admin: mpsc::Sender<AdminCommand>,
+    token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ApiError> {
+    let local = listener.local_addr().ok();
+    let token = match token {
+        Some(t) if !t.is_empty() => Some(Arc::<[u8]>::from(t.into_bytes())),
+        Some(_) => {
+            tracing::warn!("the configured admin token is empty: admin calls are disabled");
+            None
+        }
+        None => None,
+    };
+    if token.is_none() {
+        tracing::info!("no admin token configured: admin calls are disabled");
+    }
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let health_task = AbortOnDrop(tokio::spawn(follow_readiness(reporter, api.watch_ready())));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let service = Service {
+        api,
+        admin,
+        token,
+        stop: stop_rx,
+    };
+    let backstop = BackstopServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
+
+    tracing::info!(addr = ?local, "operator API listening");
+    let result = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(backstop)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            tracing::info!("operator API shutting down");
+            stop_tx.send_replace(true);
+        })
+        .await;
+    drop(health_task);
+    result?;
+    tracing::info!(addr = ?local, "operator API stopped");
+    Ok(())
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps the health status of the Backstop service equal to the ready flag.
+async fn follow_readiness(
+    reporter: tonic_health::server::HealthReporter,
+    mut ready: watch::Receiver<bool>,
+) {
+    loop {
+        let now = *ready.borrow_and_update();
+        if now {
+            reporter.set_serving::<BackstopServer<Service>>().await;
+        } else {
+            reporter.set_not_serving::<BackstopServer<Service>>().await;
+        }
+        tracing::debug!(ready = now, "health status updated");
+        if ready.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The `backstop.v1.Backstop` implementation.
+struct Service {
+    api: ApiState,
+    admin: mpsc::Sender<AdminCommand>,
+    token: Option<Arc<[u8]>>,
+    stop: watch::Receiver<bool>,
+}
+
+/// INVALID_ARGUMENT carrying a field error.
+fn invalid(e: FieldError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// Rejects identifier fields longer than [`MAX_ID_FIELD`] before parsing them.
+fn bounded<'a>(field: &'static str, s: &'a str) -> Result<&'a str, Status> {
+    if s.len() > MAX_ID_FIELD {
+        return Err(invalid(FieldError::TooLong {
+            field,
+            max: MAX_ID_FIELD,
+            len: s.len(),
+        }));
+    }
+    Ok(s)
+}
+
+/// Parses a bytes32 request field.
+fn bytes32_field(field: &'static str, s: &str) -> Result<[u8; 32], Status> {
+    parse_bytes32(field, bounded(field, s)?).map_err(invalid)
+}
+
+impl Service {
+    /// Checks the bearer token of an admin call.
+    fn authorize<T>(&self, method: &str, request: &Request<T>) -> Result<(), Status> {
+        let peer = request.remote_addr();
+        let Some(token) = &self.token else {
+            tracing::warn!(method, ?peer, "admin call refused: admin disabled");
+            return Err(Status::permission_denied(
+                "admin calls are disabled on this node: no admin token is configured",
+            ));
+        };
+        let unauthenticated = |why: &str| {
+            tracing::warn!(method, ?peer, why, "admin call refused");
+            Status::unauthenticated(format!("admin call refused: {why}"))
+        };
+        let Some(value) = request.metadata().get("authorization") else {
+            return Err(unauthenticated(
+                "missing `authorization: Bearer <token>` metadata",
+            ));
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| unauthenticated("authorization metadata is not printable ASCII"))?;
+        let presented = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+            _ => return Err(unauthenticated("authorization is not `Bearer <token>`")),
+        };
+        if bool::from(presented.as_bytes().ct_eq(token)) {
+            Ok(())
+        } else {
+            Err(unauthenticated("wrong admin token"))
+        }
+    }
+
+    /// Sends a validated request to the runtime and waits for its reply.
+    async fn dispatch(&self, request: AdminRequest) -> Result<Response<pb::AdminResponse>, Status> {
+        request.validate().map_err(invalid)?;
+        if !self.api.is_ready() {
+            return Err(Status::unavailable(
+                "the node is not ready yet; retry once GetStatus reports ready",
+            ));
+        }
+        self.check_known(&request)?;
+        let method = request.method();
+        let what = request.to_string();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.admin
+            .try_send(AdminCommand {
+                request,
+                reply: reply_tx,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    Status::resource_exhausted("the admin queue is full; retry later")
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    Status::unavailable("the node runtime no longer accepts admin requests")
+                }
+            })?;
+        tracing::info!(method, request = %what, "admin request sent to the runtime");
+        match tokio::time::timeout(REPLY_TIMEOUT, reply_rx).await {
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "the node runtime did not answer within {}s",
+                REPLY_TIMEOUT.as_secs()
+            ))),
+            Ok(Err(_)) => Err(Status::unavailable(
+                "the node runtime dropped the request without answering",
+            )),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(method, request = %what, error = %e, "admin request not started");
+                Err(match e {
+                    AdminError::Rejected(m) => Status::failed_precondition(m),
+                    AdminError::NotFound(m) => Status::not_found(m),
+                    AdminError::Unavailable(m) => Status::unavailable(m),
+                    AdminError::Internal(m) => Status::internal(m),
+                })
+            }
+            Ok(Ok(Ok(started))) => {
+                tracing::info!(method, request = %what, %started, "admin request started");
+                Ok(Response::new(pb::AdminResponse { started }))
+            }
+        }
+    }
+
+    /// NOT_FOUND for chains and members the node does not know.
+    fn check_known(&self, request: &AdminRequest) -> Result<(), Status> {
+        let chain = match request {
+            AdminRequest::Unfreeze { chain_id, .. } => *chain_id,
+            AdminRequest::Unpause { chain_id } | AdminRequest::ClearAlert { chain_id, .. } => {
+                Some(*chain_id)
+            }
+            AdminRequest::RaiseSignal { .. } => None,
+        };
+        let member = match request {
+            AdminRequest::Unfreeze { member, .. } => Some(*member),
+            _ => None,
+        };
+        self.api.read(|m| {
+            if let Some(c) = chain
+                && !m.chains.iter().any(|x| x.chain_id == c)
+            {
+                return Err(Status::not_found(format!(
+                    "chain {c} is not configured on this node"
+                )));
+            }
+            if let Some(id) = member
+                && !m
+                    .members
+                    .iter()
+                    .any(|x| parse_bytes32("member", &x.id).is_ok_and(|b| b == id))
+            {
+                return Err(Status::not_found(format!(
+                    "member {} is not a consortium member",
+                    crate::model::to_hex(&id)
+                )));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Stream of events for one subscriber.
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send + 'static>>;
+
+/// Forwards broadcast events to one subscriber until it leaves or the server stops.
+async fn forward_events(
+    api: ApiState,
+    mut events: broadcast::Receiver<NodeEvent>,
+    out: mpsc::Sender<Result<pb::Event, Status>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let event = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = out.closed() => return,
+            received = events.recv() => match received {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    api.record_lost(n);
+                    tracing::warn!(lost = n, "event subscriber too slow: events dropped");
+                    NodeEvent::now(
+                        EventKind::EventsLost,
+                        "",
+                        format!("{n} events were dropped because this subscriber read too slowly"),
+                    )
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if out.send(Ok(convert::event_to_pb(event))).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Backstop for Service {
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        Ok(Response::new(pb::GetStatusResponse {
+            status: Some(convert::status_to_pb(self.api.status())),
+        }))
+    }
+
+    async fn list_peers(
+        &self,
+        _request: Request<pb::ListPeersRequest>,
+    ) -> Result<Response<pb::ListPeersResponse>, Status> {
+        let peers = self.api.read(|m| m.peers.clone());
+        Ok(Response::new(pb::ListPeersResponse {
+            peers: peers.into_iter().map(convert::peer_to_pb).collect(),
+        }))
+    }
+
+    async fn list_chains(
+        &self,
+        _request: Request<pb::ListChainsRequest>,
+    ) -> Result<Response<pb::ListChainsResponse>, Status> {
+        let chains = self.api.read(|m| m.chains.clone());
+        Ok(Response::new(pb::ListChainsResponse {
+            chains: chains.into_iter().map(convert::chain_to_pb).collect(),
+        }))
+    }
+
+    async fn list_members(
+        &self,
+        _request: Request<pb::ListMembersRequest>,
+    ) -> Result<Response<pb::ListMembersResponse>, Status> {
+        let members = self.api.read(|m| m.members.clone());
+        Ok(Response::new(pb::ListMembersResponse {
+            members: members.into_iter().map(convert::member_to_pb).collect(),
+        }))
+    }
+
+    async fn list_incidents(
+        &self,
+        request: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let open_only = request.get_ref().open_only;
+        let incidents = self.api.read(|m| {
+            m.incidents
+                .iter()
+                .filter(|i| !open_only || i.phase != crate::model::IncidentPhase::Closed)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        Ok(Response::new(pb::ListIncidentsResponse {
+            incidents: incidents.into_iter().map(convert::incident_to_pb).collect(),
+        }))
+    }
+
+    async fn get_incident(
+        &self,
+        request: Request<pb::GetIncidentRequest>,
+    ) -> Result<Response<pb::GetIncidentResponse>, Status> {
+        let raw = bounded("id", &request.get_ref().id)?;
+        let id: IncidentId = raw.parse().map_err(invalid)?;
+        match self.api.incident(&id) {
+            Some(incident) => Ok(Response::new(pb::GetIncidentResponse {
+                incident: Some(convert::incident_to_pb(incident)),
+            })),
+            None => Err(Status::not_found(format!("no incident {id} on this node"))),
+        }
+    }
+
+    async fn list_signals(
+        &self,
+        _request: Request<pb::ListSignalsRequest>,
+    ) -> Result<Response<pb::ListSignalsResponse>, Status> {
+        let signals = self.api.read(|m| m.signals.clone());
+        Ok(Response::new(pb::ListSignalsResponse {
+            signals: signals.into_iter().map(convert::signal_to_pb).collect(),
+        }))
+    }
+
+    type StreamEventsStream = EventStream;
+
+    async fn stream_events(
+        &self,
+        request: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        if *self.stop.borrow() {
+            return Err(Status::unavailable("the node is shutting down"));
+        }
+        let events = self.api.subscribe();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tracing::debug!(peer = ?request.remote_addr(), "event subscriber joined");
+        tokio::spawn(forward_events(
+            self.api.clone(),
+            events,
+            tx,
+            self.stop.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn raise_signal(
+        &self,
+        request: Request<pb::RaiseSignalRequest>,
+    ) -> Result<Response<pb::AdminResponse>, Status> {
+        self.authorize("RaiseSignal", &request)?;
+        let r = request.into_inner();
+        let kind = convert::kind_from_pb(r.kind).map_err(|_| {
+            Status::invalid_argument(format!(
+                "kind: {} is not a signal kind (1..=6, see SignalKind)",
+                r.kind
+            ))
+        })?;
+        let subject = bytes32_field("subject", &r.subject)?;
+        self.dispatch(AdminRequest::RaiseSignal {
+            kind,
+            subject,
+            reason: r.reason,
+        })
+        .await
+    }
+
+    async fn request_unfreeze(
+        &self,
+        request: Request<pb::RequestUnfreezeRequest>,
+    ) -> Result<Response<pb::AdminResponse>, Status> {
+        self.authorize("RequestUnfreeze", &request)?;
+        let r = request.into_inner();
+        let member = bytes32_field("member", &r.member)?;
+        self.dispatch(AdminRequest::Unfreeze {
+            chain_id: r.chain_id,
+            member,
+        })
+        .await
+    }
+
+    async fn request_unpause(
+        &self,
+        request: Request<pb::RequestUnpauseRequest>,
+    ) -> Result<Response<pb::AdminResponse>, Status> {
+        self.authorize("RequestUnpause", &request)?;
+        let r = request.into_inner();
+        self.dispatch(AdminRequest::Unpause {
+            chain_id: r.chain_id,
+        })
+        .await
+    }
+
+    async fn request_alert_clear(
+        &self,
+        request: Request<pb::RequestAlertClearRequest>,
+    ) -> Result<Response<pb::AdminResponse>, Status> {
+        self.authorize("RequestAlertClear", &request)?;
+        let r = request.into_inner();
+        let subject = bytes32_field("subject", &r.subject)?;
+        self.dispatch(AdminRequest::ClearAlert {
+            chain_id: r.chain_id,
+            subject,
+        })
+        .await
+    }
+}

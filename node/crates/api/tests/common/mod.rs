@@ -1,0 +1,252 @@
+//! Shared fixtures of the API tests: a filled [`ApiState`] and a real server on an
+//! ephemeral loopback port.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use backstop_api::{
+    AdminCommand, ApiState, AttestationView, ChainView, IncidentPhase, IncidentView, LegStatus,
+    LegView, MemberView, NodeInfo, PeerView, SignalKind, SignalView, TimelineEntry, VaultView,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// The admin token of the test servers.
+pub const TOKEN: &str = "s3cret-token";
+
+/// Member ids used in the fixture.
+pub fn member_id(n: u8) -> String {
+    format!("0x{}", format!("{n:02x}").repeat(32))
+}
+
+/// An `ApiState` holding two peers, two chains, two members, two incidents and two
+/// signals, ready.
+pub fn filled_state() -> ApiState {
+    let api = ApiState::new(NodeInfo {
+        node_name: "alpha".into(),
+        peer_id: "12D3KooWAlpha".into(),
+        guardian_address: format!("0x{}", "a1".repeat(20)),
+        version: "0.1.0-test".into(),
+        n: 4,
+        t: 3,
+        p: 2,
+    });
+    api.set_peers(vec![
+        PeerView {
+            peer_id: "12D3KooWBeta".into(),
+            name: "beta".into(),
+            connected: true,
+            address: "/ip4/127.0.0.1/tcp/4002".into(),
+        },
+        PeerView {
+            peer_id: "12D3KooWGamma".into(),
+            name: "gamma".into(),
+            connected: false,
+            address: String::new(),
+        },
+    ]);
+    api.set_chains(vec![
+        ChainView {
+            chain_id: 31337,
+            name: "home".into(),
+            head_number: 120,
+            head_hash: format!("0x{}", "11".repeat(32)),
+            head_time: 1_767_225_600,
+            confirmed_head: 118,
+            halted: false,
+            quarantined: false,
+            vault: Some(VaultView {
+                address: format!("0x{}", "c1".repeat(20)),
+                balance: "1000000000000000000000".into(),
+                available_for_payout: "900000000000000000000".into(),
+                bucket_available: "500000000000000000000".into(),
+                reserve: "100000000000000000000".into(),
+                paused: false,
+                guardian_set_index: 1,
+                threshold: 3,
+                pause_threshold: 2,
+            }),
+        },
+        ChainView {
+            chain_id: 31338,
+            name: "remote".into(),
+            head_number: 50,
+            head_hash: format!("0x{}", "22".repeat(32)),
+            head_time: 1_767_225_000,
+            confirmed_head: 48,
+            halted: true,
+            quarantined: true,
+            vault: None,
+        },
+    ]);
+    api.set_members(vec![
+        MemberView {
+            id: member_id(0x0a),
+            name: "perp-dex".into(),
+            home_chain_id: 31337,
+            frozen: false,
+            next_seq: 2,
+            assets: "100".into(),
+            liabilities: "350".into(),
+            gap: "250".into(),
+            cap: "1000".into(),
+            deductible: "10".into(),
+        },
+        MemberView {
+            id: member_id(0x0b),
+            name: "lender".into(),
+            home_chain_id: 31338,
+            frozen: true,
+            next_seq: 0,
+            assets: "500".into(),
+            liabilities: "400".into(),
+            gap: "0".into(),
+            cap: "2000".into(),
+            deductible: "0".into(),
+        },
+    ]);
+    api.set_incidents(vec![
+        IncidentView {
+            member: member_id(0x0a),
+            seq: 0,
+            phase: IncidentPhase::Closed,
+            attempt: 1,
+            gap: "120".into(),
+            draw_amount: "110".into(),
+            uncovered_amount: "0".into(),
+            draw_hash: format!("0x{}", "d0".repeat(32)),
+            legs: vec![
+                LegView {
+                    chain_id: 31337,
+                    vault: format!("0x{}", "c1".repeat(20)),
+                    amount: "60".into(),
+                    status: LegStatus::Executed,
+                    tx_hash: format!("0x{}", "e1".repeat(32)),
+                },
+                LegView {
+                    chain_id: 31338,
+                    vault: format!("0x{}", "c2".repeat(20)),
+                    amount: "50".into(),
+                    status: LegStatus::Expired,
+                    tx_hash: String::new(),
+                },
+            ],
+            attestations: vec![AttestationView {
+                signer: format!("0x{}", "a1".repeat(20)),
+                digest: format!("0x{}", "d0".repeat(32)),
+            }],
+            tx_hashes: vec![format!("0x{}", "e1".repeat(32))],
+            timeline: vec![
+                TimelineEntry {
+                    timestamp_ms: 1_767_225_600_000,
+                    block_number: Some(100),
+                    what: "gap observed".into(),
+                },
+                TimelineEntry {
+                    timestamp_ms: 1_767_225_660_000,
+                    block_number: None,
+                    what: "closed".into(),
+                },
+            ],
+        },
+        IncidentView {
+            member: member_id(0x0a),
+            seq: 1,
+            phase: IncidentPhase::Proposed,
+            attempt: 0,
+            gap: "250".into(),
+            draw_amount: "240".into(),
+            uncovered_amount: "0".into(),
+            draw_hash: format!("0x{}", "d1".repeat(32)),
+            ..IncidentView::default()
+        },
+    ]);
+    api.set_signals(vec![
+        SignalView {
+            kind: SignalKind::OracleStale,
+            subject: format!("0x{}", "5a".repeat(32)),
+            raised_by: vec!["alpha".into(), "beta".into()],
+            confirmed: true,
+            first_seen_ms: 1_767_225_600_000,
+            last_seen_ms: 1_767_225_610_000,
+            expires_ms: Some(1_767_229_200_000),
+            cleared: false,
+        },
+        SignalView {
+            kind: SignalKind::Operator,
+            subject: format!("0x{}", "5b".repeat(32)),
+            raised_by: vec!["gamma".into()],
+            confirmed: false,
+            first_seen_ms: 1_767_225_000_000,
+            last_seen_ms: 1_767_225_000_000,
+            expires_ms: None,
+            cleared: true,
+        },
+    ]);
+    api.set_ready(true);
+    api
+}
+
+/// A running server.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The admin queue's receiving end (the "runtime").
+    pub admin_rx: mpsc::Receiver<AdminCommand>,
+    /// Fire to shut it down.
+    pub shutdown: Option<oneshot::Sender<()>>,
+    /// The `serve` task.
+    pub task: JoinHandle<Result<(), backstop_api::ApiError>>,
+}
+
+impl Running {
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down and waits for `serve` to return (at most 10 s).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.task)
+            .await
+            .expect("serve did not return within 10 s of shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Starts the real server on 127.0.0.1:0.
+pub async fn start(api: ApiState, token: Option<&str>) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (admin_tx, admin_rx) = backstop_api::admin::channel(4);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(backstop_api::serve(
+        listener,
+        api,
+        admin_tx,
+        token.map(str::to_owned),
+        async move {
+            let _ = shutdown_rx.await;
+        },
+    ));
+    Running {
+        addr,
+        admin_rx,
+        shutdown: Some(shutdown_tx),
+        task,
+    }
+}
+
+/// A connected channel to `addr`.
+pub async fn channel(addr: SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}

@@ -1,0 +1,640 @@
+//! From TOML text to a [`Config`]: parsing with exact key paths, then the semantic rules
+//! (ranges, list bounds, uniqueness, cross-references, thresholds, secret sources).
+//!
+//! Invariants: every rule failure is a [`ConfigError`] naming the file, the key path of the
+//! value at fault and the reason; the first failure found (section by section) is reported; a [`Config`]
+//! is only ever built here, from a file that passed every rule.
+
+use crate::config::{
+    AgreementSection, ApiSection, ChainEntry, Config, ConsortiumNode, DetectorsSection, MAX_ADDRS,
+    MAX_CHAINS, MAX_MEMBERS, MAX_NODES, MAX_RPC_URLS, MetricsSection, NetworkSection, NodeIndex,
+    NodeSection, SecretSource,
+};
+use crate::error::ConfigError;
+use crate::raw::{RawChain, RawConsortium, RawFile, RawMember, RawNode};
+use crate::value::{EnvName, FilePath, Parsed, ed25519_of_peer, peer_id_of};
+use multiaddr::Protocol;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Parses `text` into the raw structures, reporting the key path and position of a fault.
+pub(crate) fn parse(text: &str, file: &str) -> Result<RawFile, ConfigError> {
+    let de =
+        toml::Deserializer::parse(text).map_err(|e| parse_error(file, String::new(), &e, text))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        parse_error(file, path, e.inner(), text)
+    })
+}
+
+fn parse_error(file: &str, mut path: String, e: &toml::de::Error, text: &str) -> ConfigError {
+    let reason = e.message().trim().to_owned();
+    // Name an unknown key in the path itself, not only in the message.
+    if let Some(key) = reason
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(k, _)| k)
+    {
+        let already = path == key || path.ends_with(&format!(".{key}"));
+        if !already {
+            path = if path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{path}.{key}")
+            };
+        }
+    }
+    let location = e.span().and_then(|span| line_column(text, span.start));
+    ConfigError::Parse {
+        file: file.to_owned(),
+        path,
+        reason,
+        location,
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_column(text: &str, offset: usize) -> Option<(usize, usize)> {
+    let before = text.get(..offset)?;
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..)?.chars().count() + 1;
+    Some((line, column))
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    base: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn err(&self, path: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn resolve(&self, p: &Parsed<FilePath>) -> std::path::PathBuf {
+        let p = &p.0.0;
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// Exactly one (or, if `optional`, at most one) of `{key}_file` and `{key}_env`.
+    fn secret(
+        &self,
+        table: &str,
+        key: &str,
+        file: &Option<Parsed<FilePath>>,
+        env: &Option<Parsed<EnvName>>,
+        inline: bool,
+        optional: bool,
+    ) -> Result<Option<SecretSource>, ConfigError> {
+        if inline {
+            return Err(self.err(
+                format!("{table}.{key}"),
+                format!(
+                    "secrets are never written in the config file; use {key}_file or {key}_env"
+                ),
+            ));
+        }
+        match (file, env) {
+            (Some(f), None) => Ok(Some(SecretSource::File(self.resolve(f)))),
+            (None, Some(e)) => Ok(Some(SecretSource::Env(e.0.0.clone()))),
+            (Some(_), Some(_)) => Err(self.err(
+                format!("{table}.{key}_env"),
+                format!("{key}_file is set too; set exactly one of {key}_file and {key}_env"),
+            )),
+            (None, None) if optional => Ok(None),
+            (None, None) => Err(self.err(
+                table,
+                format!("missing {key}_file or {key}_env (exactly one is needed)"),
+            )),
+        }
+    }
+
+    fn range(
+        &self,
+        path: &str,
+        value: u64,
+        min: u64,
+        max: u64,
+        unit: &str,
+    ) -> Result<(), ConfigError> {
+        if value < min || value > max {
+            return Err(self.err(path, format!("{value} is out of range {min}..={max}{unit}")));
+        }
+        Ok(())
+    }
+
+    fn count(
+        &self,
+        path: &str,
+        len: usize,
+        min: usize,
+        max: usize,
+        what: &str,
+    ) -> Result<(), ConfigError> {
+        if len < min || len > max {
+            return Err(self.err(path, format!("{len} {what}, expected {min} to {max}")));
+        }
+        Ok(())
+    }
+}
+
+/// Records first occurrences of a value and refuses a second one.
+fn unique<K: std::hash::Hash + Eq>(
+    ctx: &Ctx<'_>,
+    seen: &mut HashMap<K, String>,
+    key: K,
+    path: String,
+    what: impl Fn() -> String,
+) -> Result<(), ConfigError> {
+    if let Some(first) = seen.get(&key) {
+        return Err(ctx.err(path, format!("duplicate {} (also at {first})", what())));
+    }
+    seen.insert(key, path);
+    Ok(())
+}
+
+/// Applies every rule to `raw` and builds the [`Config`].
+pub(crate) fn validate(raw: RawFile, file: &str, base: &Path) -> Result<Config, ConfigError> {
+    let ctx = Ctx { file, base };
+    let node = node_section(&ctx, raw.node)?;
+
+    ctx.count(
+        "network.listen",
+        raw.network.listen.len(),
+        1,
+        MAX_ADDRS,
+        "listen addresses",
+    )?;
+    ctx.count(
+        "network.external",
+        raw.network.external.len(),
+        0,
+        MAX_ADDRS,
+        "external addresses",
+    )?;
+    let network = NetworkSection {
+        listen: raw.network.listen.into_iter().map(|a| a.0.0).collect(),
+        external: raw.network.external.into_iter().map(|a| a.0.0).collect(),
+    };
+
+    let api = match raw.api {
+        None => None,
+        Some(api) => {
+            let admin_token = ctx
+                .secret(
+                    "api",
+                    "admin_token",
+                    &api.admin_token_file,
+                    &api.admin_token_env,
+                    api.admin_token.is_some(),
+                    false,
+                )?
+                .ok_or_else(|| ctx.err("api", "missing admin_token_file or admin_token_env"))?;
+            Some(ApiSection {
+                listen: api.listen.0,
+                admin_token,
+            })
+        }
+    };
+    let metrics = raw.metrics.map(|m| MetricsSection { listen: m.listen.0 });
+    if let (Some(api), Some(metrics)) = (&api, &metrics)
+        && api.listen == metrics.listen
+        && api.listen.port() != 0
+    {
+        return Err(ctx.err(
+            "metrics.listen",
+            format!("{} is also api.listen", metrics.listen),
+        ));
+    }
+
+    let (threshold, pause_threshold, nodes) = consortium(&ctx, raw.consortium)?;
+    let me = nodes
+        .iter()
+        .position(|n| n.name == node.name)
+        .ok_or_else(|| {
+            ctx.err(
+                "node.name",
+                format!(
+                    "{:?} is not the name of any consortium.nodes entry",
+                    node.name
+                ),
+            )
+        })?;
+
+    let detectors = detectors(&ctx, raw.detectors)?;
+    let chains = chains(&ctx, raw.chains, detectors.chain_halt_secs)?;
+    let members = members(&ctx, raw.members, &chains)?;
+    let agreement = agreement(&ctx, raw.agreement)?;
+
+    for chain in &chains {
+        if chain.confirmations == 0 {
+            tracing::warn!(
+                file,
+                chain = %chain.name,
+                "confirmations = 0: reorgs can make this node act on state that disappears"
+            );
+        }
+    }
+
+    Ok(Config {
+        file: file.to_owned(),
+        node,
+        network,
+        api,
+        metrics,
+        threshold,
+        pause_threshold,
+        nodes,
+        // At most MAX_NODES (255) nodes.
+        me: me as NodeIndex,
+        chains,
+        members,
+        detectors,
+        agreement,
+    })
+}
+
+fn node_section(ctx: &Ctx<'_>, raw: RawNode) -> Result<NodeSection, ConfigError> {
+    let identity_key = ctx
+        .secret(
+            "node",
+            "identity_key",
+            &raw.identity_key_file,
+            &raw.identity_key_env,
+            raw.identity_key.is_some(),
+            false,
+        )?
+        .ok_or_else(|| ctx.err("node", "missing identity_key_file or identity_key_env"))?;
+    let signer_key = ctx
+        .secret(
+            "node",
+            "signer_key",
+            &raw.signer_key_file,
+            &raw.signer_key_env,
+            raw.signer_key.is_some(),
+            false,
+        )?
+        .ok_or_else(|| ctx.err("node", "missing signer_key_file or signer_key_env"))?;
+    Ok(NodeSection {
+        name: raw.name.0.0,
+        data_dir: ctx.resolve(&raw.data_dir),
+        identity_key,
+        signer_key,
+        log_format: raw.log_format,
+        log_filter: raw
+            .log_filter
+            .map_or_else(|| crate::config::defaults::LOG_FILTER.to_owned(), |f| f.0.0),
+    })
+}
+
+fn consortium(
+    ctx: &Ctx<'_>,
+    raw: RawConsortium,
+) -> Result<(usize, usize, Vec<ConsortiumNode>), ConfigError> {
+    ctx.count("consortium.nodes", raw.nodes.len(), 1, MAX_NODES, "nodes")?;
+    let mut names = HashMap::new();
+    let mut keys = HashMap::new();
+    let mut guardians = HashMap::new();
+    let mut nodes = Vec::with_capacity(raw.nodes.len());
+    for (i, n) in raw.nodes.into_iter().enumerate() {
+        let at = format!("consortium.nodes[{i}]");
+        let name = n.name.0.0;
+        unique(ctx, &mut names, name.clone(), format!("{at}.name"), || {
+            format!("node name {name:?}")
+        })?;
+        let (public_key, key_path) = match (&n.public_key, &n.peer_id) {
+            (Some(k), None) => (k.0.0, format!("{at}.public_key")),
+            (None, Some(p)) => {
+                let key = ed25519_of_peer(&p.0)
+                    .ok_or_else(|| ctx.err(format!("{at}.peer_id"), "not an ed25519 PeerId"))?;
+                (key, format!("{at}.peer_id"))
+            }
+            (Some(_), Some(_)) => {
+                return Err(ctx.err(
+                    format!("{at}.peer_id"),
+                    "public_key is set too; set exactly one of public_key and peer_id",
+                ));
+            }
+            (None, None) => {
+                return Err(ctx.err(at, "missing public_key or peer_id (exactly one is needed)"));
+            }
+        };
+        let peer_id = peer_id_of(&public_key)
+            .ok_or_else(|| ctx.err(key_path.clone(), "not a valid ed25519 public key"))?;
+        unique(ctx, &mut keys, public_key, key_path, || {
+            format!("node key (PeerId {peer_id})")
+        })?;
+        let guardian = n.guardian.0;
+        unique(
+            ctx,
+            &mut guardians,
+            guardian,
+            format!("{at}.guardian"),
+            || format!("guardian {guardian}"),
+        )?;
+        ctx.count(
+            &format!("{at}.addresses"),
+            n.addresses.len(),
+            0,
+            MAX_ADDRS,
+            "addresses",
+        )?;
+        let mut addresses = Vec::with_capacity(n.addresses.len());
+        for (j, a) in n.addresses.into_iter().enumerate() {
+            let mut addr = a.0.0;
+            if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                if peer != peer_id {
+                    return Err(ctx.err(
+                        format!("{at}.addresses[{j}]"),
+                        format!("/p2p/{peer} does not match this node's key (PeerId {peer_id})"),
+                    ));
+                }
+                addr.pop();
+            }
+            addresses.push(addr);
+        }
+        nodes.push(ConsortiumNode {
+            name,
+            public_key,
+            peer_id,
+            guardian,
+            addresses,
+        });
+    }
+    nodes.sort_by_key(|n| n.public_key);
+
+    let n = nodes.len();
+    let f = (n - 1) / 3;
+    let (t, p) = (n - f, f + 1);
+    let explain = format!("n = {n} nodes, f = floor((n - 1) / 3) = {f}");
+    if raw.threshold != t as u64 {
+        return Err(ctx.err(
+            "consortium.threshold",
+            format!("must be n - f = {t} ({explain}), got {}", raw.threshold),
+        ));
+    }
+    if raw.pause_threshold != p as u64 {
+        return Err(ctx.err(
+            "consortium.pause_threshold",
+            format!(
+                "must be f + 1 = {p} ({explain}), got {}",
+                raw.pause_threshold
+            ),
+        ));
+    }
+    Ok((t, p, nodes))
+}
+
+fn chains(
+    ctx: &Ctx<'_>,
+    raw: Vec<RawChain>,
+    default_halt: u64,
+) -> Result<Vec<ChainEntry>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ctx.err("chains", "at least one [[chains]] is needed"));
+    }
+    ctx.count("chains", raw.len(), 1, MAX_CHAINS, "chains")?;
+    let mut ids = HashMap::new();
+    let mut names = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, c) in raw.into_iter().enumerate() {
+        let at = format!("chains[{i}]");
+        if c.chain_id == 0 {
+            return Err(ctx.err(format!("{at}.chain_id"), "chain id 0 is not allowed"));
+        }
+        let id = c.chain_id;
+        unique(ctx, &mut ids, id, format!("{at}.chain_id"), || {
+            format!("chain id {id}")
+        })?;
+        let name = c.name.0.0;
+        unique(ctx, &mut names, name.clone(), format!("{at}.name"), || {
+            format!("chain name {name:?}")
+        })?;
+        ctx.count(
+            &format!("{at}.rpc_urls"),
+            c.rpc_urls.len(),
+            1,
+            MAX_RPC_URLS,
+            "RPC URLs",
+        )?;
+        // The same vault address on two chains is fine (CREATE2 deployments).
+        let vault = c.vault.0;
+        ctx.range(
+            &format!("{at}.confirmations"),
+            c.confirmations,
+            0,
+            64,
+            " blocks",
+        )?;
+        ctx.range(
+            &format!("{at}.poll_interval_ms"),
+            c.poll_interval_ms,
+            50,
+            60_000,
+            " ms",
+        )?;
+        ctx.range(
+            &format!("{at}.request_timeout_ms"),
+            c.request_timeout_ms,
+            100,
+            60_000,
+            " ms",
+        )?;
+        let halt_after_secs = c.halt_after_secs.unwrap_or(default_halt);
+        ctx.range(
+            &format!("{at}.halt_after_secs"),
+            halt_after_secs,
+            1,
+            86_400,
+            " s",
+        )?;
+        if halt_after_secs.saturating_mul(1000) <= c.poll_interval_ms {
+            return Err(ctx.err(
+                format!("{at}.halt_after_secs"),
+                format!(
+                    "{halt_after_secs} s is not longer than poll_interval_ms ({} ms)",
+                    c.poll_interval_ms
+                ),
+            ));
+        }
+        let signer_key = ctx.secret(
+            &at,
+            "signer_key",
+            &c.signer_key_file,
+            &c.signer_key_env,
+            c.signer_key.is_some(),
+            true,
+        )?;
+        out.push(ChainEntry {
+            chain_id: id,
+            name,
+            rpc_urls: c.rpc_urls.into_iter().map(|u| u.0.0).collect(),
+            vault,
+            confirmations: c.confirmations,
+            poll_interval_ms: c.poll_interval_ms,
+            halt_after_secs,
+            request_timeout_ms: c.request_timeout_ms,
+            signer_key,
+        });
+    }
+    Ok(out)
+}
+
+fn members(
+    ctx: &Ctx<'_>,
+    raw: Vec<RawMember>,
+    chains: &[ChainEntry],
+) -> Result<Vec<crate::config::MemberEntry>, ConfigError> {
+    ctx.count("members", raw.len(), 0, MAX_MEMBERS, "members")?;
+    let mut ids = HashMap::new();
+    let mut names = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, m) in raw.into_iter().enumerate() {
+        let at = format!("members[{i}]");
+        let name = m.name.0.0;
+        unique(ctx, &mut names, name.clone(), format!("{at}.name"), || {
+            format!("member name {name:?}")
+        })?;
+        let id = m.id.0;
+        unique(ctx, &mut ids, id, format!("{at}.id"), || {
+            format!("member id {id}")
+        })?;
+        let home = m.home_chain_id;
+        if !chains.iter().any(|c| c.chain_id == home) {
+            let known: Vec<String> = chains.iter().map(|c| c.chain_id.to_string()).collect();
+            return Err(ctx.err(
+                format!("{at}.home_chain_id"),
+                format!(
+                    "chain {home} is not configured in [[chains]] (configured: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if let Some(notes) = &m.notes
+            && notes.chars().count() > 1024
+        {
+            return Err(ctx.err(format!("{at}.notes"), "longer than 1024 characters"));
+        }
+        out.push(crate::config::MemberEntry {
+            name,
+            id,
+            home_chain_id: home,
+            solvency_contract: m.solvency_contract.0,
+            oracle: m.oracle.map(|o| o.0),
+            incident_cap: m.incident_cap.map(|c| c.0),
+            notes: m.notes,
+        });
+    }
+    Ok(out)
+}
+
+fn bps(ctx: &Ctx<'_>, path: &str, value: u64) -> Result<u32, ConfigError> {
+    ctx.range(path, value, 1, 10_000, " bps")?;
+    // ≤ 10 000, so it fits.
+    Ok(value as u32)
+}
+
+fn detectors(ctx: &Ctx<'_>, d: crate::raw::RawDetectors) -> Result<DetectorsSection, ConfigError> {
+    const DAY: u64 = 86_400;
+    let out = DetectorsSection {
+        oracle_max_deviation_bps: bps(
+            ctx,
+            "detectors.oracle_max_deviation_bps",
+            d.oracle_max_deviation_bps,
+        )?,
+        oracle_max_staleness_secs: d.oracle_max_staleness_secs,
+        outflow_drop_bps: bps(ctx, "detectors.outflow_drop_bps", d.outflow_drop_bps)?,
+        outflow_window_blocks: d.outflow_window_blocks,
+        depeg_bps: bps(ctx, "detectors.depeg_bps", d.depeg_bps)?,
+        chain_halt_secs: d.chain_halt_secs,
+        signal_window_secs: d.signal_window_secs,
+        signal_expiry_secs: d.signal_expiry_secs,
+    };
+    ctx.range(
+        "detectors.oracle_max_staleness_secs",
+        out.oracle_max_staleness_secs,
+        1,
+        7 * DAY,
+        " s",
+    )?;
+    ctx.range(
+        "detectors.outflow_window_blocks",
+        out.outflow_window_blocks,
+        1,
+        100_000,
+        " blocks",
+    )?;
+    ctx.range(
+        "detectors.chain_halt_secs",
+        out.chain_halt_secs,
+        1,
+        DAY,
+        " s",
+    )?;
+    ctx.range(
+        "detectors.signal_window_secs",
+        out.signal_window_secs,
+        1,
+        DAY,
+        " s",
+    )?;
+    ctx.range(
+        "detectors.signal_expiry_secs",
+        out.signal_expiry_secs,
+        1,
+        30 * DAY,
+        " s",
+    )?;
+    Ok(out)
+}
+
+fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSection, ConfigError> {
+    const DAY: u64 = 86_400;
+    ctx.range(
+        "agreement.attempt_timeout_ms",
+        a.attempt_timeout_ms,
+        100,
+        600_000,
+        " ms",
+    )?;
+    ctx.range(
+        "agreement.submit_delay_ms",
+        a.submit_delay_ms,
+        0,
+        600_000,
+        " ms",
+    )?;
+    ctx.range(
+        "agreement.draw_ttl_secs",
+        a.draw_ttl_secs,
+        60,
+        30 * DAY,
+        " s",
+    )?;
+    ctx.range("agreement.leg_ttl_secs", a.leg_ttl_secs, 60, 30 * DAY, " s")?;
+    ctx.range(
+        "agreement.action_ttl_secs",
+        a.action_ttl_secs,
+        60,
+        30 * DAY,
+        " s",
+    )?;
+    Ok(AgreementSection {
+        dust: a.dust.0,
+        attempt_timeout_ms: a.attempt_timeout_ms,
+        submit_delay_ms: a.submit_delay_ms,
+        draw_ttl_secs: a.draw_ttl_secs,
+        leg_ttl_secs: a.leg_ttl_secs,
+        action_ttl_secs: a.action_ttl_secs,
+    })
+}

@@ -1,0 +1,445 @@
+//! The bridge between the running node and its operator surfaces: it turns the core's
+//! [`Snapshot`]s and [`Notice`]s into the API model, the event stream and the Prometheus
+//! metrics, and operator requests from the API into core commands. It also keeps the table
+//! of signals (raised by operators here or gossiped by other nodes) that the API lists.
+//!
+//! Invariants: it only reads the node's state and forwards operator requests; nothing it
+//! computes feeds a decision. The signal table is bounded ([`MAX_SIGNALS`]) and a signal
+//! counts as confirmed when `p` distinct nodes raised the same `(kind, subject)` within the
+//! window (acting on confirmed signals belongs to the policy layer).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{B256, U256};
+use backstop_api::model::{
+    self as m, ApiState, ChainView, EventKind, IncidentPhase, IncidentView, LegStatus, LegView,
+    MemberView, NodeEvent, PeerView, SignalView, VaultView,
+};
+use backstop_api::{AdminCommand, AdminError, AdminRequest, Metrics};
+use backstop_p2p::message::{GossipMessage, Signal, SignalKind};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, warn};
+
+use crate::core::{AdminCommand as CoreCommand, AdminError as CoreAdminError, Notice, now_ms};
+use crate::journal::{IncidentEntry, Phase};
+use crate::runtime::{Observers, Params};
+
+/// Most signals kept.
+pub const MAX_SIGNALS: usize = 1024;
+/// How often the model and metrics are refreshed.
+const REFRESH: Duration = Duration::from_millis(250);
+
+/// Static facts about the node the bridge shows.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    /// Consortium nodes: (name, peer id, guardian).
+    pub peers: Vec<(String, libp2p::PeerId, String)>,
+    /// Chain names by id.
+    pub chain_names: BTreeMap<u64, String>,
+    /// Members: id → (name, home chain).
+    pub members: BTreeMap<B256, (String, u64)>,
+    /// Signals confirm at this many distinct nodes.
+    pub p: usize,
+    /// Within this window (ms).
+    pub signal_window_ms: u64,
+}
+
+impl Facts {
+    /// From the node's parameters.
+    pub fn of(params: &Params, p: usize, signal_window_ms: u64) -> Self {
+        Self {
+            peers: params
+                .peers
+                .iter()
+                .filter_map(|n| {
+                    let id = backstop_p2p::network::peer_id_of(&n.public_key).ok()?;
+                    Some((n.name.clone(), id, n.guardian.to_string()))
+                })
+                .collect(),
+            chain_names: params
+                .chains
+                .iter()
+                .map(|c| (c.chain_id, c.name.clone()))
+                .collect(),
+            members: params
+                .members
+                .iter()
+                .map(|m| (m.id, (m.name.clone(), m.home_chain_id)))
+                .collect(),
+            p,
+            signal_window_ms,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SignalState {
+    raised_by: BTreeSet<String>,
+    first_ms: u64,
+    last_ms: u64,
+}
+
+/// Runs the bridge until `shutdown`.
+pub async fn run(
+    obs: Observers,
+    facts: Facts,
+    api: ApiState,
+    metrics: Arc<Metrics>,
+    mut admin_rx: mpsc::Receiver<AdminCommand>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut notices = obs.notices.subscribe();
+    let mut gossip = obs.net.subscribe();
+    let mut refresh = tokio::time::interval(REFRESH);
+    let mut signals: BTreeMap<(SignalKind, B256), SignalState> = BTreeMap::new();
+    let mut rejects_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut subs_seen: BTreeMap<(u64, &'static str), (u64, u64)> = BTreeMap::new();
+    let names: BTreeMap<libp2p::PeerId, String> = facts
+        .peers
+        .iter()
+        .map(|(n, id, _)| (*id, n.clone()))
+        .collect();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = refresh.tick() => {
+                let snap = obs.snapshot.borrow().clone();
+                refresh_model(&api, &facts, &obs, &snap, &signals);
+                metrics.refresh_from(&api.snapshot());
+                for (reason, total) in obs.net.counters().snapshot() {
+                    let seen = rejects_seen.entry(reason).or_default();
+                    metrics.add_gossip_rejects(reason, total.saturating_sub(*seen));
+                    *seen = total;
+                }
+                for (&(chain, kind), &(sent, failed)) in &snap.submissions {
+                    let seen = subs_seen.entry((chain, kind)).or_default();
+                    for _ in seen.0..sent {
+                        metrics.inc_submission(chain, kind);
+                    }
+                    for _ in seen.1..failed {
+                        metrics.inc_submission_failure(chain, kind);
+                    }
+                    *seen = (sent, failed);
+                }
+                let ready = !snap.chains.is_empty()
+                    && snap.chains.values().all(|c| c.confirmed.is_some());
+                if ready != api.is_ready() {
+                    api.set_ready(ready);
+                }
+            }
+            n = notices.recv() => match n {
+                Ok(Notice::Incident { change, since_open_s, since_proposal_s }) => {
+                    match change.phase {
+                        Phase::Certified => if let Some(s) = since_proposal_s {
+                            metrics.observe_proposal_to_certificate(Duration::from_secs_f64(s));
+                        },
+                        Phase::Closed => metrics.observe_gap_to_closed(Duration::from_secs_f64(since_open_s)),
+                        _ => {}
+                    }
+                    api.publish(NodeEvent::now(
+                        EventKind::Incident,
+                        format!("{}:{}", change.key.member, change.key.seq),
+                        change.text,
+                    ));
+                }
+                Ok(Notice::Text(t)) => {
+                    api.publish(NodeEvent::now(EventKind::Chain, "", t));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(missed = n, "bridge lagged behind notices");
+                }
+                Err(_) => return,
+            },
+            g = gossip.recv() => {
+                if let Ok(v) = g
+                    && let GossipMessage::Signal(s) = &v.message
+                {
+                    let who = facts
+                        .peers
+                        .get(v.signer)
+                        .map_or_else(|| format!("node {}", v.signer), |p| p.0.clone());
+                    let _ = &names;
+                    record_signal(&mut signals, s, who, &api, &facts);
+                }
+            }
+            cmd = admin_rx.recv() => {
+                let Some(AdminCommand { request, reply }) = cmd else { return };
+                let result = admin(&obs, &facts, request, &mut signals, &api).await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+fn record_signal(
+    signals: &mut BTreeMap<(SignalKind, B256), SignalState>,
+    s: &Signal,
+    who: String,
+    api: &ApiState,
+    facts: &Facts,
+) {
+    let now = now_ms();
+    let key = (s.kind, s.subject);
+    if !signals.contains_key(&key) && signals.len() >= MAX_SIGNALS {
+        // Evict the stalest.
+        if let Some(k) = signals
+            .iter()
+            .min_by_key(|(_, v)| v.last_ms)
+            .map(|(k, _)| *k)
+        {
+            signals.remove(&k);
+        }
+    }
+    let st = signals.entry(key).or_insert_with(|| SignalState {
+        raised_by: BTreeSet::new(),
+        first_ms: now,
+        last_ms: now,
+    });
+    if now.saturating_sub(st.last_ms) > facts.signal_window_ms {
+        st.raised_by.clear();
+        st.first_ms = now;
+    }
+    st.last_ms = now;
+    let fresh = st.raised_by.insert(who.clone());
+    if fresh {
+        api.publish(NodeEvent::now(
+            EventKind::Signal,
+            format!("{:?}:{}", s.kind, s.subject),
+            format!("{who} raised {:?} for {}", s.kind, s.subject),
+        ));
+    }
+}
+
+async fn admin(
+    obs: &Observers,
+    facts: &Facts,
+    request: AdminRequest,
+    signals: &mut BTreeMap<(SignalKind, B256), SignalState>,
+    api: &ApiState,
+) -> Result<String, AdminError> {
+    let cmd = match request {
+        AdminRequest::RaiseSignal {
+            kind,
+            subject,
+            reason,
+        } => {
+            let signal = Signal {
+                kind: signal_kind(kind),
+                subject: B256::from(subject),
+                observed_at_ms: now_ms(),
+                evidence: reason.into_bytes().into(),
+            };
+            obs.net
+                .publish(GossipMessage::Signal(signal.clone()))
+                .await
+                .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+            record_signal(signals, &signal, "this node".into(), api, facts);
+            return Ok(format!(
+                "signal {:?} for {} raised",
+                signal.kind, signal.subject
+            ));
+        }
+        AdminRequest::Unfreeze { chain_id, member } => CoreCommand::Unfreeze {
+            chain_id,
+            member: B256::from(member),
+        },
+        AdminRequest::Unpause { chain_id } => CoreCommand::Unpause { chain_id },
+        AdminRequest::ClearAlert { chain_id, subject } => CoreCommand::ClearAlert {
+            chain_id,
+            subject: B256::from(subject),
+        },
+    };
+    let (tx, rx) = oneshot::channel();
+    obs.admin
+        .send((cmd, tx))
+        .await
+        .map_err(|_| AdminError::Unavailable("the node's core is stopping".into()))?;
+    match rx.await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(CoreAdminError::NotFound(s))) => Err(AdminError::NotFound(s)),
+        Ok(Err(CoreAdminError::Unavailable(s))) => Err(AdminError::Unavailable(s)),
+        Err(_) => Err(AdminError::Unavailable(
+            "the node's core did not answer".into(),
+        )),
+    }
+}
+
+fn signal_kind(k: m::SignalKind) -> SignalKind {
+    match k {
+        m::SignalKind::OracleDeviation => SignalKind::OracleDeviation,
+        m::SignalKind::OracleStale => SignalKind::OracleStale,
+        m::SignalKind::AbnormalOutflow => SignalKind::AbnormalOutflow,
+        m::SignalKind::Depeg => SignalKind::Depeg,
+        m::SignalKind::ChainHalt => SignalKind::ChainHalt,
+        m::SignalKind::Operator => SignalKind::Operator,
+    }
+}
+
+fn model_kind(k: SignalKind) -> m::SignalKind {
+    match k {
+        SignalKind::OracleDeviation => m::SignalKind::OracleDeviation,
+        SignalKind::OracleStale => m::SignalKind::OracleStale,
+        SignalKind::AbnormalOutflow => m::SignalKind::AbnormalOutflow,
+        SignalKind::Depeg => m::SignalKind::Depeg,
+        SignalKind::ChainHalt => m::SignalKind::ChainHalt,
+        SignalKind::Operator => m::SignalKind::Operator,
+    }
+}
+
+fn phase(p: Phase) -> IncidentPhase {
+    match p {
+        Phase::Open => IncidentPhase::Open,
+        Phase::Proposed => IncidentPhase::Proposed,
+        Phase::Certified => IncidentPhase::Certified,
+        Phase::Registered => IncidentPhase::Registered,
+        Phase::Releasing => IncidentPhase::Releasing,
+        Phase::Closed => IncidentPhase::Closed,
+    }
+}
+
+/// The API view of a journal entry.
+pub fn incident_view(e: &IncidentEntry) -> IncidentView {
+    let amount = e.draw.as_ref().map_or(U256::ZERO, |d| d.amount);
+    IncidentView {
+        member: e.key.member.to_string(),
+        seq: e.key.seq,
+        phase: phase(e.phase),
+        attempt: e.attempt,
+        gap: e.gap.to_string(),
+        draw_amount: amount.to_string(),
+        uncovered_amount: e.uncovered.to_string(),
+        draw_hash: e.draw_hash.map(|h| h.to_string()).unwrap_or_default(),
+        legs: e
+            .legs
+            .iter()
+            .map(|l| LegView {
+                chain_id: l.vault.chain_id,
+                vault: l.vault.address.to_string(),
+                amount: l.amount.to_string(),
+                status: if l.paid {
+                    LegStatus::Executed
+                } else {
+                    LegStatus::Pending
+                },
+                tx_hash: l.tx_hash.map(|h| h.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+        attestations: e
+            .attestations
+            .iter()
+            .map(|(s, d)| m::AttestationView {
+                signer: s.to_string(),
+                digest: d.to_string(),
+            })
+            .collect(),
+        tx_hashes: e.transactions.iter().map(|h| h.to_string()).collect(),
+        timeline: e
+            .timeline
+            .iter()
+            .map(|t| m::TimelineEntry {
+                timestamp_ms: t.at_ms,
+                block_number: t.block,
+                what: t.what.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn refresh_model(
+    api: &ApiState,
+    facts: &Facts,
+    obs: &Observers,
+    snap: &crate::core::Snapshot,
+    signals: &BTreeMap<(SignalKind, B256), SignalState>,
+) {
+    let connected: BTreeSet<libp2p::PeerId> = obs.net.peers().into_iter().collect();
+    let me = obs.net.local_peer_id();
+    let peers = facts
+        .peers
+        .iter()
+        .filter(|(_, id, _)| *id != me)
+        .map(|(name, id, _)| PeerView {
+            peer_id: id.to_string(),
+            name: name.clone(),
+            connected: connected.contains(id),
+            address: String::new(),
+        })
+        .collect();
+    let chains = snap
+        .chains
+        .iter()
+        .map(|(id, st)| ChainView {
+            chain_id: *id,
+            name: facts.chain_names.get(id).cloned().unwrap_or_default(),
+            head_number: st.head,
+            head_hash: String::new(),
+            head_time: st.confirmed.as_ref().map_or(0, |c| c.timestamp),
+            confirmed_head: st.confirmed.as_ref().map_or(0, |c| c.block.number),
+            halted: st.halted,
+            quarantined: st.quarantined,
+            vault: st.confirmed.as_ref().map(|c| VaultView {
+                address: c.vault.vault.to_string(),
+                balance: c.vault.balance.to_string(),
+                available_for_payout: c.vault.available_for_payout.to_string(),
+                bucket_available: c.vault.bucket_available.to_string(),
+                reserve: c.vault.limits.reserveFloor.to_string(),
+                paused: c.vault.paused,
+                guardian_set_index: c.vault.guardian_set_index,
+                threshold: u32::from(c.vault.threshold),
+                pause_threshold: u32::from(c.vault.pause_threshold),
+            }),
+        })
+        .collect();
+    let members = facts
+        .members
+        .iter()
+        .map(|(id, (name, home))| {
+            let at = snap
+                .chains
+                .get(home)
+                .and_then(|c| c.confirmed.as_ref())
+                .and_then(|c| c.members.get(id).copied());
+            let (assets, liabilities) = at
+                .and_then(|a| a.solvency)
+                .map_or((U256::ZERO, U256::ZERO), |s| (s.assets, s.liabilities));
+            MemberView {
+                id: id.to_string(),
+                name: name.clone(),
+                home_chain_id: *home,
+                frozen: at.is_some_and(|a| a.record.frozen),
+                next_seq: at.map_or(0, |a| a.record.next_seq),
+                assets: assets.to_string(),
+                liabilities: liabilities.to_string(),
+                gap: liabilities.saturating_sub(assets).to_string(),
+                cap: at.map_or(0, |a| a.record.cap).to_string(),
+                deductible: at.map_or(0, |a| a.record.deductible).to_string(),
+            }
+        })
+        .collect();
+    let incidents = snap.incidents.iter().map(incident_view).collect();
+    let now = now_ms();
+    let signal_views = signals
+        .iter()
+        .map(|((kind, subject), st)| SignalView {
+            kind: model_kind(*kind),
+            subject: subject.to_string(),
+            raised_by: st.raised_by.iter().cloned().collect(),
+            confirmed: st.raised_by.len() >= facts.p
+                && now.saturating_sub(st.first_ms) <= facts.signal_window_ms,
+            first_seen_ms: st.first_ms,
+            last_seen_ms: st.last_ms,
+            expires_ms: Some(st.last_ms.saturating_add(facts.signal_window_ms)),
+            cleared: now.saturating_sub(st.last_ms) > facts.signal_window_ms,
+        })
+        .collect();
+    api.update(|model| {
+        model.peers = peers;
+        model.chains = chains;
+        model.members = members;
+        model.incidents = incidents;
+        model.signals = signal_views;
+    });
+    debug!("api model refreshed");
+}

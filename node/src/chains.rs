@@ -1,0 +1,482 @@
+//! Chain adapters of the node: per chain, the watcher's confirmed blocks become snapshots
+//! for the view, gap observations and vault facts for the agreement core; certificates
+//! become vault transactions through the chain's submitter.
+//!
+//! Invariants:
+//! - the snapshot of a block is sent to the core before any observation or vault event of
+//!   that block, so a proposer always has the state of the block it observed;
+//! - a snapshot is read entirely at one block (pinned by number and checked by hash);
+//! - a registration's draw is taken from the registering transaction's calldata only when
+//!   its EIP-712 digest equals the draw hash the vault emitted;
+//! - reads for a proposal's pinned block happen only once that block is canonical and
+//!   confirmed on this node's own RPC endpoints.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256};
+use alloy::providers::Provider;
+use alloy::sol_types::SolCall;
+use backstop_agreement as ag;
+use backstop_chain::reads::{PinnedBlock as ChainPinned, ReadError, Reader};
+use backstop_chain::rpc::{CallError, RpcError, RpcPool};
+use backstop_chain::watcher::{ChainEvent, ConfirmedBlock};
+use backstop_contracts::bindings::BackstopVault;
+use backstop_contracts::bindings::BackstopVault::BackstopVaultEvents as Ev;
+use backstop_contracts::eip712::{Draw, Signable, VaultId};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::view::{ChainSnapshot, MemberAt};
+
+/// Errors of the chain adapters.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// An RPC call failed.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// A pinned read failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The chain's answer is inconsistent with what the node expects.
+    #[error("chain {chain_id}: {reason}")]
+    Inconsistent {
+        /// Chain.
+        chain_id: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A member as one chain adapter reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainMember {
+    /// Member id.
+    pub id: B256,
+    /// Its `solvency()` contract when the member is homed on this chain.
+    pub solvency: Option<Address>,
+}
+
+/// What one chain adapter reads.
+#[derive(Clone, Debug)]
+pub struct ChainSpec {
+    /// Chain id.
+    pub chain_id: u64,
+    /// The vault.
+    pub vault: Address,
+    /// Its pool token.
+    pub token: Address,
+    /// Confirmation depth.
+    pub confirmations: u64,
+    /// Configured members.
+    pub members: Vec<ChainMember>,
+}
+
+impl ChainSpec {
+    /// The vault's id.
+    pub fn vault_id(&self) -> VaultId {
+        VaultId {
+            chain_id: self.chain_id,
+            address: self.vault,
+        }
+    }
+}
+
+/// A chain fact for the core.
+#[derive(Clone, Debug)]
+pub enum ChainInput {
+    /// The newest confirmed block's snapshot.
+    Snapshot(Box<ChainSnapshot>),
+    /// A member's solvency at a confirmed head of its home chain.
+    Observed(ag::GapObservation),
+    /// A draw registered on its home vault (confirmed).
+    Registered {
+        /// Incident.
+        key: ag::IncidentKey,
+        /// Draw hash.
+        draw_hash: B256,
+        /// The draw.
+        draw: Draw,
+        /// Registering transaction.
+        tx_hash: B256,
+        /// Its block.
+        block: u64,
+    },
+    /// A leg paid (on the home vault at registration, or released on a remote one).
+    LegPaid {
+        /// Draw hash.
+        draw_hash: B256,
+        /// Paying vault.
+        vault: VaultId,
+        /// Transaction.
+        tx_hash: B256,
+        /// Its block.
+        block: u64,
+    },
+    /// A threshold action executed.
+    ActionExecuted {
+        /// Vault.
+        vault: VaultId,
+        /// Action id.
+        id: B256,
+        /// What it was.
+        what: &'static str,
+        /// Transaction.
+        tx_hash: B256,
+    },
+    /// A new unconfirmed head.
+    Head {
+        /// Chain.
+        chain_id: u64,
+        /// Number.
+        number: u64,
+    },
+    /// Blocks dropped by a reorg.
+    Reorg {
+        /// Chain.
+        chain_id: u64,
+        /// Dropped blocks (number, hash).
+        dropped: Vec<(u64, B256)>,
+    },
+    /// The chain halted (`true`) or resumed.
+    Halted {
+        /// Chain.
+        chain_id: u64,
+        /// Halted or resumed.
+        halted: bool,
+    },
+}
+
+/// Reads the snapshot of `block`: vault state, member records and home members' solvency,
+/// and the block's timestamp, all at that block.
+pub async fn read_snapshot(
+    pool: &RpcPool,
+    spec: &ChainSpec,
+    block: ag::PinnedBlock,
+) -> Result<ChainSnapshot, ChainError> {
+    let pinned = ChainPinned {
+        chain_id: block.chain_id,
+        number: block.number,
+        hash: block.hash,
+    };
+    let reader = Reader::new(pool);
+    let (header, vault, members) = tokio::try_join!(
+        async {
+            pool.block_with_time(block.number)
+                .await
+                .map_err(ChainError::from)
+        },
+        async {
+            reader
+                .vault_state(&pinned, spec.vault, spec.token)
+                .await
+                .map_err(ChainError::from)
+        },
+        async {
+            let reads = spec.members.iter().map(|m| {
+                let reader = Reader::new(pool);
+                async move {
+                    let record = reader.member(&pinned, spec.vault, m.id).await?;
+                    let solvency = match m.solvency {
+                        Some(c) => Some(reader.solvency(&pinned, c).await?),
+                        None => None,
+                    };
+                    Ok::<_, ReadError>(record.map(|record| (m.id, MemberAt { record, solvency })))
+                }
+            });
+            futures::future::try_join_all(reads)
+                .await
+                .map_err(ChainError::from)
+        }
+    )?;
+    let (at, timestamp) = header;
+    if at.hash != block.hash {
+        return Err(ChainError::Inconsistent {
+            chain_id: block.chain_id,
+            reason: format!(
+                "block {} is {} on this node's endpoint, not {}",
+                block.number, at.hash, block.hash
+            ),
+        });
+    }
+    Ok(ChainSnapshot {
+        block,
+        timestamp,
+        vault,
+        members: members.into_iter().flatten().collect(),
+    })
+}
+
+/// Reads a block a proposal pinned, once it is canonical and confirmed here. Retries for up
+/// to `patience` while this node's endpoints are behind.
+pub async fn fetch_pinned(
+    pool: &RpcPool,
+    spec: &ChainSpec,
+    block: ag::PinnedBlock,
+    patience: Duration,
+) -> Result<ChainSnapshot, ChainError> {
+    let give_up = tokio::time::Instant::now() + patience;
+    loop {
+        let head = pool.head_number().await?;
+        if head >= block.number.saturating_add(spec.confirmations) {
+            let canonical = pool.block_ref(block.number).await?;
+            if canonical.hash != block.hash {
+                return Err(ChainError::Inconsistent {
+                    chain_id: block.chain_id,
+                    reason: format!("pinned block {} is not canonical", block.number),
+                });
+            }
+            return read_snapshot(pool, spec, block).await;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return Err(ChainError::Inconsistent {
+                chain_id: block.chain_id,
+                reason: format!("pinned block {} is not confirmed here", block.number),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The draw a registering transaction carried, checked against the emitted draw hash.
+async fn registered_draw(
+    pool: &RpcPool,
+    vault: VaultId,
+    tx_hash: B256,
+    draw_hash: B256,
+) -> Result<Draw, ChainError> {
+    let input = pool
+        .call("eth_getTransactionByHash", |p| async move {
+            let tx = p
+                .get_transaction_by_hash(tx_hash)
+                .await?
+                .ok_or_else(|| CallError::Invalid(format!("transaction {tx_hash} not found")))?;
+            Ok(alloy::consensus::Transaction::input(&tx).clone())
+        })
+        .await?;
+    let call = BackstopVault::registerDrawCall::abi_decode(&input).map_err(|e| {
+        ChainError::Inconsistent {
+            chain_id: vault.chain_id,
+            reason: format!("registration {tx_hash} is not a direct registerDraw call: {e}"),
+        }
+    })?;
+    if call.draw.digest(&vault) != draw_hash {
+        return Err(ChainError::Inconsistent {
+            chain_id: vault.chain_id,
+            reason: format!("registration {tx_hash}: calldata does not hash to {draw_hash}"),
+        });
+    }
+    Ok(call.draw)
+}
+
+/// Turns a watcher's events into core inputs: one task per chain.
+pub async fn run_adapter(
+    pool: Arc<RpcPool>,
+    spec: ChainSpec,
+    mut events: mpsc::Receiver<ChainEvent>,
+    core: mpsc::Sender<ChainInput>,
+) {
+    let vault = spec.vault_id();
+    while let Some(event) = events.recv().await {
+        let inputs = match event {
+            ChainEvent::Confirmed(cb) => match confirmed(&pool, &spec, vault, &cb).await {
+                Ok(inputs) => inputs,
+                Err(e) => {
+                    // The block's facts are lost to this node only until a later block is
+                    // read (observations repeat every block; vault events are idempotent
+                    // for peers, who submit what this node misses).
+                    warn!(chain_id = spec.chain_id, block = cb.block.number, error = %e, "confirmed block unread");
+                    continue;
+                }
+            },
+            ChainEvent::NewHead { chain_id, block } => vec![ChainInput::Head {
+                chain_id,
+                number: block.number,
+            }],
+            ChainEvent::Reorg {
+                chain_id, dropped, ..
+            } => vec![ChainInput::Reorg {
+                chain_id,
+                dropped: dropped.iter().map(|b| (b.number, b.hash)).collect(),
+            }],
+            ChainEvent::Halted { chain_id, .. } => vec![ChainInput::Halted {
+                chain_id,
+                halted: true,
+            }],
+            ChainEvent::Resumed { chain_id } => vec![ChainInput::Halted {
+                chain_id,
+                halted: false,
+            }],
+        };
+        for i in inputs {
+            if core.send(i).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn confirmed(
+    pool: &RpcPool,
+    spec: &ChainSpec,
+    vault: VaultId,
+    cb: &ConfirmedBlock,
+) -> Result<Vec<ChainInput>, ChainError> {
+    let block = ag::PinnedBlock {
+        chain_id: cb.block.chain_id,
+        number: cb.block.number,
+        hash: cb.block.hash,
+    };
+    let snap = read_snapshot(pool, spec, block).await?;
+    let mut out = Vec::new();
+    for m in spec.members.iter().filter(|m| m.solvency.is_some()) {
+        if let Some(at) = snap.members.get(&m.id)
+            && let Some(s) = at.solvency
+        {
+            out.push(ChainInput::Observed(ag::GapObservation {
+                key: ag::IncidentKey {
+                    member: m.id,
+                    seq: at.record.next_seq,
+                },
+                home_chain_id: spec.chain_id,
+                block_number: block.number,
+                block_hash: block.hash,
+                assets: s.assets,
+                liabilities: s.liabilities,
+            }));
+        }
+    }
+    let mut facts = Vec::new();
+    for e in &cb.events {
+        let tx_hash = e.tx_hash;
+        match &e.event {
+            Ev::DrawRegistered(r) => {
+                let draw = registered_draw(pool, vault, tx_hash, r.drawHash).await?;
+                facts.push(ChainInput::Registered {
+                    key: ag::IncidentKey {
+                        member: r.member,
+                        seq: r.seq,
+                    },
+                    draw_hash: r.drawHash,
+                    draw,
+                    tx_hash,
+                    block: e.block_number,
+                });
+            }
+            Ev::LegPaid(p) => facts.push(ChainInput::LegPaid {
+                draw_hash: p.drawHash,
+                vault,
+                tx_hash,
+                block: e.block_number,
+            }),
+            Ev::MemberFrozen(a) => facts.push(action(vault, a.id, "freeze", tx_hash)),
+            Ev::MemberUnfrozen(a) => facts.push(action(vault, a.id, "unfreeze", tx_hash)),
+            Ev::VaultPausedUntil(a) => facts.push(action(vault, a.id, "pause", tx_hash)),
+            Ev::VaultUnpaused(a) => facts.push(action(vault, a.id, "unpause", tx_hash)),
+            Ev::AlertRaised(a) => facts.push(action(vault, a.id, "raise alert", tx_hash)),
+            Ev::AlertCleared(a) => facts.push(action(vault, a.id, "clear alert", tx_hash)),
+            other => {
+                debug!(chain_id = spec.chain_id, event = ?std::mem::discriminant(other), "vault event not acted on")
+            }
+        }
+    }
+    // Snapshot first (the view must hold the block before the core hears of it), then
+    // vault facts, then observations (a registration seen in this block is known before the
+    // observation of the same block, whose seq already moved on).
+    let mut all = Vec::with_capacity(1 + facts.len() + out.len());
+    all.push(ChainInput::Snapshot(Box::new(snap)));
+    all.extend(facts);
+    all.extend(out);
+    Ok(all)
+}
+
+fn action(vault: VaultId, id: B256, what: &'static str, tx_hash: B256) -> ChainInput {
+    ChainInput::ActionExecuted {
+        vault,
+        id,
+        what,
+        tx_hash,
+    }
+}
+
+/// The vault's configuration read at the chain's head, for the start-up check.
+#[derive(Clone, Debug)]
+pub struct VaultSetup {
+    /// Pool token.
+    pub token: Address,
+    /// Guardians.
+    pub guardians: Vec<Address>,
+    /// Threshold t.
+    pub threshold: u8,
+    /// Pause threshold p.
+    pub pause_threshold: u8,
+}
+
+/// Reads a vault's token, guardian set and thresholds at the latest block.
+pub async fn read_setup(pool: &RpcPool, vault: Address) -> Result<VaultSetup, ChainError> {
+    let head = pool.head_number().await?;
+    let b = pool.block_ref(head).await?;
+    let pinned = ChainPinned {
+        chain_id: pool.chain_id(),
+        number: b.number,
+        hash: b.hash,
+    };
+    let reader = Reader::new(pool);
+    let token = reader.vault_token(&pinned, vault).await?;
+    let state = reader.vault_state(&pinned, vault, token).await?;
+    Ok(VaultSetup {
+        token,
+        guardians: state.guardians,
+        threshold: state.threshold,
+        pause_threshold: state.pause_threshold,
+    })
+}
+
+/// Compares a vault's guardian set and thresholds with the configured consortium.
+pub fn check_setup(
+    chain_id: u64,
+    setup: &VaultSetup,
+    guardians: &[Address],
+    t: usize,
+    p: usize,
+) -> Result<(), String> {
+    let mut on_chain = setup.guardians.clone();
+    on_chain.sort();
+    let mut configured = guardians.to_vec();
+    configured.sort();
+    if on_chain != configured {
+        return Err(format!(
+            "chain {chain_id}: the vault's guardian set {on_chain:?} is not the configured consortium's {configured:?}"
+        ));
+    }
+    if usize::from(setup.threshold) != t || usize::from(setup.pause_threshold) != p {
+        return Err(format!(
+            "chain {chain_id}: the vault's thresholds t={} p={} differ from the consortium's t={t} p={p}",
+            setup.threshold, setup.pause_threshold
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps at most one outstanding fetch per pinned block.
+#[derive(Debug, Default)]
+pub struct FetchSet {
+    outstanding: BTreeMap<ag::PinnedBlock, ()>,
+}
+
+impl FetchSet {
+    /// Marks `b` as being fetched; false when it already is or too many are.
+    pub fn start(&mut self, b: ag::PinnedBlock, max: usize) -> bool {
+        if self.outstanding.contains_key(&b) || self.outstanding.len() >= max {
+            return false;
+        }
+        self.outstanding.insert(b, ());
+        true
+    }
+
+    /// Marks `b` done.
+    pub fn done(&mut self, b: &ag::PinnedBlock) {
+        self.outstanding.remove(b);
+    }
+}

@@ -1,0 +1,750 @@
+//! The node's core task: the one owner of the agreement [`Machine`], fed with chain facts,
+//! gossip, operator requests and time, dispatching what the machine returns (gossip,
+//! vault transactions, wake-ups).
+//!
+//! Invariants:
+//! - the machine is driven from this task only, so its events are totally ordered; a
+//!   [`MachineError`] (store or signer failure) stops the node rather than letting it go on
+//!   without its sign-guard;
+//! - a proposal whose pinned blocks this node has not read is held until they are read
+//!   (only for the attempt's legitimate proposer, at most [`MAX_FETCHES`] blocks at a time)
+//!   and dropped if they cannot be read as confirmed canonical blocks;
+//! - submissions run in their own tasks (a transaction awaiting confirmations never blocks
+//!   the machine); the submitter refuses concurrent sends of one action;
+//! - everything operators see (the [`Snapshot`] published on a watch channel) is derived
+//!   from the machine and the chains, never fed back into decisions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use backstop_agreement::machine::{MachineError, StateView};
+use backstop_agreement::{
+    Certificate, Event, IncidentKey, Machine, Message, NodeIndex, Output, PinnedBlock, Stats,
+    Subject, ThresholdAction,
+};
+use backstop_chain::rpc::RpcPool;
+use backstop_chain::submit::{ChainAction, SubmitOutcome, Submitter};
+use backstop_contracts::eip712::{
+    ClearAlert, SignatureError, UnfreezeMember, Unpause, VaultId, pack_signatures,
+};
+use backstop_p2p::catchup::MemoryCatchUpStore;
+use backstop_p2p::message::GossipMessage;
+use backstop_p2p::network::NetworkHandle;
+use backstop_p2p::validation::Validated;
+use backstop_store::RocksKv;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::chains::{ChainInput, ChainSpec, FetchSet, fetch_pinned};
+use crate::convert;
+use crate::journal::{Change, Journal, Phase};
+use crate::view::{ChainSnapshot, NodeView};
+
+/// Most pinned blocks being fetched at once for proposals.
+pub const MAX_FETCHES: usize = 32;
+/// How long a pinned block may take to become confirmed on this node's endpoints.
+const FETCH_PATIENCE: Duration = Duration::from_secs(5);
+/// Longest sleep of the loop without a machine wake-up.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How often the operator snapshot is republished.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// The machine as the node runs it.
+pub type NodeMachine = Machine<NodeView, PrivateKeySigner, RocksKv>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An operator's request, answered with a line saying what was started.
+#[derive(Debug)]
+pub enum AdminCommand {
+    /// Lift a member freeze on one vault or all.
+    Unfreeze {
+        /// Chain, or every chain.
+        chain_id: Option<u64>,
+        /// Member.
+        member: B256,
+    },
+    /// Lift a vault pause.
+    Unpause {
+        /// Chain.
+        chain_id: u64,
+    },
+    /// Clear an alert on one vault.
+    ClearAlert {
+        /// Chain.
+        chain_id: u64,
+        /// Subject.
+        subject: B256,
+    },
+}
+
+/// Why an operator request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// The request names something this node does not know.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The node cannot act on it now.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A request with its reply channel.
+pub type AdminRequest = (AdminCommand, oneshot::Sender<Result<String, AdminError>>);
+
+/// Errors that stop the core.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The machine failed (store or signer).
+    #[error(transparent)]
+    Machine(#[from] MachineError),
+    /// An input channel closed while the node runs.
+    #[error("input closed: {0}")]
+    Closed(&'static str),
+}
+
+/// One chain as operators see it.
+#[derive(Clone, Debug, Default)]
+pub struct ChainStatus {
+    /// Newest head seen.
+    pub head: u64,
+    /// Newest confirmed snapshot.
+    pub confirmed: Option<Arc<ChainSnapshot>>,
+    /// Halted (no head within the bound).
+    pub halted: bool,
+    /// Quarantined by policy.
+    pub quarantined: bool,
+}
+
+/// What the core publishes for the API and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Chains by id.
+    pub chains: BTreeMap<u64, ChainStatus>,
+    /// Incidents.
+    pub incidents: Vec<crate::journal::IncidentEntry>,
+    /// Counts by phase.
+    pub by_phase: BTreeMap<Phase, usize>,
+    /// Machine counters.
+    pub stats: Stats,
+    /// Submissions sent and failed, by (chain, kind).
+    pub submissions: BTreeMap<(u64, &'static str), (u64, u64)>,
+    /// Open threshold actions.
+    pub open_actions: usize,
+}
+
+/// Notable events for the API stream and metrics.
+#[derive(Clone, Debug)]
+pub enum Notice {
+    /// An incident changed phase.
+    Incident {
+        /// The change.
+        change: Change,
+        /// Seconds since its gap was seen (for the closing latency).
+        since_open_s: f64,
+        /// Seconds since its first proposal (for the certificate latency).
+        since_proposal_s: Option<f64>,
+    },
+    /// Anything else worth a line.
+    Text(String),
+}
+
+enum Internal {
+    Fetched {
+        from: NodeIndex,
+        message: Message,
+        results: Vec<(PinnedBlock, Result<ChainSnapshot, String>)>,
+    },
+    Submitted {
+        chain_id: u64,
+        kind: &'static str,
+        result: Result<SubmitOutcome, String>,
+    },
+}
+
+/// Per-chain access the core needs.
+pub struct ChainHandle {
+    /// What the adapter reads.
+    pub spec: ChainSpec,
+    /// RPC.
+    pub pool: Arc<RpcPool>,
+    /// The chain's submitter.
+    pub submitter: Arc<Submitter>,
+}
+
+/// The core task's state.
+pub struct Core {
+    machine: NodeMachine,
+    net: NetworkHandle,
+    /// p2p consortium index → agreement index.
+    indices: Vec<Option<NodeIndex>>,
+    chains: BTreeMap<u64, ChainHandle>,
+    journal: Journal,
+    fetches: FetchSet,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    status: BTreeMap<u64, ChainStatus>,
+    submissions: BTreeMap<(u64, &'static str), (u64, u64)>,
+    catchup: Arc<MemoryCatchUpStore>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    notices: broadcast::Sender<Notice>,
+    action_ttl_s: u64,
+    wake: Option<u64>,
+}
+
+impl Core {
+    /// A core over a restored machine.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        machine: NodeMachine,
+        net: NetworkHandle,
+        indices: Vec<Option<NodeIndex>>,
+        chains: BTreeMap<u64, ChainHandle>,
+        catchup: Arc<MemoryCatchUpStore>,
+        snapshot: watch::Sender<Arc<Snapshot>>,
+        notices: broadcast::Sender<Notice>,
+        action_ttl_s: u64,
+    ) -> Self {
+        let (internal_tx, internal_rx) = mpsc::channel(256);
+        let status = chains
+            .keys()
+            .map(|c| (*c, ChainStatus::default()))
+            .collect();
+        Self {
+            machine,
+            net,
+            indices,
+            chains,
+            journal: Journal::default(),
+            fetches: FetchSet::default(),
+            internal_tx,
+            internal_rx,
+            status,
+            submissions: BTreeMap::new(),
+            catchup,
+            snapshot,
+            notices,
+            action_ttl_s,
+            wake: None,
+        }
+    }
+
+    /// Runs until `shutdown` fires or an input fails. Returns the machine's store for a
+    /// final flush.
+    pub async fn run(
+        mut self,
+        mut chain_rx: mpsc::Receiver<ChainInput>,
+        mut admin_rx: mpsc::Receiver<AdminRequest>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<NodeMachine, CoreError> {
+        let mut gossip = self.net.subscribe();
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        self.feed(Event::Tick).await?;
+        loop {
+            let sleep = match self.wake {
+                Some(at) => Duration::from_millis(at.saturating_sub(now_ms())).min(IDLE_TICK),
+                None => IDLE_TICK,
+            };
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                input = chain_rx.recv() => {
+                    let input = input.ok_or(CoreError::Closed("chain adapters"))?;
+                    self.on_chain(input).await?;
+                }
+                msg = gossip.recv() => match msg {
+                    Ok(v) => self.on_gossip(&v).await?,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(missed = n, "core lagged behind gossip; peers' rebroadcasts and catch-up fill the gap");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Err(CoreError::Closed("gossip")),
+                },
+                Some(i) = self.internal_rx.recv() => self.on_internal(i).await?,
+                Some((cmd, reply)) = admin_rx.recv() => {
+                    let r = self.on_admin(cmd).await;
+                    let _ = reply.send(r);
+                }
+                _ = publish.tick() => self.publish(),
+                _ = tokio::time::sleep(sleep) => self.feed(Event::Tick).await?,
+            }
+        }
+        info!("core stopping");
+        Ok(self.machine)
+    }
+
+    async fn feed(&mut self, event: Event) -> Result<(), CoreError> {
+        let outputs = self.machine.handle(now_ms(), event)?;
+        self.wake = None;
+        for o in outputs {
+            match o {
+                Output::WakeAt(at) => self.wake = Some(at),
+                Output::Broadcast(m) => self.broadcast(m).await,
+                Output::Submit(cert) => self.submit(cert),
+            }
+        }
+        self.check_closed();
+        Ok(())
+    }
+
+    async fn broadcast(&mut self, m: Message) {
+        self.observe_message(self.machine.config().me, &m);
+        let wire = convert::to_wire(m);
+        if let Err(e) = self.net.publish(wire).await {
+            // Recorded in the catch-up store before sending: peers get it when they connect.
+            debug!(error = %e, "publish failed");
+        }
+    }
+
+    fn observe_message(&mut self, from: NodeIndex, m: &Message) {
+        let now = now_ms();
+        match m {
+            Message::Proposal(p) => {
+                if let Some(c) = self.journal.proposed(p.key, p.attempt, &p.draw, from, now) {
+                    self.notice_incident(c);
+                }
+            }
+            Message::DrawAttestation(a) => {
+                self.journal
+                    .attested(a.key, a.signature.signer, a.digest, now)
+            }
+            Message::LegAttestation(a) => self.journal.attested(
+                IncidentKey {
+                    member: a.release.member,
+                    seq: a.release.seq,
+                },
+                a.signature.signer,
+                a.release.drawHash,
+                now,
+            ),
+            Message::ActionProposal(_) | Message::ActionAttestation(_) => {}
+        }
+    }
+
+    fn notice_incident(&mut self, change: Change) {
+        let now = now_ms();
+        let (since_open_s, since_proposal_s) = match self.journal.get(&change.key) {
+            Some(e) => (
+                now.saturating_sub(e.opened_ms) as f64 / 1000.0,
+                e.proposed_ms.map(|p| now.saturating_sub(p) as f64 / 1000.0),
+            ),
+            None => (0.0, None),
+        };
+        info!(member = %change.key.member, seq = change.key.seq, phase = change.phase.name(), "{}", change.text);
+        let _ = self.notices.send(Notice::Incident {
+            change,
+            since_open_s,
+            since_proposal_s,
+        });
+    }
+
+    /// Closes in the journal what the machine closed.
+    fn check_closed(&mut self) {
+        let closed: Vec<(IncidentKey, bool)> = self
+            .journal
+            .incidents()
+            .filter(|e| e.phase != Phase::Closed)
+            .filter(|e| {
+                self.machine
+                    .closed_through()
+                    .get(&e.key.member)
+                    .is_some_and(|&s| s >= e.key.seq)
+            })
+            .map(|e| (e.key, e.draw_hash.is_some()))
+            .collect();
+        for (key, registered) in closed {
+            let reason = if registered { "covered" } else { "resolved" };
+            self.catchup.close(backstop_p2p::message::IncidentKey {
+                member: key.member,
+                seq: key.seq,
+            });
+            if let Some(c) = self.journal.closed(key, reason, now_ms()) {
+                self.notice_incident(c);
+            }
+        }
+    }
+
+    fn submit(&mut self, cert: Certificate) {
+        let chain_id = cert.subject.vault().chain_id;
+        let kind = kind_of(&cert.subject);
+        if let Subject::Draw { key, .. } = &cert.subject
+            && let Some(c) = self.journal.certified(*key, cert.digest, now_ms())
+        {
+            self.notice_incident(c);
+        }
+        let Some(chain) = self.chains.get(&chain_id) else {
+            warn!(chain_id, "certificate for an unconfigured chain");
+            return;
+        };
+        let action = match chain_action(&cert) {
+            Ok(a) => a,
+            Err(e) => {
+                error!(error = %e, digest = %cert.digest, "certificate cannot be packed");
+                return;
+            }
+        };
+        let submitter = chain.submitter.clone();
+        let tx = self.internal_tx.clone();
+        info!(chain_id, kind, digest = %cert.digest, "submitting");
+        tokio::spawn(async move {
+            let result = submitter.submit(&action).await.map_err(|e| e.to_string());
+            let _ = tx
+                .send(Internal::Submitted {
+                    chain_id,
+                    kind,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    async fn on_internal(&mut self, i: Internal) -> Result<(), CoreError> {
+        match i {
+            Internal::Fetched {
+                from,
+                message,
+                results,
+            } => {
+                let mut complete = true;
+                for (b, r) in results {
+                    self.fetches.done(&b);
+                    match r {
+                        Ok(s) => self.machine_view_insert(s),
+                        Err(e) => {
+                            complete = false;
+                            debug!(chain_id = b.chain_id, number = b.number, error = %e, "pinned block unreadable; proposal dropped");
+                        }
+                    }
+                }
+                if complete {
+                    self.deliver(from, message).await?;
+                }
+            }
+            Internal::Submitted {
+                chain_id,
+                kind,
+                result,
+            } => {
+                let entry = self.submissions.entry((chain_id, kind)).or_default();
+                match result {
+                    Ok(SubmitOutcome::Executed { tx_hash, block }) => {
+                        entry.0 += 1;
+                        info!(chain_id, kind, %tx_hash, block = block.number, "transaction confirmed");
+                    }
+                    Ok(SubmitOutcome::AlreadyDone(d)) => {
+                        debug!(chain_id, kind, ?d, "already done on chain")
+                    }
+                    Ok(SubmitOutcome::InFlight) => {}
+                    Err(e) => {
+                        entry.1 += 1;
+                        warn!(chain_id, kind, error = %e, "submission failed; the machine resubmits");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn machine_view_insert(&mut self, s: ChainSnapshot) {
+        self.machine.view_mut().insert(s, false);
+    }
+
+    async fn on_gossip(&mut self, v: &Validated) -> Result<(), CoreError> {
+        let Some(Some(from)) = self.indices.get(v.signer).copied() else {
+            return Ok(());
+        };
+        let Some(message) = convert::from_wire(v.message.clone()) else {
+            return Ok(());
+        };
+        if let GossipMessage::Signal(_) = v.message {
+            return Ok(());
+        }
+        if let Message::Proposal(p) = &message {
+            // Only the attempt's proposer makes this node read chain state.
+            if self.machine.config().consortium.proposer(&p.key, p.attempt) != from {
+                return self.deliver(from, message).await;
+            }
+            let missing: Vec<PinnedBlock> = p
+                .pinned
+                .iter()
+                .filter(|b| !self.machine.view().has(b))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                self.fetch(from, message, missing);
+                return Ok(());
+            }
+        }
+        self.deliver(from, message).await
+    }
+
+    fn fetch(&mut self, from: NodeIndex, message: Message, missing: Vec<PinnedBlock>) {
+        let mut jobs = Vec::new();
+        for b in &missing {
+            let Some(chain) = self.chains.get(&b.chain_id) else {
+                debug!(chain_id = b.chain_id, "proposal pins an unconfigured chain");
+                return;
+            };
+            if !self.fetches.start(*b, MAX_FETCHES) {
+                debug!("pinned block already being fetched, or too many fetches");
+                for started in &jobs {
+                    let (blk, _, _): &(PinnedBlock, Arc<RpcPool>, ChainSpec) = started;
+                    self.fetches.done(blk);
+                }
+                return;
+            }
+            jobs.push((*b, chain.pool.clone(), chain.spec.clone()));
+        }
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let reads = jobs.into_iter().map(|(b, pool, spec)| async move {
+                let r = fetch_pinned(&pool, &spec, b, FETCH_PATIENCE)
+                    .await
+                    .map_err(|e| e.to_string());
+                (b, r)
+            });
+            let results = futures::future::join_all(reads).await;
+            let _ = tx
+                .send(Internal::Fetched {
+                    from,
+                    message,
+                    results,
+                })
+                .await;
+        });
+    }
+
+    async fn deliver(&mut self, from: NodeIndex, message: Message) -> Result<(), CoreError> {
+        self.observe_message(from, &message);
+        self.feed(Event::Received { from, message }).await
+    }
+
+    async fn on_chain(&mut self, input: ChainInput) -> Result<(), CoreError> {
+        let now = now_ms();
+        match input {
+            ChainInput::Snapshot(s) => {
+                let chain_id = s.block.chain_id;
+                let snap = Arc::new((*s).clone());
+                self.machine.view_mut().insert(*s, true);
+                let st = self.status.entry(chain_id).or_default();
+                st.head = st.head.max(snap.block.number);
+                st.confirmed = Some(snap);
+            }
+            ChainInput::Observed(obs) => {
+                let gap = obs.gap();
+                let key = obs.key;
+                let block = obs.block_number;
+                self.feed(Event::Observed(obs)).await?;
+                let open = self.machine.open_incidents().iter().any(|(k, _)| *k == key);
+                if open
+                    && gap > U256::ZERO
+                    && let Some(c) = self.journal.observed(key, gap, block, now)
+                {
+                    self.notice_incident(c);
+                }
+            }
+            ChainInput::Registered {
+                key,
+                draw_hash,
+                draw,
+                tx_hash,
+                block,
+            } => {
+                let home = StateView::home_vault(self.machine.view(), &key.member);
+                if let Some(home) = home
+                    && let Some(c) = self
+                        .journal
+                        .registered(key, draw_hash, &draw, home, tx_hash, block, now)
+                {
+                    self.notice_incident(c);
+                }
+                self.feed(Event::DrawRegistered {
+                    key,
+                    draw_hash,
+                    draw,
+                    finalized: true,
+                })
+                .await?;
+            }
+            ChainInput::LegPaid {
+                draw_hash,
+                vault,
+                tx_hash,
+                block,
+            } => {
+                if let Some(c) = self.journal.leg_paid(draw_hash, vault, tx_hash, block, now) {
+                    self.notice_incident(c);
+                }
+                self.feed(Event::LegExecuted { draw_hash, vault }).await?;
+            }
+            ChainInput::ActionExecuted {
+                vault,
+                id,
+                what,
+                tx_hash,
+            } => {
+                let _ = self.notices.send(Notice::Text(format!(
+                    "{what} {id} executed on chain {} in {tx_hash}",
+                    vault.chain_id
+                )));
+                self.feed(Event::ActionExecuted { vault, id }).await?;
+            }
+            ChainInput::Head { chain_id, number } => {
+                let st = self.status.entry(chain_id).or_default();
+                st.head = st.head.max(number);
+            }
+            ChainInput::Reorg { chain_id, dropped } => {
+                warn!(chain_id, dropped = dropped.len(), "reorg");
+                self.machine.view_mut().drop_blocks(chain_id, &dropped);
+                let st = self.status.entry(chain_id).or_default();
+                if let Some(top) = dropped.iter().map(|(n, _)| *n).min() {
+                    st.head = top.saturating_sub(1);
+                }
+            }
+            ChainInput::Halted { chain_id, halted } => {
+                let text = if halted {
+                    format!("chain {chain_id} halted: quarantined")
+                } else {
+                    format!("chain {chain_id} resumed")
+                };
+                warn!("{text}");
+                let _ = self.notices.send(Notice::Text(text));
+                self.machine.view_mut().set_quarantined(chain_id, halted);
+                let st = self.status.entry(chain_id).or_default();
+                st.halted = halted;
+                st.quarantined = halted;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_admin(&mut self, cmd: AdminCommand) -> Result<String, AdminError> {
+        let deadline = now_ms() / 1000 + self.action_ttl_s;
+        let id = B256::from(alloy::primitives::keccak256(
+            [
+                self.me_guardian().as_slice(),
+                &now_ms().to_be_bytes(),
+                format!("{cmd:?}").as_bytes(),
+            ]
+            .concat(),
+        ));
+        let targets: Vec<(VaultId, ThresholdAction)> = match cmd {
+            AdminCommand::Unfreeze { chain_id, member } => {
+                if !self.machine.view().config().members.contains_key(&member) {
+                    return Err(AdminError::NotFound(format!("member {member}")));
+                }
+                let action = ThresholdAction::Unfreeze(UnfreezeMember {
+                    member,
+                    id,
+                    deadline,
+                });
+                self.vaults(chain_id)?
+                    .into_iter()
+                    .map(|v| (v, action.clone()))
+                    .collect()
+            }
+            AdminCommand::Unpause { chain_id } => {
+                let action = ThresholdAction::Unpause(Unpause { id, deadline });
+                self.vaults(Some(chain_id))?
+                    .into_iter()
+                    .map(|v| (v, action.clone()))
+                    .collect()
+            }
+            AdminCommand::ClearAlert { chain_id, subject } => {
+                let action = ThresholdAction::ClearAlert(ClearAlert {
+                    subject,
+                    id,
+                    deadline,
+                });
+                self.vaults(Some(chain_id))?
+                    .into_iter()
+                    .map(|v| (v, action.clone()))
+                    .collect()
+            }
+        };
+        let n = targets.len();
+        for (vault, action) in targets {
+            self.machine.view_mut().approve(vault, action.clone());
+            self.feed(Event::RequestAction { vault, action })
+                .await
+                .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        }
+        Ok(format!("action {id} proposed on {n} vault(s)"))
+    }
+
+    fn me_guardian(&self) -> Address {
+        let cfg = self.machine.config();
+        cfg.consortium
+            .node(cfg.me)
+            .map_or(Address::ZERO, |n| n.guardian)
+    }
+
+    fn vaults(&self, chain_id: Option<u64>) -> Result<Vec<VaultId>, AdminError> {
+        match chain_id {
+            Some(c) => self
+                .chains
+                .get(&c)
+                .map(|h| vec![h.spec.vault_id()])
+                .ok_or_else(|| AdminError::NotFound(format!("chain {c}"))),
+            None => Ok(self.chains.values().map(|h| h.spec.vault_id()).collect()),
+        }
+    }
+
+    fn publish(&mut self) {
+        let snap = Snapshot {
+            chains: self.status.clone(),
+            incidents: self.journal.incidents().cloned().collect(),
+            by_phase: self.journal.by_phase(),
+            stats: self.machine.stats().clone(),
+            submissions: self.submissions.clone(),
+            open_actions: self.machine.open_actions(),
+        };
+        self.snapshot.send_replace(Arc::new(snap));
+    }
+}
+
+fn kind_of(s: &Subject) -> &'static str {
+    match s {
+        Subject::Draw { .. } => "register_draw",
+        Subject::Leg { .. } => "release_leg",
+        Subject::Action { action, .. } => match action {
+            ThresholdAction::Freeze(_) => "freeze",
+            ThresholdAction::Unfreeze(_) => "unfreeze",
+            ThresholdAction::Pause(_) => "pause",
+            ThresholdAction::Unpause(_) => "unpause",
+            ThresholdAction::RaiseAlert(_) => "raise_alert",
+            ThresholdAction::ClearAlert(_) => "clear_alert",
+        },
+    }
+}
+
+/// The vault call that carries out a certificate.
+pub fn chain_action(cert: &Certificate) -> Result<ChainAction, SignatureError> {
+    let signatures = pack_signatures(&cert.signatures)?;
+    Ok(match cert.subject.clone() {
+        Subject::Draw { draw, .. } => ChainAction::RegisterDraw { draw, signatures },
+        Subject::Leg { release, .. } => ChainAction::ReleaseLeg {
+            release,
+            signatures,
+        },
+        Subject::Action { action, .. } => match action {
+            ThresholdAction::Freeze(action) => ChainAction::FreezeMember { action, signatures },
+            ThresholdAction::Unfreeze(action) => ChainAction::UnfreezeMember { action, signatures },
+            ThresholdAction::Pause(action) => ChainAction::Pause { action, signatures },
+            ThresholdAction::Unpause(action) => ChainAction::Unpause { action, signatures },
+            ThresholdAction::RaiseAlert(action) => ChainAction::RaiseAlert { action, signatures },
+            ThresholdAction::ClearAlert(action) => ChainAction::ClearAlert { action, signatures },
+        },
+    })
+}
+
+/// Guardian addresses of the consortium, for start-up checks.
+pub fn guardians_of(consortium: &backstop_agreement::Consortium) -> BTreeSet<Address> {
+    consortium.nodes().iter().map(|n| n.guardian).collect()
+}

@@ -1,0 +1,453 @@
+//! The node's account of each incident for operators: phase, draw, legs, attestations,
+//! transaction hashes and a timeline, built from what the core saw and did.
+//!
+//! It is an observer, never an input of decisions. Invariants: bounded (at most
+//! [`MAX_INCIDENTS`] incidents, oldest closed evicted first; at most [`MAX_TIMELINE`] entries
+//! and [`MAX_ATTESTATIONS`] attestations per incident); phases only move forward.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{Address, B256, U256};
+use backstop_agreement::IncidentKey;
+use backstop_contracts::eip712::{Draw, VaultId};
+
+/// Most incidents kept.
+pub const MAX_INCIDENTS: usize = 4096;
+/// Most timeline entries per incident.
+pub const MAX_TIMELINE: usize = 256;
+/// Most attestations remembered per incident.
+pub const MAX_ATTESTATIONS: usize = 1024;
+
+/// Where an incident stands, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Gap seen.
+    Open,
+    /// A draw was proposed.
+    Proposed,
+    /// A certificate over a draw formed here.
+    Certified,
+    /// The home vault registered a draw.
+    Registered,
+    /// Remote legs are being released.
+    Releasing,
+    /// Every leg paid, expired, or the gap resolved.
+    Closed,
+}
+
+impl Phase {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Open => "open",
+            Phase::Proposed => "proposed",
+            Phase::Certified => "certified",
+            Phase::Registered => "registered",
+            Phase::Releasing => "releasing",
+            Phase::Closed => "closed",
+        }
+    }
+}
+
+/// One leg of the registered draw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegEntry {
+    /// Paying vault.
+    pub vault: VaultId,
+    /// Amount.
+    pub amount: U256,
+    /// Paid.
+    pub paid: bool,
+    /// The paying transaction.
+    pub tx_hash: Option<B256>,
+}
+
+/// One timeline entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Wall-clock time (ms since the epoch).
+    pub at_ms: u64,
+    /// Block, where one applies.
+    pub block: Option<u64>,
+    /// What happened.
+    pub what: String,
+}
+
+/// One incident as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncidentEntry {
+    /// Key.
+    pub key: IncidentKey,
+    /// Phase.
+    pub phase: Phase,
+    /// Latest attempt seen.
+    pub attempt: u32,
+    /// Gap at the latest observation.
+    pub gap: U256,
+    /// The draw (registered, or the latest proposed).
+    pub draw: Option<Draw>,
+    /// Uncovered remainder of the gap by the draw.
+    pub uncovered: U256,
+    /// The registered draw's hash.
+    pub draw_hash: Option<B256>,
+    /// Legs of the registered draw.
+    pub legs: Vec<LegEntry>,
+    /// Attestations seen: (signer, digest).
+    pub attestations: Vec<(Address, B256)>,
+    /// Transactions (registration, releases) seen.
+    pub transactions: Vec<B256>,
+    /// Timeline.
+    pub timeline: Vec<Entry>,
+    /// Opened (ms).
+    pub opened_ms: u64,
+    /// Proposed (ms), first time.
+    pub proposed_ms: Option<u64>,
+    /// Closed (ms).
+    pub closed_ms: Option<u64>,
+}
+
+impl IncidentEntry {
+    fn new(key: IncidentKey, now: u64) -> Self {
+        Self {
+            key,
+            phase: Phase::Open,
+            attempt: 0,
+            gap: U256::ZERO,
+            draw: None,
+            uncovered: U256::ZERO,
+            draw_hash: None,
+            legs: Vec::new(),
+            attestations: Vec::new(),
+            transactions: Vec::new(),
+            timeline: Vec::new(),
+            opened_ms: now,
+            proposed_ms: None,
+            closed_ms: None,
+        }
+    }
+
+    fn log(&mut self, at_ms: u64, block: Option<u64>, what: String) {
+        if self.timeline.len() < MAX_TIMELINE {
+            self.timeline.push(Entry { at_ms, block, what });
+        }
+    }
+
+    fn advance(&mut self, phase: Phase) -> bool {
+        if phase > self.phase {
+            self.phase = phase;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The id operators use: `0x<member>:<seq>`.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.key.member, self.key.seq)
+    }
+}
+
+/// A phase change, reported to observers (API event stream, metrics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Incident.
+    pub key: IncidentKey,
+    /// New phase.
+    pub phase: Phase,
+    /// Human-readable line.
+    pub text: String,
+}
+
+/// All incidents.
+#[derive(Debug, Default)]
+pub struct Journal {
+    incidents: BTreeMap<IncidentKey, IncidentEntry>,
+    by_draw: BTreeMap<B256, IncidentKey>,
+}
+
+impl Journal {
+    /// The incidents, by key.
+    pub fn incidents(&self) -> impl Iterator<Item = &IncidentEntry> {
+        self.incidents.values()
+    }
+
+    /// One incident.
+    pub fn get(&self, key: &IncidentKey) -> Option<&IncidentEntry> {
+        self.incidents.get(key)
+    }
+
+    fn entry(&mut self, key: IncidentKey, now: u64) -> &mut IncidentEntry {
+        if !self.incidents.contains_key(&key) && self.incidents.len() >= MAX_INCIDENTS {
+            let oldest_closed = self
+                .incidents
+                .iter()
+                .filter(|(_, e)| e.phase == Phase::Closed)
+                .min_by_key(|(_, e)| e.opened_ms)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest_closed.or_else(|| self.incidents.keys().next().copied())
+                && let Some(e) = self.incidents.remove(&k)
+                && let Some(h) = e.draw_hash
+            {
+                self.by_draw.remove(&h);
+            }
+        }
+        self.incidents
+            .entry(key)
+            .or_insert_with(|| IncidentEntry::new(key, now))
+    }
+
+    /// A gap observed at `block` (only acted on when the core has the incident open).
+    pub fn observed(
+        &mut self,
+        key: IncidentKey,
+        gap: U256,
+        block: u64,
+        now: u64,
+    ) -> Option<Change> {
+        let fresh = !self.incidents.contains_key(&key);
+        let e = self.entry(key, now);
+        e.gap = gap;
+        if fresh {
+            e.log(now, Some(block), format!("gap of {gap} seen"));
+            return Some(Change {
+                key,
+                phase: Phase::Open,
+                text: format!("incident {} opened: gap {gap} at block {block}", e.id()),
+            });
+        }
+        None
+    }
+
+    /// A draw proposed (by anyone) for `attempt`.
+    pub fn proposed(
+        &mut self,
+        key: IncidentKey,
+        attempt: u32,
+        draw: &Draw,
+        proposer: u16,
+        now: u64,
+    ) -> Option<Change> {
+        let e = self.entry(key, now);
+        e.attempt = e.attempt.max(attempt);
+        if e.phase < Phase::Registered {
+            e.draw = Some(draw.clone());
+            e.uncovered = draw.gap.saturating_sub(draw.amount);
+        }
+        e.log(
+            now,
+            None,
+            format!(
+                "attempt {attempt}: node {proposer} proposed {} over {} legs",
+                draw.amount,
+                draw.legs.len()
+            ),
+        );
+        e.proposed_ms.get_or_insert(now);
+        e.advance(Phase::Proposed).then(|| Change {
+            key,
+            phase: Phase::Proposed,
+            text: format!("incident {}: draw of {} proposed", e.id(), draw.amount),
+        })
+    }
+
+    /// An attestation seen for the incident.
+    pub fn attested(&mut self, key: IncidentKey, signer: Address, digest: B256, now: u64) {
+        let e = self.entry(key, now);
+        if e.attestations.len() < MAX_ATTESTATIONS && !e.attestations.contains(&(signer, digest)) {
+            e.attestations.push((signer, digest));
+        }
+    }
+
+    /// A certificate over the incident's draw formed here.
+    pub fn certified(&mut self, key: IncidentKey, digest: B256, now: u64) -> Option<Change> {
+        let e = self.entry(key, now);
+        e.log(now, None, format!("certificate over {digest}"));
+        e.advance(Phase::Certified).then(|| Change {
+            key,
+            phase: Phase::Certified,
+            text: format!("incident {}: certified", e.id()),
+        })
+    }
+
+    /// The home vault registered `draw`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn registered(
+        &mut self,
+        key: IncidentKey,
+        draw_hash: B256,
+        draw: &Draw,
+        home: VaultId,
+        tx_hash: B256,
+        block: u64,
+        now: u64,
+    ) -> Option<Change> {
+        self.by_draw.insert(draw_hash, key);
+        let e = self.entry(key, now);
+        if e.draw_hash == Some(draw_hash) {
+            return None;
+        }
+        e.draw_hash = Some(draw_hash);
+        e.draw = Some(draw.clone());
+        e.uncovered = draw.gap.saturating_sub(draw.amount);
+        e.legs = draw
+            .legs
+            .iter()
+            .map(|l| LegEntry {
+                vault: VaultId {
+                    chain_id: l.chainId,
+                    address: l.vault,
+                },
+                amount: l.amount,
+                paid: l.chainId == home.chain_id,
+                tx_hash: (l.chainId == home.chain_id).then_some(tx_hash),
+            })
+            .collect();
+        if !e.transactions.contains(&tx_hash) {
+            e.transactions.push(tx_hash);
+        }
+        e.log(
+            now,
+            Some(block),
+            format!(
+                "registered on chain {} in {tx_hash} (draw {draw_hash})",
+                home.chain_id
+            ),
+        );
+        let remote = e.legs.iter().any(|l| !l.paid);
+        e.advance(Phase::Registered);
+        if remote {
+            e.advance(Phase::Releasing);
+        }
+        Some(Change {
+            key,
+            phase: e.phase,
+            text: format!("incident {}: draw of {} registered", e.id(), draw.amount),
+        })
+    }
+
+    /// A leg paid.
+    pub fn leg_paid(
+        &mut self,
+        draw_hash: B256,
+        vault: VaultId,
+        tx_hash: B256,
+        block: u64,
+        now: u64,
+    ) -> Option<Change> {
+        let key = *self.by_draw.get(&draw_hash)?;
+        let e = self.incidents.get_mut(&key)?;
+        let leg = e.legs.iter_mut().find(|l| l.vault == vault)?;
+        if leg.paid && leg.tx_hash == Some(tx_hash) {
+            return None;
+        }
+        leg.paid = true;
+        leg.tx_hash = Some(tx_hash);
+        let amount = leg.amount;
+        if !e.transactions.contains(&tx_hash) {
+            e.transactions.push(tx_hash);
+        }
+        e.log(
+            now,
+            Some(block),
+            format!(
+                "leg of {amount} paid on chain {} in {tx_hash}",
+                vault.chain_id
+            ),
+        );
+        Some(Change {
+            key,
+            phase: e.phase,
+            text: format!("incident {}: leg on chain {} paid", e.id(), vault.chain_id),
+        })
+    }
+
+    /// The core closed the incident.
+    pub fn closed(&mut self, key: IncidentKey, reason: &str, now: u64) -> Option<Change> {
+        let e = self.incidents.get_mut(&key)?;
+        if !e.advance(Phase::Closed) {
+            return None;
+        }
+        e.closed_ms = Some(now);
+        e.log(now, None, format!("closed: {reason}"));
+        Some(Change {
+            key,
+            phase: Phase::Closed,
+            text: format!("incident {} closed: {reason}", e.id()),
+        })
+    }
+
+    /// Counts by phase.
+    pub fn by_phase(&self) -> BTreeMap<Phase, usize> {
+        let mut m = BTreeMap::new();
+        for e in self.incidents.values() {
+            *m.entry(e.phase).or_default() += 1;
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use backstop_contracts::eip712::Leg;
+
+    #[test]
+    fn phases_move_forward_and_legs_are_tracked() {
+        let mut j = Journal::default();
+        let key = IncidentKey {
+            member: B256::repeat_byte(1),
+            seq: 0,
+        };
+        let home = VaultId {
+            chain_id: 1,
+            address: Address::with_last_byte(1),
+        };
+        let remote = VaultId {
+            chain_id: 2,
+            address: Address::with_last_byte(2),
+        };
+        let draw = Draw {
+            member: key.member,
+            seq: 0,
+            gap: U256::from(100),
+            amount: U256::from(90),
+            legs: vec![
+                Leg {
+                    chainId: 1,
+                    vault: home.address,
+                    amount: U256::from(40),
+                },
+                Leg {
+                    chainId: 2,
+                    vault: remote.address,
+                    amount: U256::from(50),
+                },
+            ],
+            deadline: 1,
+            legDeadline: 2,
+        };
+        assert!(j.observed(key, U256::from(100), 5, 1).is_some());
+        assert!(j.observed(key, U256::from(100), 6, 2).is_none());
+        assert_eq!(
+            j.proposed(key, 0, &draw, 2, 3).unwrap().phase,
+            Phase::Proposed
+        );
+        let h = B256::repeat_byte(9);
+        let c = j
+            .registered(key, h, &draw, home, B256::repeat_byte(7), 8, 4)
+            .unwrap();
+        assert_eq!(c.phase, Phase::Releasing);
+        // A late proposal does not move the phase back.
+        assert!(j.proposed(key, 1, &draw, 3, 5).is_none());
+        assert_eq!(j.get(&key).unwrap().phase, Phase::Releasing);
+        assert!(j.leg_paid(h, remote, B256::repeat_byte(8), 9, 6).is_some());
+        assert!(j.leg_paid(h, remote, B256::repeat_byte(8), 9, 6).is_none());
+        assert_eq!(j.closed(key, "covered", 7).unwrap().phase, Phase::Closed);
+        let e = j.get(&key).unwrap();
+        assert!(e.legs.iter().all(|l| l.paid));
+        assert_eq!(e.transactions.len(), 2);
+        assert_eq!(e.uncovered, U256::from(10));
+        assert_eq!(j.by_phase()[&Phase::Closed], 1);
+    }
+}

@@ -1,0 +1,18 @@
+//! The Backstop node as a library: the pieces the `backstop` binary assembles.
+//!
+//! - [`view`]: the node's view of chain state for the agreement core (pure).
+//! - [`convert`]: gossip wire messages ⇄ agreement messages.
+//! - [`chains`]: chain adapters (snapshots, observations, vault facts, start-up checks).
+//! - [`journal`]: the operators' account of each incident.
+//! - [`core`]: the task that owns the agreement machine.
+//! - [`runtime`]: assembly, supervision and shutdown; [`params`]: configuration to runtime.
+//! - [`bridge`]: the API model, event stream, metrics and operator requests.
+
+pub mod bridge;
+pub mod chains;
+pub mod convert;
+pub mod core;
+pub mod journal;
+pub mod params;
+pub mod runtime;
+pub mod view;

@@ -1,0 +1,116 @@
+//! From a validated configuration and its loaded keys to the runtime's [`Params`].
+//!
+//! The configuration crate has already refused unknown keys and bad values; this module
+//! only reshapes. Invariant: nothing here reads files or the environment.
+
+use std::time::Duration;
+
+use backstop_config::{Config, NodeKeys};
+
+use crate::runtime::{AgreementParams, ChainParams, MemberParams, Params, PeerParams};
+
+/// Why the configuration cannot become runtime parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsError {
+    /// An address the gossip layer cannot use.
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        /// Config file.
+        file: String,
+        /// Key path.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn multiaddr(file: &str, key: String, a: &impl ToString) -> Result<libp2p::Multiaddr, ParamsError> {
+    a.to_string().parse().map_err(|e| ParamsError::Invalid {
+        file: file.to_string(),
+        key,
+        reason: format!("{e}"),
+    })
+}
+
+/// The runtime parameters of `config` with `keys`.
+pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
+    let file = config.file().to_string();
+    let node = config.node();
+    let listen = config
+        .network()
+        .listen
+        .iter()
+        .enumerate()
+        .map(|(i, a)| multiaddr(&file, format!("network.listen[{i}]"), a))
+        .collect::<Result<_, _>>()?;
+    let peers = config
+        .nodes()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            Ok(PeerParams {
+                name: n.name.clone(),
+                public_key: n.public_key,
+                guardian: n.guardian,
+                addrs: n
+                    .addresses
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| {
+                        multiaddr(&file, format!("consortium.nodes[{i}].addresses[{j}]"), a)
+                    })
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect::<Result<_, ParamsError>>()?;
+    let chains = config
+        .chains()
+        .iter()
+        .map(|c| {
+            let sender = keys.signer_for(c.chain_id);
+            ChainParams {
+                chain_id: c.chain_id,
+                name: c.name.clone(),
+                rpc_urls: c.rpc_url_strings(),
+                vault: c.vault,
+                confirmations: c.confirmations,
+                poll_interval: c.poll_interval(),
+                halt_after: c.halt_after(),
+                sender: Some(sender.clone()),
+            }
+        })
+        .collect();
+    let members = config
+        .members()
+        .iter()
+        .map(|m| MemberParams {
+            name: m.name.clone(),
+            id: m.id,
+            home_chain_id: m.home_chain_id,
+            solvency: m.solvency_contract,
+            local_cap: m.incident_cap,
+        })
+        .collect();
+    let a = config.agreement();
+    Ok(Params {
+        name: node.name.clone(),
+        data_dir: node.data_dir.clone(),
+        identity: keys.identity().clone(),
+        signer: keys.signer().clone(),
+        listen,
+        peers,
+        chains,
+        members,
+        agreement: AgreementParams {
+            dust: a.dust,
+            attempt_timeout: Duration::from_millis(a.attempt_timeout_ms),
+            submit_delay: Duration::from_millis(a.submit_delay_ms),
+            draw_ttl_s: a.draw_ttl_secs,
+            leg_ttl_s: a.leg_ttl_secs,
+            action_ttl_s: a.action_ttl_secs,
+        },
+        api_listen: config.api().map(|a| a.listen),
+        admin_token: keys.admin_token().map(|t| t.expose().to_string()),
+        metrics_listen: config.metrics().map(|m| m.listen),
+    })
+}

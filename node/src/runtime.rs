@@ -1,0 +1,451 @@
+//! Assembly of a running node: the store, the swarm, the chain watchers, adapters and
+//! submitters, the core, the API and metrics servers; supervision and graceful shutdown.
+//!
+//! Invariants:
+//! - the node refuses to start when a vault's guardian set or thresholds differ from the
+//!   configured consortium, or when its own keys are not in it;
+//! - every task is supervised: a task that ends or panics while the node runs stops the
+//!   whole node with an error (its state is durable; the service manager restarts it);
+//! - on SIGINT or SIGTERM the core stops between two events, and the store is flushed
+//!   before the process exits.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use backstop_agreement::{Config as MachineConfig, Consortium, Machine, NodeInfo};
+use backstop_chain::rpc::{RpcConfig, RpcPool};
+use backstop_chain::submit::{Submitter, SubmitterConfig};
+use backstop_chain::watcher::{Watcher, WatcherConfig};
+use backstop_p2p::catchup::MemoryCatchUpStore;
+use backstop_p2p::consortium::{Consortium as P2pConsortium, ConsortiumNode};
+use backstop_p2p::network::{self, NetworkConfig, PeerAddr};
+use ed25519_dalek::SigningKey;
+use libp2p::Multiaddr;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::chains::{self, ChainMember, ChainSpec};
+use crate::core::{AdminRequest, ChainHandle, Core, Notice, Snapshot};
+use crate::view::{MemberPolicy, NodeView, ViewConfig};
+
+/// One consortium node.
+#[derive(Clone, Debug)]
+pub struct PeerParams {
+    /// Name.
+    pub name: String,
+    /// ed25519 public key.
+    pub public_key: [u8; 32],
+    /// Guardian address.
+    pub guardian: Address,
+    /// Where to dial it.
+    pub addrs: Vec<Multiaddr>,
+}
+
+/// One chain.
+#[derive(Clone, Debug)]
+pub struct ChainParams {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Name.
+    pub name: String,
+    /// RPC URLs.
+    pub rpc_urls: Vec<String>,
+    /// Vault.
+    pub vault: Address,
+    /// Confirmation depth.
+    pub confirmations: u64,
+    /// Head polling interval.
+    pub poll_interval: Duration,
+    /// Silence after which the chain counts as halted.
+    pub halt_after: Duration,
+    /// Sender of this chain's transactions (the guardian key when `None`).
+    pub sender: Option<PrivateKeySigner>,
+}
+
+/// One member.
+#[derive(Clone, Debug)]
+pub struct MemberParams {
+    /// Name.
+    pub name: String,
+    /// Id.
+    pub id: B256,
+    /// Home chain.
+    pub home_chain_id: u64,
+    /// `solvency()` contract on the home chain.
+    pub solvency: Address,
+    /// Local per-incident cap.
+    pub local_cap: Option<U256>,
+}
+
+/// Timings of the agreement.
+#[derive(Clone, Debug)]
+pub struct AgreementParams {
+    /// Gaps at or below are ignored.
+    pub dust: U256,
+    /// First attempt timeout.
+    pub attempt_timeout: Duration,
+    /// Fallback submitter delay unit.
+    pub submit_delay: Duration,
+    /// Registration deadline after the pinned home block.
+    pub draw_ttl_s: u64,
+    /// Leg deadline after the pinned home block.
+    pub leg_ttl_s: u64,
+    /// Deadline of threshold actions after their request.
+    pub action_ttl_s: u64,
+}
+
+/// Everything a node runs with (validated configuration, keys loaded).
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Node name.
+    pub name: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Gossip identity.
+    pub identity: SigningKey,
+    /// Guardian key (also the transaction signer).
+    pub signer: PrivateKeySigner,
+    /// Gossip listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// The consortium.
+    pub peers: Vec<PeerParams>,
+    /// Chains.
+    pub chains: Vec<ChainParams>,
+    /// Members.
+    pub members: Vec<MemberParams>,
+    /// Agreement timings.
+    pub agreement: AgreementParams,
+    /// gRPC API address (no API without).
+    pub api_listen: Option<SocketAddr>,
+    /// Admin bearer token (admin calls disabled without).
+    pub admin_token: Option<String>,
+    /// Prometheus endpoint address.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Why the node cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The configuration contradicts itself or the chains.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The store could not be opened or flushed.
+    #[error("store: {0}")]
+    Store(#[from] backstop_store::StoreError),
+    /// The network could not start.
+    #[error("network: {0}")]
+    Network(#[from] backstop_p2p::network::NetworkError),
+    /// A chain could not be reached or read at start.
+    #[error(transparent)]
+    Chain(#[from] chains::ChainError),
+    /// The core failed.
+    #[error(transparent)]
+    Core(#[from] crate::core::CoreError),
+    /// The agreement machine could not be restored.
+    #[error(transparent)]
+    Machine(#[from] backstop_agreement::MachineError),
+    /// A listener could not be bound.
+    #[error("bind {addr}: {error}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        error: String,
+    },
+    /// A supervised task ended while the node ran.
+    #[error("task {0} stopped unexpectedly")]
+    TaskStopped(String),
+}
+
+/// Handles a started node offers to the API layer.
+#[derive(Clone)]
+pub struct Observers {
+    /// The latest operator snapshot.
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    /// Notable events.
+    pub notices: broadcast::Sender<Notice>,
+    /// Operator requests to the core.
+    pub admin: mpsc::Sender<AdminRequest>,
+    /// The network, for peer lists and counters.
+    pub net: network::NetworkHandle,
+}
+
+/// Builds and runs the node until `shutdown` fires or a task fails. `serve` is called
+/// once everything is up, with the observers, and returns the API tasks to supervise.
+pub async fn run<F>(
+    params: Params,
+    mut shutdown: watch::Receiver<bool>,
+    serve: F,
+) -> Result<(), RuntimeError>
+where
+    F: FnOnce(Observers, &mut JoinSet<(String, Result<(), String>)>),
+{
+    // Consortium, in both crates' forms, and this node's place in it.
+    let infos: Vec<NodeInfo> = params
+        .peers
+        .iter()
+        .map(|p| NodeInfo {
+            identity: p.public_key,
+            guardian: p.guardian,
+        })
+        .collect();
+    let consortium =
+        Consortium::new(infos).map_err(|e| RuntimeError::Config(format!("consortium: {e}")))?;
+    let my_key = params.identity.verifying_key().to_bytes();
+    let me = consortium
+        .nodes()
+        .iter()
+        .position(|n| n.identity == my_key)
+        .ok_or_else(|| {
+            RuntimeError::Config("this node's identity key is not in the consortium".into())
+        })?;
+    let my_guardian = alloy::signers::Signer::address(&params.signer);
+    if consortium.nodes()[me].guardian != my_guardian {
+        return Err(RuntimeError::Config(format!(
+            "this node's signer {my_guardian} is not the guardian configured for its identity"
+        )));
+    }
+    let p2p_nodes = params
+        .peers
+        .iter()
+        .map(|p| ConsortiumNode::from_bytes(p.public_key, p.guardian))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RuntimeError::Config(format!("consortium: {e}")))?;
+    let p2p = Arc::new(
+        P2pConsortium::new(p2p_nodes)
+            .map_err(|e| RuntimeError::Config(format!("consortium: {e}")))?,
+    );
+    let indices = p2p
+        .nodes()
+        .iter()
+        .map(|n| {
+            let k = n.public_key.to_bytes();
+            consortium
+                .nodes()
+                .iter()
+                .position(|x| x.identity == k)
+                .and_then(|i| u16::try_from(i).ok())
+        })
+        .collect();
+
+    // Chains: pools, start-up check against the vaults, specs.
+    let mut handles = BTreeMap::new();
+    let mut watchers = Vec::new();
+    let guardians: Vec<Address> = consortium.nodes().iter().map(|n| n.guardian).collect();
+    for c in &params.chains {
+        let pool = Arc::new(RpcPool::new(RpcConfig::new(c.chain_id, c.rpc_urls.clone())));
+        let setup = chains::read_setup(&pool, c.vault).await?;
+        chains::check_setup(
+            c.chain_id,
+            &setup,
+            &guardians,
+            consortium.t(),
+            consortium.p(),
+        )
+        .map_err(RuntimeError::Config)?;
+        info!(chain_id = c.chain_id, vault = %c.vault, token = %setup.token, "vault matches the consortium");
+        let spec = ChainSpec {
+            chain_id: c.chain_id,
+            vault: c.vault,
+            token: setup.token,
+            confirmations: c.confirmations,
+            members: params
+                .members
+                .iter()
+                .map(|m| ChainMember {
+                    id: m.id,
+                    solvency: (m.home_chain_id == c.chain_id).then_some(m.solvency),
+                })
+                .collect(),
+        };
+        let mut scfg = SubmitterConfig::new(c.vault);
+        scfg.confirmations = c.confirmations;
+        let sender = c.sender.clone().unwrap_or_else(|| params.signer.clone());
+        let submitter = Arc::new(Submitter::new(pool.clone(), sender, scfg));
+        let mut wcfg = WatcherConfig::new(RpcConfig::new(c.chain_id, c.rpc_urls.clone()), c.vault);
+        wcfg.confirmations = c.confirmations;
+        wcfg.poll_interval = c.poll_interval;
+        wcfg.halt_after = c.halt_after;
+        watchers.push((wcfg, pool.clone(), spec.clone()));
+        handles.insert(
+            c.chain_id,
+            ChainHandle {
+                spec,
+                pool,
+                submitter,
+            },
+        );
+    }
+
+    // Store and machine.
+    std::fs::create_dir_all(&params.data_dir).map_err(|e| {
+        RuntimeError::Config(format!("data_dir {}: {e}", params.data_dir.display()))
+    })?;
+    let store = backstop_store::open_node_store(params.data_dir.join("state"))?;
+    let mut mcfg = MachineConfig::new(consortium.clone(), me as u16);
+    mcfg.dust = params.agreement.dust;
+    mcfg.attempt_timeout_ms = params.agreement.attempt_timeout.as_millis() as u64;
+    mcfg.submit_delay_ms = params.agreement.submit_delay.as_millis() as u64;
+    let view = NodeView::new(ViewConfig {
+        vaults: params
+            .chains
+            .iter()
+            .map(|c| (c.chain_id, c.vault))
+            .collect(),
+        members: params
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.id,
+                    MemberPolicy {
+                        home_chain_id: m.home_chain_id,
+                        local_cap: m.local_cap,
+                    },
+                )
+            })
+            .collect(),
+        dust: params.agreement.dust,
+        draw_ttl_s: params.agreement.draw_ttl_s,
+        leg_ttl_s: params.agreement.leg_ttl_s,
+        max_pin_age_s: params.agreement.draw_ttl_s.min(300),
+        keep: 256,
+    });
+    let machine = Machine::restore(
+        mcfg,
+        view,
+        params.signer.clone(),
+        store,
+        crate::core::now_ms(),
+    )?;
+    info!(
+        open = machine.open_incidents().len(),
+        "agreement state restored"
+    );
+
+    // Network.
+    let catchup = Arc::new(MemoryCatchUpStore::new(16_384));
+    let peers: Vec<PeerAddr> = params
+        .peers
+        .iter()
+        .filter(|p| p.public_key != my_key)
+        .map(|p| {
+            Ok(PeerAddr {
+                peer: network::peer_id_of(&p.public_key)?,
+                addrs: p.addrs.clone(),
+            })
+        })
+        .collect::<Result<_, backstop_p2p::network::NetworkError>>()?;
+    let ncfg = NetworkConfig::new(
+        params.identity.clone(),
+        p2p,
+        params.listen.clone(),
+        peers,
+        catchup.clone(),
+    );
+    let (net, net_task) = network::spawn(ncfg).await?;
+    info!(peer_id = %net.local_peer_id(), listen = ?net.listen_addrs(), "gossip up");
+
+    let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
+    tasks.spawn(async move {
+        let r = net_task.await.map_err(|e| e.to_string());
+        ("network".to_string(), r)
+    });
+
+    // Watchers and adapters.
+    let (chain_tx, chain_rx) = mpsc::channel(1024);
+    for (wcfg, pool, spec) in watchers {
+        let chain_id = spec.chain_id;
+        let (tx, rx) = mpsc::channel(256);
+        let watcher = Watcher::with_pool(wcfg, pool.clone(), tx);
+        tasks.spawn(async move {
+            watcher.run().await;
+            (format!("watcher of chain {chain_id}"), Ok(()))
+        });
+        let core_tx = chain_tx.clone();
+        tasks.spawn(async move {
+            chains::run_adapter(pool, spec, rx, core_tx).await;
+            (format!("adapter of chain {chain_id}"), Ok(()))
+        });
+    }
+    drop(chain_tx);
+
+    // Core.
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (notices, _) = broadcast::channel(1024);
+    let (admin_tx, admin_rx) = mpsc::channel(16);
+    let core = Core::new(
+        machine,
+        net.clone(),
+        indices,
+        handles,
+        catchup,
+        snap_tx,
+        notices.clone(),
+        params.agreement.action_ttl_s,
+    );
+    let core_shutdown = shutdown.clone();
+    let core_task = tokio::spawn(core.run(chain_rx, admin_rx, core_shutdown));
+
+    serve(
+        Observers {
+            snapshot: snap_rx,
+            notices,
+            admin: admin_tx,
+            net: net.clone(),
+        },
+        &mut tasks,
+    );
+    info!(name = %params.name, "node running");
+
+    // Supervision: the first of shutdown, a task ending, or the core ending.
+    let mut core_task = core_task;
+    let outcome: Result<Option<crate::core::NodeMachine>, RuntimeError> = tokio::select! {
+        biased;
+        _ = shutdown.changed() => {
+            info!("shutdown requested");
+            match (&mut core_task).await {
+                Ok(Ok(m)) => Ok(Some(m)),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(RuntimeError::TaskStopped(format!("core: {e}"))),
+            }
+        }
+        r = &mut core_task => match r {
+            Ok(Ok(m)) => {
+                // The core only returns by itself on shutdown.
+                Ok(Some(m))
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(RuntimeError::TaskStopped(format!("core: {e}"))),
+        },
+        Some(done) = tasks.join_next() => {
+            let (name, why) = match done {
+                Ok((name, Ok(()))) => (name, "ended".to_string()),
+                Ok((name, Err(e))) => (name, e),
+                Err(e) => ("a task".to_string(), e.to_string()),
+            };
+            error!(task = %name, reason = %why, "supervised task stopped; stopping the node");
+            Err(RuntimeError::TaskStopped(format!("{name}: {why}")))
+        }
+    };
+    net.shutdown().await;
+    tasks.abort_all();
+    match outcome {
+        Ok(Some(machine)) => {
+            machine.store().kv().flush()?;
+            info!("store flushed; node stopped");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => {
+            warn!(error = %e, "node stopping on error");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! The node's own view of chain state, as the agreement core sees it ([`StateView`]).
+//!
+//! The chain adapters read one [`ChainSnapshot`] per confirmed block (vault state, member
+//! records, member solvency, block timestamp) and hand it to [`NodeView::insert`]; a
+//! proposer pins the latest snapshot of every usable chain, and an attester recomputes the
+//! draw from the snapshots of exactly the blocks a proposal pinned. Everything here is
+//! synchronous and pure over the snapshots, so the same inputs give the same draw bytes on
+//! every node.
+//!
+//! Invariants:
+//! - a draw is computed only from snapshots of confirmed blocks this node read itself
+//!   (keyed by chain, number and hash; a snapshot of a block that a reorg dropped is removed);
+//! - the member's home chain must be pinned, its record there must be the member's, with
+//!   `nextSeq == seq`, not frozen, on an unpaused vault, with a gap above the dust bound;
+//! - pinned blocks older than `max_pin_age_s` (by block timestamp against the node's clock)
+//!   are refused, so a proposer cannot price a draw from a stale gap;
+//! - a remote vault that is quarantined, paused, halted, or where the member is unknown or
+//!   frozen gets no leg;
+//! - memory is bounded: at most `keep` snapshots per chain.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, U256};
+use backstop_agreement::machine::{StateView, ViewError};
+use backstop_agreement::{IncidentKey, PinnedBlock, ThresholdAction};
+use backstop_chain::allocation::{Allocation, AllocationInput, VaultCapacity, allocate};
+use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
+use backstop_contracts::eip712::{Draw, VaultId};
+
+/// A member as one vault knows it at one block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberAt {
+    /// The vault's record of the member.
+    pub record: MemberRecord,
+    /// `solvency()` at the block (members homed on this chain only).
+    pub solvency: Option<Solvency>,
+}
+
+/// Everything the node decides on about one chain, read at one confirmed block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSnapshot {
+    /// The block.
+    pub block: PinnedBlock,
+    /// Its timestamp (seconds).
+    pub timestamp: u64,
+    /// The vault at the block.
+    pub vault: VaultState,
+    /// Configured members the vault knows at the block.
+    pub members: BTreeMap<B256, MemberAt>,
+}
+
+/// A configured member, as the view needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberPolicy {
+    /// Home chain.
+    pub home_chain_id: u64,
+    /// Local per-incident cap, on top of the vault's.
+    pub local_cap: Option<U256>,
+}
+
+/// Static parameters of the view.
+#[derive(Clone, Debug)]
+pub struct ViewConfig {
+    /// Configured chains and their vaults.
+    pub vaults: BTreeMap<u64, Address>,
+    /// Configured members.
+    pub members: BTreeMap<B256, MemberPolicy>,
+    /// Gaps at or below this are no gap.
+    pub dust: U256,
+    /// Registration deadline after the home pinned block (s).
+    pub draw_ttl_s: u64,
+    /// Leg release deadline after the home pinned block (s).
+    pub leg_ttl_s: u64,
+    /// Oldest pinned block accepted, by age of its timestamp (s).
+    pub max_pin_age_s: u64,
+    /// Snapshots kept per chain.
+    pub keep: usize,
+}
+
+/// The computed draw with what it leaves uncovered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Computed {
+    /// The draw to sign.
+    pub draw: Draw,
+    /// The allocation behind it.
+    pub allocation: Allocation,
+}
+
+/// The node's view: snapshots, quarantines and approvals.
+#[derive(Debug)]
+pub struct NodeView {
+    cfg: ViewConfig,
+    snapshots: BTreeMap<u64, BTreeMap<(u64, B256), Arc<ChainSnapshot>>>,
+    latest: BTreeMap<u64, PinnedBlock>,
+    quarantined: BTreeSet<u64>,
+    approvals: BTreeMap<(VaultId, B256), ThresholdAction>,
+    lift_ttl_s: u64,
+}
+
+impl NodeView {
+    /// An empty view.
+    pub fn new(cfg: ViewConfig) -> Self {
+        Self {
+            cfg,
+            snapshots: BTreeMap::new(),
+            latest: BTreeMap::new(),
+            quarantined: BTreeSet::new(),
+            approvals: BTreeMap::new(),
+            lift_ttl_s: 24 * 3600,
+        }
+    }
+
+    /// The view's parameters.
+    pub fn config(&self) -> &ViewConfig {
+        &self.cfg
+    }
+
+    /// Adds the snapshot of a confirmed block. `canonical` marks the chain's newest
+    /// confirmed block (what a proposer pins); snapshots fetched for a proposal are not.
+    pub fn insert(&mut self, snap: ChainSnapshot, canonical: bool) {
+        let chain = snap.block.chain_id;
+        if !self.cfg.vaults.contains_key(&chain) {
+            return;
+        }
+        let block = snap.block;
+        let per_chain = self.snapshots.entry(chain).or_default();
+        per_chain.insert((block.number, block.hash), Arc::new(snap));
+        while per_chain.len() > self.cfg.keep.max(1) {
+            per_chain.pop_first();
+        }
+        if canonical
+            && self
+                .latest
+                .get(&chain)
+                .is_none_or(|l| l.number <= block.number)
+        {
+            self.latest.insert(chain, block);
+        }
+    }
+
+    /// Whether the snapshot of `block` is known.
+    pub fn has(&self, block: &PinnedBlock) -> bool {
+        self.get(block).is_some()
+    }
+
+    fn get(&self, block: &PinnedBlock) -> Option<&Arc<ChainSnapshot>> {
+        self.snapshots
+            .get(&block.chain_id)?
+            .get(&(block.number, block.hash))
+    }
+
+    /// The newest canonical snapshot of a chain.
+    pub fn latest(&self, chain_id: u64) -> Option<&Arc<ChainSnapshot>> {
+        self.get(self.latest.get(&chain_id)?)
+    }
+
+    /// Forgets blocks a reorg dropped.
+    pub fn drop_blocks(&mut self, chain_id: u64, dropped: &[(u64, B256)]) {
+        if let Some(per_chain) = self.snapshots.get_mut(&chain_id) {
+            for k in dropped {
+                per_chain.remove(k);
+            }
+        }
+        if let Some(l) = self.latest.get(&chain_id)
+            && dropped.contains(&(l.number, l.hash))
+        {
+            self.latest.remove(&chain_id);
+        }
+    }
+
+    /// Marks a chain quarantined (halted, or by policy) or healthy again.
+    pub fn set_quarantined(&mut self, chain_id: u64, quarantined: bool) {
+        if quarantined {
+            self.quarantined.insert(chain_id);
+        } else {
+            self.quarantined.remove(&chain_id);
+        }
+    }
+
+    /// The quarantined chains.
+    pub fn quarantined(&self) -> &BTreeSet<u64> {
+        &self.quarantined
+    }
+
+    /// Approves a threshold action this node was asked for (operator or policy).
+    pub fn approve(&mut self, vault: VaultId, action: ThresholdAction) {
+        self.approvals.insert((vault, action.id()), action);
+    }
+
+    /// Computes the draw for `key` from the snapshots of `pinned` at time `now_ms`.
+    pub fn compute(
+        &self,
+        key: &IncidentKey,
+        pinned: &[PinnedBlock],
+        now_ms: u64,
+    ) -> Result<Computed, ViewError> {
+        let policy = self
+            .cfg
+            .members
+            .get(&key.member)
+            .ok_or_else(|| ViewError::Policy("unknown member".into()))?;
+        if pinned.windows(2).any(|w| w[0].chain_id >= w[1].chain_id) {
+            return Err(ViewError::Policy(
+                "pinned blocks not in ascending chain order".into(),
+            ));
+        }
+        let mut snaps = Vec::with_capacity(pinned.len());
+        for p in pinned {
+            if !self.cfg.vaults.contains_key(&p.chain_id) {
+                return Err(ViewError::Policy(format!(
+                    "chain {} is not configured",
+                    p.chain_id
+                )));
+            }
+            let s = self.get(p).ok_or_else(|| {
+                ViewError::UnknownBlock(format!(
+                    "chain {} block {} {}",
+                    p.chain_id, p.number, p.hash
+                ))
+            })?;
+            if s.timestamp.saturating_add(self.cfg.max_pin_age_s) < now_ms / 1000 {
+                return Err(ViewError::Policy(format!(
+                    "pinned block {} of chain {} is too old",
+                    p.number, p.chain_id
+                )));
+            }
+            snaps.push(s);
+        }
+        let home = snaps
+            .iter()
+            .find(|s| s.block.chain_id == policy.home_chain_id)
+            .ok_or_else(|| ViewError::Policy("home chain not pinned".into()))?;
+        if self.quarantined.contains(&policy.home_chain_id) {
+            return Err(ViewError::Policy("home chain quarantined".into()));
+        }
+        if home.vault.paused {
+            return Err(ViewError::Policy("home vault paused".into()));
+        }
+        let m = home
+            .members
+            .get(&key.member)
+            .ok_or_else(|| ViewError::Policy("member unknown to its home vault".into()))?;
+        if m.record.home_chain_id != policy.home_chain_id {
+            return Err(ViewError::Policy(
+                "home vault names another home chain".into(),
+            ));
+        }
+        if m.record.frozen {
+            return Err(ViewError::Policy("member frozen on its home vault".into()));
+        }
+        if m.record.next_seq != key.seq {
+            return Err(ViewError::Policy(format!(
+                "seq {} is not nextSeq {} at the pinned block",
+                key.seq, m.record.next_seq
+            )));
+        }
+        let solvency = m
+            .solvency
+            .ok_or_else(|| ViewError::Unavailable("no solvency read at the pinned block".into()))?;
+        let gap = solvency.liabilities.saturating_sub(solvency.assets);
+        if gap <= self.cfg.dust {
+            return Err(ViewError::Policy("no gap above dust".into()));
+        }
+        let mut cap = U256::from(m.record.cap);
+        if let Some(local) = policy.local_cap {
+            cap = cap.min(local);
+        }
+        let vaults = snaps
+            .iter()
+            .map(|s| {
+                let chain_id = s.block.chain_id;
+                let remote_member = s.members.get(&key.member);
+                let usable = !self.quarantined.contains(&chain_id)
+                    && (chain_id == policy.home_chain_id
+                        || (!s.vault.paused && remote_member.is_some_and(|r| !r.record.frozen)));
+                VaultCapacity {
+                    chain_id,
+                    vault: s.vault.vault,
+                    available: s.vault.available_for_payout,
+                    quarantined: !usable,
+                }
+            })
+            .collect();
+        let input = AllocationInput {
+            gap,
+            deductible: m.record.deductible,
+            cap: cap.min(U256::from(u128::MAX)).to::<u128>(),
+            home_chain_id: policy.home_chain_id,
+            vaults,
+        };
+        let allocation = allocate(&input).map_err(|e| ViewError::Policy(e.to_string()))?;
+        if allocation.covered.is_zero() {
+            return Err(ViewError::Policy("nothing coverable".into()));
+        }
+        let draw = allocation.to_draw(
+            key.member,
+            key.seq,
+            gap,
+            home.timestamp.saturating_add(self.cfg.draw_ttl_s),
+            home.timestamp.saturating_add(self.cfg.leg_ttl_s),
+        );
+        Ok(Computed { draw, allocation })
+    }
+
+    /// The blocks a proposer pins now: the newest snapshot of every configured chain that
+    /// is not quarantined, ascending chain id.
+    pub fn pins(&self) -> Vec<PinnedBlock> {
+        self.cfg
+            .vaults
+            .keys()
+            .filter(|c| !self.quarantined.contains(c))
+            .filter_map(|c| self.latest.get(c).copied())
+            .collect()
+    }
+}
+
+impl StateView for NodeView {
+    fn home_vault(&self, member: &B256) -> Option<VaultId> {
+        let chain_id = self.cfg.members.get(member)?.home_chain_id;
+        Some(VaultId {
+            chain_id,
+            address: *self.cfg.vaults.get(&chain_id)?,
+        })
+    }
+
+    fn propose(
+        &mut self,
+        key: &IncidentKey,
+        now_ms: u64,
+    ) -> Result<(Vec<PinnedBlock>, Draw), ViewError> {
+        let pinned = self.pins();
+        let c = self.compute(key, &pinned, now_ms)?;
+        Ok((pinned, c.draw))
+    }
+
+    fn recompute(
+        &mut self,
+        key: &IncidentKey,
+        pinned: &[PinnedBlock],
+        now_ms: u64,
+    ) -> Result<Draw, ViewError> {
+        Ok(self.compute(key, pinned, now_ms)?.draw)
+    }
+
+    fn approve_action(
+        &mut self,
+        vault: &VaultId,
+        action: &ThresholdAction,
+        now_ms: u64,
+    ) -> Result<(), ViewError> {
+        if self.approvals.get(&(*vault, action.id())) == Some(action) {
+            return Ok(());
+        }
+        if action.is_emergency() {
+            // Freezes, pauses and alerts need this node's own confirmed signal or request.
+            return Err(ViewError::Policy(
+                "no confirmed signal or request for this emergency action".into(),
+            ));
+        }
+        // A lift requested by another node's operator: approved unless this node holds the
+        // condition active itself (breakers, once signals exist, refuse here), and only
+        // with a reasonable deadline.
+        if action.deadline() > now_ms / 1000 + self.lift_ttl_s {
+            return Err(ViewError::Policy("lift deadline too far ahead".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use backstop_chain::reads::PinnedBlock as ChainPinned;
+    use backstop_contracts::bindings::IBackstopVault::Limits;
+
+    const HOME: u64 = 1;
+    const NOW_S: u64 = 1_000_000;
+
+    fn member() -> B256 {
+        B256::repeat_byte(7)
+    }
+
+    fn vault_addr(chain: u64) -> Address {
+        Address::with_last_byte(chain as u8 + 0x10)
+    }
+
+    fn cfg() -> ViewConfig {
+        ViewConfig {
+            vaults: (1..=3).map(|c| (c, vault_addr(c))).collect(),
+            members: [(
+                member(),
+                MemberPolicy {
+                    home_chain_id: HOME,
+                    local_cap: None,
+                },
+            )]
+            .into(),
+            dust: U256::from(10),
+            draw_ttl_s: 600,
+            leg_ttl_s: 3600,
+            max_pin_age_s: 120,
+            keep: 4,
+        }
+    }
+
+    fn snap(chain: u64, number: u64, available: u64, gap: u64) -> ChainSnapshot {
+        let block = PinnedBlock {
+            chain_id: chain,
+            number,
+            hash: B256::with_last_byte(number as u8 ^ (chain as u8) << 4),
+        };
+        let record = MemberRecord {
+            recipient: Address::with_last_byte(0x99),
+            home_chain_id: HOME,
+            frozen_until: 0,
+            frozen: false,
+            next_seq: 5,
+            cap: 1_000_000,
+            deductible: 100,
+        };
+        let solvency = (chain == HOME).then(|| Solvency {
+            assets: U256::from(1_000),
+            liabilities: U256::from(1_000 + gap),
+        });
+        ChainSnapshot {
+            block,
+            timestamp: NOW_S - 10,
+            vault: VaultState {
+                block: ChainPinned {
+                    chain_id: chain,
+                    number,
+                    hash: block.hash,
+                },
+                vault: vault_addr(chain),
+                token: Address::with_last_byte(0x55),
+                balance: U256::from(available),
+                limits: Limits::default(),
+                bucket_available: U256::from(available),
+                available_for_payout: U256::from(available),
+                paused: false,
+                paused_until: 0,
+                guardians: vec![],
+                threshold: 3,
+                pause_threshold: 2,
+                guardian_set_index: 0,
+            },
+            members: [(member(), MemberAt { record, solvency })].into(),
+        }
+    }
+
+    fn key() -> IncidentKey {
+        IncidentKey {
+            member: member(),
+            seq: 5,
+        }
+    }
+
+    fn view_with(snaps: Vec<ChainSnapshot>) -> NodeView {
+        let mut v = NodeView::new(cfg());
+        for s in snaps {
+            v.insert(s, true);
+        }
+        v
+    }
+
+    #[test]
+    fn proposer_and_attester_agree_on_the_same_bytes() {
+        let snaps = vec![
+            snap(1, 10, 400, 1_100),
+            snap(2, 20, 100, 0),
+            snap(3, 30, 300, 0),
+        ];
+        let mut a = view_with(snaps.clone());
+        let mut b = view_with(snaps.into_iter().rev().collect());
+        let (pinned, draw) = a.propose(&key(), NOW_S * 1000).unwrap();
+        assert_eq!(pinned.len(), 3);
+        assert_eq!(b.recompute(&key(), &pinned, NOW_S * 1000).unwrap(), draw);
+        // coverable 1000: home 400, then 600 over 100 and 300 capped by capacity.
+        assert_eq!(draw.amount, U256::from(800));
+        let legs: Vec<u64> = draw.legs.iter().map(|l| l.amount.to::<u64>()).collect();
+        assert_eq!(legs, vec![400, 100, 300]);
+        assert_eq!(draw.deadline, NOW_S - 10 + 600);
+        assert_eq!(draw.legDeadline, NOW_S - 10 + 3600);
+    }
+
+    #[test]
+    fn unknown_stale_or_unordered_pins_are_refused() {
+        let snaps = vec![snap(1, 10, 400, 1_100), snap(2, 20, 100, 0)];
+        let mut v = view_with(snaps);
+        let mut pinned = v.pins();
+        let mut other = pinned.clone();
+        other[1].hash = B256::repeat_byte(0xee);
+        assert!(matches!(
+            v.recompute(&key(), &other, NOW_S * 1000),
+            Err(ViewError::UnknownBlock(_))
+        ));
+        assert!(matches!(
+            v.recompute(&key(), &pinned, (NOW_S + 500) * 1000),
+            Err(ViewError::Policy(_))
+        ));
+        pinned.reverse();
+        assert!(v.recompute(&key(), &pinned, NOW_S * 1000).is_err());
+        // Without the home chain pinned.
+        let remote_only = vec![v.pins()[1]];
+        assert!(v.recompute(&key(), &remote_only, NOW_S * 1000).is_err());
+    }
+
+    #[test]
+    fn quarantined_paused_or_frozen_remote_vaults_get_nothing() {
+        let mut paused = snap(2, 20, 500, 0);
+        paused.vault.paused = true;
+        let mut frozen = snap(3, 30, 500, 0);
+        frozen.members.get_mut(&member()).unwrap().record.frozen = true;
+        let mut v = view_with(vec![snap(1, 10, 100, 1_100), paused, frozen]);
+        let (_, draw) = v.propose(&key(), NOW_S * 1000).unwrap();
+        assert_eq!(draw.legs.len(), 1);
+        assert_eq!(draw.amount, U256::from(100));
+
+        let mut v = view_with(vec![snap(1, 10, 100, 1_100), snap(2, 20, 500, 0)]);
+        v.set_quarantined(2, true);
+        assert_eq!(v.pins().len(), 1);
+        let all = vec![v.latest(1).unwrap().block, v.latest(2).unwrap().block];
+        // A proposer that pinned the quarantined chain gets a different draw from us.
+        let ours = v.recompute(&key(), &all, NOW_S * 1000).unwrap();
+        assert_eq!(ours.amount, U256::from(100));
+    }
+
+    #[test]
+    fn home_policy_refuses_frozen_paused_wrong_seq_and_dust() {
+        let mut s = snap(1, 10, 400, 1_100);
+        s.members.get_mut(&member()).unwrap().record.frozen = true;
+        assert!(view_with(vec![s]).propose(&key(), NOW_S * 1000).is_err());
+        let mut s = snap(1, 10, 400, 1_100);
+        s.vault.paused = true;
+        assert!(view_with(vec![s]).propose(&key(), NOW_S * 1000).is_err());
+        let s = snap(1, 10, 400, 1_100);
+        let mut v = view_with(vec![s]);
+        let wrong = IncidentKey {
+            member: member(),
+            seq: 6,
+        };
+        assert!(v.propose(&wrong, NOW_S * 1000).is_err());
+        assert!(
+            view_with(vec![snap(1, 10, 400, 10)])
+                .propose(&key(), NOW_S * 1000)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn reorged_blocks_are_forgotten_and_memory_is_bounded() {
+        let mut v = view_with((0..10).map(|n| snap(1, n, 400, 1_100)).collect());
+        assert_eq!(v.snapshots[&1].len(), 4);
+        let latest = v.latest(1).unwrap().block;
+        assert_eq!(latest.number, 9);
+        v.drop_blocks(1, &[(latest.number, latest.hash)]);
+        assert!(!v.has(&latest));
+        assert!(v.latest(1).is_none());
+    }
+
+    #[test]
+    fn emergencies_need_approval_lifts_need_sane_deadlines() {
+        use backstop_contracts::eip712::{FreezeMember, UnfreezeMember};
+        let mut v = view_with(vec![]);
+        let vault = VaultId {
+            chain_id: 1,
+            address: vault_addr(1),
+        };
+        let freeze = ThresholdAction::Freeze(FreezeMember {
+            member: member(),
+            id: B256::repeat_byte(1),
+            deadline: NOW_S + 60,
+        });
+        assert!(v.approve_action(&vault, &freeze, NOW_S * 1000).is_err());
+        v.approve(vault, freeze.clone());
+        assert!(v.approve_action(&vault, &freeze, NOW_S * 1000).is_ok());
+        let lift = ThresholdAction::Unfreeze(UnfreezeMember {
+            member: member(),
+            id: B256::repeat_byte(2),
+            deadline: NOW_S + 60,
+        });
+        assert!(v.approve_action(&vault, &lift, NOW_S * 1000).is_ok());
+        let far = ThresholdAction::Unfreeze(UnfreezeMember {
+            member: member(),
+            id: B256::repeat_byte(3),
+            deadline: NOW_S + 10 * 24 * 3600,
+        });
+        assert!(v.approve_action(&vault, &far, NOW_S * 1000).is_err());
+    }
+}
