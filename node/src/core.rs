@@ -485,20 +485,26 @@ impl Core {
     }
 
     fn fetch(&mut self, from: NodeIndex, message: Message, missing: Vec<PinnedBlock>) {
-        let mut jobs = Vec::new();
+        if let Some(b) = missing
+            .iter()
+            .find(|b| !self.chains.contains_key(&b.chain_id))
+        {
+            debug!(chain_id = b.chain_id, "proposal pins an unconfigured chain");
+            return;
+        }
+        let mut jobs: Vec<(PinnedBlock, Arc<RpcPool>, ChainSpec)> = Vec::new();
         for b in &missing {
-            let Some(chain) = self.chains.get(&b.chain_id) else {
-                debug!(chain_id = b.chain_id, "proposal pins an unconfigured chain");
-                return;
-            };
-            if !self.fetches.start(*b, MAX_FETCHES) {
+            let started = self
+                .chains
+                .get(&b.chain_id)
+                .filter(|_| self.fetches.start(*b, MAX_FETCHES));
+            let Some(chain) = started else {
                 debug!("pinned block already being fetched, or too many fetches");
-                for started in &jobs {
-                    let (blk, _, _): &(PinnedBlock, Arc<RpcPool>, ChainSpec) = started;
+                for (blk, _, _) in &jobs {
                     self.fetches.done(blk);
                 }
                 return;
-            }
+            };
             jobs.push((*b, chain.pool.clone(), chain.spec.clone()));
         }
         let tx = self.internal_tx.clone();

@@ -189,17 +189,28 @@ where
     panic!("timed out waiting for {what}");
 }
 
-/// What each vault can pay, once its bucket is full again (block timestamps move in whole
-/// seconds, so a bucket drained by the previous incident refills only at the next second):
-/// from then on, until a payout, every block pinned gives the same capacities.
+/// What each vault can pay, once its bucket is full again at the newest confirmed block
+/// (block timestamps move in whole seconds, so a bucket drained by the previous incident
+/// refills only at the next second): from then on, until a payout, every block a proposer
+/// pins gives the same capacities.
 async fn capacities(net: &Consortium) -> Vec<VaultCapacity> {
     let deadline = Instant::now() + Duration::from_secs(30);
     'retry: loop {
         assert!(Instant::now() < deadline, "vault buckets did not refill");
         let mut out = Vec::new();
         for c in &net.chains {
-            let available = c.vault().availableForPayout().call().await.unwrap();
-            let balance = c.balance_of(c.vault).await;
+            // At the newest confirmed block (what a proposer pins on a chain where nothing
+            // else happens; confirmations = 1), not at "latest", which may see the next
+            // block's timestamp.
+            let at = alloy::eips::BlockId::number(c.head().await.saturating_sub(1));
+            let available = c
+                .vault()
+                .availableForPayout()
+                .block(at)
+                .call()
+                .await
+                .unwrap();
+            let balance = c.token().balanceOf(c.vault).block(at).call().await.unwrap();
             let full = (balance - U256::from(RESERVE_FLOOR)).min(U256::from(BUCKET_CAPACITY));
             if available != full {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -368,6 +379,31 @@ async fn gap_is_covered_across_three_chains_by_four_nodes_then_by_three() {
         },
     )
     .await;
+
+    // A client that knows nothing but server reflection reads a running node's status.
+    let root_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let py = Command::new(root_dir.join("testnet/install-python-deps"))
+        .output()
+        .expect("run install-python-deps");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let python = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    let out = Command::new(python)
+        .arg(root_dir.join("testnet/reflect.py"))
+        .arg(nodes[0].api.trim_start_matches("http://"))
+        .output()
+        .expect("run reflect.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("backstop.v1.Backstop") && text.contains("grpc.health.v1.Health"));
+    assert!(text.contains("\"node-0\""), "{text}");
 
     // Home pays its 10,000 first; the other 6,000 of the coverable 16,000 comes from the
     // two other vaults, pro rata.
