@@ -34,7 +34,7 @@ const REFRESH: Duration = Duration::from_millis(250);
 /// Static facts about the node the bridge shows.
 #[derive(Clone, Debug)]
 pub struct Facts {
-    /// Consortium nodes: (name, peer id, guardian).
+    /// Consortium nodes: (name, peer id, first configured address).
     pub peers: Vec<(String, libp2p::PeerId, String)>,
     /// Chain names by id.
     pub chain_names: BTreeMap<u64, String>,
@@ -55,7 +55,8 @@ impl Facts {
                 .iter()
                 .filter_map(|n| {
                     let id = backstop_p2p::network::peer_id_of(&n.public_key).ok()?;
-                    Some((n.name.clone(), id, n.guardian.to_string()))
+                    let addr = n.addrs.first().map(|a| a.to_string()).unwrap_or_default();
+                    Some((n.name.clone(), id, addr))
                 })
                 .collect(),
             chain_names: params
@@ -96,11 +97,6 @@ pub async fn run(
     let mut signals: BTreeMap<(SignalKind, B256), SignalState> = BTreeMap::new();
     let mut rejects_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut subs_seen: BTreeMap<(u64, &'static str), (u64, u64)> = BTreeMap::new();
-    let names: BTreeMap<libp2p::PeerId, String> = facts
-        .peers
-        .iter()
-        .map(|(n, id, _)| (*id, n.clone()))
-        .collect();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -160,7 +156,6 @@ pub async fn run(
                         .peers
                         .get(v.signer)
                         .map_or_else(|| format!("node {}", v.signer), |p| p.0.clone());
-                    let _ = &names;
                     record_signal(&mut signals, s, who, &api, &facts);
                 }
             }
@@ -360,11 +355,11 @@ fn refresh_model(
         .peers
         .iter()
         .filter(|(_, id, _)| *id != me)
-        .map(|(name, id, _)| PeerView {
+        .map(|(name, id, address)| PeerView {
             peer_id: id.to_string(),
             name: name.clone(),
             connected: connected.contains(id),
-            address: String::new(),
+            address: address.clone(),
         })
         .collect();
     let chains = snap
