@@ -11,7 +11,7 @@
 //! - reads for a proposal's pinned block happen only once that block is canonical and
 //!   confirmed on this node's own RPC endpoints.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -462,17 +462,16 @@ pub fn check_setup(
 /// Keeps at most one outstanding fetch per pinned block.
 #[derive(Debug, Default)]
 pub struct FetchSet {
-    outstanding: BTreeMap<ag::PinnedBlock, ()>,
+    outstanding: BTreeSet<ag::PinnedBlock>,
 }
 
 impl FetchSet {
     /// Marks `b` as being fetched; false when it already is or too many are.
     pub fn start(&mut self, b: ag::PinnedBlock, max: usize) -> bool {
-        if self.outstanding.contains_key(&b) || self.outstanding.len() >= max {
+        if self.outstanding.contains(&b) || self.outstanding.len() >= max {
             return false;
         }
-        self.outstanding.insert(b, ());
-        true
+        self.outstanding.insert(b)
     }
 
     /// Marks `b` done.

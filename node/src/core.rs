@@ -31,7 +31,6 @@ use backstop_contracts::eip712::{
     ClearAlert, SignatureError, UnfreezeMember, Unpause, VaultId, pack_signatures,
 };
 use backstop_p2p::catchup::MemoryCatchUpStore;
-use backstop_p2p::message::GossipMessage;
 use backstop_p2p::network::NetworkHandle;
 use backstop_p2p::validation::Validated;
 use backstop_store::RocksKv;
@@ -415,7 +414,7 @@ impl Core {
                 for (b, r) in results {
                     self.fetches.done(&b);
                     match r {
-                        Ok(s) => self.machine_view_insert(s),
+                        Ok(s) => self.machine.view_mut().insert(s, false),
                         Err(e) => {
                             complete = false;
                             debug!(chain_id = b.chain_id, number = b.number, error = %e, "pinned block unreadable; proposal dropped");
@@ -451,10 +450,6 @@ impl Core {
         Ok(())
     }
 
-    fn machine_view_insert(&mut self, s: ChainSnapshot) {
-        self.machine.view_mut().insert(s, false);
-    }
-
     async fn on_gossip(&mut self, v: &Validated) -> Result<(), CoreError> {
         let Some(Some(from)) = self.indices.get(v.signer).copied() else {
             return Ok(());
@@ -462,9 +457,6 @@ impl Core {
         let Some(message) = convert::from_wire(v.message.clone()) else {
             return Ok(());
         };
-        if let GossipMessage::Signal(_) = v.message {
-            return Ok(());
-        }
         if let Message::Proposal(p) = &message {
             // Only the attempt's proposer makes this node read chain state.
             if self.machine.config().consortium.proposer(&p.key, p.attempt) != from {
@@ -640,43 +632,36 @@ impl Core {
             ]
             .concat(),
         ));
-        let targets: Vec<(VaultId, ThresholdAction)> = match cmd {
+        let (chain_id, action) = match cmd {
             AdminCommand::Unfreeze { chain_id, member } => {
                 if !self.machine.view().config().members.contains_key(&member) {
                     return Err(AdminError::NotFound(format!("member {member}")));
                 }
-                let action = ThresholdAction::Unfreeze(UnfreezeMember {
+                let action = UnfreezeMember {
                     member,
                     id,
                     deadline,
-                });
-                self.vaults(chain_id)?
-                    .into_iter()
-                    .map(|v| (v, action.clone()))
-                    .collect()
+                };
+                (chain_id, ThresholdAction::Unfreeze(action))
             }
-            AdminCommand::Unpause { chain_id } => {
-                let action = ThresholdAction::Unpause(Unpause { id, deadline });
-                self.vaults(Some(chain_id))?
-                    .into_iter()
-                    .map(|v| (v, action.clone()))
-                    .collect()
-            }
-            AdminCommand::ClearAlert { chain_id, subject } => {
-                let action = ThresholdAction::ClearAlert(ClearAlert {
+            AdminCommand::Unpause { chain_id } => (
+                Some(chain_id),
+                ThresholdAction::Unpause(Unpause { id, deadline }),
+            ),
+            AdminCommand::ClearAlert { chain_id, subject } => (
+                Some(chain_id),
+                ThresholdAction::ClearAlert(ClearAlert {
                     subject,
                     id,
                     deadline,
-                });
-                self.vaults(Some(chain_id))?
-                    .into_iter()
-                    .map(|v| (v, action.clone()))
-                    .collect()
-            }
+                }),
+            ),
         };
+        let targets = self.vaults(chain_id)?;
         let n = targets.len();
-        for (vault, action) in targets {
+        for vault in targets {
             self.machine.view_mut().approve(vault, action.clone());
+            let action = action.clone();
             self.feed(Event::RequestAction { vault, action })
                 .await
                 .map_err(|e| AdminError::Unavailable(e.to_string()))?;

@@ -253,13 +253,8 @@ async fn cover(net: &Consortium, nodes: &[Node], running: &[usize], seq: u64, ga
         "the gap must need all three vaults"
     );
     let recipients_before = balances(net, |c| m.spec.recipient_on(c)).await;
-    let vaults_before: Vec<U256> = {
-        let mut v = Vec::new();
-        for c in &net.chains {
-            v.push(c.balance_of(c.vault).await);
-        }
-        v
-    };
+    let vault_of = |chain_id| net.chain(chain_id).vault;
+    let vaults_before = balances(net, vault_of).await;
 
     let assets = U256::from(1_000 * UNIT);
     net.set_solvency(0, assets, assets + gap).await;
@@ -301,6 +296,7 @@ async fn cover(net: &Consortium, nodes: &[Node], running: &[usize], seq: u64, ga
     let elapsed = started.elapsed();
 
     let recipients_after = balances(net, |c| m.spec.recipient_on(c)).await;
+    let vaults_after = balances(net, vault_of).await;
     for (i, c) in net.chains.iter().enumerate() {
         let leg = expected
             .legs
@@ -314,7 +310,7 @@ async fn cover(net: &Consortium, nodes: &[Node], running: &[usize], seq: u64, ga
             c.chain_id
         );
         assert_eq!(
-            vaults_before[i] - c.balance_of(c.vault).await,
+            vaults_before[i] - vaults_after[i],
             leg,
             "vault on chain {} paid exactly its leg",
             c.chain_id

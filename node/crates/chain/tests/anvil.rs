@@ -154,15 +154,12 @@ async fn gap_set_at_block_is_seen_at_that_block_once_confirmed() {
     let head = chain.head().await;
     until(&mut rx, |e| is_confirmed_at(e, head - 2)).await;
 
-    let r = chain
-        .member()
-        .setSolvency(U256::from(400 * UNIT), U256::from(900 * UNIT))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let r = mined(
+        chain
+            .member()
+            .setSolvency(U256::from(400 * UNIT), U256::from(900 * UNIT)),
+    )
+    .await;
     let b = r.block_number.unwrap();
     chain.mine(1).await;
     // Up to head b+1, block b is not confirmed: nothing about it is delivered.
@@ -256,48 +253,21 @@ async fn pinned_reads_at_an_older_block_return_that_blocks_state() {
         legDeadline: deadline,
     };
     let sigs = sign_all(&draw, &chain.id(), &keys[..THRESHOLD]);
-    let r = chain
-        .vault()
-        .registerDraw(draw.clone(), sigs)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let r = mined(chain.vault().registerDraw(draw.clone(), sigs)).await;
     assert!(r.status());
-    chain
-        .member()
-        .setSolvency(U256::from(7), U256::from(9))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    chain
-        .oracle()
-        .setAnswer(alloy::primitives::I256::try_from(97_000_000i64).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined(chain.member().setSolvency(U256::from(7), U256::from(9))).await;
+    mined(
+        chain
+            .oracle()
+            .setAnswer(alloy::primitives::I256::try_from(97_000_000i64).unwrap()),
+    )
+    .await;
     let ChainAction::FreezeMember { action, signatures } =
         freeze_action(&chain, &keys, "freeze-1").await
     else {
         unreachable!()
     };
-    chain
-        .vault()
-        .freezeMember(action, signatures)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined(chain.vault().freezeMember(action, signatures)).await;
     let y = pinned_latest(&chain).await;
     assert!(y.number >= x.number + 4);
 
@@ -657,15 +627,12 @@ async fn reorg_of_an_unconfirmed_event_triggers_nothing_and_a_confirmed_one_trig
     else {
         unreachable!()
     };
-    let r = chain
-        .vault()
-        .freezeMember(action.clone(), signatures.clone())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let r = mined(
+        chain
+            .vault()
+            .freezeMember(action.clone(), signatures.clone()),
+    )
+    .await;
     let b = r.block_number.unwrap();
     chain.mine(1).await;
     events.extend(until(&mut rx, |e| is_head_at(e, b + 1)).await);
@@ -1066,15 +1033,7 @@ async fn restarted_watcher_resumes_after_its_checkpoint_without_redelivery() {
     else {
         unreachable!()
     };
-    let r = chain
-        .vault()
-        .freezeMember(action, signatures)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let r = mined(chain.vault().freezeMember(action, signatures)).await;
     let b = r.block_number.unwrap();
     chain.mine(3).await;
     let seen = until(&mut rx, |e| is_confirmed_at(e, b + 1)).await;
@@ -1121,15 +1080,7 @@ async fn reorg_of_delivered_blocks_is_reported_deep_and_the_new_blocks_are_deliv
     else {
         unreachable!()
     };
-    let r = chain
-        .vault()
-        .freezeMember(action, signatures)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let r = mined(chain.vault().freezeMember(action, signatures)).await;
     let b = r.block_number.unwrap();
     chain.mine(2).await;
     let mut events = until(&mut rx, |e| is_confirmed_at(e, b + 1)).await;
