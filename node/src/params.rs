@@ -76,6 +76,7 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
                 confirmations: c.confirmations,
                 poll_interval: c.poll_interval(),
                 halt_after: c.halt_after(),
+                request_timeout: c.request_timeout(),
                 sender: Some(sender.clone()),
             }
         })

@@ -64,6 +64,8 @@ pub struct ChainParams {
     pub poll_interval: Duration,
     /// Silence after which the chain counts as halted.
     pub halt_after: Duration,
+    /// Timeout of one RPC request.
+    pub request_timeout: Duration,
     /// Sender of this chain's transactions (the guardian key when `None`).
     pub sender: Option<PrivateKeySigner>,
 }
@@ -239,7 +241,9 @@ where
     let mut watchers = Vec::new();
     let guardians: Vec<Address> = consortium.nodes().iter().map(|n| n.guardian).collect();
     for c in &params.chains {
-        let pool = Arc::new(RpcPool::new(RpcConfig::new(c.chain_id, c.rpc_urls.clone())));
+        let mut rpc = RpcConfig::new(c.chain_id, c.rpc_urls.clone());
+        rpc.request_timeout = c.request_timeout;
+        let pool = Arc::new(RpcPool::new(rpc.clone()));
         let setup = chains::read_setup(&pool, c.vault).await?;
         chains::check_setup(
             c.chain_id,
@@ -268,7 +272,7 @@ where
         scfg.confirmations = c.confirmations;
         let sender = c.sender.clone().unwrap_or_else(|| params.signer.clone());
         let submitter = Arc::new(Submitter::new(pool.clone(), sender, scfg));
-        let mut wcfg = WatcherConfig::new(RpcConfig::new(c.chain_id, c.rpc_urls.clone()), c.vault);
+        let mut wcfg = WatcherConfig::new(rpc, c.vault);
         wcfg.confirmations = c.confirmations;
         wcfg.poll_interval = c.poll_interval;
         wcfg.halt_after = c.halt_after;
