@@ -343,27 +343,43 @@ impl Core {
         });
     }
 
-    /// Closes in the journal what the machine closed.
+    /// Closes in the journal what the machine closed, and reopens what it reopened.
     fn check_closed(&mut self) {
-        let closed: Vec<(IncidentKey, bool)> = self
-            .journal
-            .incidents()
-            .filter(|e| e.phase != Phase::Closed)
-            .filter(|e| {
-                self.machine
-                    .closed_through()
-                    .get(&e.key.member)
-                    .is_some_and(|&s| s >= e.key.seq)
-            })
-            .map(|e| (e.key, e.draw_hash.is_some()))
-            .collect();
+        let machine = &self.machine;
+        let closed_by_machine = |key: &IncidentKey| {
+            machine
+                .closed_through()
+                .get(&key.member)
+                .is_some_and(|&s| s >= key.seq)
+                || machine.resolved().get(&key.member) == Some(&key.seq)
+        };
+        let mut closed = Vec::new();
+        let mut reopened = Vec::new();
+        for e in self.journal.incidents() {
+            let done = closed_by_machine(&e.key);
+            if e.phase != Phase::Closed && done {
+                closed.push((e.key, e.draw_hash.is_some()));
+            } else if e.phase == Phase::Closed && e.draw_hash.is_none() && machine.is_open(&e.key) {
+                reopened.push(e.key);
+            }
+        }
+        let now = now_ms();
+        for key in reopened {
+            self.catchup.reopen(backstop_p2p::message::IncidentKey {
+                member: key.member,
+                seq: key.seq,
+            });
+            if let Some(c) = self.journal.reopened(key, now) {
+                self.notice_incident(c);
+            }
+        }
         for (key, registered) in closed {
             let reason = if registered { "covered" } else { "resolved" };
             self.catchup.close(backstop_p2p::message::IncidentKey {
                 member: key.member,
                 seq: key.seq,
             });
-            if let Some(c) = self.journal.closed(key, reason, now_ms()) {
+            if let Some(c) = self.journal.closed(key, reason, now) {
                 self.notice_incident(c);
             }
         }
@@ -539,7 +555,7 @@ impl Core {
                 let key = obs.key;
                 let block = obs.block_number;
                 self.feed(Event::Observed(obs)).await?;
-                let open = self.machine.open_incidents().iter().any(|(k, _)| *k == key);
+                let open = self.machine.is_open(&key);
                 if open
                     && gap > U256::ZERO
                     && let Some(c) = self.journal.observed(key, gap, block, now)

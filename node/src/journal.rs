@@ -376,6 +376,23 @@ impl Journal {
         })
     }
 
+    /// The core reopened an incident that had resolved without a draw: a fresh entry.
+    pub fn reopened(&mut self, key: IncidentKey, now: u64) -> Option<Change> {
+        let old = self.incidents.get(&key)?;
+        if old.phase != Phase::Closed || old.draw_hash.is_some() {
+            return None;
+        }
+        let e = IncidentEntry::new(key, now);
+        let text = format!("incident {} reopened: its gap is back", e.id());
+        let e = self.incidents.entry(key).insert_entry(e).into_mut();
+        e.log(now, None, "reopened: the gap is back".into());
+        Some(Change {
+            key,
+            phase: Phase::Open,
+            text,
+        })
+    }
+
     /// Counts by phase.
     pub fn by_phase(&self) -> BTreeMap<Phase, usize> {
         let mut m = BTreeMap::new();

@@ -106,6 +106,7 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
             dust: a.dust,
             attempt_timeout: Duration::from_millis(a.attempt_timeout_ms),
             submit_delay: Duration::from_millis(a.submit_delay_ms),
+            settle: Duration::from_millis(a.settle_ms),
             draw_ttl_s: a.draw_ttl_secs,
             leg_ttl_s: a.leg_ttl_secs,
             action_ttl_s: a.action_ttl_secs,

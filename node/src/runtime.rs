@@ -94,6 +94,8 @@ pub struct AgreementParams {
     pub attempt_timeout: Duration,
     /// Fallback submitter delay unit.
     pub submit_delay: Duration,
+    /// Time a member gets to book a payout.
+    pub settle: Duration,
     /// Registration deadline after the pinned home block.
     pub draw_ttl_s: u64,
     /// Leg deadline after the pinned home block.
@@ -296,6 +298,7 @@ where
     mcfg.dust = params.agreement.dust;
     mcfg.attempt_timeout_ms = params.agreement.attempt_timeout.as_millis() as u64;
     mcfg.submit_delay_ms = params.agreement.submit_delay.as_millis() as u64;
+    mcfg.settle_ms = params.agreement.settle.as_millis() as u64;
     let view = NodeView::new(ViewConfig {
         vaults: params
             .chains

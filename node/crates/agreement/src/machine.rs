@@ -167,6 +167,10 @@ pub struct Config {
     pub pending_ttl_ms: u64,
     /// Most open threshold actions tracked.
     pub max_actions: usize,
+    /// After an incident closes covered, the member has this long (ms) to book what it was
+    /// paid before a gap still standing opens its next seq: its `solvency()` lags the legs,
+    /// and a draw computed from the lagging read would pay the same loss twice.
+    pub settle_ms: u64,
 }
 
 impl Config {
@@ -186,6 +190,7 @@ impl Config {
             pending_per_signer: 64,
             pending_ttl_ms: 120_000,
             max_actions: 1024,
+            settle_ms: 3_000,
         }
     }
 
@@ -334,6 +339,11 @@ pub struct Machine<V, S, K> {
     incidents: BTreeMap<IncidentKey, Incident>,
     open_by_member: BTreeMap<B256, u64>,
     closed_through: BTreeMap<B256, u64>,
+    /// Per member, the seq of the newest incident that resolved without a draw (the seq is
+    /// still unused on chain, so a later gap reopens it).
+    resolved: BTreeMap<B256, u64>,
+    /// Per member, until when (ms) a gap does not open the next seq (see `settle_ms`).
+    settling: BTreeMap<B256, u64>,
     by_draw_hash: BTreeMap<B256, IncidentKey>,
     collectors: BTreeMap<B256, Collector>,
     certs: BTreeMap<B256, CertState>,
@@ -376,6 +386,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             incidents: BTreeMap::new(),
             open_by_member: BTreeMap::new(),
             closed_through: BTreeMap::new(),
+            resolved: BTreeMap::new(),
+            settling: BTreeMap::new(),
             by_draw_hash: BTreeMap::new(),
             collectors: BTreeMap::new(),
             certs: BTreeMap::new(),
@@ -390,6 +402,10 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         };
         let t = m.cfg.consortium.t();
         for rec in snapshot.incidents {
+            if rec.closed == Some(CloseReason::Resolved) {
+                m.resolved.insert(rec.key.member, rec.key.seq);
+                continue;
+            }
             if rec.closed.is_some() {
                 let c = m
                     .closed_through
@@ -554,7 +570,17 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             .collect()
     }
 
-    /// Highest closed seq of each member.
+    /// Whether the incident `key` is open here.
+    pub fn is_open(&self, key: &IncidentKey) -> bool {
+        self.incidents.contains_key(key)
+    }
+
+    /// Newest seq of each member that closed resolved (no draw) and was not reopened.
+    pub fn resolved(&self) -> &BTreeMap<B256, u64> {
+        &self.resolved
+    }
+
+    /// Highest seq of each member closed with a registered draw.
     pub fn closed_through(&self) -> &BTreeMap<B256, u64> {
         &self.closed_through
     }
@@ -623,7 +649,12 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             closed: None,
         };
         self.store.put_incident(&rec)?;
-        info!(member = %key.member, seq = key.seq, attempt, "incident opened");
+        if self.resolved.get(&key.member) == Some(&key.seq) {
+            self.resolved.remove(&key.member);
+            info!(member = %key.member, seq = key.seq, attempt, "incident reopened");
+        } else {
+            info!(member = %key.member, seq = key.seq, attempt, "incident opened");
+        }
         self.open_by_member.insert(key.member, key.seq);
         self.incidents.insert(
             key,
@@ -653,7 +684,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             }
             return Ok(());
         }
-        if self.incidents.contains_key(&key) {
+        if self.incidents.contains_key(&key) || self.settling(&key.member) {
             return Ok(());
         }
         if self.view.home_vault(&key.member).map(|v| v.chain_id) != Some(obs.home_chain_id) {
@@ -663,6 +694,13 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             self.propose(key, 0, out)?;
         }
         Ok(())
+    }
+
+    /// Whether `member`'s last covered incident closed less than `settle_ms` ago.
+    fn settling(&self, member: &B256) -> bool {
+        self.settling
+            .get(member)
+            .is_some_and(|&until| self.now < until)
     }
 
     fn propose(
@@ -733,6 +771,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         }
         let mut validated = false;
         if !self.incidents.contains_key(&key) {
+            if self.settling(&key.member) {
+                // The member may not have booked its last payout yet (see `settle_ms`).
+                self.stats.rejected_by_view += 1;
+                return Ok(());
+            }
             // Validate before opening, so garbage does not open incidents.
             if !self.validate(&p) {
                 return Ok(());
@@ -1307,8 +1350,18 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         inc.rec.closed = Some(reason);
         self.store.put_incident(&inc.rec)?;
         self.open_by_member.remove(&key.member);
-        let c = self.closed_through.entry(key.member).or_insert(key.seq);
-        *c = (*c).max(key.seq);
+        match reason {
+            CloseReason::Covered => {
+                let c = self.closed_through.entry(key.member).or_insert(key.seq);
+                *c = (*c).max(key.seq);
+                self.settling
+                    .insert(key.member, self.now.saturating_add(self.cfg.settle_ms));
+            }
+            // No draw was registered: the seq is unused on chain, and a later gap reopens it.
+            CloseReason::Resolved => {
+                self.resolved.insert(key.member, key.seq);
+            }
+        }
         for (_, digest) in inc.proposals.values() {
             self.collectors.remove(digest);
             if let Some(c) = self.certs.get_mut(digest) {

@@ -87,7 +87,9 @@ impl StateView for View {
         key: &IncidentKey,
         _: u64,
     ) -> Result<(Vec<PinnedBlock>, Draw), ViewError> {
-        assert_eq!(*key, self::key());
+        if *key != self::key() {
+            return Err(ViewError::Policy("only seq 0 is scripted".into()));
+        }
         Ok((pinned(self.head), draw_at(self.head)))
     }
     fn recompute(&mut self, _: &IncidentKey, p: &[PinnedBlock], _: u64) -> Result<Draw, ViewError> {
@@ -409,6 +411,108 @@ fn incident_closes_when_legs_pass_their_deadline() {
     assert!(
         n.open_incidents().is_empty(),
         "closed past the leg deadline"
+    );
+}
+
+fn solvency(seq: u64, block: u64, assets: u64) -> Event {
+    Event::Observed(GapObservation {
+        key: IncidentKey {
+            member: member(),
+            seq,
+        },
+        home_chain_id: 1,
+        block_number: block,
+        block_hash: B256::ZERO,
+        assets: U256::from(assets),
+        liabilities: U256::from(5001),
+    })
+}
+
+#[test]
+fn an_incident_resolved_without_a_draw_reopens_when_its_gap_returns_or_its_draw_registers() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    for n in &mut c.nodes {
+        n.handle(NOW + 500, solvency(0, 11, 5001)).unwrap();
+        assert!(!n.is_open(&key()), "resolved once the gap is gone");
+        assert_eq!(n.resolved().get(&member()), Some(&0));
+        assert_eq!(n.closed_through().get(&member()), None, "seq 0 is unused");
+    }
+
+    // The gap comes back before any draw: the unused seq reopens.
+    c.nodes[0].handle(NOW + 1000, solvency(0, 12, 1)).unwrap();
+    assert!(c.nodes[0].is_open(&key()));
+    assert!(c.nodes[0].resolved().is_empty());
+
+    // The draw certified before the gap resolved lands on chain: the home vault's word
+    // wins, and a node that had resolved the incident signs its legs.
+    let digest = draw_at(10).digest(&HOME);
+    let outs = c.nodes[1]
+        .handle(
+            NOW + 1000,
+            Event::DrawRegistered {
+                key: key(),
+                draw_hash: digest,
+                draw: draw_at(10),
+                finalized: true,
+            },
+        )
+        .unwrap();
+    assert!(c.nodes[1].is_open(&key()));
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Broadcast(Message::LegAttestation(a)) if a.release.drawHash == digest)),
+        "legs of the registered draw are signed: {outs:?}"
+    );
+
+    // A restart keeps the seq reopenable.
+    let mut n2 = c.start(2);
+    assert_eq!(n2.resolved().get(&member()), Some(&0));
+    n2.handle(NOW + 2000, solvency(0, 13, 1)).unwrap();
+    assert!(n2.is_open(&key()));
+}
+
+#[test]
+fn a_gap_left_after_a_covered_incident_opens_the_next_seq_only_once_the_member_settled() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    let digest = draw_at(10).digest(&HOME);
+    let settle = c.config(0).settle_ms;
+    let n = &mut c.nodes[0];
+    n.handle(
+        NOW,
+        Event::DrawRegistered {
+            key: key(),
+            draw_hash: digest,
+            draw: draw_at(10),
+            finalized: true,
+        },
+    )
+    .unwrap();
+    n.handle(
+        NOW + 1000,
+        Event::LegExecuted {
+            draw_hash: digest,
+            vault: REMOTE,
+        },
+    )
+    .unwrap();
+    assert_eq!(n.closed_through().get(&member()), Some(&0));
+
+    // The member's solvency still shows the loss it was just paid for.
+    let next = IncidentKey {
+        member: member(),
+        seq: 1,
+    };
+    n.handle(NOW + 1000 + settle - 1, solvency(1, 11, 1))
+        .unwrap();
+    assert!(
+        !n.is_open(&next),
+        "no new incident while the member settles"
+    );
+    n.handle(NOW + 1000 + settle, solvency(1, 12, 1)).unwrap();
+    assert!(
+        n.is_open(&next),
+        "a gap still standing after it opens seq 1"
     );
 }
 

@@ -79,6 +79,8 @@ pub mod defaults {
     pub const ATTEMPT_TIMEOUT_MS: u64 = 4_000;
     /// `agreement.submit_delay_ms`.
     pub const SUBMIT_DELAY_MS: u64 = 3_000;
+    /// `agreement.settle_ms`.
+    pub const SETTLE_MS: u64 = 3_000;
     /// `agreement.draw_ttl_secs`.
     pub const DRAW_TTL_SECS: u64 = 3_600;
     /// `agreement.leg_ttl_secs`.
@@ -264,6 +266,9 @@ pub struct AgreementSection {
     pub attempt_timeout_ms: u64,
     /// Delay step of the submitter fallbacks, ms.
     pub submit_delay_ms: u64,
+    /// Time a member gets to book a payout before a gap still standing opens its next
+    /// incident, ms.
+    pub settle_ms: u64,
     /// Validity of a draw's digest (deadline = proposal time + this), s.
     pub draw_ttl_secs: u64,
     /// Validity of a leg release, s.

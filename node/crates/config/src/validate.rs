@@ -614,6 +614,7 @@ fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSect
         600_000,
         " ms",
     )?;
+    ctx.range("agreement.settle_ms", a.settle_ms, 0, 600_000, " ms")?;
     ctx.range(
         "agreement.draw_ttl_secs",
         a.draw_ttl_secs,
@@ -633,6 +634,7 @@ fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSect
         dust: a.dust.0,
         attempt_timeout_ms: a.attempt_timeout_ms,
         submit_delay_ms: a.submit_delay_ms,
+        settle_ms: a.settle_ms,
         draw_ttl_secs: a.draw_ttl_secs,
         leg_ttl_secs: a.leg_ttl_secs,
         action_ttl_secs: a.action_ttl_secs,

@@ -99,6 +99,12 @@ impl MemoryCatchUpStore {
         }
     }
 
+    /// Reopens `incident` (it resolved without a draw and its gap came back): its envelopes
+    /// are kept again.
+    pub fn reopen(&self, incident: IncidentKey) {
+        self.lock().closed.remove(&incident);
+    }
+
     /// Number of envelopes held.
     pub fn len(&self) -> usize {
         self.lock().entries.len()
