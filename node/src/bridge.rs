@@ -1,12 +1,10 @@
 //! The bridge between the running node and its operator surfaces: it turns the core's
-//! [`Snapshot`]s and [`Notice`]s into the API model, the event stream and the Prometheus
-//! metrics, and operator requests from the API into core commands. It also keeps the table
-//! of signals (raised by operators here or gossiped by other nodes) that the API lists.
+//! [`Snapshot`]s and [`Notice`]s into the API model (signals and breakers included), the
+//! event stream and the Prometheus metrics, and operator requests from the API into core
+//! commands.
 //!
 //! Invariants: it only reads the node's state and forwards operator requests; nothing it
-//! computes feeds a decision. The signal table is bounded ([`MAX_SIGNALS`]) and a signal
-//! counts as confirmed when `p` distinct nodes raised the same `(kind, subject)` within the
-//! window (acting on confirmed signals belongs to the policy layer).
+//! computes feeds a decision (signals and breakers live in the core's policy).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,45 +12,45 @@ use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
 use backstop_api::model::{
-    self as m, ApiState, ChainView, EventKind, IncidentPhase, IncidentView, LegStatus, LegView,
-    MemberView, NodeEvent, PeerView, SignalView, VaultView,
+    self as m, ApiState, BreakerEffectView, BreakerView, ChainView, EventKind, IncidentPhase,
+    IncidentView, LegStatus, LegView, MemberView, NodeEvent, PeerView, SignalView, VaultView,
 };
 use backstop_api::{AdminCommand, AdminError, AdminRequest, Metrics};
-use backstop_p2p::message::{GossipMessage, Signal, SignalKind};
+use backstop_p2p::message::SignalKind;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
-use crate::core::{AdminCommand as CoreCommand, AdminError as CoreAdminError, Notice, now_ms};
+use crate::core::{AdminCommand as CoreCommand, AdminError as CoreAdminError, Notice};
 use crate::journal::{IncidentEntry, Phase};
+use crate::policy::{Breaker, BreakerKind, Effect, EffectStatus};
 use crate::runtime::{Observers, Params};
 
-/// Most signals kept.
-pub const MAX_SIGNALS: usize = 1024;
 /// How often the model and metrics are refreshed.
 const REFRESH: Duration = Duration::from_millis(250);
 
 /// Static facts about the node the bridge shows.
 #[derive(Clone, Debug)]
 pub struct Facts {
-    /// Consortium nodes: (name, peer id, first configured address).
+    /// Consortium nodes in the consortium's order: (name, peer id, first configured
+    /// address).
     pub peers: Vec<(String, libp2p::PeerId, String)>,
     /// Chain names by id.
     pub chain_names: BTreeMap<u64, String>,
     /// Members: id → (name, home chain).
     pub members: BTreeMap<B256, (String, u64)>,
-    /// Signals confirm at this many distinct nodes.
-    pub p: usize,
-    /// Within this window (ms).
+    /// Assertions count for this long (ms).
     pub signal_window_ms: u64,
 }
 
 impl Facts {
     /// From the node's parameters.
-    pub fn of(params: &Params, p: usize, signal_window_ms: u64) -> Self {
+    pub fn of(params: &Params) -> Self {
+        // In the consortium's order (by public key), which gossip indices follow.
+        let mut nodes: Vec<_> = params.peers.iter().collect();
+        nodes.sort_by_key(|n| n.public_key);
         Self {
-            peers: params
-                .peers
-                .iter()
+            peers: nodes
+                .into_iter()
                 .filter_map(|n| {
                     let id = backstop_p2p::network::peer_id_of(&n.public_key).ok()?;
                     let addr = n.addrs.first().map(|a| a.to_string()).unwrap_or_default();
@@ -69,17 +67,9 @@ impl Facts {
                 .iter()
                 .map(|m| (m.id, (m.name.clone(), m.home_chain_id)))
                 .collect(),
-            p,
-            signal_window_ms,
+            signal_window_ms: params.signals.window.as_millis() as u64,
         }
     }
-}
-
-#[derive(Debug)]
-struct SignalState {
-    raised_by: BTreeSet<String>,
-    first_ms: u64,
-    last_ms: u64,
 }
 
 /// Runs the bridge until `shutdown`.
@@ -92,9 +82,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut notices = obs.notices.subscribe();
-    let mut gossip = obs.net.subscribe();
     let mut refresh = tokio::time::interval(REFRESH);
-    let mut signals: BTreeMap<(SignalKind, B256), SignalState> = BTreeMap::new();
     let mut rejects_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut subs_seen: BTreeMap<(u64, &'static str), (u64, u64)> = BTreeMap::new();
     loop {
@@ -102,7 +90,7 @@ pub async fn run(
             _ = shutdown.changed() => return,
             _ = refresh.tick() => {
                 let snap = obs.snapshot.borrow().clone();
-                refresh_model(&api, &facts, &obs, &snap, &signals);
+                refresh_model(&api, &facts, &obs, &snap);
                 metrics.refresh_from(&api.snapshot());
                 for (reason, total) in obs.net.counters().snapshot() {
                     let seen = rejects_seen.entry(reason).or_default();
@@ -148,94 +136,26 @@ pub async fn run(
                 }
                 Err(_) => return,
             },
-            g = gossip.recv() => {
-                if let Ok(v) = g
-                    && let GossipMessage::Signal(s) = &v.message
-                {
-                    let who = facts
-                        .peers
-                        .get(v.signer)
-                        .map_or_else(|| format!("node {}", v.signer), |p| p.0.clone());
-                    record_signal(&mut signals, s, who, &api, &facts);
-                }
-            }
             cmd = admin_rx.recv() => {
                 let Some(AdminCommand { request, reply }) = cmd else { return };
-                let result = admin(&obs, &facts, request, &mut signals, &api).await;
+                let result = admin(&obs, request).await;
                 let _ = reply.send(result);
             }
         }
     }
 }
 
-fn record_signal(
-    signals: &mut BTreeMap<(SignalKind, B256), SignalState>,
-    s: &Signal,
-    who: String,
-    api: &ApiState,
-    facts: &Facts,
-) {
-    let now = now_ms();
-    let key = (s.kind, s.subject);
-    if !signals.contains_key(&key) && signals.len() >= MAX_SIGNALS {
-        // Evict the stalest.
-        if let Some(k) = signals
-            .iter()
-            .min_by_key(|(_, v)| v.last_ms)
-            .map(|(k, _)| *k)
-        {
-            signals.remove(&k);
-        }
-    }
-    let st = signals.entry(key).or_insert_with(|| SignalState {
-        raised_by: BTreeSet::new(),
-        first_ms: now,
-        last_ms: now,
-    });
-    if now.saturating_sub(st.last_ms) > facts.signal_window_ms {
-        st.raised_by.clear();
-        st.first_ms = now;
-    }
-    st.last_ms = now;
-    let fresh = st.raised_by.insert(who.clone());
-    if fresh {
-        api.publish(NodeEvent::now(
-            EventKind::Signal,
-            format!("{:?}:{}", s.kind, s.subject),
-            format!("{who} raised {:?} for {}", s.kind, s.subject),
-        ));
-    }
-}
-
-async fn admin(
-    obs: &Observers,
-    facts: &Facts,
-    request: AdminRequest,
-    signals: &mut BTreeMap<(SignalKind, B256), SignalState>,
-    api: &ApiState,
-) -> Result<String, AdminError> {
+async fn admin(obs: &Observers, request: AdminRequest) -> Result<String, AdminError> {
     let cmd = match request {
         AdminRequest::RaiseSignal {
             kind,
             subject,
             reason,
-        } => {
-            let signal = Signal {
-                kind: signal_kind(kind),
-                subject: B256::from(subject),
-                observed_at_ms: now_ms(),
-                evidence: reason.into_bytes().into(),
-            };
-            obs.net
-                .publish(GossipMessage::Signal(signal.clone()))
-                .await
-                .map_err(|e| AdminError::Unavailable(e.to_string()))?;
-            record_signal(signals, &signal, "this node".into(), api, facts);
-            return Ok(format!(
-                "signal {:?} for {} raised",
-                signal.kind, signal.subject
-            ));
-        }
+        } => CoreCommand::RaiseSignal {
+            kind: signal_kind(kind),
+            subject: B256::from(subject),
+            reason,
+        },
         AdminRequest::Unfreeze { chain_id, member } => CoreCommand::Unfreeze {
             chain_id,
             member: B256::from(member),
@@ -304,7 +224,7 @@ pub fn incident_view(e: &IncidentEntry) -> IncidentView {
         attempt: e.attempt,
         gap: e.gap.to_string(),
         draw_amount: amount.to_string(),
-        uncovered_amount: e.uncovered.to_string(),
+        uncovered_amount: e.uncovered().to_string(),
         draw_hash: e.draw_hash.map(|h| h.to_string()).unwrap_or_default(),
         legs: e
             .legs
@@ -342,13 +262,7 @@ pub fn incident_view(e: &IncidentEntry) -> IncidentView {
     }
 }
 
-fn refresh_model(
-    api: &ApiState,
-    facts: &Facts,
-    obs: &Observers,
-    snap: &crate::core::Snapshot,
-    signals: &BTreeMap<(SignalKind, B256), SignalState>,
-) {
+fn refresh_model(api: &ApiState, facts: &Facts, obs: &Observers, snap: &crate::core::Snapshot) {
     let connected: BTreeSet<libp2p::PeerId> = obs.net.peers().into_iter().collect();
     let me = obs.net.local_peer_id();
     let peers = facts
@@ -373,7 +287,7 @@ fn refresh_model(
             head_time: st.confirmed.as_ref().map_or(0, |c| c.timestamp),
             confirmed_head: st.confirmed.as_ref().map_or(0, |c| c.block.number),
             halted: st.halted,
-            quarantined: st.quarantined,
+            quarantined: snap.quarantined.contains(id),
             vault: st.confirmed.as_ref().map(|c| VaultView {
                 address: c.vault.vault.to_string(),
                 balance: c.vault.balance.to_string(),
@@ -410,24 +324,40 @@ fn refresh_model(
                 gap: liabilities.saturating_sub(assets).to_string(),
                 cap: at.map_or(0, |a| a.record.cap).to_string(),
                 deductible: at.map_or(0, |a| a.record.deductible).to_string(),
+                breakers: snap
+                    .breakers
+                    .iter()
+                    .filter(|b| b.ended.is_none() && b.blocked_members.contains(id))
+                    .map(|b| b.id.to_string())
+                    .collect(),
             }
         })
         .collect();
     let incidents = snap.incidents.iter().map(incident_view).collect();
-    let now = now_ms();
-    let signal_views = signals
+    let name_of = |i: usize| {
+        facts
+            .peers
+            .get(i)
+            .map_or_else(|| format!("node {i}"), |p| p.0.clone())
+    };
+    let signal_views = snap
+        .signals
         .iter()
-        .map(|((kind, subject), st)| SignalView {
-            kind: model_kind(*kind),
-            subject: subject.to_string(),
-            raised_by: st.raised_by.iter().cloned().collect(),
-            confirmed: st.raised_by.len() >= facts.p
-                && now.saturating_sub(st.first_ms) <= facts.signal_window_ms,
-            first_seen_ms: st.first_ms,
-            last_seen_ms: st.last_ms,
-            expires_ms: Some(st.last_ms.saturating_add(facts.signal_window_ms)),
-            cleared: now.saturating_sub(st.last_ms) > facts.signal_window_ms,
+        .map(|(s, confirmed)| SignalView {
+            kind: model_kind(s.kind),
+            subject: s.subject.to_string(),
+            raised_by: s.raisers.keys().map(|&i| name_of(i)).collect(),
+            confirmed: *confirmed,
+            first_seen_ms: s.first_ms,
+            last_seen_ms: s.last_ms,
+            expires_ms: Some(s.last_ms.saturating_add(facts.signal_window_ms)),
+            cleared: s.lifted_ms >= s.last_ms,
         })
+        .collect();
+    let breakers = snap
+        .breakers
+        .iter()
+        .map(|b| breaker_view(b, snap.expiry_ms))
         .collect();
     api.update(|model| {
         model.peers = peers;
@@ -435,6 +365,52 @@ fn refresh_model(
         model.members = members;
         model.incidents = incidents;
         model.signals = signal_views;
+        model.breakers = breakers;
     });
     debug!("api model refreshed");
+}
+
+fn breaker_view(b: &Breaker, expiry_ms: u64) -> BreakerView {
+    let kind = match b.id.kind {
+        BreakerKind::Oracle => m::BreakerKind::Oracle,
+        BreakerKind::Exploit => m::BreakerKind::Exploit,
+        BreakerKind::ChainHalt => m::BreakerKind::ChainHalt,
+        BreakerKind::Contagion => m::BreakerKind::Contagion,
+        BreakerKind::Depeg => m::BreakerKind::Depeg,
+        BreakerKind::Operator => m::BreakerKind::Operator,
+    };
+    BreakerView {
+        id: b.id.to_string(),
+        kind,
+        subject: b.id.subject.to_string(),
+        cause: b.cause.clone(),
+        tripped_ms: b.tripped_ms,
+        expires_ms: b.ended.is_none().then(|| b.expires_ms(expiry_ms)),
+        members_blocked: b.blocked_members.iter().map(|m| m.to_string()).collect(),
+        chains_quarantined: b.quarantined.iter().copied().collect(),
+        effects: b
+            .effects
+            .iter()
+            .map(|((chain_id, effect), st)| {
+                let (status, tx_hash) = match st.status {
+                    EffectStatus::Pending => (m::EffectStatus::Pending, String::new()),
+                    EffectStatus::Executed(tx) => (m::EffectStatus::Executed, tx.to_string()),
+                    EffectStatus::Lifted => (m::EffectStatus::Lifted, String::new()),
+                };
+                BreakerEffectView {
+                    chain_id: *chain_id,
+                    action: effect.action().to_owned(),
+                    subject: effect.subject().to_string(),
+                    level: match effect {
+                        Effect::Alert { level, .. } => u32::from(*level),
+                        Effect::Freeze(_) => 0,
+                    },
+                    status,
+                    tx_hash,
+                }
+            })
+            .collect(),
+        active: b.ended.is_none(),
+        lifted_by: b.ended.clone().unwrap_or_default(),
+    }
 }

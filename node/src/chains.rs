@@ -28,6 +28,8 @@ use backstop_contracts::eip712::{Draw, Signable, VaultId};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::detect::OracleRead;
+use crate::policy::VaultFact;
 use crate::view::{ChainSnapshot, MemberAt};
 
 /// Errors of the chain adapters.
@@ -71,6 +73,8 @@ pub struct ChainSpec {
     pub confirmations: u64,
     /// Configured members.
     pub members: Vec<ChainMember>,
+    /// Oracles read with every snapshot (the detectors' feeds on this chain).
+    pub oracles: Vec<Address>,
 }
 
 impl ChainSpec {
@@ -122,6 +126,8 @@ pub enum ChainInput {
         id: B256,
         /// What it was.
         what: &'static str,
+        /// What it did, for the breakers (freezes and alerts).
+        fact: Option<VaultFact>,
         /// Transaction.
         tx_hash: B256,
     },
@@ -190,6 +196,31 @@ pub async fn read_snapshot(
                 .map_err(ChainError::from)
         }
     )?;
+    let oracles = futures::future::join_all(spec.oracles.iter().map(|&o| {
+        let reader = Reader::new(pool);
+        async move {
+            // A feed that cannot be read is a fact for the detectors, not a failed block.
+            let read = async {
+                let (answer, decimals) =
+                    tokio::try_join!(reader.oracle(&pinned, o), reader.oracle_decimals(&pinned, o))?;
+                Ok::<_, ReadError>(OracleRead {
+                    answer: answer.answer,
+                    updated_at: answer.updated_at,
+                    decimals,
+                })
+            };
+            match read.await {
+                Ok(r) => (o, Some(r)),
+                Err(e) => {
+                    debug!(chain_id = pinned.chain_id, oracle = %o, error = %e, "oracle unreadable");
+                    (o, None)
+                }
+            }
+        }
+    }))
+    .await
+    .into_iter()
+    .collect();
     let (at, timestamp) = header;
     if at.hash != block.hash {
         return Err(ChainError::Inconsistent {
@@ -205,6 +236,7 @@ pub async fn read_snapshot(
         timestamp,
         vault,
         members: members.into_iter().flatten().collect(),
+        oracles,
     })
 }
 
@@ -370,12 +402,39 @@ async fn confirmed(
                 tx_hash,
                 block: e.block_number,
             }),
-            Ev::MemberFrozen(a) => facts.push(action(vault, a.id, "freeze", tx_hash)),
-            Ev::MemberUnfrozen(a) => facts.push(action(vault, a.id, "unfreeze", tx_hash)),
-            Ev::VaultPausedUntil(a) => facts.push(action(vault, a.id, "pause", tx_hash)),
-            Ev::VaultUnpaused(a) => facts.push(action(vault, a.id, "unpause", tx_hash)),
-            Ev::AlertRaised(a) => facts.push(action(vault, a.id, "raise alert", tx_hash)),
-            Ev::AlertCleared(a) => facts.push(action(vault, a.id, "clear alert", tx_hash)),
+            Ev::MemberFrozen(a) => facts.push(action(
+                vault,
+                a.id,
+                "freeze",
+                Some(VaultFact::Frozen(a.member)),
+                tx_hash,
+            )),
+            Ev::MemberUnfrozen(a) => facts.push(action(
+                vault,
+                a.id,
+                "unfreeze",
+                Some(VaultFact::Unfrozen(a.member)),
+                tx_hash,
+            )),
+            Ev::VaultPausedUntil(a) => facts.push(action(vault, a.id, "pause", None, tx_hash)),
+            Ev::VaultUnpaused(a) => facts.push(action(vault, a.id, "unpause", None, tx_hash)),
+            Ev::AlertRaised(a) => facts.push(action(
+                vault,
+                a.id,
+                "raise alert",
+                Some(VaultFact::AlertRaised {
+                    subject: a.subject,
+                    level: a.level,
+                }),
+                tx_hash,
+            )),
+            Ev::AlertCleared(a) => facts.push(action(
+                vault,
+                a.id,
+                "clear alert",
+                Some(VaultFact::AlertCleared(a.subject)),
+                tx_hash,
+            )),
             other => {
                 debug!(chain_id = spec.chain_id, event = ?std::mem::discriminant(other), "vault event not acted on")
             }
@@ -391,11 +450,18 @@ async fn confirmed(
     Ok(all)
 }
 
-fn action(vault: VaultId, id: B256, what: &'static str, tx_hash: B256) -> ChainInput {
+fn action(
+    vault: VaultId,
+    id: B256,
+    what: &'static str,
+    fact: Option<VaultFact>,
+    tx_hash: B256,
+) -> ChainInput {
     ChainInput::ActionExecuted {
         vault,
         id,
         what,
+        fact,
         tx_hash,
     }
 }

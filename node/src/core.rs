@@ -28,9 +28,11 @@ use backstop_agreement::{
 use backstop_chain::rpc::RpcPool;
 use backstop_chain::submit::{ChainAction, SubmitOutcome, Submitter};
 use backstop_contracts::eip712::{
-    ClearAlert, SignatureError, UnfreezeMember, Unpause, VaultId, pack_signatures,
+    ClearAlert, FreezeMember, RaiseAlert, SignatureError, UnfreezeMember, Unpause, VaultId,
+    pack_signatures,
 };
 use backstop_p2p::catchup::MemoryCatchUpStore;
+use backstop_p2p::message::{GossipMessage, MAX_EVIDENCE_LEN, Signal, SignalKind};
 use backstop_p2p::network::NetworkHandle;
 use backstop_p2p::validation::Validated;
 use backstop_store::RocksKv;
@@ -39,7 +41,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::chains::{ChainInput, ChainSpec, FetchSet, fetch_pinned};
 use crate::convert;
+use crate::detect::{Assertion, Detectors};
 use crate::journal::{Change, Journal, Phase};
+use crate::policy::{Breaker, Effect, Output as PolicyOutput, Policy, SignalEntry};
 use crate::view::{ChainSnapshot, NodeView};
 
 /// Most pinned blocks being fetched at once for proposals.
@@ -50,6 +54,8 @@ const FETCH_PATIENCE: Duration = Duration::from_secs(5);
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How often the operator snapshot is republished.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// How often detectors re-assert and breakers are re-evaluated.
+const POLICY_TICK: Duration = Duration::from_millis(500);
 
 /// The machine as the node runs it.
 pub type NodeMachine = Machine<NodeView, PrivateKeySigner, RocksKv>;
@@ -82,6 +88,15 @@ pub enum AdminCommand {
         chain_id: u64,
         /// Subject.
         subject: B256,
+    },
+    /// Assert a signal as this node (gossiped to the others).
+    RaiseSignal {
+        /// Kind.
+        kind: SignalKind,
+        /// Subject.
+        subject: B256,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -119,8 +134,6 @@ pub struct ChainStatus {
     pub confirmed: Option<Arc<ChainSnapshot>>,
     /// Halted (no head within the bound).
     pub halted: bool,
-    /// Quarantined by policy.
-    pub quarantined: bool,
 }
 
 /// What the core publishes for the API and metrics.
@@ -138,6 +151,14 @@ pub struct Snapshot {
     pub submissions: BTreeMap<(u64, &'static str), (u64, u64)>,
     /// Open threshold actions.
     pub open_actions: usize,
+    /// Signals, each with whether it is confirmed now.
+    pub signals: Vec<(SignalEntry, bool)>,
+    /// Active breakers, then ended ones.
+    pub breakers: Vec<Breaker>,
+    /// An active breaker lapses this long (ms) after its trigger last held.
+    pub expiry_ms: u64,
+    /// Chains quarantined (halted or by policy).
+    pub quarantined: BTreeSet<u64>,
 }
 
 /// Notable events for the API stream and metrics.
@@ -197,6 +218,8 @@ pub struct Core {
     notices: broadcast::Sender<Notice>,
     action_ttl_s: u64,
     wake: Option<u64>,
+    policy: Policy,
+    detectors: Detectors,
 }
 
 impl Core {
@@ -211,6 +234,8 @@ impl Core {
         snapshot: watch::Sender<Arc<Snapshot>>,
         notices: broadcast::Sender<Notice>,
         action_ttl_s: u64,
+        policy: Policy,
+        detectors: Detectors,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(256);
         let status = chains
@@ -233,6 +258,8 @@ impl Core {
             notices,
             action_ttl_s,
             wake: None,
+            policy,
+            detectors,
         }
     }
 
@@ -246,6 +273,7 @@ impl Core {
     ) -> Result<NodeMachine, CoreError> {
         let mut gossip = self.net.subscribe();
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        let mut policy_tick = tokio::time::interval(POLICY_TICK);
         self.feed(Event::Tick).await?;
         loop {
             let sleep = match self.wake {
@@ -271,6 +299,7 @@ impl Core {
                     let _ = reply.send(r);
                 }
                 _ = publish.tick() => self.publish(),
+                _ = policy_tick.tick() => self.policy_tick().await?,
                 _ = tokio::time::sleep(sleep) => self.feed(Event::Tick).await?,
             }
         }
@@ -467,6 +496,18 @@ impl Core {
     }
 
     async fn on_gossip(&mut self, v: &Validated) -> Result<(), CoreError> {
+        if let GossipMessage::Signal(s) = &v.message {
+            // The envelope authenticated the sender; its clock is not trusted, but an
+            // assertion claiming a time outside the window is a replay or a broken clock.
+            let now = now_ms();
+            let window = self.policy.config().window_ms;
+            if s.observed_at_ms.abs_diff(now) > window {
+                debug!(signer = v.signer, kind = ?s.kind, "signal outside the window dropped");
+                return Ok(());
+            }
+            let out = self.policy.assert(v.signer, s.kind, s.subject, None, now);
+            return self.apply_policy(out).await;
+        }
         let Some(Some(from)) = self.indices.get(v.signer).copied() else {
             return Ok(());
         };
@@ -548,17 +589,31 @@ impl Core {
                 self.machine.view_mut().insert(*s, true);
                 let st = self.status.entry(chain_id).or_default();
                 st.head = st.head.max(snap.block.number);
-                st.confirmed = Some(snap);
+                st.confirmed = Some(snap.clone());
+                // Detectors see the block before the observations it carries reach the
+                // machine, so a suspicion blocks attesting from the same block on.
+                let found = self.detectors.on_snapshot(&snap, now);
+                self.assert_own(found).await?;
             }
             ChainInput::Observed(obs) => {
                 let gap = obs.gap();
                 let key = obs.key;
+                if gap > self.machine.config().dust {
+                    let out = self.policy.trouble(key.member, now);
+                    self.apply_policy(out).await?;
+                }
                 let block = obs.block_number;
+                let deductible = self
+                    .machine
+                    .view()
+                    .latest(obs.home_chain_id)
+                    .and_then(|s| s.members.get(&key.member))
+                    .map_or(U256::ZERO, |m| U256::from(m.record.deductible));
                 self.feed(Event::Observed(obs)).await?;
                 let open = self.machine.is_open(&key);
                 if open
                     && gap > U256::ZERO
-                    && let Some(c) = self.journal.observed(key, gap, block, now)
+                    && let Some(c) = self.journal.observed(key, gap, deductible, block, now)
                 {
                     self.notice_incident(c);
                 }
@@ -601,6 +656,7 @@ impl Core {
                 vault,
                 id,
                 what,
+                fact,
                 tx_hash,
             } => {
                 let _ = self.notices.send(Notice::Text(format!(
@@ -608,6 +664,10 @@ impl Core {
                     vault.chain_id
                 )));
                 self.feed(Event::ActionExecuted { vault, id }).await?;
+                if let Some(fact) = fact {
+                    let out = self.policy.vault_fact(vault.chain_id, fact, tx_hash, now);
+                    self.apply_policy(out).await?;
+                }
             }
             ChainInput::Head { chain_id, number } => {
                 let st = self.status.entry(chain_id).or_default();
@@ -630,9 +690,10 @@ impl Core {
                 warn!("{text}");
                 let _ = self.notices.send(Notice::Text(text));
                 self.machine.view_mut().set_quarantined(chain_id, halted);
-                let st = self.status.entry(chain_id).or_default();
-                st.halted = halted;
-                st.quarantined = halted;
+                self.status.entry(chain_id).or_default().halted = halted;
+                self.policy.set_halted(chain_id, halted);
+                let found = self.detectors.on_halted(chain_id, halted, now);
+                self.assert_own(found).await?;
             }
         }
         Ok(())
@@ -649,6 +710,21 @@ impl Core {
             .concat(),
         ));
         let (chain_id, action) = match cmd {
+            AdminCommand::RaiseSignal {
+                kind,
+                subject,
+                reason,
+            } => {
+                let a = Assertion {
+                    kind,
+                    subject,
+                    evidence: format!("operator: {reason}"),
+                };
+                self.assert_own(vec![a])
+                    .await
+                    .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+                return Ok(format!("signal {kind:?} for {subject} raised"));
+            }
             AdminCommand::Unfreeze { chain_id, member } => {
                 if !self.machine.view().config().members.contains_key(&member) {
                     return Err(AdminError::NotFound(format!("member {member}")));
@@ -685,6 +761,96 @@ impl Core {
         Ok(format!("action {id} proposed on {n} vault(s)"))
     }
 
+    /// This node's own assertions: gossiped, then counted.
+    async fn assert_own(&mut self, found: Vec<Assertion>) -> Result<(), CoreError> {
+        let now = now_ms();
+        for a in found {
+            info!(kind = ?a.kind, subject = %a.subject, evidence = %a.evidence, "signal asserted");
+            let mut evidence = a.evidence.clone().into_bytes();
+            evidence.truncate(MAX_EVIDENCE_LEN);
+            let signal = Signal {
+                kind: a.kind,
+                subject: a.subject,
+                observed_at_ms: now,
+                evidence: evidence.into(),
+            };
+            if let Err(e) = self.net.publish(GossipMessage::Signal(signal)).await {
+                // Re-asserted every interval while the condition holds.
+                debug!(error = %e, "signal not published");
+            }
+            let me = self.policy.config().me;
+            let out = self
+                .policy
+                .assert(me, a.kind, a.subject, Some(a.evidence), now);
+            self.apply_policy(out).await?;
+        }
+        Ok(())
+    }
+
+    async fn policy_tick(&mut self) -> Result<(), CoreError> {
+        let now = now_ms();
+        let found = self.detectors.tick(now);
+        self.assert_own(found).await?;
+        let out = self.policy.tick(now);
+        self.apply_policy(out).await
+    }
+
+    /// Carries out what the policy returned, and hands its decisions to the view.
+    async fn apply_policy(&mut self, out: Vec<PolicyOutput>) -> Result<(), CoreError> {
+        let now = now_ms();
+        let holding = self.detectors.holding().map(|(k, _)| *k).collect();
+        let state = self.policy.view_state(now, &holding);
+        if *self.machine.view().breakers() != state {
+            self.machine.view_mut().set_breakers(state);
+        }
+        for o in out {
+            match o {
+                PolicyOutput::Notice(text) => {
+                    warn!("{text}");
+                    let _ = self.notices.send(Notice::Text(text));
+                }
+                PolicyOutput::Request {
+                    chain_id,
+                    effect,
+                    breaker,
+                } => {
+                    let Some(vault) = self.chains.get(&chain_id).map(|h| h.spec.vault_id()) else {
+                        continue;
+                    };
+                    let deadline = now / 1000 + self.action_ttl_s;
+                    let id = B256::from(alloy::primitives::keccak256(
+                        [
+                            self.me_guardian().as_slice(),
+                            &now.to_be_bytes(),
+                            &chain_id.to_be_bytes(),
+                            format!("{breaker} {effect:?}").as_bytes(),
+                        ]
+                        .concat(),
+                    ));
+                    let action = match effect {
+                        Effect::Freeze(member) => ThresholdAction::Freeze(FreezeMember {
+                            member,
+                            id,
+                            deadline,
+                        }),
+                        Effect::Alert { subject, level } => {
+                            ThresholdAction::RaiseAlert(RaiseAlert {
+                                subject,
+                                level,
+                                id,
+                                deadline,
+                            })
+                        }
+                    };
+                    info!(chain_id, %breaker, ?effect, %id, "asking the consortium for a breaker's effect");
+                    self.machine.view_mut().approve(vault, action.clone());
+                    self.feed(Event::RequestAction { vault, action }).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn me_guardian(&self) -> Address {
         let cfg = self.machine.config();
         cfg.consortium
@@ -704,6 +870,7 @@ impl Core {
     }
 
     fn publish(&mut self) {
+        let now = now_ms();
         let snap = Snapshot {
             chains: self.status.clone(),
             incidents: self.journal.incidents().cloned().collect(),
@@ -711,6 +878,19 @@ impl Core {
             stats: self.machine.stats().clone(),
             submissions: self.submissions.clone(),
             open_actions: self.machine.open_actions(),
+            signals: self
+                .policy
+                .signals()
+                .map(|s| (s.clone(), self.policy.confirmed(s, now)))
+                .collect(),
+            breakers: self
+                .policy
+                .active()
+                .chain(self.policy.history().iter().rev())
+                .cloned()
+                .collect(),
+            expiry_ms: self.policy.config().expiry_ms,
+            quarantined: self.machine.view().quarantined(),
         };
         self.snapshot.send_replace(Arc::new(snap));
     }

@@ -86,8 +86,8 @@ pub struct IncidentEntry {
     pub gap: U256,
     /// The draw (registered, or the latest proposed).
     pub draw: Option<Draw>,
-    /// Uncovered remainder of the gap by the draw.
-    pub uncovered: U256,
+    /// The member's deductible (read with the gap; it bears it itself).
+    pub deductible: U256,
     /// The registered draw's hash.
     pub draw_hash: Option<B256>,
     /// Legs of the registered draw.
@@ -114,7 +114,7 @@ impl IncidentEntry {
             attempt: 0,
             gap: U256::ZERO,
             draw: None,
-            uncovered: U256::ZERO,
+            deductible: U256::ZERO,
             draw_hash: None,
             legs: Vec::new(),
             attestations: Vec::new(),
@@ -139,6 +139,16 @@ impl IncidentEntry {
         } else {
             false
         }
+    }
+
+    /// What the draw leaves to nobody (socialized loss): the gap beyond the deductible the
+    /// member bears and the amount drawn.
+    pub fn uncovered(&self) -> U256 {
+        self.draw.as_ref().map_or(U256::ZERO, |d| {
+            d.gap
+                .saturating_sub(self.deductible)
+                .saturating_sub(d.amount)
+        })
     }
 
     /// The id operators use: `0x<member>:<seq>`.
@@ -201,12 +211,14 @@ impl Journal {
         &mut self,
         key: IncidentKey,
         gap: U256,
+        deductible: U256,
         block: u64,
         now: u64,
     ) -> Option<Change> {
         let fresh = !self.incidents.contains_key(&key);
         let e = self.entry(key, now);
         e.gap = gap;
+        e.deductible = deductible;
         if fresh {
             e.log(now, Some(block), format!("gap of {gap} seen"));
             return Some(Change {
@@ -231,7 +243,6 @@ impl Journal {
         e.attempt = e.attempt.max(attempt);
         if e.phase < Phase::Registered {
             e.draw = Some(draw.clone());
-            e.uncovered = draw.gap.saturating_sub(draw.amount);
         }
         e.log(
             now,
@@ -288,7 +299,6 @@ impl Journal {
         }
         e.draw_hash = Some(draw_hash);
         e.draw = Some(draw.clone());
-        e.uncovered = draw.gap.saturating_sub(draw.amount);
         e.legs = draw
             .legs
             .iter()
@@ -444,8 +454,8 @@ mod tests {
             deadline: 1,
             legDeadline: 2,
         };
-        assert!(j.observed(key, U256::from(100), 5, 1).is_some());
-        assert!(j.observed(key, U256::from(100), 6, 2).is_none());
+        assert!(j.observed(key, U256::from(100), U256::ZERO, 5, 1).is_some());
+        assert!(j.observed(key, U256::from(100), U256::ZERO, 6, 2).is_none());
         assert_eq!(
             j.proposed(key, 0, &draw, 2, 3).unwrap().phase,
             Phase::Proposed
@@ -464,7 +474,7 @@ mod tests {
         let e = j.get(&key).unwrap();
         assert!(e.legs.iter().all(|l| l.paid));
         assert_eq!(e.transactions.len(), 2);
-        assert_eq!(e.uncovered, U256::from(10));
+        assert_eq!(e.uncovered(), U256::from(10));
         assert_eq!(j.by_phase()[&Phase::Closed], 1);
     }
 }

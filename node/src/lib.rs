@@ -6,13 +6,17 @@
 //! - [`journal`]: the operators' account of each incident.
 //! - [`core`]: the task that owns the agreement machine.
 //! - [`runtime`]: assembly, supervision and shutdown; [`params`]: configuration to runtime.
+//! - [`detect`]: detectors turning chain state into signal assertions (pure).
+//! - [`policy`]: signals and circuit breakers (pure).
 //! - [`bridge`]: the API model, event stream, metrics and operator requests.
 
 pub mod bridge;
 pub mod chains;
 pub mod convert;
 pub mod core;
+pub mod detect;
 pub mod journal;
 pub mod params;
+pub mod policy;
 pub mod runtime;
 pub mod view;

@@ -54,6 +54,14 @@ enum Command {
     },
     /// Signals.
     Signals(ApiArgs),
+    /// Circuit breakers: active ones, then ended ones.
+    Breakers {
+        /// Only the active ones.
+        #[arg(long)]
+        active: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Version of the binary and of the vault's signing domain.
     Version,
 }
@@ -104,6 +112,12 @@ fn main() -> ExitCode {
         Command::Incidents(a) => query(Query::Incidents, a),
         Command::Incident { id, api } => query(Query::Incident(id), api),
         Command::Signals(a) => query(Query::Signals, a),
+        Command::Breakers { active, api } => query(
+            Query::Breakers {
+                active_only: active,
+            },
+            api,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -158,11 +172,7 @@ fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
     init_logs(config.node().log_format, &config.node().log_filter)?;
     let keys = config.load_keys()?;
     let params = params::params(&config, &keys)?;
-    let facts = Facts::of(
-        &params,
-        config.pause_threshold(),
-        config.detectors().signal_window_secs.saturating_mul(1000),
-    );
+    let facts = Facts::of(&params);
     let rt = runtime_builder()?;
     rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);

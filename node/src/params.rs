@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use backstop_config::{Config, NodeKeys};
 
-use crate::runtime::{AgreementParams, ChainParams, MemberParams, Params, PeerParams};
+use crate::detect::{DetectorConfig, OracleSpec};
+use crate::runtime::{
+    AgreementParams, ChainParams, MemberParams, Params, PeerParams, SignalParams,
+};
 
 /// Why the configuration cannot become runtime parameters.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,7 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
                 halt_after: c.halt_after(),
                 request_timeout: c.request_timeout(),
                 sender: Some(sender.clone()),
+                pool_token_oracle: c.pool_token_oracle,
             }
         })
         .collect();
@@ -90,8 +94,43 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
             home_chain_id: m.home_chain_id,
             solvency: m.solvency_contract,
             local_cap: m.incident_cap,
+            oracle: m.oracle,
         })
         .collect();
+    let d = config.detectors();
+    let signals = SignalParams {
+        detectors: DetectorConfig {
+            max_deviation_bps: u64::from(d.oracle_max_deviation_bps),
+            max_staleness_s: d.oracle_max_staleness_secs,
+            outflow_drop_bps: u64::from(d.outflow_drop_bps),
+            outflow_window_blocks: d.outflow_window_blocks,
+            depeg_bps: u64::from(d.depeg_bps),
+            interval_ms: d.signal_interval_secs.saturating_mul(1000),
+            oracles: config
+                .oracles()
+                .iter()
+                .map(|o| OracleSpec {
+                    chain_id: o.chain_id,
+                    address: o.address,
+                    asset: o.asset.clone(),
+                    reference: o.reference,
+                })
+                .collect(),
+            pool_oracles: config
+                .chains()
+                .iter()
+                .filter_map(|c| Some((c.chain_id, c.pool_token_oracle?)))
+                .collect(),
+            members: config
+                .members()
+                .iter()
+                .map(|m| (m.id, m.home_chain_id))
+                .collect(),
+        },
+        window: Duration::from_secs(d.signal_window_secs),
+        expiry: Duration::from_secs(d.signal_expiry_secs),
+        contagion_members: d.contagion_members,
+    };
     let a = config.agreement();
     Ok(Params {
         name: node.name.clone(),
@@ -102,6 +141,7 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
         peers,
         chains,
         members,
+        signals,
         agreement: AgreementParams {
             dust: a.dust,
             attempt_timeout: Duration::from_millis(a.attempt_timeout_ms),

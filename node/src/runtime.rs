@@ -9,7 +9,7 @@
 //! - on SIGINT or SIGTERM the core stops between two events, and the store is flushed
 //!   before the process exits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +32,8 @@ use tracing::{error, info, warn};
 
 use crate::chains::{self, ChainMember, ChainSpec};
 use crate::core::{AdminRequest, ChainHandle, Core, Notice, Snapshot};
+use crate::detect::{DetectorConfig, Detectors};
+use crate::policy::{Policy, PolicyConfig, oracle_subject};
 use crate::view::{MemberPolicy, NodeView, ViewConfig};
 
 /// One consortium node.
@@ -68,6 +70,8 @@ pub struct ChainParams {
     pub request_timeout: Duration,
     /// Sender of this chain's transactions (the guardian key when `None`).
     pub sender: Option<PrivateKeySigner>,
+    /// Feed pricing the chain's pool token in its peg (the depeg detector's input).
+    pub pool_token_oracle: Option<Address>,
 }
 
 /// One member.
@@ -83,6 +87,21 @@ pub struct MemberParams {
     pub solvency: Address,
     /// Local per-incident cap.
     pub local_cap: Option<U256>,
+    /// The oracle pricing it, on its home chain.
+    pub oracle: Option<Address>,
+}
+
+/// Detectors and breakers.
+#[derive(Clone, Debug)]
+pub struct SignalParams {
+    /// Detector thresholds (the chains' feeds and members are filled in by the runtime).
+    pub detectors: DetectorConfig,
+    /// p nodes asserting within this window confirm a signal.
+    pub window: Duration,
+    /// A breaker whose trigger stopped holding for this long ends.
+    pub expiry: Duration,
+    /// Members of one chain in trouble within the window that quarantine it.
+    pub contagion_members: usize,
 }
 
 /// Timings of the agreement.
@@ -125,6 +144,8 @@ pub struct Params {
     pub members: Vec<MemberParams>,
     /// Agreement timings.
     pub agreement: AgreementParams,
+    /// Detectors and breakers.
+    pub signals: SignalParams,
     /// gRPC API address (no API without).
     pub api_listen: Option<SocketAddr>,
     /// Admin bearer token (admin calls disabled without).
@@ -238,6 +259,31 @@ where
         })
         .collect();
 
+    let me_p2p = p2p
+        .nodes()
+        .iter()
+        .position(|n| n.public_key == params.identity.verifying_key())
+        .ok_or_else(|| RuntimeError::Config("this node is not in the consortium".into()))?;
+    let policy = Policy::new(PolicyConfig {
+        me: me_p2p,
+        n: p2p.nodes().len(),
+        p: consortium.p(),
+        window_ms: params.signals.window.as_millis() as u64,
+        expiry_ms: params.signals.expiry.as_millis() as u64,
+        contagion_members: params.signals.contagion_members,
+        origin_delay_ms: params.agreement.submit_delay.as_millis() as u64,
+        chains: params.chains.iter().map(|c| c.chain_id).collect(),
+        members: params
+            .members
+            .iter()
+            .map(|m| {
+                let oracle = m.oracle.map(|o| oracle_subject(m.home_chain_id, o));
+                (m.id, (m.home_chain_id, oracle))
+            })
+            .collect(),
+    });
+    let detectors = Detectors::new(params.signals.detectors.clone());
+
     // Chains: pools, start-up check against the vaults, specs.
     let mut handles = BTreeMap::new();
     let mut watchers = Vec::new();
@@ -268,6 +314,17 @@ where
                     id: m.id,
                     solvency: (m.home_chain_id == c.chain_id).then_some(m.solvency),
                 })
+                .collect(),
+            oracles: params
+                .signals
+                .detectors
+                .oracles
+                .iter()
+                .filter(|o| o.chain_id == c.chain_id)
+                .map(|o| o.address)
+                .chain(c.pool_token_oracle)
+                .collect::<BTreeSet<Address>>()
+                .into_iter()
                 .collect(),
         };
         let mut scfg = SubmitterConfig::new(c.vault);
@@ -396,6 +453,8 @@ where
         snap_tx,
         notices.clone(),
         params.agreement.action_ttl_s,
+        policy,
+        detectors,
     );
     let core_shutdown = shutdown.clone();
     let core_task = tokio::spawn(core.run(chain_rx, admin_rx, core_shutdown));

@@ -28,6 +28,9 @@ use backstop_chain::allocation::{Allocation, AllocationInput, VaultCapacity, all
 use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
 use backstop_contracts::eip712::{Draw, VaultId};
 
+use crate::detect::OracleRead;
+use crate::policy::Effect;
+
 /// A member as one vault knows it at one block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberAt {
@@ -48,6 +51,21 @@ pub struct ChainSnapshot {
     pub vault: VaultState,
     /// Configured members the vault knows at the block.
     pub members: BTreeMap<B256, MemberAt>,
+    /// The chain's configured oracles at the block; `None` where the read failed.
+    pub oracles: BTreeMap<Address, Option<OracleRead>>,
+}
+
+/// What the breakers decide, as the view applies it (set by the core after each change).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BreakerState {
+    /// Members whose draws this node refuses to attest, and why.
+    pub blocked: BTreeMap<B256, String>,
+    /// Chains allocations skip by policy.
+    pub quarantined: BTreeSet<u64>,
+    /// Emergency effects this node signs on request, by chain.
+    pub wanted: BTreeSet<(u64, Effect)>,
+    /// Subjects (members, alert subjects) whose lift this node refuses, and why.
+    pub held: BTreeMap<B256, String>,
 }
 
 /// A configured member, as the view needs it.
@@ -94,6 +112,7 @@ pub struct NodeView {
     snapshots: BTreeMap<u64, BTreeMap<(u64, B256), Arc<ChainSnapshot>>>,
     latest: BTreeMap<u64, PinnedBlock>,
     quarantined: BTreeSet<u64>,
+    breakers: BreakerState,
     approvals: BTreeMap<(VaultId, B256), ThresholdAction>,
     lift_ttl_s: u64,
 }
@@ -106,6 +125,7 @@ impl NodeView {
             snapshots: BTreeMap::new(),
             latest: BTreeMap::new(),
             quarantined: BTreeSet::new(),
+            breakers: BreakerState::default(),
             approvals: BTreeMap::new(),
             lift_ttl_s: 24 * 3600,
         }
@@ -169,7 +189,21 @@ impl NodeView {
         }
     }
 
-    /// Marks a chain quarantined (halted, or by policy) or healthy again.
+    /// Applies the breakers' decisions.
+    pub fn set_breakers(&mut self, state: BreakerState) {
+        self.breakers = state;
+    }
+
+    /// The breakers' decisions in force.
+    pub fn breakers(&self) -> &BreakerState {
+        &self.breakers
+    }
+
+    fn is_quarantined(&self, chain_id: &u64) -> bool {
+        self.quarantined.contains(chain_id) || self.breakers.quarantined.contains(chain_id)
+    }
+
+    /// Marks a chain quarantined because it halted, or healthy again.
     pub fn set_quarantined(&mut self, chain_id: u64, quarantined: bool) {
         if quarantined {
             self.quarantined.insert(chain_id);
@@ -178,9 +212,12 @@ impl NodeView {
         }
     }
 
-    /// The quarantined chains.
-    pub fn quarantined(&self) -> &BTreeSet<u64> {
-        &self.quarantined
+    /// The quarantined chains: halted, or by policy.
+    pub fn quarantined(&self) -> BTreeSet<u64> {
+        self.quarantined
+            .union(&self.breakers.quarantined)
+            .copied()
+            .collect()
     }
 
     /// Approves a threshold action this node was asked for (operator or policy).
@@ -231,8 +268,11 @@ impl NodeView {
             .iter()
             .find(|s| s.block.chain_id == policy.home_chain_id)
             .ok_or_else(|| ViewError::Policy("home chain not pinned".into()))?;
-        if self.quarantined.contains(&policy.home_chain_id) {
+        if self.is_quarantined(&policy.home_chain_id) {
             return Err(ViewError::Policy("home chain quarantined".into()));
+        }
+        if let Some(why) = self.breakers.blocked.get(&key.member) {
+            return Err(ViewError::Policy(format!("member blocked: {why}")));
         }
         if home.vault.paused {
             return Err(ViewError::Policy("home vault paused".into()));
@@ -271,7 +311,7 @@ impl NodeView {
             .map(|s| {
                 let chain_id = s.block.chain_id;
                 let remote_member = s.members.get(&key.member);
-                let usable = !self.quarantined.contains(&chain_id)
+                let usable = !self.is_quarantined(&chain_id)
                     && (chain_id == policy.home_chain_id
                         || (!s.vault.paused && remote_member.is_some_and(|r| !r.record.frozen)));
                 VaultCapacity {
@@ -309,7 +349,7 @@ impl NodeView {
         self.cfg
             .vaults
             .keys()
-            .filter(|c| !self.quarantined.contains(c))
+            .filter(|c| !self.is_quarantined(c))
             .filter_map(|c| self.latest.get(c).copied())
             .collect()
     }
@@ -352,25 +392,48 @@ impl StateView for NodeView {
         if self.approvals.get(&(*vault, action.id())) == Some(action) {
             return Ok(());
         }
-        if action.is_emergency() {
-            // Freezes, pauses and alerts need this node's own confirmed signal or request.
-            return Err(ViewError::Policy(
-                "no confirmed signal or request for this emergency action".into(),
-            ));
-        }
-        // A lift requested by another node's operator: approved unless this node holds the
-        // condition active itself (breakers, once signals exist, refuse here), and only
-        // with a reasonable deadline.
         if action.deadline() > now_ms / 1000 + self.lift_ttl_s {
-            return Err(ViewError::Policy("lift deadline too far ahead".into()));
+            return Err(ViewError::Policy("deadline too far ahead".into()));
         }
-        Ok(())
+        let wanted = |effect: Effect| {
+            self.breakers
+                .wanted
+                .iter()
+                .any(|(c, e)| *c == vault.chain_id && e.covers(&effect))
+        };
+        let lift_of = |subject: &B256| match self.breakers.held.get(subject) {
+            Some(why) => Err(ViewError::Policy(format!("lift refused: {why}"))),
+            None => Ok(()),
+        };
+        match action {
+            // Freezes and alerts need this node's own tripped breaker; pauses, its
+            // operator's own request (approved above).
+            ThresholdAction::Freeze(a) if wanted(Effect::Freeze(a.member)) => Ok(()),
+            ThresholdAction::RaiseAlert(a)
+                if wanted(Effect::Alert {
+                    subject: a.subject,
+                    level: a.level,
+                }) =>
+            {
+                Ok(())
+            }
+            ThresholdAction::Freeze(_)
+            | ThresholdAction::RaiseAlert(_)
+            | ThresholdAction::Pause(_) => Err(ViewError::Policy(
+                "no tripped breaker or request of this node wants this emergency action".into(),
+            )),
+            // A lift requested by another node's operator: approved unless this node's own
+            // detectors still assert the condition behind it.
+            ThresholdAction::Unfreeze(a) => lift_of(&a.member),
+            ThresholdAction::ClearAlert(a) => lift_of(&a.subject),
+            ThresholdAction::Unpause(_) => Ok(()),
+        }
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use backstop_chain::reads::PinnedBlock as ChainPinned;
     use backstop_contracts::bindings::IBackstopVault::Limits;
@@ -378,7 +441,7 @@ mod tests {
     const HOME: u64 = 1;
     const NOW_S: u64 = 1_000_000;
 
-    fn member() -> B256 {
+    pub(crate) fn member() -> B256 {
         B256::repeat_byte(7)
     }
 
@@ -405,7 +468,7 @@ mod tests {
         }
     }
 
-    fn snap(chain: u64, number: u64, available: u64, gap: u64) -> ChainSnapshot {
+    pub(crate) fn snap(chain: u64, number: u64, available: u64, gap: u64) -> ChainSnapshot {
         let block = PinnedBlock {
             chain_id: chain,
             number,
@@ -427,6 +490,7 @@ mod tests {
         ChainSnapshot {
             block,
             timestamp: NOW_S - 10,
+            oracles: BTreeMap::new(),
             vault: VaultState {
                 block: ChainPinned {
                     chain_id: chain,
@@ -588,5 +652,104 @@ mod tests {
             deadline: NOW_S + 10 * 24 * 3600,
         });
         assert!(v.approve_action(&vault, &far, NOW_S * 1000).is_err());
+    }
+
+    #[test]
+    fn breakers_block_members_quarantine_chains_and_gate_emergencies_and_lifts() {
+        use backstop_contracts::eip712::{ClearAlert, FreezeMember, RaiseAlert, UnfreezeMember};
+        let snaps = vec![
+            snap(1, 10, 5_000, 3_000),
+            snap(2, 10, 5_000, 0),
+            snap(3, 10, 5_000, 0),
+        ];
+        let mut v = view_with(snaps);
+        let pins = v.pins();
+        let now = NOW_S * 1000;
+        let full = v.compute(&key(), &pins, now).unwrap();
+        assert_eq!(
+            full.draw.legs.len(),
+            1,
+            "home covers it: {:?}",
+            full.draw.legs
+        );
+
+        let mut state = BreakerState::default();
+        state.blocked.insert(member(), "breaker exploit".into());
+        v.set_breakers(state.clone());
+        let err = v.compute(&key(), &pins, now).unwrap_err().to_string();
+        assert!(err.contains("member blocked"), "{err}");
+
+        state.blocked.clear();
+        state.quarantined.insert(HOME);
+        v.set_breakers(state.clone());
+        assert!(
+            v.compute(&key(), &pins, now).is_err(),
+            "home chain quarantined"
+        );
+        assert!(!v.pins().iter().any(|p| p.chain_id == HOME));
+        assert_eq!(v.quarantined(), [HOME].into());
+
+        // Emergencies: signed only when a tripped breaker wants them (an alert up to the
+        // wanted level); lifts unless this node still asserts the condition.
+        let vault = VaultId {
+            chain_id: 2,
+            address: vault_addr(2),
+        };
+        let deadline = NOW_S + 600;
+        let id = B256::repeat_byte(1);
+        let freeze = ThresholdAction::Freeze(FreezeMember {
+            member: member(),
+            id,
+            deadline,
+        });
+        let alert = |level| {
+            ThresholdAction::RaiseAlert(RaiseAlert {
+                subject: member(),
+                level,
+                id,
+                deadline,
+            })
+        };
+        assert!(v.approve_action(&vault, &freeze, now).is_err());
+        state.wanted.insert((2, Effect::Freeze(member())));
+        state.wanted.insert((
+            2,
+            Effect::Alert {
+                subject: member(),
+                level: 2,
+            },
+        ));
+        v.set_breakers(state.clone());
+        assert!(v.approve_action(&vault, &freeze, now).is_ok());
+        assert!(v.approve_action(&vault, &alert(2), now).is_ok());
+        assert!(v.approve_action(&vault, &alert(1), now).is_ok());
+        assert!(
+            v.approve_action(&vault, &alert(3), now).is_err(),
+            "not above the wanted level"
+        );
+        let other = VaultId {
+            chain_id: 3,
+            address: vault_addr(3),
+        };
+        assert!(
+            v.approve_action(&other, &freeze, now).is_err(),
+            "not on another vault"
+        );
+
+        let unfreeze = ThresholdAction::Unfreeze(UnfreezeMember {
+            member: member(),
+            id,
+            deadline,
+        });
+        let clear = ThresholdAction::ClearAlert(ClearAlert {
+            subject: member(),
+            id,
+            deadline,
+        });
+        assert!(v.approve_action(&vault, &unfreeze, now).is_ok());
+        state.held.insert(member(), "still asserted".into());
+        v.set_breakers(state);
+        assert!(v.approve_action(&vault, &unfreeze, now).is_err());
+        assert!(v.approve_action(&vault, &clear, now).is_err());
     }
 }

@@ -22,7 +22,8 @@ use tonic::transport::{Channel, Endpoint};
 use crate::admin::AdminRequest;
 use crate::convert;
 use crate::model::{
-    ChainView, IncidentView, MemberView, NodeEvent, NodeStatus, PeerView, SignalView, to_hex,
+    BreakerView, ChainView, EffectStatus, IncidentView, MemberView, NodeEvent, NodeStatus,
+    PeerView, SignalView, to_hex,
 };
 
 /// Time allowed to open the connection.
@@ -48,6 +49,11 @@ pub enum Query {
     Incident(String),
     /// `ListSignals`.
     Signals,
+    /// `ListBreakers`; with `active_only`, only breakers neither lifted nor expired.
+    Breakers {
+        /// Only active breakers.
+        active_only: bool,
+    },
 }
 
 /// Why a client call failed.
@@ -292,6 +298,25 @@ pub async fn query(url: &str, q: &Query, json: bool) -> Result<String, ClientErr
                 Ok(render_signals(&signals))
             }
         }
+        Query::Breakers { active_only } => {
+            let breakers = client
+                .list_breakers(pb::ListBreakersRequest {
+                    active_only: *active_only,
+                })
+                .await
+                .map_err(|s| rpc(url, s))?
+                .into_inner()
+                .breakers
+                .into_iter()
+                .map(convert::breaker_from_pb)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(url, e))?;
+            if json {
+                Ok(pretty(&breakers)?)
+            } else {
+                Ok(render_breakers(&breakers))
+            }
+        }
     }
 }
 
@@ -473,6 +498,19 @@ fn or_dash(s: &str) -> String {
     }
 }
 
+/// The items joined by `,`, or `-` when there are none.
+fn list_or_dash<T: ToString>(items: &[T]) -> String {
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -559,6 +597,7 @@ fn render_status(s: &NodeStatus) -> String {
             format!("{} open / {} total", c.incidents_open, c.incidents_total),
         ),
         ("signals", format!("{} active", c.signals_active)),
+        ("breakers", format!("{} active", c.breakers_active)),
     ])
 }
 
@@ -660,6 +699,7 @@ fn render_members(members: &[MemberView]) -> String {
                 or_dash(&m.gap),
                 or_dash(&m.cap),
                 or_dash(&m.deductible),
+                list_or_dash(&m.breakers),
             ]
         })
         .collect();
@@ -675,6 +715,7 @@ fn render_members(members: &[MemberView]) -> String {
             "GAP",
             "CAP",
             "DEDUCTIBLE",
+            "BREAKERS",
         ],
         &rows,
     )
@@ -813,11 +854,7 @@ fn render_signals(signals: &[SignalView]) -> String {
                 s.kind.to_string(),
                 s.subject.clone(),
                 state.to_owned(),
-                if s.raised_by.is_empty() {
-                    "-".to_owned()
-                } else {
-                    s.raised_by.join(",")
-                },
+                list_or_dash(&s.raised_by),
                 fmt_ms(s.first_seen_ms),
                 fmt_ms(s.last_seen_ms),
                 s.expires_ms.map_or_else(|| "-".to_owned(), fmt_ms),
@@ -836,6 +873,77 @@ fn render_signals(signals: &[SignalView]) -> String {
         ],
         &rows,
     )
+}
+
+/// `executed/total` effects.
+fn effects_summary(b: &BreakerView) -> String {
+    let executed = b
+        .effects
+        .iter()
+        .filter(|e| e.status == EffectStatus::Executed)
+        .count();
+    format!("{executed}/{}", b.effects.len())
+}
+
+/// Human form of `ListBreakers`: one row per breaker, then each breaker's effects.
+fn render_breakers(breakers: &[BreakerView]) -> String {
+    if breakers.is_empty() {
+        return "no breakers\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = breakers
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.clone(),
+                b.kind.to_string(),
+                yes_no(b.active),
+                fmt_ms(b.tripped_ms),
+                b.expires_ms.map_or_else(|| "-".to_owned(), fmt_ms),
+                list_or_dash(&b.members_blocked),
+                list_or_dash(&b.chains_quarantined),
+                effects_summary(b),
+                or_dash(&b.lifted_by),
+                or_dash(&b.cause),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "ID",
+            "KIND",
+            "ACTIVE",
+            "TRIPPED",
+            "EXPIRES",
+            "MEMBERS BLOCKED",
+            "CHAINS QUARANTINED",
+            "EFFECTS DONE",
+            "ENDED BY",
+            "CAUSE",
+        ],
+        &rows,
+    );
+    for b in breakers.iter().filter(|b| !b.effects.is_empty()) {
+        let _ = writeln!(out, "\neffects of {}", b.id);
+        let rows: Vec<Vec<String>> = b
+            .effects
+            .iter()
+            .map(|e| {
+                vec![
+                    e.chain_id.to_string(),
+                    or_dash(&e.action),
+                    or_dash(&e.subject),
+                    e.level.to_string(),
+                    e.status.to_string(),
+                    or_dash(&e.tx_hash),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &["CHAIN", "ACTION", "SUBJECT", "LEVEL", "STATUS", "TX"],
+            &rows,
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

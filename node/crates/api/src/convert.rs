@@ -7,9 +7,9 @@
 use backstop_proto::v1 as pb;
 
 use crate::model::{
-    AttestationView, ChainView, EventKind, IncidentPhase, IncidentView, LegStatus, LegView,
-    MemberView, NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind, SignalView, StatusCounts,
-    TimelineEntry, VaultView,
+    AttestationView, BreakerEffectView, BreakerKind, BreakerView, ChainView, EffectStatus,
+    EventKind, IncidentPhase, IncidentView, LegStatus, LegView, MemberView, NodeEvent, NodeInfo,
+    NodeStatus, PeerView, SignalKind, SignalView, StatusCounts, TimelineEntry, VaultView,
 };
 
 /// An enum value the model does not know.
@@ -105,6 +105,58 @@ pub fn kind_from_pb(v: i32) -> Result<SignalKind, UnknownEnum> {
     )
 }
 
+pub fn breaker_kind_to_pb(k: BreakerKind) -> pb::BreakerKind {
+    match k {
+        BreakerKind::Oracle => pb::BreakerKind::Oracle,
+        BreakerKind::Exploit => pb::BreakerKind::Exploit,
+        BreakerKind::ChainHalt => pb::BreakerKind::ChainHalt,
+        BreakerKind::Contagion => pb::BreakerKind::Contagion,
+        BreakerKind::Depeg => pb::BreakerKind::Depeg,
+        BreakerKind::Operator => pb::BreakerKind::Operator,
+    }
+}
+
+pub fn breaker_kind_from_pb(v: i32) -> Result<BreakerKind, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "breaker kind",
+        value: v,
+    };
+    Ok(
+        match pb::BreakerKind::try_from(v).map_err(|_| unknown.clone())? {
+            pb::BreakerKind::Oracle => BreakerKind::Oracle,
+            pb::BreakerKind::Exploit => BreakerKind::Exploit,
+            pb::BreakerKind::ChainHalt => BreakerKind::ChainHalt,
+            pb::BreakerKind::Contagion => BreakerKind::Contagion,
+            pb::BreakerKind::Depeg => BreakerKind::Depeg,
+            pb::BreakerKind::Operator => BreakerKind::Operator,
+            pb::BreakerKind::Unspecified => return Err(unknown),
+        },
+    )
+}
+
+pub fn effect_status_to_pb(s: EffectStatus) -> pb::EffectStatus {
+    match s {
+        EffectStatus::Pending => pb::EffectStatus::Pending,
+        EffectStatus::Executed => pb::EffectStatus::Executed,
+        EffectStatus::Lifted => pb::EffectStatus::Lifted,
+    }
+}
+
+pub fn effect_status_from_pb(v: i32) -> Result<EffectStatus, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "effect status",
+        value: v,
+    };
+    Ok(
+        match pb::EffectStatus::try_from(v).map_err(|_| unknown.clone())? {
+            pb::EffectStatus::Pending => EffectStatus::Pending,
+            pb::EffectStatus::Executed => EffectStatus::Executed,
+            pb::EffectStatus::Lifted => EffectStatus::Lifted,
+            pb::EffectStatus::Unspecified => return Err(unknown),
+        },
+    )
+}
+
 pub fn event_kind_to_pb(k: EventKind) -> pb::EventKind {
     match k {
         EventKind::Incident => pb::EventKind::Incident,
@@ -155,6 +207,7 @@ pub fn status_to_pb(s: NodeStatus) -> pb::NodeStatus {
         incidents_open: s.counts.incidents_open,
         incidents_total: s.counts.incidents_total,
         signals_active: s.counts.signals_active,
+        breakers_active: s.counts.breakers_active,
     }
 }
 
@@ -180,6 +233,7 @@ pub fn status_from_pb(s: pb::NodeStatus) -> NodeStatus {
             incidents_open: s.incidents_open,
             incidents_total: s.incidents_total,
             signals_active: s.signals_active,
+            breakers_active: s.breakers_active,
         },
     }
 }
@@ -270,6 +324,7 @@ pub fn member_to_pb(m: MemberView) -> pb::Member {
         gap: m.gap,
         cap: m.cap,
         deductible: m.deductible,
+        breakers: m.breakers,
     }
 }
 
@@ -285,6 +340,7 @@ pub fn member_from_pb(m: pb::Member) -> MemberView {
         gap: m.gap,
         cap: m.cap,
         deductible: m.deductible,
+        breakers: m.breakers,
     }
 }
 
@@ -398,6 +454,62 @@ pub fn signal_from_pb(s: pb::Signal) -> Result<SignalView, UnknownEnum> {
         last_seen_ms: s.last_seen_ms,
         expires_ms: s.expires_ms,
         cleared: s.cleared,
+    })
+}
+
+pub fn breaker_to_pb(b: BreakerView) -> pb::Breaker {
+    pb::Breaker {
+        id: b.id,
+        kind: breaker_kind_to_pb(b.kind).into(),
+        subject: b.subject,
+        cause: b.cause,
+        tripped_ms: b.tripped_ms,
+        expires_ms: b.expires_ms,
+        members_blocked: b.members_blocked,
+        chains_quarantined: b.chains_quarantined,
+        effects: b
+            .effects
+            .into_iter()
+            .map(|e| pb::BreakerEffect {
+                chain_id: e.chain_id,
+                action: e.action,
+                subject: e.subject,
+                level: e.level,
+                status: effect_status_to_pb(e.status).into(),
+                tx_hash: e.tx_hash,
+            })
+            .collect(),
+        active: b.active,
+        lifted_by: b.lifted_by,
+    }
+}
+
+pub fn breaker_from_pb(b: pb::Breaker) -> Result<BreakerView, UnknownEnum> {
+    Ok(BreakerView {
+        id: b.id,
+        kind: breaker_kind_from_pb(b.kind)?,
+        subject: b.subject,
+        cause: b.cause,
+        tripped_ms: b.tripped_ms,
+        expires_ms: b.expires_ms,
+        members_blocked: b.members_blocked,
+        chains_quarantined: b.chains_quarantined,
+        effects: b
+            .effects
+            .into_iter()
+            .map(|e| {
+                Ok(BreakerEffectView {
+                    status: effect_status_from_pb(e.status)?,
+                    chain_id: e.chain_id,
+                    action: e.action,
+                    subject: e.subject,
+                    level: e.level,
+                    tx_hash: e.tx_hash,
+                })
+            })
+            .collect::<Result<_, UnknownEnum>>()?,
+        active: b.active,
+        lifted_by: b.lifted_by,
     })
 }
 

@@ -2,9 +2,9 @@
 //! client and the Prometheus metrics endpoint.
 //!
 //! The node's runtime owns an [`ApiState`] and keeps it current (identity, peers, chains,
-//! members, incidents, signals, readiness) and publishes [`NodeEvent`]s on it; it also
-//! receives validated [`AdminCommand`]s from the bounded admin queue ([`admin::channel`])
-//! and answers each once. [`serve`] runs the gRPC server (with the standard health service
+//! members, incidents, signals, circuit breakers, readiness) and publishes [`NodeEvent`]s
+//! on it; it also receives validated [`AdminCommand`]s from the bounded admin queue
+//! ([`admin::channel`]) and answers each once. [`serve`] runs the gRPC server (with the standard health service
 //! and server reflection) over that state; it never changes the state itself.
 //! [`Metrics`] and [`serve_metrics`] expose Prometheus metrics over HTTP. The [`client`]
 //! module is what the CLI uses to query a node and print the answers.
@@ -30,9 +30,10 @@ pub use admin::{AdminCommand, AdminError, AdminReply, AdminRequest};
 pub use client::{ClientError, Query};
 pub use metrics::{Metrics, MetricsError, serve_metrics};
 pub use model::{
-    ApiState, AttestationView, ChainView, EventKind, IncidentId, IncidentPhase, IncidentView,
-    LegStatus, LegView, MemberView, Model, NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind,
-    SignalView, StatusCounts, TimelineEntry, VaultView,
+    ApiState, AttestationView, BreakerEffectView, BreakerKind, BreakerView, ChainView,
+    EffectStatus, EventKind, IncidentId, IncidentPhase, IncidentView, LegStatus, LegView,
+    MemberView, Model, NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind, SignalView,
+    StatusCounts, TimelineEntry, VaultView,
 };
 pub use server::{ApiError, serve};
 

@@ -6,9 +6,9 @@
 //! which Prometheus scrapes natively) and 404 on every other path.
 //!
 //! Invariants kept here:
-//! - label values are chain ids, phases, signal kinds and states, and the short reason or
-//!   kind names the runtime passes: callers must pass values from a small fixed set, never
-//!   free text or ids, so the series count stays bounded;
+//! - label values are chain ids, phases, signal and breaker kinds and states, and the
+//!   short reason or kind names the runtime passes: callers must pass values from a small
+//!   fixed set, never free text or ids, so the series count stays bounded;
 //! - the endpoint is read-only and bounded: HTTP/1 only, headers must arrive within
 //!   [`HEADER_TIMEOUT`], request bodies are ignored; on shutdown it stops accepting and
 //!   gives open connections [`SHUTDOWN_GRACE`] to finish.
@@ -32,7 +32,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::model::{IncidentPhase, Model, SignalKind};
+use crate::model::{BreakerKind, IncidentPhase, Model, SignalKind};
 
 /// Histogram buckets for protocol latencies, in seconds: 10 ms … 120 s.
 pub const LATENCY_BUCKETS: [f64; 15] = [
@@ -81,6 +81,18 @@ struct ReasonLabel {
     reason: String,
 }
 
+/// Label `kind`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+/// Label `chain_id`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChainIdLabel {
+    chain_id: String,
+}
+
 /// Labels `kind` and `state`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindStateLabels {
@@ -110,7 +122,8 @@ fn gauge_value(v: u64) -> i64 {
 /// `backstop_chain_confirmed_head{chain}`, `backstop_incidents{phase}`,
 /// `backstop_proposal_to_certificate_seconds`, `backstop_gap_to_closed_seconds`,
 /// `backstop_submissions_total{chain,kind}`, `backstop_submission_failures_total{chain,kind}`,
-/// `backstop_gossip_rejects_total{reason}`, `backstop_signals{kind,state}`.
+/// `backstop_gossip_rejects_total{reason}`, `backstop_signals{kind,state}`,
+/// `backstop_breakers_active{kind}`, `backstop_chain_quarantined{chain_id}`.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -124,6 +137,8 @@ pub struct Metrics {
     submission_failures: Family<ChainKindLabels, Counter>,
     gossip_rejects: Family<ReasonLabel, Counter>,
     signals: Family<KindStateLabels, Gauge>,
+    breakers_active: Family<KindLabel, Gauge>,
+    chain_quarantined: Family<ChainIdLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -133,7 +148,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every metric at zero (phases all present at 0).
+    /// A registry with every metric at zero (phases and breaker kinds all present at 0).
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("backstop");
         let peers_connected = Gauge::default();
@@ -146,6 +161,8 @@ impl Metrics {
         let submission_failures = Family::<ChainKindLabels, Counter>::default();
         let gossip_rejects = Family::<ReasonLabel, Counter>::default();
         let signals = Family::<KindStateLabels, Gauge>::default();
+        let breakers_active = Family::<KindLabel, Gauge>::default();
+        let chain_quarantined = Family::<ChainIdLabel, Gauge>::default();
         registry.register(
             "peers_connected",
             "Consortium peers with an open connection",
@@ -196,6 +213,23 @@ impl Metrics {
             "Signals known to the node by kind and state",
             signals.clone(),
         );
+        registry.register(
+            "breakers_active",
+            "Circuit breakers active (neither lifted nor expired) by kind",
+            breakers_active.clone(),
+        );
+        registry.register(
+            "chain_quarantined",
+            "1 while a chain is quarantined (allocations skip its vault), else 0",
+            chain_quarantined.clone(),
+        );
+        for kind in BreakerKind::ALL {
+            breakers_active
+                .get_or_create(&KindLabel {
+                    kind: kind.as_str().to_owned(),
+                })
+                .set(0);
+        }
         for phase in IncidentPhase::ALL {
             incidents
                 .get_or_create(&PhaseLabel {
@@ -215,6 +249,8 @@ impl Metrics {
             submission_failures,
             gossip_rejects,
             signals,
+            breakers_active,
+            chain_quarantined,
         }
     }
 
@@ -307,8 +343,28 @@ impl Metrics {
             .set(gauge_value(n));
     }
 
+    /// Sets the number of active breakers of `kind`.
+    pub fn set_breakers_active(&self, kind: BreakerKind, n: u64) {
+        self.breakers_active
+            .get_or_create(&KindLabel {
+                kind: kind.as_str().to_owned(),
+            })
+            .set(gauge_value(n));
+    }
+
+    /// Sets whether chain `chain_id` is quarantined.
+    pub fn set_chain_quarantined(&self, chain_id: u64, quarantined: bool) {
+        self.chain_quarantined
+            .get_or_create(&ChainIdLabel {
+                chain_id: chain_id.to_string(),
+            })
+            .set(i64::from(quarantined));
+    }
+
     /// Sets every gauge derivable from the API model: peers connected, chain heads,
-    /// incidents by phase, signals by kind and state (every kind × state, zeros included).
+    /// incidents by phase, signals by kind and state (every kind × state, zeros included),
+    /// active breakers by kind (every kind, zeros included) and, for every chain of the
+    /// model, whether it is quarantined (its view says so or an active breaker lists it).
     pub fn refresh_from(&self, model: &Model) {
         let connected = model.peers.iter().filter(|p| p.connected).count();
         self.set_peers_connected(u64::try_from(connected).unwrap_or(u64::MAX));
@@ -334,6 +390,17 @@ impl Metrics {
                     u64::try_from(n).unwrap_or(u64::MAX),
                 );
             }
+        }
+        for kind in BreakerKind::ALL {
+            let n = model
+                .breakers
+                .iter()
+                .filter(|b| b.active && b.kind == kind)
+                .count();
+            self.set_breakers_active(kind, u64::try_from(n).unwrap_or(u64::MAX));
+        }
+        for chain in &model.chains {
+            self.set_chain_quarantined(chain.chain_id, model.chain_quarantined(chain.chain_id));
         }
     }
 
@@ -455,6 +522,7 @@ mod tests {
         );
         assert!(text.contains("backstop_gossip_rejects_total{reason=\"bad_signature\"} 1"));
         assert!(text.contains("backstop_incidents{phase=\"open\"} 0"));
+        assert!(text.contains("backstop_breakers_active{kind=\"contagion\"} 0"));
         assert!(text.contains("backstop_gap_to_closed_seconds_bucket{le=\"2.5\"} 1"));
         assert!(text.ends_with("# EOF\n"));
     }

@@ -14,10 +14,14 @@
 //!   counted ([`ApiState::events_lost`]) and reported to that subscriber (see
 //!   `server`), never blocking the publisher;
 //! - the ready flag and the model's `ready` field always agree (the health service
-//!   follows the flag).
+//!   follows the flag);
+//! - every member's `breakers` lists exactly the active breakers whose `members_blocked`
+//!   names it (ids compared without regard to case), in the order of [`Model::breakers`]:
+//!   [`ApiState`] derives it after every update, so the runtime only publishes breakers.
 //!
 //! The module also parses the identifiers the API accepts ([`parse_bytes32`],
-//! [`IncidentId`], [`SignalKind`]), with errors that name the offending field.
+//! [`IncidentId`], [`SignalKind`], [`BreakerKind`]), with errors that name the offending
+//! field.
 
 use std::fmt;
 use std::str::FromStr;
@@ -71,6 +75,11 @@ pub enum FieldError {
         "signal kind: unknown {0:?} (known: oracle_deviation, oracle_stale, abnormal_outflow, depeg, chain_halt, operator)"
     )]
     UnknownKind(String),
+    /// Not a known breaker kind.
+    #[error(
+        "breaker kind: unknown {0:?} (known: oracle, exploit, chain_halt, contagion, depeg, operator)"
+    )]
+    UnknownBreakerKind(String),
 }
 
 /// Shortens `s` for an error message.
@@ -216,6 +225,8 @@ pub struct StatusCounts {
     pub incidents_total: u32,
     /// Signals not cleared.
     pub signals_active: u32,
+    /// Breakers active (neither lifted nor expired).
+    pub breakers_active: u32,
 }
 
 /// What `GetStatus` answers: identity, readiness, uptime and counts.
@@ -315,6 +326,9 @@ pub struct MemberView {
     pub cap: String,
     /// Deductible it always bears (decimal).
     pub deductible: String,
+    /// Ids of the active breakers blocking it (derived by [`ApiState`] from
+    /// [`Model::breakers`]; whatever the runtime writes here is replaced).
+    pub breakers: Vec<String>,
 }
 
 /// Where an incident stands in the draw protocol.
@@ -557,6 +571,160 @@ pub struct SignalView {
     pub cleared: bool,
 }
 
+/// What tripped a circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerKind {
+    /// An oracle deviates from its reference or is stale.
+    Oracle,
+    /// Abnormal outflow from a member's contracts (exploit suspected).
+    Exploit,
+    /// A chain stopped producing heads.
+    ChainHalt,
+    /// Several members of one chain in trouble at once.
+    Contagion,
+    /// The pool token lost its peg.
+    Depeg,
+    /// Raised by an operator.
+    Operator,
+}
+
+impl BreakerKind {
+    /// Every kind, in wire order.
+    pub const ALL: [BreakerKind; 6] = [
+        Self::Oracle,
+        Self::Exploit,
+        Self::ChainHalt,
+        Self::Contagion,
+        Self::Depeg,
+        Self::Operator,
+    ];
+
+    /// Snake-case name (`oracle`, `chain_halt`, …), as in breaker ids, JSON, the CLI and
+    /// metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oracle => "oracle",
+            Self::Exploit => "exploit",
+            Self::ChainHalt => "chain_halt",
+            Self::Contagion => "contagion",
+            Self::Depeg => "depeg",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+impl fmt::Display for BreakerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BreakerKind {
+    type Err = FieldError;
+
+    /// Accepts the snake-case name, with `-` for `_`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == norm)
+            .ok_or_else(|| FieldError::UnknownBreakerKind(shorten(s)))
+    }
+}
+
+/// State of one on-chain effect of a breaker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EffectStatus {
+    /// Not executed yet (gathering signatures or in flight).
+    #[default]
+    Pending,
+    /// Executed on chain.
+    Executed,
+    /// Undone on chain (lifted early or expired).
+    Lifted,
+}
+
+impl EffectStatus {
+    /// Upper-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Executed => "EXECUTED",
+            Self::Lifted => "LIFTED",
+        }
+    }
+}
+
+impl fmt::Display for EffectStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One on-chain action a breaker takes on one chain's vault.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BreakerEffectView {
+    /// Chain of the vault acted on.
+    pub chain_id: u64,
+    /// What is done: `freeze member`, `raise alert` or `pause`.
+    pub action: String,
+    /// Subject of the action (`0x` + 64 hex: the member frozen, the alert subject); empty
+    /// for a pause.
+    pub subject: String,
+    /// Alert level for `raise alert`, 0 otherwise.
+    pub level: u32,
+    /// Where it stands.
+    pub status: EffectStatus,
+    /// Transaction that executed it, empty until executed.
+    pub tx_hash: String,
+}
+
+/// A circuit breaker: a confirmed signal turned into protective measures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakerView {
+    /// `<kind>:<subject>`, e.g. `exploit:0x<64 hex>`.
+    pub id: String,
+    /// What tripped it.
+    pub kind: BreakerKind,
+    /// Subject (`0x` + 64 hex): a member id, an oracle id or a chain subject.
+    pub subject: String,
+    /// Why it tripped, human-readable.
+    pub cause: String,
+    /// When it tripped, ms since the Unix epoch.
+    pub tripped_ms: u64,
+    /// When it lapses unless renewed.
+    pub expires_ms: Option<u64>,
+    /// Member ids (`0x` + 64 hex) whose draws this node refuses to attest while it is
+    /// active.
+    pub members_blocked: Vec<String>,
+    /// Chains whose vaults allocations skip while it is active.
+    pub chains_quarantined: Vec<u64>,
+    /// Its on-chain actions.
+    pub effects: Vec<BreakerEffectView>,
+    /// False once lifted or expired (kept for a while for history).
+    pub active: bool,
+    /// How it ended (`lifted on chain <id> (tx …)`, `expired`); empty while active.
+    pub lifted_by: String,
+}
+
+impl BreakerView {
+    /// True when it is active and blocks member `id` (compared without regard to case).
+    pub fn blocks_member(&self, id: &str) -> bool {
+        self.active
+            && self
+                .members_blocked
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(id))
+    }
+
+    /// True when it is active and quarantines chain `chain_id`.
+    pub fn quarantines_chain(&self, chain_id: u64) -> bool {
+        self.active && self.chains_quarantined.contains(&chain_id)
+    }
+}
+
 /// What a node event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -634,6 +802,8 @@ pub struct Model {
     pub incidents: Vec<IncidentView>,
     /// Signals.
     pub signals: Vec<SignalView>,
+    /// Circuit breakers, active and recently ended.
+    pub breakers: Vec<BreakerView>,
 }
 
 impl Model {
@@ -654,6 +824,28 @@ impl Model {
             ),
             incidents_total: count(self.incidents.len()),
             signals_active: count(self.signals.iter().filter(|s| !s.cleared).count()),
+            breakers_active: count(self.breakers.iter().filter(|b| b.active).count()),
+        }
+    }
+
+    /// True when chain `chain_id` is quarantined: its view says so, or an active breaker
+    /// lists it.
+    pub fn chain_quarantined(&self, chain_id: u64) -> bool {
+        self.chains
+            .iter()
+            .any(|c| c.chain_id == chain_id && c.quarantined)
+            || self.breakers.iter().any(|b| b.quarantines_chain(chain_id))
+    }
+
+    /// Sets every member's `breakers` to the ids of the active breakers blocking it.
+    fn derive_member_breakers(&mut self) {
+        let breakers = &self.breakers;
+        for member in &mut self.members {
+            member.breakers = breakers
+                .iter()
+                .filter(|b| b.blocks_member(&member.id))
+                .map(|b| b.id.clone())
+                .collect();
         }
     }
 }
@@ -716,7 +908,8 @@ impl ApiState {
     }
 
     /// Applies `f` to the model under the write lock. `ready` is managed by
-    /// [`ApiState::set_ready`]; a change made to it here is undone.
+    /// [`ApiState::set_ready`]; a change made to it here is undone. Members' `breakers` are
+    /// derived from [`Model::breakers`] afterwards.
     pub fn update<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
         let mut model = self
             .shared
@@ -726,6 +919,7 @@ impl ApiState {
         let ready = model.ready;
         let out = f(&mut model);
         model.ready = ready;
+        model.derive_member_breakers();
         out
     }
 
@@ -831,6 +1025,31 @@ impl ApiState {
                 a.kind == b.kind && a.subject.eq_ignore_ascii_case(&b.subject)
             })
         });
+    }
+
+    /// Replaces the breaker list.
+    pub fn set_breakers(&self, breakers: Vec<BreakerView>) {
+        self.update(|m| m.breakers = breakers);
+    }
+
+    /// Replaces or adds one breaker (by id, case-insensitive).
+    pub fn upsert_breaker(&self, breaker: BreakerView) {
+        self.update(|m| {
+            upsert(&mut m.breakers, breaker, |a, b| {
+                a.id.eq_ignore_ascii_case(&b.id)
+            })
+        });
+    }
+
+    /// The breakers, or only the active ones.
+    pub fn breakers(&self, active_only: bool) -> Vec<BreakerView> {
+        self.read(|m| {
+            m.breakers
+                .iter()
+                .filter(|b| !active_only || b.active)
+                .cloned()
+                .collect()
+        })
     }
 
     /// The status `GetStatus` answers.
@@ -956,6 +1175,91 @@ mod tests {
         assert!(m.ready && api.is_ready());
         api.set_ready(false);
         assert!(!api.status().ready);
+    }
+
+    #[test]
+    fn breaker_kinds_parse_leniently() {
+        assert_eq!(
+            "Chain-Halt".parse::<BreakerKind>().unwrap(),
+            BreakerKind::ChainHalt
+        );
+        for k in BreakerKind::ALL {
+            assert_eq!(k.as_str().parse::<BreakerKind>().unwrap(), k);
+        }
+        let err = "oracle_stale".parse::<BreakerKind>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "breaker kind: unknown \"oracle_stale\" (known: oracle, exploit, chain_halt, contagion, depeg, operator)"
+        );
+    }
+
+    fn breaker(id: &str, blocked: &[&str], chains: &[u64], active: bool) -> BreakerView {
+        BreakerView {
+            id: id.to_owned(),
+            kind: BreakerKind::Operator,
+            subject: String::new(),
+            cause: String::new(),
+            tripped_ms: 0,
+            expires_ms: None,
+            members_blocked: blocked.iter().map(|m| (*m).to_owned()).collect(),
+            chains_quarantined: chains.to_vec(),
+            effects: Vec::new(),
+            active,
+            lifted_by: String::new(),
+        }
+    }
+
+    #[test]
+    fn member_breakers_follow_the_active_breakers() {
+        let api = ApiState::new(NodeInfo::default());
+        let (a, b) = ("0xaa", "0xbb");
+        api.set_members(vec![
+            MemberView {
+                id: a.into(),
+                // Replaced: the model derives it.
+                breakers: vec!["stale".into()],
+                ..MemberView::default()
+            },
+            MemberView {
+                id: b.into(),
+                ..MemberView::default()
+            },
+        ]);
+        assert!(api.snapshot().members.iter().all(|m| m.breakers.is_empty()));
+
+        api.set_breakers(vec![
+            breaker("operator:1", &["0xAA", b], &[5], true),
+            breaker("operator:2", &[b], &[6], false),
+        ]);
+        let m = api.snapshot();
+        assert_eq!(m.members[0].breakers, ["operator:1"]);
+        assert_eq!(m.members[1].breakers, ["operator:1"]);
+        assert_eq!(m.counts().breakers_active, 1);
+        assert!(m.chain_quarantined(5));
+        assert!(
+            !m.chain_quarantined(6),
+            "inactive breakers do not quarantine"
+        );
+
+        // A member added later gets them too; upsert replaces by id, case-insensitively.
+        api.upsert_member(MemberView {
+            id: "0xcc".into(),
+            ..MemberView::default()
+        });
+        api.upsert_breaker(breaker("OPERATOR:2", &["0xcc", b], &[], true));
+        let m = api.snapshot();
+        assert_eq!(m.breakers.len(), 2);
+        assert_eq!(m.members[1].breakers, ["operator:1", "OPERATOR:2"]);
+        assert_eq!(m.members[2].breakers, ["OPERATOR:2"]);
+        assert_eq!(m.counts().breakers_active, 2);
+        assert_eq!(api.breakers(true).len(), 2);
+
+        api.upsert_breaker(breaker("operator:1", &["0xAA", b], &[5], false));
+        let m = api.snapshot();
+        assert!(m.members[0].breakers.is_empty());
+        assert_eq!(api.breakers(true).len(), 1);
+        assert_eq!(api.breakers(false).len(), 2);
+        assert!(!m.chain_quarantined(5));
     }
 
     #[test]

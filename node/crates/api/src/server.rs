@@ -420,6 +420,16 @@ impl Backstop for Service {
         }))
     }
 
+    async fn list_breakers(
+        &self,
+        request: Request<pb::ListBreakersRequest>,
+    ) -> Result<Response<pb::ListBreakersResponse>, Status> {
+        let breakers = self.api.breakers(request.get_ref().active_only);
+        Ok(Response::new(pb::ListBreakersResponse {
+            breakers: breakers.into_iter().map(convert::breaker_to_pb).collect(),
+        }))
+    }
+
     type StreamEventsStream = EventStream;
 
     async fn stream_events(

@@ -14,7 +14,7 @@ use backstop_api::{
     AdminError, AdminRequest, ApiState, EventKind, IncidentPhase, Metrics, NodeEvent, NodeInfo,
     Query, SignalKind, client,
 };
-use common::{TOKEN, channel, filled_state, member_id, start};
+use common::{TOKEN, breaker_ids, channel, contagion_subject, filled_state, member_id, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
@@ -50,6 +50,7 @@ async fn read_calls_return_the_model() {
     assert_eq!(status.members, 2);
     assert_eq!((status.incidents_open, status.incidents_total), (1, 2));
     assert_eq!(status.signals_active, 1);
+    assert_eq!(status.breakers_active, 2);
 
     let peers = c
         .list_peers(pb::ListPeersRequest {})
@@ -128,9 +129,12 @@ async fn read_calls_return_the_model() {
             gap: "250".into(),
             cap: "1000".into(),
             deductible: "10".into(),
+            breakers: vec![breaker_ids()[0].clone(), breaker_ids()[1].clone()],
         }
     );
     assert!(members[1].frozen);
+    // Only active breakers block; the lifted oracle breaker also named member 0x0b.
+    assert_eq!(members[1].breakers, vec![breaker_ids()[1].clone()]);
 
     let incidents = c
         .list_incidents(pb::ListIncidentsRequest { open_only: false })
@@ -195,6 +199,109 @@ async fn read_calls_return_the_model() {
     );
     assert_eq!(signals[1].expires_ms, None);
     assert!(signals[1].cleared);
+
+    let [exploit, contagion, oracle] = breaker_ids();
+    let breakers = c
+        .list_breakers(pb::ListBreakersRequest { active_only: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .breakers;
+    let ids: Vec<&str> = breakers.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, [&exploit, &contagion, &oracle]);
+    assert_eq!(
+        breakers[0],
+        pb::Breaker {
+            id: exploit.clone(),
+            kind: pb::BreakerKind::Exploit.into(),
+            subject: member_id(0x0a),
+            cause: "outflow of 35% within 50 blocks".into(),
+            tripped_ms: 1_767_225_700_000,
+            expires_ms: Some(1_767_247_300_000),
+            members_blocked: vec![member_id(0x0a)],
+            chains_quarantined: Vec::new(),
+            effects: vec![
+                pb::BreakerEffect {
+                    chain_id: 31337,
+                    action: "freeze member".into(),
+                    subject: member_id(0x0a),
+                    level: 0,
+                    status: pb::EffectStatus::Executed.into(),
+                    tx_hash: format!("0x{}", "f1".repeat(32)),
+                },
+                pb::BreakerEffect {
+                    chain_id: 31338,
+                    action: "freeze member".into(),
+                    subject: member_id(0x0a),
+                    level: 0,
+                    status: pb::EffectStatus::Pending.into(),
+                    tx_hash: String::new(),
+                },
+            ],
+            active: true,
+            lifted_by: String::new(),
+        }
+    );
+    assert_eq!(breakers[1].kind(), pb::BreakerKind::Contagion);
+    assert_eq!(breakers[1].subject, contagion_subject());
+    assert_eq!(breakers[1].chains_quarantined, vec![31337]);
+    assert_eq!(breakers[1].expires_ms, None);
+    assert_eq!(breakers[1].effects[0].level, 2);
+    assert_eq!(breakers[1].effects[0].action, "raise alert");
+    assert_eq!(breakers[2].kind(), pb::BreakerKind::Oracle);
+    assert!(!breakers[2].active);
+    assert!(
+        breakers[2]
+            .lifted_by
+            .starts_with("lifted on chain 31338 (tx 0x")
+    );
+    assert_eq!(breakers[2].effects[0].status(), pb::EffectStatus::Lifted);
+    let active = c
+        .list_breakers(pb::ListBreakersRequest { active_only: true })
+        .await
+        .unwrap()
+        .into_inner()
+        .breakers;
+    assert_eq!(active, breakers[..2].to_vec());
+
+    // Lifting a breaker: gone from active_only, from the members it blocked and from the
+    // count.
+    let mut lifted = api.snapshot().breakers[1].clone();
+    lifted.active = false;
+    lifted.lifted_by = "expired".into();
+    api.upsert_breaker(lifted);
+    let active = c
+        .list_breakers(pb::ListBreakersRequest { active_only: true })
+        .await
+        .unwrap()
+        .into_inner()
+        .breakers;
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].id, exploit);
+    let all = c
+        .list_breakers(pb::ListBreakersRequest { active_only: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .breakers;
+    assert_eq!(all.len(), 3, "ended breakers stay listed");
+    assert_eq!(all[1].lifted_by, "expired");
+    let members = c
+        .list_members(pb::ListMembersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(members[0].breakers, vec![exploit.clone()]);
+    assert!(members[1].breakers.is_empty());
+    let status = c
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(status.breakers_active, 1);
 
     // Updates are visible to the next call.
     api.update(|m| m.chains[0].head_number = 121);
@@ -798,6 +905,33 @@ async fn metrics_endpoint_serves_the_registry() {
         "backstop_signals{kind=\"oracle_stale\",state=\"confirmed\"} 1",
         "backstop_signals{kind=\"operator\",state=\"cleared\"} 1",
         "backstop_signals{kind=\"depeg\",state=\"raised\"} 0",
+        "backstop_breakers_active{kind=\"exploit\"} 1",
+        "backstop_breakers_active{kind=\"contagion\"} 1",
+        "backstop_breakers_active{kind=\"oracle\"} 0",
+        "backstop_breakers_active{kind=\"depeg\"} 0",
+        "backstop_breakers_active{kind=\"chain_halt\"} 0",
+        "backstop_breakers_active{kind=\"operator\"} 0",
+        // 31337 through the active contagion breaker, 31338 through its own flag.
+        "backstop_chain_quarantined{chain_id=\"31337\"} 1",
+        "backstop_chain_quarantined{chain_id=\"31338\"} 1",
+    ] {
+        assert!(body.contains(needle), "missing {needle:?} in\n{body}");
+    }
+
+    // The contagion breaker lifted, chain 31338 no longer flagged (only the lifted oracle
+    // breaker lists it): both chains at 0, the contagion count back to 0.
+    let api = filled_state();
+    api.update(|m| {
+        m.breakers[1].active = false;
+        m.chains[1].quarantined = false;
+    });
+    metrics.refresh_from(&api.snapshot());
+    let (_, body) = http_get(addr, "/metrics").await;
+    for needle in [
+        "backstop_breakers_active{kind=\"exploit\"} 1",
+        "backstop_breakers_active{kind=\"contagion\"} 0",
+        "backstop_chain_quarantined{chain_id=\"31337\"} 0",
+        "backstop_chain_quarantined{chain_id=\"31338\"} 0",
     ] {
         assert!(body.contains(needle), "missing {needle:?} in\n{body}");
     }
@@ -870,6 +1004,70 @@ async fn cli_client_renders_tables_and_json() {
     assert!(signals.contains("oracle_stale"), "{signals}");
     assert!(signals.contains("alpha,beta"), "{signals}");
 
+    assert!(status.contains("breakers    2 active\n"), "{status}");
+    let [exploit, contagion, oracle] = breaker_ids();
+    let breakers = client::query(&url, &Query::Breakers { active_only: false }, false)
+        .await
+        .unwrap();
+    let lines: Vec<&str> = breakers.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].ends_with("CAUSE"),
+        "{breakers}"
+    );
+    for column in [
+        "KIND",
+        "ACTIVE",
+        "MEMBERS BLOCKED",
+        "EFFECTS DONE",
+        "ENDED BY",
+    ] {
+        assert!(lines[0].contains(column), "{breakers}");
+    }
+    let row = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no row {id} in\n{breakers}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row(&exploit)[1..4],
+        ["exploit", "yes", "2026-01-01T00:01:40Z"]
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&exploit)
+            && l.contains("  1/2  ")
+            && l.ends_with("outflow of 35% within 50 blocks")),
+        "{breakers}"
+    );
+    assert_eq!(row(&contagion)[1..3], ["contagion", "yes"]);
+    assert_eq!(row(&oracle)[1..3], ["oracle", "no"]);
+    assert!(
+        breakers.contains("lifted on chain 31338 (tx 0x"),
+        "{breakers}"
+    );
+    assert!(
+        breakers.contains(&format!("\neffects of {exploit}\nCHAIN  ACTION")),
+        "{breakers}"
+    );
+    assert!(
+        breakers.contains(&format!(
+            "31338  freeze member  {}  0      PENDING   -\n",
+            member_id(0x0a)
+        )),
+        "{breakers}"
+    );
+    assert!(breakers.contains("LIFTED"), "{breakers}");
+    let active = client::query(&url, &Query::Breakers { active_only: true }, false)
+        .await
+        .unwrap();
+    assert!(
+        active.contains(&exploit) && active.contains(&contagion),
+        "{active}"
+    );
+    assert!(!active.contains(&oracle), "{active}");
+
     // JSON: valid, and equal to the model's serde form.
     let model = api.snapshot();
     let json = |q: Query| {
@@ -895,10 +1093,22 @@ async fn cli_client_renders_tables_and_json() {
         json(Query::Signals).await,
         serde_json::to_value(&model.signals).unwrap()
     );
+    let breakers = json(Query::Breakers { active_only: false }).await;
+    assert_eq!(breakers, serde_json::to_value(&model.breakers).unwrap());
+    assert_eq!(breakers[0]["kind"], "exploit");
+    assert_eq!(breakers[0]["effects"][0]["status"], "EXECUTED");
+    assert_eq!(breakers[1]["expires_ms"], serde_json::Value::Null);
+    let active = json(Query::Breakers { active_only: true }).await;
+    assert_eq!(active, serde_json::to_value(&model.breakers[..2]).unwrap());
+    assert_eq!(
+        json(Query::Members).await[1]["breakers"],
+        serde_json::json!([contagion])
+    );
     let status = json(Query::Status).await;
     assert_eq!(status["node_name"], "alpha");
     assert_eq!(status["ready"], true);
     assert_eq!(status["incidents_open"], 1);
+    assert_eq!(status["breakers_active"], 2);
     let incidents = json(Query::Incidents).await;
     assert_eq!(incidents[1]["id"], format!("{}:1", member_id(0x0a)));
     assert_eq!(incidents[0]["phase"], "CLOSED");

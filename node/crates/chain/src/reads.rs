@@ -233,6 +233,25 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// `decimals()` of an AggregatorV3 oracle.
+    pub async fn oracle_decimals(
+        &self,
+        block: &PinnedBlock,
+        oracle: Address,
+    ) -> Result<u8, ReadError> {
+        let id = self.check(block)?;
+        Ok(self
+            .pool
+            .call("decimals", |p| async move {
+                Ok(MockOracle::new(oracle, p)
+                    .decimals()
+                    .block(id)
+                    .call()
+                    .await?)
+            })
+            .await?)
+    }
+
     /// A member's record on a vault; `None` when the vault does not know it.
     pub async fn member(
         &self,

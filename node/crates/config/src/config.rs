@@ -8,7 +8,10 @@
 //! - `node.name` is one of the consortium's nodes (`me()`), and [`Config::load_keys`] refuses an
 //!   identity key other than that node's, or a signer key other than its guardian's;
 //! - chain ids and names, member ids and names are unique; every member's home chain is
-//!   configured; relative paths are already resolved against the config file's directory.
+//!   configured; relative paths are already resolved against the config file's directory;
+//! - oracle names and `(chain_id, address)` pairs are unique, every oracle's chain is
+//!   configured, an asset has at most one reference oracle, and a member's `oracle` is the
+//!   address of an oracle on the member's home chain.
 
 use crate::error::ConfigError;
 use crate::keys::{self, KeyError};
@@ -34,6 +37,8 @@ pub const MAX_NODES: usize = 255;
 pub const MAX_CHAINS: usize = 32;
 /// Most `[[members]]`.
 pub const MAX_MEMBERS: usize = 1024;
+/// Most `[[oracles]]`.
+pub const MAX_ORACLES: usize = 256;
 /// Most RPC URLs of one chain.
 pub const MAX_RPC_URLS: usize = 8;
 /// Most multiaddrs in one list (`network.listen`, `network.external`, a node's `addresses`).
@@ -73,6 +78,10 @@ pub mod defaults {
     pub const SIGNAL_WINDOW_SECS: u64 = 300;
     /// `detectors.signal_expiry_secs`.
     pub const SIGNAL_EXPIRY_SECS: u64 = 3_600;
+    /// `detectors.contagion_members`.
+    pub const CONTAGION_MEMBERS: u64 = 2;
+    /// `detectors.signal_interval_secs`.
+    pub const SIGNAL_INTERVAL_SECS: u64 = 10;
     /// `agreement.dust`.
     pub const DUST: u64 = 0;
     /// `agreement.attempt_timeout_ms`.
@@ -193,6 +202,9 @@ pub struct ChainEntry {
     pub request_timeout_ms: u64,
     /// Key sending this chain's transactions, if not the node's signer.
     pub signer_key: Option<SecretSource>,
+    /// AggregatorV3 feed pricing this chain's pool token in its peg (1.0 = 10^decimals),
+    /// read by the depeg detector; none: the pool token's peg is not watched here.
+    pub pool_token_oracle: Option<Address>,
 }
 
 impl ChainEntry {
@@ -226,12 +238,31 @@ pub struct MemberEntry {
     pub home_chain_id: u64,
     /// The member contract exposing `solvency()` on the home chain.
     pub solvency_contract: Address,
-    /// Its price oracle (AggregatorV3), if any.
+    /// Its price oracle (AggregatorV3), if any: the address of an [`OracleSection`] on its
+    /// home chain.
     pub oracle: Option<Address>,
     /// This node's cap per incident, pool-token units, if any.
     pub incident_cap: Option<U256>,
     /// Free text for operators.
     pub notes: Option<String>,
+}
+
+/// One `[[oracles]]`: a price feed the oracle detector watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OracleSection {
+    /// Its name.
+    pub name: String,
+    /// The chain it is deployed on (configured in `[[chains]]`).
+    pub chain_id: u64,
+    /// Its address (AggregatorV3).
+    pub address: Address,
+    /// What it prices; the oracles of one asset are compared with one another.
+    pub asset: String,
+    /// The asset's reference: the asset's other oracles are compared with it (at most one
+    /// per asset). An asset without one compares each oracle with the median of the
+    /// asset's oracles (itself included).
+    pub reference: bool,
 }
 
 /// `[detectors]`.
@@ -254,6 +285,11 @@ pub struct DetectorsSection {
     pub signal_window_secs: u64,
     /// A confirmed signal not asserted again for this long stops acting, s.
     pub signal_expiry_secs: u64,
+    /// Members of one chain in trouble within `signal_window_secs` that quarantine the
+    /// chain (2 to 1024).
+    pub contagion_members: usize,
+    /// While a condition holds, a detector re-asserts its signal this often, s.
+    pub signal_interval_secs: u64,
 }
 
 /// `[agreement]`.
@@ -291,6 +327,7 @@ pub struct Config {
     pub(crate) me: NodeIndex,
     pub(crate) chains: Vec<ChainEntry>,
     pub(crate) members: Vec<MemberEntry>,
+    pub(crate) oracles: Vec<OracleSection>,
     pub(crate) detectors: DetectorsSection,
     pub(crate) agreement: AgreementSection,
 }
@@ -493,6 +530,33 @@ impl Config {
         self.members
             .iter()
             .filter(move |m| m.home_chain_id == chain_id)
+    }
+
+    /// `[[oracles]]`, in file order.
+    pub fn oracles(&self) -> &[OracleSection] {
+        &self.oracles
+    }
+
+    /// The oracle with this name.
+    pub fn oracle_by_name(&self, name: &str) -> Option<&OracleSection> {
+        self.oracles.iter().find(|o| o.name == name)
+    }
+
+    /// The oracle at `address` on chain `chain_id`.
+    pub fn oracle_at(&self, chain_id: u64, address: &Address) -> Option<&OracleSection> {
+        self.oracles
+            .iter()
+            .find(|o| o.chain_id == chain_id && o.address == *address)
+    }
+
+    /// The oracles of `asset`, in file order.
+    pub fn oracles_of_asset(&self, asset: &str) -> impl Iterator<Item = &OracleSection> {
+        self.oracles.iter().filter(move |o| o.asset == asset)
+    }
+
+    /// The reference oracle of `asset`, if it has one.
+    pub fn reference_oracle(&self, asset: &str) -> Option<&OracleSection> {
+        self.oracles_of_asset(asset).find(|o| o.reference)
     }
 
     /// `[detectors]`.

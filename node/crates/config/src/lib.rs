@@ -23,9 +23,9 @@ mod value;
 
 pub use config::{
     AdminToken, AgreementSection, ApiSection, ChainEntry, Config, ConsortiumNode, DetectorsSection,
-    LogFormat, MAX_ADDRS, MAX_CHAINS, MAX_CONFIG_BYTES, MAX_MEMBERS, MAX_NODES, MAX_RPC_URLS,
-    MAX_TOKEN_BYTES, MIN_TOKEN_CHARS, MemberEntry, MetricsSection, NetworkSection, NodeIndex,
-    NodeKeys, NodeSection, SecretSource, defaults,
+    LogFormat, MAX_ADDRS, MAX_CHAINS, MAX_CONFIG_BYTES, MAX_MEMBERS, MAX_NODES, MAX_ORACLES,
+    MAX_RPC_URLS, MAX_TOKEN_BYTES, MIN_TOKEN_CHARS, MemberEntry, MetricsSection, NetworkSection,
+    NodeIndex, NodeKeys, NodeSection, OracleSection, SecretSource, defaults,
 };
 pub use error::ConfigError;
 pub use keys::KeyError;

@@ -30,6 +30,8 @@ pub(crate) struct RawFile {
     #[serde(default)]
     pub members: Vec<RawMember>,
     #[serde(default)]
+    pub oracles: Vec<RawOracle>,
+    #[serde(default)]
     pub detectors: RawDetectors,
     #[serde(default)]
     pub agreement: RawAgreement,
@@ -121,6 +123,7 @@ pub(crate) struct RawChain {
     pub signer_key_env: Option<Parsed<EnvName>>,
     /// Refused: secrets never go inline.
     pub signer_key: Option<IgnoredAny>,
+    pub pool_token_oracle: Option<Parsed<Address>>,
 }
 
 fn default_confirmations() -> u64 {
@@ -146,6 +149,18 @@ pub(crate) struct RawMember {
     pub notes: Option<String>,
 }
 
+/// `[[oracles]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOracle {
+    pub name: Parsed<Name>,
+    pub chain_id: u64,
+    pub address: Parsed<Address>,
+    pub asset: Parsed<Name>,
+    #[serde(default)]
+    pub reference: bool,
+}
+
 /// `[detectors]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -158,6 +173,8 @@ pub(crate) struct RawDetectors {
     pub chain_halt_secs: u64,
     pub signal_window_secs: u64,
     pub signal_expiry_secs: u64,
+    pub contagion_members: u64,
+    pub signal_interval_secs: u64,
 }
 
 impl Default for RawDetectors {
@@ -172,6 +189,8 @@ impl Default for RawDetectors {
             chain_halt_secs: d::CHAIN_HALT_SECS,
             signal_window_secs: d::SIGNAL_WINDOW_SECS,
             signal_expiry_secs: d::SIGNAL_EXPIRY_SECS,
+            contagion_members: d::CONTAGION_MEMBERS,
+            signal_interval_secs: d::SIGNAL_INTERVAL_SECS,
         }
     }
 }

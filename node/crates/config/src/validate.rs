@@ -7,11 +7,11 @@
 
 use crate::config::{
     AgreementSection, ApiSection, ChainEntry, Config, ConsortiumNode, DetectorsSection, MAX_ADDRS,
-    MAX_CHAINS, MAX_MEMBERS, MAX_NODES, MAX_RPC_URLS, MetricsSection, NetworkSection, NodeIndex,
-    NodeSection, SecretSource,
+    MAX_CHAINS, MAX_MEMBERS, MAX_NODES, MAX_ORACLES, MAX_RPC_URLS, MetricsSection, NetworkSection,
+    NodeIndex, NodeSection, OracleSection, SecretSource,
 };
 use crate::error::ConfigError;
-use crate::raw::{RawChain, RawConsortium, RawFile, RawMember, RawNode};
+use crate::raw::{RawChain, RawConsortium, RawFile, RawMember, RawNode, RawOracle};
 use crate::value::{EnvName, FilePath, Parsed, ed25519_of_peer, peer_id_of};
 use multiaddr::Protocol;
 use std::collections::HashMap;
@@ -233,7 +233,8 @@ pub(crate) fn validate(raw: RawFile, file: &str, base: &Path) -> Result<Config, 
 
     let detectors = detectors(&ctx, raw.detectors)?;
     let chains = chains(&ctx, raw.chains, detectors.chain_halt_secs)?;
-    let members = members(&ctx, raw.members, &chains)?;
+    let oracles = oracles(&ctx, raw.oracles, &chains)?;
+    let members = members(&ctx, raw.members, &chains, &oracles)?;
     let agreement = agreement(&ctx, raw.agreement)?;
 
     for chain in &chains {
@@ -259,6 +260,7 @@ pub(crate) fn validate(raw: RawFile, file: &str, base: &Path) -> Result<Config, 
         me: me as NodeIndex,
         chains,
         members,
+        oracles,
         detectors,
         agreement,
     })
@@ -485,7 +487,88 @@ fn chains(
             halt_after_secs,
             request_timeout_ms: c.request_timeout_ms,
             signer_key,
+            pool_token_oracle: c.pool_token_oracle.map(|o| o.0),
         });
+    }
+    Ok(out)
+}
+
+/// Refuses `chain_id` at `path` unless a `[[chains]]` entry has it.
+fn configured_chain(
+    ctx: &Ctx<'_>,
+    path: String,
+    chain_id: u64,
+    chains: &[ChainEntry],
+) -> Result<(), ConfigError> {
+    if chains.iter().any(|c| c.chain_id == chain_id) {
+        return Ok(());
+    }
+    let known: Vec<String> = chains.iter().map(|c| c.chain_id.to_string()).collect();
+    Err(ctx.err(
+        path,
+        format!(
+            "chain {chain_id} is not configured in [[chains]] (configured: {})",
+            known.join(", ")
+        ),
+    ))
+}
+
+fn oracles(
+    ctx: &Ctx<'_>,
+    raw: Vec<RawOracle>,
+    chains: &[ChainEntry],
+) -> Result<Vec<OracleSection>, ConfigError> {
+    ctx.count("oracles", raw.len(), 0, MAX_ORACLES, "oracles")?;
+    let mut names = HashMap::new();
+    let mut places = HashMap::new();
+    let mut references = HashMap::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, o) in raw.into_iter().enumerate() {
+        let at = format!("oracles[{i}]");
+        let name = o.name.0.0;
+        unique(ctx, &mut names, name.clone(), format!("{at}.name"), || {
+            format!("oracle name {name:?}")
+        })?;
+        let chain_id = o.chain_id;
+        configured_chain(ctx, format!("{at}.chain_id"), chain_id, chains)?;
+        let address = o.address.0;
+        unique(
+            ctx,
+            &mut places,
+            (chain_id, address),
+            format!("{at}.address"),
+            || format!("oracle {address} on chain {chain_id}"),
+        )?;
+        let asset = o.asset.0.0;
+        if o.reference {
+            unique(
+                ctx,
+                &mut references,
+                asset.clone(),
+                format!("{at}.reference"),
+                || format!("reference oracle of asset {asset:?}: an asset has at most one"),
+            )?;
+        }
+        out.push(OracleSection {
+            name,
+            chain_id,
+            address,
+            asset,
+            reference: o.reference,
+        });
+    }
+    for (i, o) in out.iter().enumerate() {
+        let comparable = out
+            .iter()
+            .any(|other| other.asset == o.asset && other.name != o.name);
+        if !comparable {
+            tracing::warn!(
+                file = ctx.file,
+                oracle = %o.name,
+                asset = %o.asset,
+                "oracles[{i}] has nothing to be compared with (no other oracle of its asset): its deviation is not checked"
+            );
+        }
     }
     Ok(out)
 }
@@ -494,6 +577,7 @@ fn members(
     ctx: &Ctx<'_>,
     raw: Vec<RawMember>,
     chains: &[ChainEntry],
+    oracles: &[OracleSection],
 ) -> Result<Vec<crate::config::MemberEntry>, ConfigError> {
     ctx.count("members", raw.len(), 0, MAX_MEMBERS, "members")?;
     let mut ids = HashMap::new();
@@ -510,15 +594,31 @@ fn members(
             format!("member id {id}")
         })?;
         let home = m.home_chain_id;
-        if !chains.iter().any(|c| c.chain_id == home) {
-            let known: Vec<String> = chains.iter().map(|c| c.chain_id.to_string()).collect();
-            return Err(ctx.err(
-                format!("{at}.home_chain_id"),
-                format!(
-                    "chain {home} is not configured in [[chains]] (configured: {})",
-                    known.join(", ")
-                ),
-            ));
+        configured_chain(ctx, format!("{at}.home_chain_id"), home, chains)?;
+        if let Some(oracle) = &m.oracle {
+            let address = oracle.0;
+            let on_home = oracles
+                .iter()
+                .any(|o| o.chain_id == home && o.address == address);
+            if !on_home {
+                let elsewhere: Vec<String> = oracles
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.address == address)
+                    .map(|(j, o)| format!("oracles[{j}] on chain {}", o.chain_id))
+                    .collect();
+                let reason = if elsewhere.is_empty() {
+                    format!(
+                        "{address} is not the address of any [[oracles]] entry; add one with chain_id = {home} (the member's home_chain_id)"
+                    )
+                } else {
+                    format!(
+                        "{address} is {}, not on the member's home chain {home}",
+                        elsewhere.join(" and ")
+                    )
+                };
+                return Err(ctx.err(format!("{at}.oracle"), reason));
+            }
         }
         if let Some(notes) = &m.notes
             && notes.chars().count() > 1024
@@ -559,6 +659,9 @@ fn detectors(ctx: &Ctx<'_>, d: crate::raw::RawDetectors) -> Result<DetectorsSect
         chain_halt_secs: d.chain_halt_secs,
         signal_window_secs: d.signal_window_secs,
         signal_expiry_secs: d.signal_expiry_secs,
+        // Checked to be at most 1024 below.
+        contagion_members: d.contagion_members as usize,
+        signal_interval_secs: d.signal_interval_secs,
     };
     ctx.range(
         "detectors.oracle_max_staleness_secs",
@@ -595,6 +698,28 @@ fn detectors(ctx: &Ctx<'_>, d: crate::raw::RawDetectors) -> Result<DetectorsSect
         30 * DAY,
         " s",
     )?;
+    ctx.range(
+        "detectors.contagion_members",
+        d.contagion_members,
+        2,
+        1024,
+        " members",
+    )?;
+    ctx.range(
+        "detectors.signal_interval_secs",
+        out.signal_interval_secs,
+        1,
+        3_600,
+        " s",
+    )?;
+    if out.signal_interval_secs >= out.signal_window_secs {
+        tracing::warn!(
+            file = ctx.file,
+            signal_interval_secs = out.signal_interval_secs,
+            signal_window_secs = out.signal_window_secs,
+            "detectors.signal_interval_secs is not shorter than signal_window_secs: a held condition's assertions may fall outside the confirmation window"
+        );
+    }
     Ok(out)
 }
 

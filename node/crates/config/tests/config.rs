@@ -172,6 +172,27 @@ fn example_parses() {
     assert_eq!(c.member(&perp.id).unwrap().name, "perpdex");
     assert_eq!(c.agreement().dust.to_string(), "1000000");
     assert_eq!(c.detectors().depeg_bps, 200);
+    assert_eq!(c.detectors().contagion_members, 2);
+    assert_eq!(c.detectors().signal_interval_secs, 10);
+
+    assert_eq!(
+        c.chain(1).unwrap().pool_token_oracle.unwrap().to_string(),
+        "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707"
+    );
+    assert_eq!(arb.pool_token_oracle, None);
+    assert_eq!(c.oracles().len(), 4);
+    let eth = c.oracle_by_name("eth-usd-ethereum").unwrap();
+    assert_eq!(
+        (eth.chain_id, eth.asset.as_str(), eth.reference),
+        (1, "ETH-USD", true)
+    );
+    assert_eq!(c.reference_oracle("ETH-USD"), Some(eth));
+    assert_eq!(c.reference_oracle("USDC-USD"), None);
+    assert_eq!(c.oracles_of_asset("USDC-USD").count(), 2);
+    let perp_oracle = c.oracle_at(42161, &perp.oracle.unwrap()).unwrap();
+    assert_eq!(perp_oracle.name, "eth-usd-arbitrum");
+    assert!(!perp_oracle.reference, "reference defaults to false");
+    assert_eq!(c.oracle_at(1, &perp.oracle.unwrap()), None);
 }
 
 #[test]
@@ -186,6 +207,10 @@ fn readme_example_parses() {
     assert_eq!(c.agreement().attempt_timeout_ms, 4000);
     assert_eq!(c.node().log_filter, "info");
     assert!(c.metrics().is_none());
+    assert!(c.oracles().is_empty());
+    assert_eq!(c.chains()[0].pool_token_oracle, None);
+    assert_eq!(c.detectors().contagion_members, 2);
+    assert_eq!(c.detectors().signal_interval_secs, 10);
 }
 
 #[test]
@@ -304,7 +329,11 @@ fn bad_url_is_refused() {
 
 #[test]
 fn duplicate_chain_id_is_refused() {
-    let e = refuse(&edit(EXAMPLE, "\nchain_id = 42161", "\nchain_id = 1"));
+    let e = refuse(&edit(
+        EXAMPLE,
+        "\nchain_id = 42161\nname = \"arbitrum\"",
+        "\nchain_id = 1\nname = \"arbitrum\"",
+    ));
     assert_refused(
         &e,
         "chains[1].chain_id",
@@ -332,6 +361,206 @@ fn member_on_unknown_chain_is_refused() {
         "id = \"0x7065727064657800000000000000000000000000000000000000000000000001\"",
     ));
     assert_refused(&e, "members[1].id", "duplicate member id");
+}
+
+/// The first `[[oracles]]` entry of the example, as written.
+const ETH_ORACLE: &str = "name = \"eth-usd-ethereum\"\nchain_id = 1\naddress = \"0x0165878A594ca255338adfa4d48449f69242Eb8F\"\nasset = \"ETH-USD\"\nreference = true";
+
+#[test]
+fn oracle_rules() {
+    assert!(
+        EXAMPLE.contains(ETH_ORACLE),
+        "the example's first oracle changed"
+    );
+    let oracle = |fields: &str| edit(EXAMPLE, ETH_ORACLE, fields);
+
+    let e = refuse(&oracle(
+        "name = \"eth-usd-ethereum\"\nchain_id = 10\naddress = \"0x0165878A594ca255338adfa4d48449f69242Eb8F\"\nasset = \"ETH-USD\"",
+    ));
+    assert_refused(
+        &e,
+        "oracles[0].chain_id",
+        "chain 10 is not configured in [[chains]] (configured: 1, 42161)",
+    );
+
+    let e = refuse(&oracle(
+        "name = \"usdc-usd-arbitrum\"\nchain_id = 1\naddress = \"0x0165878A594ca255338adfa4d48449f69242Eb8F\"\nasset = \"ETH-USD\"",
+    ));
+    assert_refused(
+        &e,
+        "oracles[3].name",
+        "duplicate oracle name \"usdc-usd-arbitrum\" (also at oracles[0].name)",
+    );
+
+    // The same address on the same chain twice; on another chain it is fine.
+    let e = refuse(&oracle(
+        "name = \"eth-usd-ethereum\"\nchain_id = 1\naddress = \"0xa513E6E4b8f2a923D98304ec87F64353C4D5C853\"\nasset = \"ETH-USD\"",
+    ));
+    assert_refused(
+        &e,
+        "oracles[2].address",
+        "duplicate oracle 0xa513E6E4b8f2a923D98304ec87F64353C4D5C853 on chain 1 (also at oracles[0].address)",
+    );
+    let c = Config::from_str(
+        &oracle(
+            "name = \"eth-usd-ethereum\"\nchain_id = 1\naddress = \"0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6\"\nasset = \"ETH-USD\"",
+        ),
+        "node.toml",
+    )
+    .unwrap();
+    assert_eq!(c.reference_oracle("ETH-USD"), None);
+
+    // Two references for one asset; one per asset is fine.
+    let usdc_ethereum = "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853\"\nasset = \"USDC-USD\"";
+    let e = refuse(&edit(
+        EXAMPLE,
+        usdc_ethereum,
+        "0xa513E6E4b8f2a923D98304ec87F64353C4D5C853\"\nasset = \"ETH-USD\"\nreference = true",
+    ));
+    assert_refused(
+        &e,
+        "oracles[2].reference",
+        "duplicate reference oracle of asset \"ETH-USD\": an asset has at most one (also at oracles[0].reference)",
+    );
+    let c = Config::from_str(
+        &edit(
+            EXAMPLE,
+            usdc_ethereum,
+            &format!("{usdc_ethereum}\nreference = true"),
+        ),
+        "node.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.reference_oracle("USDC-USD").unwrap().name,
+        "usdc-usd-ethereum"
+    );
+
+    let e = refuse(&oracle(&format!("{ETH_ORACLE}\nasset_class = \"fx\"")));
+    assert_refused(&e, "oracles[0].asset_class", "unknown field `asset_class`");
+    let e = refuse(&oracle(&ETH_ORACLE.replace("ETH-USD", "ETH/USD")));
+    assert_refused(&e, "oracles[0].asset", "invalid name \"ETH/USD\"");
+    let e = refuse(&oracle(
+        &ETH_ORACLE.replace("reference = true", "reference = \"yes\""),
+    ));
+    assert_refused(&e, "oracles[0].reference", "invalid type");
+    let e = refuse(&oracle(&ETH_ORACLE.replace("chain_id = 1\n", "")));
+    assert_refused(&e, "oracles[0]", "missing field `chain_id`");
+
+    let mut many = String::from(EXAMPLE);
+    for i in 0..252 {
+        many.push_str(&format!(
+            "\n[[oracles]]\nname = \"o{i}\"\nchain_id = 1\naddress = \"0x{:040x}\"\nasset = \"X\"\n",
+            i + 1
+        ));
+    }
+    let c = Config::from_str(&many, "node.toml").unwrap();
+    assert_eq!(c.oracles().len(), 256);
+    many.push_str("\n[[oracles]]\nname = \"one-too-many\"\nchain_id = 1\naddress = \"0x00000000000000000000000000000000000000ff\"\nasset = \"X\"\n");
+    assert_refused(&refuse(&many), "oracles", "257 oracles, expected 0 to 256");
+}
+
+#[test]
+fn member_oracle_must_be_an_oracle_on_its_home_chain() {
+    // perpdex (home 42161) names an address no [[oracles]] entry has.
+    let e = refuse(&edit(
+        EXAMPLE,
+        "oracle = \"0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9\"",
+        "oracle = \"0x8A791620dd6260079BF849Dc5567aDC3F2FdC318\"",
+    ));
+    assert_refused(
+        &e,
+        "members[0].oracle",
+        "0x8A791620dd6260079BF849Dc5567aDC3F2FdC318 is not the address of any [[oracles]] entry; add one with chain_id = 42161",
+    );
+    // An oracle that exists, but on chain 1.
+    let e = refuse(&edit(
+        EXAMPLE,
+        "oracle = \"0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9\"",
+        "oracle = \"0x0165878A594ca255338adfa4d48449f69242Eb8F\"",
+    ));
+    assert_refused(
+        &e,
+        "members[0].oracle",
+        "0x0165878A594ca255338adfa4d48449f69242Eb8F is oracles[0] on chain 1, not on the member's home chain 42161",
+    );
+    // Once the oracle is moved to the member's home chain, it is accepted.
+    let text = edit(
+        EXAMPLE,
+        "oracle = \"0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9\"",
+        "oracle = \"0x0165878A594ca255338adfa4d48449f69242Eb8F\"",
+    );
+    let text = edit(
+        &text,
+        "chain_id = 1\naddress = \"0x0165878A594ca255338adfa4d48449f69242Eb8F\"",
+        "chain_id = 42161\naddress = \"0x0165878A594ca255338adfa4d48449f69242Eb8F\"",
+    );
+    let c = Config::from_str(&text, "node.toml").unwrap();
+    assert_eq!(
+        c.member_by_name("perpdex").unwrap().oracle,
+        Some(c.oracle_by_name("eth-usd-ethereum").unwrap().address)
+    );
+    // No oracle at all is fine.
+    let c = Config::from_str(
+        &edit(
+            EXAMPLE,
+            "oracle = \"0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9\"\n",
+            "",
+        ),
+        "node.toml",
+    )
+    .unwrap();
+    assert_eq!(c.member_by_name("perpdex").unwrap().oracle, None);
+}
+
+#[test]
+fn pool_token_oracle_and_new_detector_keys() {
+    let e = refuse(&edit(
+        EXAMPLE,
+        "pool_token_oracle = \"0x5FC8d32690cc91D4c39d9d3abcBD16989F875707\"",
+        "pool_token_oracle = \"0x0000000000000000000000000000000000000000\"",
+    ));
+    assert_refused(&e, "chains[0].pool_token_oracle", "invalid address");
+
+    for (from, to, path, reason) in [
+        (
+            "contagion_members = 2",
+            "contagion_members = 1",
+            "detectors.contagion_members",
+            "1 is out of range 2..=1024",
+        ),
+        (
+            "contagion_members = 2",
+            "contagion_members = 1025",
+            "detectors.contagion_members",
+            "1025 is out of range 2..=1024",
+        ),
+        (
+            "signal_interval_secs = 10",
+            "signal_interval_secs = 0",
+            "detectors.signal_interval_secs",
+            "0 is out of range 1..=3600",
+        ),
+        (
+            "signal_interval_secs = 10",
+            "signal_interval_secs = 3601",
+            "detectors.signal_interval_secs",
+            "3601 is out of range 1..=3600",
+        ),
+    ] {
+        assert_refused(&refuse(&edit(EXAMPLE, from, to)), path, reason);
+    }
+    let c = Config::from_str(
+        &edit(
+            &edit(EXAMPLE, "contagion_members = 2", "contagion_members = 1024"),
+            "signal_interval_secs = 10",
+            "signal_interval_secs = 3600",
+        ),
+        "node.toml",
+    )
+    .unwrap();
+    assert_eq!(c.detectors().contagion_members, 1024);
+    assert_eq!(c.detectors().signal_interval_secs, 3600);
 }
 
 #[test]

@@ -6,8 +6,9 @@
 use std::net::SocketAddr;
 
 use backstop_api::{
-    AdminCommand, ApiState, AttestationView, ChainView, IncidentPhase, IncidentView, LegStatus,
-    LegView, MemberView, NodeInfo, PeerView, SignalKind, SignalView, TimelineEntry, VaultView,
+    AdminCommand, ApiState, AttestationView, BreakerEffectView, BreakerKind, BreakerView,
+    ChainView, EffectStatus, IncidentPhase, IncidentView, LegStatus, LegView, MemberView, NodeInfo,
+    PeerView, SignalKind, SignalView, TimelineEntry, VaultView,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -20,8 +21,23 @@ pub fn member_id(n: u8) -> String {
     format!("0x{}", format!("{n:02x}").repeat(32))
 }
 
-/// An `ApiState` holding two peers, two chains, two members, two incidents and two
-/// signals, ready.
+/// Subject of the contagion breaker of the fixture (chain 31337).
+pub fn contagion_subject() -> String {
+    format!("0x{}", "c5".repeat(32))
+}
+
+/// Breaker ids of the fixture: exploit of member 0x0a (active), contagion on chain 31337
+/// (active), oracle 0x0c… (lifted).
+pub fn breaker_ids() -> [String; 3] {
+    [
+        format!("exploit:{}", member_id(0x0a)),
+        format!("contagion:{}", contagion_subject()),
+        format!("oracle:{}", member_id(0x0c)),
+    ]
+}
+
+/// An `ApiState` holding two peers, two chains, two members, two incidents, two signals and
+/// three breakers (two active), ready.
 pub fn filled_state() -> ApiState {
     let api = ApiState::new(NodeInfo {
         node_name: "alpha".into(),
@@ -92,6 +108,8 @@ pub fn filled_state() -> ApiState {
             gap: "250".into(),
             cap: "1000".into(),
             deductible: "10".into(),
+            // Derived from the breakers below.
+            breakers: Vec::new(),
         },
         MemberView {
             id: member_id(0x0b),
@@ -104,6 +122,7 @@ pub fn filled_state() -> ApiState {
             gap: "0".into(),
             cap: "2000".into(),
             deductible: "0".into(),
+            breakers: Vec::new(),
         },
     ]);
     api.set_incidents(vec![
@@ -182,6 +201,80 @@ pub fn filled_state() -> ApiState {
             last_seen_ms: 1_767_225_000_000,
             expires_ms: None,
             cleared: true,
+        },
+    ]);
+    let [exploit, contagion, oracle] = breaker_ids();
+    api.set_breakers(vec![
+        BreakerView {
+            id: exploit,
+            kind: BreakerKind::Exploit,
+            subject: member_id(0x0a),
+            cause: "outflow of 35% within 50 blocks".into(),
+            tripped_ms: 1_767_225_700_000,
+            expires_ms: Some(1_767_247_300_000),
+            members_blocked: vec![member_id(0x0a)],
+            chains_quarantined: Vec::new(),
+            effects: vec![
+                BreakerEffectView {
+                    chain_id: 31337,
+                    action: "freeze member".into(),
+                    subject: member_id(0x0a),
+                    level: 0,
+                    status: EffectStatus::Executed,
+                    tx_hash: format!("0x{}", "f1".repeat(32)),
+                },
+                BreakerEffectView {
+                    chain_id: 31338,
+                    action: "freeze member".into(),
+                    subject: member_id(0x0a),
+                    level: 0,
+                    status: EffectStatus::Pending,
+                    tx_hash: String::new(),
+                },
+            ],
+            active: true,
+            lifted_by: String::new(),
+        },
+        BreakerView {
+            id: contagion,
+            kind: BreakerKind::Contagion,
+            subject: contagion_subject(),
+            cause: "2 members of chain 31337 in trouble within 300 s".into(),
+            tripped_ms: 1_767_225_800_000,
+            expires_ms: None,
+            // Upper case: blocking compares ids without regard to case.
+            members_blocked: vec![member_id(0x0a), member_id(0x0b).to_uppercase()],
+            chains_quarantined: vec![31337],
+            effects: vec![BreakerEffectView {
+                chain_id: 31337,
+                action: "raise alert".into(),
+                subject: contagion_subject(),
+                level: 2,
+                status: EffectStatus::Executed,
+                tx_hash: format!("0x{}", "f2".repeat(32)),
+            }],
+            active: true,
+            lifted_by: String::new(),
+        },
+        BreakerView {
+            id: oracle,
+            kind: BreakerKind::Oracle,
+            subject: member_id(0x0c),
+            cause: "oracle deviates 9% from the median".into(),
+            tripped_ms: 1_767_225_000_000,
+            expires_ms: Some(1_767_226_000_000),
+            members_blocked: vec![member_id(0x0b)],
+            chains_quarantined: vec![31338],
+            effects: vec![BreakerEffectView {
+                chain_id: 31338,
+                action: "pause".into(),
+                subject: String::new(),
+                level: 0,
+                status: EffectStatus::Lifted,
+                tx_hash: format!("0x{}", "f3".repeat(32)),
+            }],
+            active: false,
+            lifted_by: format!("lifted on chain 31338 (tx 0x{})", "f4".repeat(32)),
         },
     ]);
     api.set_ready(true);

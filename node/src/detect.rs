@@ -1,0 +1,523 @@
+//! Detectors: conditions read from confirmed chain state, turned into this node's signal
+//! assertions.
+//!
+//! - oracle staleness: the answer is older than the bound at the block read, or the oracle
+//!   cannot be read, or answers zero or less;
+//! - oracle deviation: the answer is farther than the bound from the asset's reference
+//!   oracle when one is configured, otherwise from the median of every oracle of the asset
+//!   (itself included: with three oracles and one outlier, the median of the other two
+//!   would be their mean and would flag the healthy ones too);
+//! - abnormal outflow: a member's assets fell by more than the bound from their peak
+//!   within the last `outflow_window_blocks` confirmed blocks (exploit suspected);
+//! - depeg: the chain's pool-token feed is farther than the bound from 1;
+//! - chain halt: the chain watcher reports no new head within the bound.
+//!
+//! Invariants: pure (fed with snapshots, halts and time); a condition is asserted when it
+//! starts to hold and again every `interval_ms` while it holds, never after it stopped; the
+//! state kept per member and per oracle is bounded by the configuration.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use alloy::primitives::{Address, B256, I256, U256};
+use backstop_p2p::message::SignalKind;
+
+use crate::policy::{chain_subject, oracle_subject};
+use crate::view::ChainSnapshot;
+
+/// Prices are compared at 18 decimals.
+const SCALE_DECIMALS: u8 = 18;
+/// Basis points in one.
+const BPS: u64 = 10_000;
+
+/// An oracle's answer at a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OracleRead {
+    /// Answer, in the feed's decimals.
+    pub answer: I256,
+    /// Last update (unix seconds).
+    pub updated_at: u64,
+    /// The feed's decimals.
+    pub decimals: u8,
+}
+
+impl OracleRead {
+    /// The answer at 18 decimals; `None` when zero, negative or absurd.
+    pub fn price(&self) -> Option<U256> {
+        if self.answer <= I256::ZERO || self.decimals > 36 {
+            return None;
+        }
+        let a = self.answer.into_raw();
+        if self.decimals <= SCALE_DECIMALS {
+            a.checked_mul(U256::from(10).pow(U256::from(SCALE_DECIMALS - self.decimals)))
+        } else {
+            Some(a / U256::from(10).pow(U256::from(self.decimals - SCALE_DECIMALS)))
+        }
+    }
+}
+
+/// A configured oracle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OracleSpec {
+    /// Chain it lives on.
+    pub chain_id: u64,
+    /// Feed address.
+    pub address: Address,
+    /// Asset it prices; oracles of one asset are compared with one another.
+    pub asset: String,
+    /// The asset's reference oracle.
+    pub reference: bool,
+}
+
+/// Thresholds and what to watch.
+#[derive(Clone, Debug)]
+pub struct DetectorConfig {
+    /// Deviation bound (basis points).
+    pub max_deviation_bps: u64,
+    /// Staleness bound (seconds).
+    pub max_staleness_s: u64,
+    /// Outflow bound (basis points of the peak).
+    pub outflow_drop_bps: u64,
+    /// Outflow window (blocks).
+    pub outflow_window_blocks: u64,
+    /// Depeg bound (basis points).
+    pub depeg_bps: u64,
+    /// Re-assertion period of a holding condition (ms).
+    pub interval_ms: u64,
+    /// Oracles.
+    pub oracles: Vec<OracleSpec>,
+    /// Pool-token feed of each chain that has one.
+    pub pool_oracles: BTreeMap<u64, Address>,
+    /// Members and their home chains.
+    pub members: BTreeMap<B256, u64>,
+}
+
+/// A signal this node asserts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assertion {
+    /// Kind.
+    pub kind: SignalKind,
+    /// Subject.
+    pub subject: B256,
+    /// Why, for operators and the gossip evidence.
+    pub evidence: String,
+}
+
+type Key = (SignalKind, B256);
+
+/// The detectors of one node.
+#[derive(Debug)]
+pub struct Detectors {
+    cfg: DetectorConfig,
+    /// Latest price (18 decimals) of each oracle, `None` when unreadable.
+    prices: BTreeMap<(u64, Address), Option<U256>>,
+    /// Recent `(block, assets)` of each member, oldest first.
+    assets: BTreeMap<B256, VecDeque<(u64, U256)>>,
+    /// Conditions holding now, with their evidence and last assertion (ms).
+    holding: BTreeMap<Key, (String, u64)>,
+}
+
+impl Detectors {
+    /// Detectors with nothing observed.
+    pub fn new(cfg: DetectorConfig) -> Self {
+        Self {
+            cfg,
+            prices: BTreeMap::new(),
+            assets: BTreeMap::new(),
+            holding: BTreeMap::new(),
+        }
+    }
+
+    /// Conditions holding now, with their evidence.
+    pub fn holding(&self) -> impl Iterator<Item = (&Key, &str)> {
+        self.holding.iter().map(|(k, (e, _))| (k, e.as_str()))
+    }
+
+    /// A confirmed block's snapshot, with the reads of the oracles of its chain.
+    pub fn on_snapshot(&mut self, snap: &ChainSnapshot, now: u64) -> Vec<Assertion> {
+        let chain_id = snap.block.chain_id;
+        let mut affected: BTreeSet<Key> = BTreeSet::new();
+        let mut found: BTreeMap<Key, String> = BTreeMap::new();
+
+        // Staleness, and this chain's prices.
+        let mut assets_touched = BTreeSet::new();
+        for o in self.cfg.oracles.iter().filter(|o| o.chain_id == chain_id) {
+            let subject = oracle_subject(chain_id, o.address);
+            affected.insert((SignalKind::OracleStale, subject));
+            assets_touched.insert(o.asset.clone());
+            let read = snap.oracles.get(&o.address).copied().flatten();
+            let price = read.and_then(|r| r.price());
+            self.prices.insert((chain_id, o.address), price);
+            let stale = match read {
+                None => Some("unreadable".to_owned()),
+                Some(r) if price.is_none() => Some(format!("answer {}", r.answer)),
+                Some(r) => {
+                    let age = snap.timestamp.saturating_sub(r.updated_at);
+                    (age > self.cfg.max_staleness_s)
+                        .then(|| format!("last update {age} s before block {}", snap.block.number))
+                }
+            };
+            if let Some(e) = stale {
+                found.insert((SignalKind::OracleStale, subject), e);
+            }
+        }
+
+        // Deviation, for every oracle of the assets this chain prices.
+        for asset in &assets_touched {
+            let group: Vec<&OracleSpec> = self
+                .cfg
+                .oracles
+                .iter()
+                .filter(|o| &o.asset == asset)
+                .collect();
+            let price_of =
+                |o: &OracleSpec| self.prices.get(&(o.chain_id, o.address)).copied().flatten();
+            let reference = group.iter().find(|o| o.reference).copied();
+            let mut all: Vec<U256> = group.iter().filter_map(|o| price_of(o)).collect();
+            all.sort();
+            for o in &group {
+                let subject = oracle_subject(o.chain_id, o.address);
+                affected.insert((SignalKind::OracleDeviation, subject));
+                let Some(p) = price_of(o) else { continue };
+                let against = match reference {
+                    Some(r) if r != *o => price_of(r),
+                    Some(_) => None,
+                    None => median(&all),
+                };
+                if let Some(r) = against
+                    && let Some(bps) = deviation_bps(p, r)
+                    && bps > self.cfg.max_deviation_bps
+                {
+                    found.insert(
+                        (SignalKind::OracleDeviation, subject),
+                        format!("price {p} is {bps} bps from {r} (1e18 scale)"),
+                    );
+                }
+            }
+        }
+
+        // Depeg of this chain's pool token.
+        if let Some(feed) = self.cfg.pool_oracles.get(&chain_id) {
+            let key = (SignalKind::Depeg, chain_subject(chain_id));
+            affected.insert(key);
+            let one = U256::from(10).pow(U256::from(SCALE_DECIMALS));
+            if let Some(p) = snap
+                .oracles
+                .get(feed)
+                .copied()
+                .flatten()
+                .and_then(|r| r.price())
+                && let Some(bps) = deviation_bps(p, one)
+                && bps > self.cfg.depeg_bps
+            {
+                found.insert(
+                    key,
+                    format!("pool token at {p} (1e18 = par), {bps} bps off"),
+                );
+            }
+        }
+
+        // Outflow of the members homed here.
+        let window = self.cfg.outflow_window_blocks;
+        for (member, _) in self.cfg.members.iter().filter(|(_, h)| **h == chain_id) {
+            let Some(current) = snap
+                .members
+                .get(member)
+                .and_then(|m| m.solvency)
+                .map(|s| s.assets)
+            else {
+                continue;
+            };
+            let key = (SignalKind::AbnormalOutflow, *member);
+            affected.insert(key);
+            let hist = self.assets.entry(*member).or_default();
+            let number = snap.block.number;
+            // A reorg or a repeated block replaces what it replaces.
+            while hist.back().is_some_and(|(b, _)| *b >= number) {
+                hist.pop_back();
+            }
+            hist.push_back((number, current));
+            while hist
+                .front()
+                .is_some_and(|(b, _)| b.saturating_add(window) < number)
+            {
+                hist.pop_front();
+            }
+            let Some(&(peak_block, peak)) = hist.iter().max_by_key(|(_, a)| *a) else {
+                continue;
+            };
+            if !peak.is_zero()
+                && let Some(bps) = drop_bps(peak, current)
+                && bps > self.cfg.outflow_drop_bps
+            {
+                found.insert(
+                    key,
+                    format!(
+                        "assets fell {bps} bps, from {peak} at block {peak_block} to {current} at block {number}"
+                    ),
+                );
+            }
+        }
+
+        self.apply(affected, found, now)
+    }
+
+    /// The chain watcher's verdict on a chain.
+    pub fn on_halted(&mut self, chain_id: u64, halted: bool, now: u64) -> Vec<Assertion> {
+        let key = (SignalKind::ChainHalt, chain_subject(chain_id));
+        let mut found = BTreeMap::new();
+        if halted {
+            found.insert(key, format!("no new head on chain {chain_id}"));
+        }
+        self.apply([key].into(), found, now)
+    }
+
+    /// Re-asserts the conditions still holding whose period came.
+    pub fn tick(&mut self, now: u64) -> Vec<Assertion> {
+        let mut out = Vec::new();
+        for ((kind, subject), (evidence, last)) in self.holding.iter_mut() {
+            if last.saturating_add(self.cfg.interval_ms) <= now {
+                *last = now;
+                out.push(Assertion {
+                    kind: *kind,
+                    subject: *subject,
+                    evidence: evidence.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Replaces the conditions of `affected` by `found`; asserts those that start to hold.
+    fn apply(
+        &mut self,
+        affected: BTreeSet<Key>,
+        found: BTreeMap<Key, String>,
+        now: u64,
+    ) -> Vec<Assertion> {
+        let mut out = Vec::new();
+        for key in affected {
+            match found.get(&key) {
+                Some(evidence) => {
+                    let entry = self.holding.entry(key).or_insert_with(|| {
+                        out.push(Assertion {
+                            kind: key.0,
+                            subject: key.1,
+                            evidence: evidence.clone(),
+                        });
+                        (evidence.clone(), now)
+                    });
+                    entry.0 = evidence.clone();
+                }
+                None => {
+                    self.holding.remove(&key);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The median of sorted `v` (the mean of the two middle values for an even count); `None`
+/// with fewer than two values (nothing to compare with).
+fn median(v: &[U256]) -> Option<U256> {
+    let n = v.len();
+    match n {
+        0 | 1 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some(v[n / 2 - 1].saturating_add(v[n / 2]) / U256::from(2)),
+    }
+}
+
+/// `|a − b| / b` in basis points; `None` when `b` is zero.
+fn deviation_bps(a: U256, b: U256) -> Option<u64> {
+    if b.is_zero() {
+        return None;
+    }
+    let diff = if a > b { a - b } else { b - a };
+    let bps = diff.saturating_mul(U256::from(BPS)) / b;
+    Some(u64::try_from(bps).unwrap_or(u64::MAX))
+}
+
+/// How far `current` fell below `peak`, in basis points of `peak`.
+fn drop_bps(peak: U256, current: U256) -> Option<u64> {
+    if peak.is_zero() {
+        return None;
+    }
+    let fall = peak.saturating_sub(current);
+    let bps = fall.saturating_mul(U256::from(BPS)) / peak;
+    Some(u64::try_from(bps).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::view::tests::{member, snap};
+    use backstop_chain::reads::Solvency;
+
+    const A: Address = Address::repeat_byte(0xa1);
+    const B: Address = Address::repeat_byte(0xb2);
+    const C: Address = Address::repeat_byte(0xc3);
+    const FEED: Address = Address::repeat_byte(0xfe);
+    const NOW: u64 = 5_000_000;
+
+    fn detectors(reference: bool) -> Detectors {
+        let oracle = |chain_id, address, reference| OracleSpec {
+            chain_id,
+            address,
+            asset: "ETH".into(),
+            reference,
+        };
+        Detectors::new(DetectorConfig {
+            max_deviation_bps: 500,
+            max_staleness_s: 60,
+            outflow_drop_bps: 2_000,
+            outflow_window_blocks: 5,
+            depeg_bps: 200,
+            interval_ms: 10_000,
+            oracles: vec![
+                oracle(1, A, false),
+                oracle(2, B, false),
+                oracle(3, C, reference),
+            ],
+            pool_oracles: [(1, FEED)].into(),
+            members: [(member(), 1)].into(),
+        })
+    }
+
+    /// A snapshot of `chain` at `number` where `oracle` answers `answer` (8 decimals),
+    /// updated `age` seconds before the block, and the member holds `assets`.
+    fn at(chain: u64, number: u64, oracle: Address, answer: i64, age: u64) -> ChainSnapshot {
+        let mut s = snap(chain, number, 1_000, 0);
+        s.oracles.insert(
+            oracle,
+            Some(OracleRead {
+                answer: I256::try_from(answer).unwrap(),
+                updated_at: s.timestamp - age,
+                decimals: 8,
+            }),
+        );
+        s
+    }
+
+    fn kinds(a: &[Assertion]) -> Vec<(SignalKind, B256)> {
+        a.iter().map(|a| (a.kind, a.subject)).collect()
+    }
+
+    #[test]
+    fn the_outlier_deviates_the_median_and_the_others_do_not() {
+        let mut d = detectors(false);
+        assert!(d.on_snapshot(&at(2, 1, B, 100_000_000, 0), NOW).is_empty());
+        assert!(
+            d.on_snapshot(&at(3, 1, C, 101_000_000, 0), NOW).is_empty(),
+            "1% is within"
+        );
+        let found = d.on_snapshot(&at(1, 1, A, 150_000_000, 0), NOW);
+        assert_eq!(
+            kinds(&found),
+            [(SignalKind::OracleDeviation, oracle_subject(1, A))]
+        );
+        // Holding: not asserted again before the interval, then again.
+        assert!(
+            d.on_snapshot(&at(1, 2, A, 150_000_000, 0), NOW + 1)
+                .is_empty()
+        );
+        assert!(d.tick(NOW + 9_999).is_empty());
+        assert_eq!(d.tick(NOW + 10_000).len(), 1);
+        // Back in line: no longer holding, never re-asserted.
+        assert!(
+            d.on_snapshot(&at(1, 3, A, 100_500_000, 0), NOW + 10_001)
+                .is_empty()
+        );
+        assert!(d.tick(NOW + 100_000).is_empty());
+    }
+
+    #[test]
+    fn a_reference_oracle_is_the_yardstick_when_configured() {
+        let mut d = detectors(true);
+        d.on_snapshot(&at(1, 1, A, 100_000_000, 0), NOW);
+        d.on_snapshot(&at(2, 1, B, 100_000_000, 0), NOW);
+        let found = d.on_snapshot(&at(3, 1, C, 120_000_000, 0), NOW);
+        let subjects: BTreeSet<B256> = found.iter().map(|a| a.subject).collect();
+        assert_eq!(
+            subjects,
+            [oracle_subject(1, A), oracle_subject(2, B)].into(),
+            "both differ from the reference by 1/6; the reference itself is not judged"
+        );
+    }
+
+    #[test]
+    fn stale_unreadable_and_nonpositive_answers_are_staleness() {
+        let mut d = detectors(false);
+        let found = d.on_snapshot(&at(2, 1, B, 100_000_000, 61), NOW);
+        assert_eq!(
+            kinds(&found),
+            [(SignalKind::OracleStale, oracle_subject(2, B))]
+        );
+        let mut s = snap(3, 1, 1_000, 0);
+        s.oracles.insert(C, None);
+        assert_eq!(
+            kinds(&d.on_snapshot(&s, NOW)),
+            [(SignalKind::OracleStale, oracle_subject(3, C))]
+        );
+        let found = d.on_snapshot(&at(1, 1, A, -1, 0), NOW);
+        assert!(found.contains(&Assertion {
+            kind: SignalKind::OracleStale,
+            subject: oracle_subject(1, A),
+            evidence: "answer -1".into(),
+        }));
+    }
+
+    #[test]
+    fn outflow_counts_the_fall_from_the_peak_within_the_window() {
+        let mut d = detectors(false);
+        let with_assets = |number, assets: u64| {
+            let mut s = at(1, number, A, 100_000_000, 0);
+            s.members.get_mut(&member()).unwrap().solvency = Some(Solvency {
+                assets: U256::from(assets),
+                liabilities: U256::from(assets),
+            });
+            s
+        };
+        assert!(d.on_snapshot(&with_assets(1, 1_000), NOW).is_empty());
+        assert!(
+            d.on_snapshot(&with_assets(2, 850), NOW).is_empty(),
+            "15% is within"
+        );
+        let found = d.on_snapshot(&with_assets(3, 700), NOW);
+        assert_eq!(kinds(&found), [(SignalKind::AbnormalOutflow, member())]);
+        // The peak leaves the window (5 blocks): the condition stops holding.
+        assert!(d.on_snapshot(&with_assets(9, 700), NOW).is_empty());
+        assert_eq!(d.holding().count(), 0);
+        // A slow bleed within the bound per window is not an exploit.
+        for (i, a) in [690u64, 640, 590, 550].into_iter().enumerate() {
+            assert!(
+                d.on_snapshot(&with_assets(20 + 6 * i as u64, a), NOW)
+                    .is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn depeg_and_halt_are_asserted_while_they_hold() {
+        let mut d = detectors(false);
+        let feed = |number, answer| {
+            let mut s = at(1, number, FEED, answer, 0);
+            let healthy = at(1, number, A, 100_000_000, 0);
+            s.oracles.extend(healthy.oracles);
+            s
+        };
+        let found = d.on_snapshot(&feed(1, 97_000_000), NOW);
+        assert_eq!(kinds(&found), [(SignalKind::Depeg, chain_subject(1))]);
+        assert!(d.on_snapshot(&feed(2, 99_000_000), NOW).is_empty());
+        assert!(!d.holding().any(|(k, _)| k.0 == SignalKind::Depeg));
+
+        assert_eq!(
+            kinds(&d.on_halted(2, true, NOW)),
+            [(SignalKind::ChainHalt, chain_subject(2))]
+        );
+        assert_eq!(d.tick(NOW + 10_000).len(), 1);
+        assert!(d.on_halted(2, false, NOW + 10_001).is_empty());
+        assert!(d.tick(NOW + 50_000).is_empty());
+    }
+}
