@@ -23,7 +23,8 @@
 //!   expiry; assertions older than a lift never trip it again;
 //! - one node originates each on-chain effect first (a rotation keyed by the breaker), the
 //!   others follow after growing delays only if the effect is still not executed;
-//! - every table is bounded.
+//! - every table is bounded, and a node asserting subjects nobody else asserts can only
+//!   evict its own such signals ([`MAX_SOLO_SIGNALS`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -35,6 +36,8 @@ use crate::view::BreakerState;
 
 /// Most `(kind, subject)` signals tracked.
 pub const MAX_SIGNALS: usize = 1024;
+/// Most signals asserted by one node alone: a node flooding subjects only evicts its own.
+pub const MAX_SOLO_SIGNALS: usize = 64;
 /// Most ended breakers kept for operators.
 pub const MAX_HISTORY: usize = 64;
 /// Alert level of an oracle, halt, depeg or operator breaker.
@@ -418,6 +421,20 @@ impl Policy {
             return Vec::new();
         }
         let key = (kind, subject);
+        if !self.signals.contains_key(&key) {
+            // Signals this node alone asserts: past the quota, its oldest one makes room.
+            let solo: Vec<((SignalKind, B256), u64)> = self
+                .signals
+                .iter()
+                .filter(|(_, s)| s.raisers.len() == 1 && s.raisers.contains_key(&node))
+                .map(|(k, s)| (*k, s.last_ms))
+                .collect();
+            if solo.len() >= MAX_SOLO_SIGNALS
+                && let Some((k, _)) = solo.iter().min_by_key(|(_, at)| *at)
+            {
+                self.signals.remove(k);
+            }
+        }
         if !self.signals.contains_key(&key) && self.signals.len() >= MAX_SIGNALS {
             // Evict the stalest signal that is not confirmed.
             let stalest = self
@@ -1060,12 +1077,20 @@ mod tests {
     }
 
     #[test]
-    fn the_signal_table_is_bounded() {
+    fn a_flooding_node_only_evicts_its_own_signals() {
         let mut p = policy(0);
+        // An honest node's first assertion, waiting for a second one.
+        p.assert(2, SignalKind::AbnormalOutflow, m(3), None, T0);
         for i in 0..(MAX_SIGNALS as u64 + 10) {
             let subject = B256::from(U256::from(i + 1000));
             p.assert(1, SignalKind::Operator, subject, None, T0 + i);
         }
-        assert_eq!(p.signals().count(), MAX_SIGNALS);
+        assert_eq!(p.signals().count(), MAX_SOLO_SIGNALS + 1);
+        p.assert(3, SignalKind::AbnormalOutflow, m(3), None, T0 + 2000);
+        assert_eq!(
+            p.active().count(),
+            1,
+            "the honest signal survived and confirmed"
+        );
     }
 }
