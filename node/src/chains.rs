@@ -15,9 +15,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::providers::Provider;
+use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolCall;
+use alloy::sol_types::SolEvent;
 use backstop_agreement as ag;
 use backstop_chain::reads::{PinnedBlock as ChainPinned, ReadError, Reader};
 use backstop_chain::rpc::{CallError, RpcError, RpcPool};
@@ -544,4 +546,104 @@ impl FetchSet {
     pub fn done(&mut self, b: &ag::PinnedBlock) {
         self.outstanding.remove(b);
     }
+}
+
+/// How far back (blocks) a reconciliation looks for a registration or a leg it missed.
+pub const RECONCILE_LOOKBACK: u64 = 50_000;
+
+/// One chain's access for [`reconcile`].
+pub struct ChainAccess<'a> {
+    /// RPC.
+    pub pool: &'a RpcPool,
+    /// The adapter's spec (vault, confirmation depth).
+    pub spec: &'a ChainSpec,
+}
+
+/// Reads from the chains what this node may have missed about an open incident (it was
+/// down, or a confirmed block could not be read): the registration on the home vault and
+/// the legs paid on the others, as the inputs the watcher would have delivered. Only
+/// confirmed blocks are searched, at most [`RECONCILE_LOOKBACK`] blocks back.
+pub async fn reconcile(
+    home: ChainAccess<'_>,
+    remotes: &[ChainAccess<'_>],
+    key: ag::IncidentKey,
+    registered: Option<(B256, Draw)>,
+) -> Result<Vec<ChainInput>, ChainError> {
+    let mut out = Vec::new();
+    let (draw_hash, draw) = match registered {
+        Some(r) => r,
+        None => {
+            let filter = BackstopVault::DrawRegistered::SIGNATURE_HASH;
+            let logs = confirmed_logs(
+                &home,
+                Filter::new()
+                    .address(home.spec.vault)
+                    .event_signature(filter)
+                    .topic1(key.member)
+                    .topic2(B256::from(U256::from(key.seq))),
+            )
+            .await?;
+            let Some(log) = logs.last() else {
+                return Ok(out);
+            };
+            let (Some(tx_hash), Some(block)) = (log.transaction_hash, log.block_number) else {
+                return Ok(out);
+            };
+            let r = log
+                .log_decode::<BackstopVault::DrawRegistered>()
+                .map_err(|e| ChainError::Inconsistent {
+                    chain_id: home.spec.chain_id,
+                    reason: format!("DrawRegistered log in {tx_hash}: {e}"),
+                })?;
+            let draw_hash = r.inner.data.drawHash;
+            let draw = registered_draw(home.pool, home.spec.vault_id(), tx_hash, draw_hash).await?;
+            out.push(ChainInput::Registered {
+                key,
+                draw_hash,
+                draw: draw.clone(),
+                tx_hash,
+                block,
+            });
+            (draw_hash, draw)
+        }
+    };
+    for leg in draw.legs.iter().filter(|l| l.chainId != home.spec.chain_id) {
+        let Some(remote) = remotes.iter().find(|r| r.spec.chain_id == leg.chainId) else {
+            continue;
+        };
+        let logs = confirmed_logs(
+            remote,
+            Filter::new()
+                .address(remote.spec.vault)
+                .event_signature(BackstopVault::LegPaid::SIGNATURE_HASH)
+                .topic1(draw_hash),
+        )
+        .await?;
+        if let Some(log) = logs.last()
+            && let (Some(tx_hash), Some(block)) = (log.transaction_hash, log.block_number)
+        {
+            out.push(ChainInput::LegPaid {
+                draw_hash,
+                vault: remote.spec.vault_id(),
+                tx_hash,
+                block,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Logs matching `filter` in the confirmed blocks of the last [`RECONCILE_LOOKBACK`].
+async fn confirmed_logs(chain: &ChainAccess<'_>, filter: Filter) -> Result<Vec<Log>, ChainError> {
+    let head = chain.pool.head_number().await?;
+    let to = head.saturating_sub(chain.spec.confirmations);
+    let from = to.saturating_sub(RECONCILE_LOOKBACK);
+    let filter = filter.from_block(from).to_block(to);
+    Ok(chain
+        .pool
+        .call("eth_getLogs", |p| {
+            let filter = filter.clone();
+            async move { Ok(p.get_logs(&filter).await?) }
+        })
+        .await?)
 }

@@ -39,7 +39,7 @@ use backstop_store::RocksKv;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::chains::{ChainInput, ChainSpec, FetchSet, fetch_pinned};
+use crate::chains::{ChainAccess, ChainInput, ChainSpec, FetchSet, fetch_pinned, reconcile};
 use crate::convert;
 use crate::detect::{Assertion, Detectors};
 use crate::journal::{Change, Journal, Phase};
@@ -56,6 +56,9 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// How often detectors re-assert and breakers are re-evaluated.
 const POLICY_TICK: Duration = Duration::from_millis(500);
+/// An open incident is checked against the chains this often (ms), in case this node
+/// missed its registration or a leg (it was down, or a block could not be read).
+const RECONCILE_EVERY_MS: u64 = 10_000;
 
 /// The machine as the node runs it.
 pub type NodeMachine = Machine<NodeView, PrivateKeySigner, RocksKv>;
@@ -188,6 +191,10 @@ enum Internal {
         kind: &'static str,
         result: Result<SubmitOutcome, String>,
     },
+    Reconciled {
+        key: IncidentKey,
+        result: Result<Vec<ChainInput>, String>,
+    },
 }
 
 /// Per-chain access the core needs.
@@ -220,6 +227,8 @@ pub struct Core {
     wake: Option<u64>,
     policy: Policy,
     detectors: Detectors,
+    /// Next reconciliation (ms) of each open incident; `None` while one runs.
+    reconcile_at: BTreeMap<IncidentKey, Option<u64>>,
 }
 
 impl Core {
@@ -260,6 +269,7 @@ impl Core {
             wake: None,
             policy,
             detectors,
+            reconcile_at: BTreeMap::new(),
         }
     }
 
@@ -274,6 +284,11 @@ impl Core {
         let mut gossip = self.net.subscribe();
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         let mut policy_tick = tokio::time::interval(POLICY_TICK);
+        // Incidents restored from the store are checked against the chains at once: their
+        // registration or legs may have happened while this node was down.
+        for (key, _) in self.machine.open_incidents() {
+            self.reconcile_at.insert(key, Some(0));
+        }
         self.feed(Event::Tick).await?;
         loop {
             let sleep = match self.wake {
@@ -450,6 +465,24 @@ impl Core {
 
     async fn on_internal(&mut self, i: Internal) -> Result<(), CoreError> {
         match i {
+            Internal::Reconciled { key, result } => {
+                if let Some(at) = self.reconcile_at.get_mut(&key) {
+                    *at = Some(now_ms().saturating_add(RECONCILE_EVERY_MS));
+                }
+                match result {
+                    Ok(inputs) => {
+                        for input in inputs {
+                            if self.machine.is_open(&key) {
+                                debug!(member = %key.member, seq = key.seq, "reconciled from the chains");
+                                self.on_chain(input).await?;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        debug!(member = %key.member, seq = key.seq, error = %e, "reconciliation failed; retried later")
+                    }
+                }
+            }
             Internal::Fetched {
                 from,
                 message,
@@ -787,8 +820,67 @@ impl Core {
         Ok(())
     }
 
+    /// Starts the due reconciliations of open incidents (one at a time per incident).
+    fn reconcile_due(&mut self, now: u64) {
+        let open: BTreeSet<IncidentKey> = self
+            .machine
+            .open_incidents()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        self.reconcile_at.retain(|k, _| open.contains(k));
+        for key in open {
+            // Restored incidents are checked at once; new ones after a period.
+            let at = self
+                .reconcile_at
+                .entry(key)
+                .or_insert(Some(now.saturating_add(RECONCILE_EVERY_MS)));
+            if at.is_none_or(|t| t > now) {
+                continue;
+            }
+            let Some(rec) = self.machine.incident(&key) else {
+                continue;
+            };
+            let registered = rec
+                .registration
+                .as_ref()
+                .map(|r| (r.draw_hash, r.draw.clone()));
+            let Some(home) = self.chains.get(&rec.home.chain_id) else {
+                continue;
+            };
+            *at = None;
+            let home = (home.pool.clone(), home.spec.clone());
+            let remotes: Vec<(Arc<RpcPool>, ChainSpec)> = self
+                .chains
+                .values()
+                .filter(|c| c.spec.chain_id != home.1.chain_id)
+                .map(|c| (c.pool.clone(), c.spec.clone()))
+                .collect();
+            let tx = self.internal_tx.clone();
+            tokio::spawn(async move {
+                let access: Vec<ChainAccess<'_>> = remotes
+                    .iter()
+                    .map(|(pool, spec)| ChainAccess { pool, spec })
+                    .collect();
+                let result = reconcile(
+                    ChainAccess {
+                        pool: &home.0,
+                        spec: &home.1,
+                    },
+                    &access,
+                    key,
+                    registered,
+                )
+                .await
+                .map_err(|e| e.to_string());
+                let _ = tx.send(Internal::Reconciled { key, result }).await;
+            });
+        }
+    }
+
     async fn policy_tick(&mut self) -> Result<(), CoreError> {
         let now = now_ms();
+        self.reconcile_due(now);
         let found = self.detectors.tick(now);
         self.assert_own(found).await?;
         let out = self.policy.tick(now);

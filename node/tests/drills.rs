@@ -10,7 +10,10 @@
 //! - contagion: two members of one chain in trouble → the chain's alert at level 3 on
 //!   every vault, payouts of others skip it;
 //! - margin exhaustion with one node raising false signals: nothing trips, the draw pays
-//!   what the pool can and reports the rest as uncovered.
+//!   what the pool can and reports the rest as uncovered;
+//! - node crash: a node killed with SIGKILL in the middle of an incident restarts, learns
+//!   from the chains what happened while it was down and closes the incident; every leg
+//!   is paid once.
 //!
 //! Drills run one at a time (each starts four nodes and three chains).
 
@@ -114,14 +117,22 @@ impl Drill {
         self.net.set_solvency(i, liabilities, liabilities).await;
     }
 
-    /// Member `i`'s incident `seq` as `node` reports it.
-    async fn incident(&self, node: usize, i: usize, seq: u64) -> Incident {
+    /// Member `i`'s incident `seq` as `node` reports it once closed there.
+    async fn closed_incident(&self, node: usize, i: usize, seq: u64) -> Incident {
         let id = self.net.member(i).spec.id.to_string();
-        incidents(&self.nodes[node])
-            .await
-            .into_iter()
-            .find(|x| x.seq == seq && x.member.eq_ignore_ascii_case(&id))
-            .expect("the incident is listed")
+        let find = async || {
+            incidents(&self.nodes[node])
+                .await
+                .into_iter()
+                .find(|x| x.seq == seq && x.member.eq_ignore_ascii_case(&id))
+        };
+        self.wait("the incident closed", async || {
+            find()
+                .await
+                .is_some_and(|x| x.phase == IncidentPhase::Closed as i32)
+        })
+        .await;
+        find().await.expect("the incident is listed")
     }
 
     /// Opens a gap of `gap` for member `i` (liabilities rise; assets never fall here).
@@ -311,7 +322,7 @@ async fn chain_halt_quarantines_the_chain_and_payouts_come_from_healthy_chains()
             && now[1] == before[1] + U256::from(6_000 * UNIT)
     })
     .await;
-    let inc = d.incident(0, 0, 0).await;
+    let inc = d.closed_incident(0, 0, 0).await;
     let legs: Vec<u64> = inc.legs.iter().map(|l| l.chain_id).collect();
     assert_eq!(legs, CHAINS[..2], "no leg on the halted chain");
 }
@@ -405,7 +416,7 @@ async fn false_signals_of_one_node_change_nothing_and_the_uncovered_rest_is_repo
         (0..3).all(|i| now[i] == before[i] + U256::from(10_000 * UNIT))
     })
     .await;
-    let inc = d.incident(1, 0, 0).await;
+    let inc = d.closed_incident(1, 0, 0).await;
     assert_eq!(inc.draw_amount, (30_000 * UNIT).to_string());
     assert_eq!(inc.uncovered_amount, (10_000 * UNIT).to_string(), "{inc:?}");
     assert_eq!(d.frozen(m.id).await, [false; 3]);
@@ -415,5 +426,53 @@ async fn false_signals_of_one_node_change_nothing_and_the_uncovered_rest_is_repo
     eprintln!(
         "covered 30,000 of a 40,100 gap despite false signals in {:.2} s",
         started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_incident_restarts_and_closes_it_without_paying_twice() {
+    let _serial = SERIAL.lock().await;
+    let mut d = up(vec![MemberSpec::new(0, CHAINS[0])], Options::default()).await;
+    let m = d.net.member(0).spec.clone();
+    let before = balances(&d.net, |c| m.recipient_on(c)).await;
+
+    d.gap(0, 16_100).await;
+    // As soon as node-1 has signed (the draw is certified), it dies without a flush.
+    d.wait("node-1 sees the draw certified", async || {
+        incidents(&d.nodes[1])
+            .await
+            .iter()
+            .any(|i| i.seq == 0 && i.phase >= IncidentPhase::Certified as i32)
+    })
+    .await;
+    d.nodes[1].kill9();
+    d.book(0, 0).await;
+    let paid = |now: &[U256]| {
+        now[0] == before[0] + U256::from(10_000 * UNIT)
+            && now[1] == before[1] + U256::from(3_000 * UNIT)
+            && now[2] == before[2] + U256::from(3_000 * UNIT)
+    };
+    d.wait("every leg paid by the three others", async || {
+        paid(&balances(&d.net, |c| m.recipient_on(c)).await)
+    })
+    .await;
+
+    // Back up: it learns the registration and the legs it missed and closes the incident.
+    d.nodes[1].start();
+    d.wait("node-1 closes the incident after its restart", async || {
+        incidents(&d.nodes[1])
+            .await
+            .iter()
+            .any(|i| i.seq == 0 && i.phase == IncidentPhase::Closed as i32)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        paid(&balances(&d.net, |c| m.recipient_on(c)).await),
+        "each leg paid exactly once"
+    );
+    assert!(
+        d.nodes[1].log().contains("agreement state restored"),
+        "node-1 restarted from its store"
     );
 }

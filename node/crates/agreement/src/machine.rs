@@ -570,6 +570,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             .collect()
     }
 
+    /// The durable record of the open incident `key`.
+    pub fn incident(&self, key: &IncidentKey) -> Option<&IncidentRecord> {
+        self.incidents.get(key).map(|i| &i.rec)
+    }
+
     /// Whether the incident `key` is open here.
     pub fn is_open(&self, key: &IncidentKey) -> bool {
         self.incidents.contains_key(key)
