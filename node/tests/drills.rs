@@ -187,6 +187,7 @@ async fn exploit_freezes_the_member_on_every_vault_until_an_operator_lifts_it() 
 
     // The member's assets collapse: 90 % gone in one block, leaving a gap of 900.
     let (assets, liabilities) = solvency(&d.net, 0).await;
+    let t = Instant::now();
     d.net
         .set_solvency(0, assets / U256::from(10), liabilities)
         .await;
@@ -194,6 +195,10 @@ async fn exploit_freezes_the_member_on_every_vault_until_an_operator_lifts_it() 
         d.frozen(m.id).await == [true; 3]
     })
     .await;
+    eprintln!(
+        "exploit: frozen on 3 vaults {:.2} s after the outflow",
+        t.elapsed().as_secs_f64()
+    );
     d.nothing_paid(0, 6).await;
     let b = breakers(&d.nodes[1]).await;
     let exploit = b
@@ -216,10 +221,15 @@ async fn exploit_freezes_the_member_on_every_vault_until_an_operator_lifts_it() 
         )
         .await;
     assert!(started.contains("3 vault"), "{started}");
+    let t = Instant::now();
     d.wait("the member unfrozen on every vault", async || {
         d.frozen(m.id).await == [false; 3]
     })
     .await;
+    eprintln!(
+        "exploit: unfrozen on 3 vaults {:.2} s after the operator's request",
+        t.elapsed().as_secs_f64()
+    );
     d.wait("no active breaker on any node", async || {
         d.no_breaker_anywhere().await
     })
@@ -246,6 +256,7 @@ async fn oracle_malfunction_raises_the_members_alert_and_blocks_its_draws() {
     let m = d.net.member(0).spec.clone();
 
     // The member's oracle reads 1.5 while the same asset reads 1.0 on the other chains.
+    let t = Instant::now();
     d.net
         .set_oracle_answer(CHAINS[0], I256::try_from(ORACLE_ANSWER * 3 / 2).unwrap())
         .await;
@@ -253,6 +264,10 @@ async fn oracle_malfunction_raises_the_members_alert_and_blocks_its_draws() {
         d.alert_levels(m.id).await == [2; 3]
     })
     .await;
+    eprintln!(
+        "oracle: alert on 3 vaults {:.2} s after the bad answer",
+        t.elapsed().as_secs_f64()
+    );
     d.wait(
         "every node shows the oracle breaker blocking the member",
         async || {
@@ -300,11 +315,16 @@ async fn chain_halt_quarantines_the_chain_and_payouts_come_from_healthy_chains()
     halted.provider.anvil_set_auto_mine(false).await.unwrap();
     drop(d.net.miners.remove(2));
     let head = d.net.chains[2].head().await;
+    let t = Instant::now();
     d.wait(
         "the halted chain's alert raised on the other vaults",
         async || d.alert_levels(chain_subject(CHAINS[2])).await[..2] == [2, 2],
     )
     .await;
+    eprintln!(
+        "chain halt: alert on 2 vaults {:.2} s after the last block (halt bound 3 s)",
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(
         d.net.chains[2].head().await,
         head,
@@ -341,12 +361,17 @@ async fn contagion_quarantines_a_chain_whose_members_fail_together() {
     .await;
 
     // Two members of the first chain in trouble within the window.
+    let t = Instant::now();
     d.gap(0, 600).await;
     d.gap(1, 600).await;
     d.wait("the chain's alert at level 3 on every vault", async || {
         d.alert_levels(chain_subject(CHAINS[0])).await == [3; 3]
     })
     .await;
+    eprintln!(
+        "contagion: level-3 alert on 3 vaults {:.2} s after the gaps",
+        t.elapsed().as_secs_f64()
+    );
 
     // A member of another chain is paid from its home and the third chain only.
     let m2 = d.net.member(2).spec.clone();
