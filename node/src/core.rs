@@ -289,6 +289,16 @@ impl Core {
         for (key, _) in self.machine.open_incidents() {
             self.reconcile_at.insert(key, Some(0));
         }
+        // Operators see what the store kept, closed incidents included.
+        match self.machine.store().load() {
+            Ok(stored) => {
+                let now = now_ms();
+                for rec in &stored.incidents {
+                    self.journal.restored(rec, now);
+                }
+            }
+            Err(e) => warn!(error = %e, "stored incidents not shown"),
+        }
         self.feed(Event::Tick).await?;
         loop {
             let sleep = match self.wake {

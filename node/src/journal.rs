@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use alloy::primitives::{Address, B256, U256};
 use backstop_agreement::IncidentKey;
+use backstop_agreement::state::IncidentRecord;
 use backstop_contracts::eip712::{Draw, VaultId};
 
 /// Most incidents kept.
@@ -386,6 +387,52 @@ impl Journal {
         })
     }
 
+    /// An incident as this node's store kept it across a restart (the timeline before the
+    /// restart is not kept; the record says where the incident stands).
+    pub fn restored(&mut self, rec: &IncidentRecord, now: u64) {
+        let e = self.entry(rec.key, rec.opened_at);
+        e.attempt = rec.attempt;
+        if let Some(r) = &rec.registration {
+            e.draw = Some(r.draw.clone());
+            e.draw_hash = Some(r.draw_hash);
+            e.legs = r
+                .draw
+                .legs
+                .iter()
+                .map(|l| {
+                    let vault = VaultId {
+                        chain_id: l.chainId,
+                        address: l.vault,
+                    };
+                    LegEntry {
+                        vault,
+                        amount: l.amount,
+                        paid: vault == rec.home || rec.legs_done.contains(&vault),
+                        tx_hash: None,
+                    }
+                })
+                .collect();
+            self.by_draw.insert(r.draw_hash, rec.key);
+        }
+        let e = self.incidents.get_mut(&rec.key);
+        let Some(e) = e else { return };
+        let phase = match (&rec.closed, &rec.registration) {
+            (Some(_), _) => Phase::Closed,
+            (None, Some(_)) if e.legs.iter().any(|l| !l.paid) => Phase::Releasing,
+            (None, Some(_)) => Phase::Registered,
+            (None, None) => Phase::Open,
+        };
+        e.advance(phase);
+        if phase == Phase::Closed {
+            e.closed_ms = Some(now);
+        }
+        e.log(
+            now,
+            None,
+            format!("restored from the store ({})", phase.name()),
+        );
+    }
+
     /// The core reopened an incident that had resolved without a draw: a fresh entry.
     pub fn reopened(&mut self, key: IncidentKey, now: u64) -> Option<Change> {
         let old = self.incidents.get(&key)?;
@@ -476,5 +523,33 @@ mod tests {
         assert_eq!(e.transactions.len(), 2);
         assert_eq!(e.uncovered(), U256::from(10));
         assert_eq!(j.by_phase()[&Phase::Closed], 1);
+
+        // After a restart: what the store kept, in the phase it says.
+        let mut rec = IncidentRecord {
+            key,
+            home,
+            opened_at: 1,
+            attempt: 2,
+            attempt_started: 1,
+            registration: Some(backstop_agreement::state::Registration {
+                draw_hash: h,
+                draw: draw.clone(),
+                finalized: true,
+            }),
+            legs_done: Vec::new(),
+            closed: None,
+        };
+        let mut j = Journal::default();
+        j.restored(&rec, 10);
+        let e = j.get(&key).unwrap();
+        assert_eq!(e.phase, Phase::Releasing);
+        assert_eq!(e.legs.iter().filter(|l| l.paid).count(), 1, "the home leg");
+        rec.key.seq = 1;
+        rec.legs_done = vec![remote];
+        rec.closed = Some(backstop_agreement::state::CloseReason::Covered);
+        j.restored(&rec, 11);
+        let e = j.get(&rec.key).unwrap();
+        assert_eq!(e.phase, Phase::Closed);
+        assert!(e.legs.iter().all(|l| l.paid));
     }
 }
