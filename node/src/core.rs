@@ -461,6 +461,9 @@ impl Core {
         let submitter = chain.submitter.clone();
         let tx = self.internal_tx.clone();
         info!(chain_id, kind, digest = %cert.digest, "submitting");
+        if let Subject::Draw { key, .. } = &cert.subject {
+            self.journal.registration_sent(*key, chain_id, now_ms());
+        }
         tokio::spawn(async move {
             let result = submitter.submit(&action).await.map_err(|e| e.to_string());
             let _ = tx

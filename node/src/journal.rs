@@ -372,6 +372,13 @@ impl Journal {
         })
     }
 
+    /// This node sent the registration of the incident's certified draw.
+    pub fn registration_sent(&mut self, key: IncidentKey, chain_id: u64, now: u64) {
+        if let Some(e) = self.incidents.get_mut(&key) {
+            e.log(now, None, format!("registration sent to chain {chain_id}"));
+        }
+    }
+
     /// The core closed the incident.
     pub fn closed(&mut self, key: IncidentKey, reason: &str, now: u64) -> Option<Change> {
         let e = self.incidents.get_mut(&key)?;
