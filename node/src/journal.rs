@@ -127,9 +127,12 @@ impl IncidentEntry {
         }
     }
 
+    /// Adds a timeline entry in time order (an observation may be journaled after what it
+    /// caused).
     fn log(&mut self, at_ms: u64, block: Option<u64>, what: String) {
         if self.timeline.len() < MAX_TIMELINE {
-            self.timeline.push(Entry { at_ms, block, what });
+            let at = self.timeline.partition_point(|e| e.at_ms <= at_ms);
+            self.timeline.insert(at, Entry { at_ms, block, what });
         }
     }
 
@@ -216,8 +219,9 @@ impl Journal {
         block: u64,
         now: u64,
     ) -> Option<Change> {
-        let fresh = !self.incidents.contains_key(&key);
         let e = self.entry(key, now);
+        // The first observation of the gap (a proposal may have created the entry first).
+        let fresh = e.gap.is_zero();
         e.gap = gap;
         e.deductible = deductible;
         if fresh {

@@ -639,7 +639,8 @@ impl Policy {
             }
         }
         // Contagion: members of one chain in trouble within the window, counting gaps and
-        // members blocked by oracle or exploit breakers.
+        // members under an exploit breaker (a broken oracle is not the members' trouble:
+        // two members priced by one feed would otherwise quarantine their chain).
         let mut by_chain: BTreeMap<u64, BTreeSet<B256>> = BTreeMap::new();
         for (m, &at) in &self.troubles {
             let Some(&(home, _)) = self.cfg.members.get(m) else {
@@ -651,7 +652,7 @@ impl Policy {
             }
         }
         for b in self.active.values() {
-            if matches!(b.id.kind, BreakerKind::Oracle | BreakerKind::Exploit) {
+            if b.id.kind == BreakerKind::Exploit {
                 for m in &b.blocked_members {
                     if let Some(&(home, _)) = self.cfg.members.get(m)
                         && b.tripped_ms >= self.contagion_lifted.get(&home).copied().unwrap_or(0)
