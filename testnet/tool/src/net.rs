@@ -24,7 +24,7 @@ use backstop_api::proto::{
 use backstop_contracts::bindings::{BackstopVault, MockMember, MockOracle, MockToken};
 use backstop_contracts::testing::{ORACLE_ANSWER, UNIT};
 
-use crate::state::{ChainState, MemberState, NodeState, State};
+use crate::state::{ChainState, MemberState, NodeState, Proc, State};
 
 /// Anvil's dev key 0: deployer, depositor, and sender of every drill transaction.
 pub const DEV_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -483,6 +483,17 @@ impl Net {
     pub async fn resume(&self, chain_id: u64) -> Result<()> {
         let p = self.provider(chain_id)?;
         bounded("evm_setIntervalMining(1)", p.anvil_set_interval_mining(1)).await
+    }
+
+    /// Freezes chain `chain_id`'s anvil process (SIGSTOP): its RPC accepts connections but
+    /// answers nothing, as an RPC endpoint that hangs; its state is kept.
+    pub fn freeze_rpc(&self, chain_id: u64) -> Result<()> {
+        Proc::anvil(self.chain(chain_id)?).signal("STOP")
+    }
+
+    /// Thaws a frozen anvil (SIGCONT): the RPC answers again.
+    pub fn thaw_rpc(&self, chain_id: u64) -> Result<()> {
+        Proc::anvil(self.chain(chain_id)?).signal("CONT")
     }
 
     /// Every node's API URL.
