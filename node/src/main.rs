@@ -62,8 +62,53 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Admin calls (they need the node's admin token).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+        /// File holding the admin bearer token (the node's `api.admin_token_file`).
+        #[arg(long, global = true)]
+        token_file: Option<PathBuf>,
+        /// The node's gRPC API.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:7070")]
+        api: String,
+    },
     /// Version of the binary and of the vault's signing domain.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Assert a signal as this node (gossiped; it acts only once p nodes assert it).
+    RaiseSignal {
+        /// oracle-deviation, oracle-stale, abnormal-outflow, depeg, chain-halt, operator.
+        kind: String,
+        /// bytes32 subject (member id, oracle subject, chain id as bytes32).
+        subject: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Ask the consortium to lift a member freeze (t signatures).
+    Unfreeze {
+        /// bytes32 member id.
+        member: String,
+        /// One chain only (default: every chain).
+        #[arg(long)]
+        chain: Option<u64>,
+    },
+    /// Ask the consortium to lift a vault pause (t signatures).
+    Unpause {
+        /// Chain of the vault.
+        chain: u64,
+    },
+    /// Ask the consortium to clear an alert on one vault (t signatures).
+    ClearAlert {
+        /// Chain of the vault.
+        chain: u64,
+        /// bytes32 alert subject.
+        subject: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -112,6 +157,11 @@ fn main() -> ExitCode {
         Command::Incidents(a) => query(Query::Incidents, a),
         Command::Incident { id, api } => query(Query::Incident(id), api),
         Command::Signals(a) => query(Query::Signals, a),
+        Command::Admin {
+            command,
+            token_file,
+            api,
+        } => admin(command, token_file, &api),
         Command::Breakers { active, api } => query(
             Query::Breakers {
                 active_only: active,
@@ -151,6 +201,43 @@ fn runtime_builder() -> anyhow::Result<tokio::runtime::Runtime> {
 fn query(q: Query, args: ApiArgs) -> anyhow::Result<()> {
     let rt = runtime_builder()?;
     let out = rt.block_on(backstop_api::client::query(&args.api, &q, args.json))?;
+    println!("{out}");
+    Ok(())
+}
+
+fn admin(command: AdminCommand, token_file: Option<PathBuf>, api: &str) -> anyhow::Result<()> {
+    use backstop_api::AdminRequest;
+    use backstop_api::model::parse_bytes32;
+    let token = match (token_file, std::env::var("BACKSTOP_ADMIN_TOKEN")) {
+        (Some(path), _) => std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_owned(),
+        (None, Ok(token)) => token.trim().to_owned(),
+        (None, Err(_)) => anyhow::bail!("give --token-file or set BACKSTOP_ADMIN_TOKEN"),
+    };
+    let request = match command {
+        AdminCommand::RaiseSignal {
+            kind,
+            subject,
+            reason,
+        } => AdminRequest::RaiseSignal {
+            kind: kind.parse()?,
+            subject: parse_bytes32("subject", &subject)?,
+            reason,
+        },
+        AdminCommand::Unfreeze { member, chain } => AdminRequest::Unfreeze {
+            chain_id: chain,
+            member: parse_bytes32("member", &member)?,
+        },
+        AdminCommand::Unpause { chain } => AdminRequest::Unpause { chain_id: chain },
+        AdminCommand::ClearAlert { chain, subject } => AdminRequest::ClearAlert {
+            chain_id: chain,
+            subject: parse_bytes32("subject", &subject)?,
+        },
+    };
+    let rt = runtime_builder()?;
+    let out = rt.block_on(backstop_api::client::admin(api, &token, &request))?;
     println!("{out}");
     Ok(())
 }

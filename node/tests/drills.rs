@@ -208,18 +208,27 @@ async fn exploit_freezes_the_member_on_every_vault_until_an_operator_lifts_it() 
     assert_eq!(exploit.members_blocked, [m.id.to_string()]);
     assert_eq!(exploit.effects.len(), 3, "{exploit:?}");
 
-    // The outflow left the detectors' window; an operator asks to lift the freeze, the
-    // others sign (t = 3), the breaker ends everywhere and the gap is covered.
+    // The outflow left the detectors' window; an operator asks to lift the freeze with the
+    // CLI, the others sign (t = 3), the breaker ends everywhere and the gap is covered.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let started = d
-        .admin(
-            0,
-            AdminRequest::Unfreeze {
-                chain_id: None,
-                member: m.id.0,
-            },
-        )
-        .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_backstop"))
+        .args([
+            "admin",
+            "unfreeze",
+            &m.id.to_string(),
+            "--api",
+            &d.nodes[0].api,
+        ])
+        .arg("--token-file")
+        .arg(d.nodes[0].dir.join("admin.token"))
+        .output()
+        .unwrap();
+    let started = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{started}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.contains("3 vault"), "{started}");
     let t = Instant::now();
     d.wait("the member unfrozen on every vault", async || {
