@@ -293,8 +293,8 @@ impl Core {
         match self.machine.store().load() {
             Ok(stored) => {
                 let now = now_ms();
-                for rec in &stored.incidents {
-                    self.journal.restored(rec, now);
+                for rec in crate::journal::to_restore(stored.incidents) {
+                    self.journal.restored(&rec, now);
                 }
             }
             Err(e) => warn!(error = %e, "stored incidents not shown"),

@@ -50,6 +50,15 @@ impl Phase {
     }
 }
 
+/// Which stored incidents the journal shows after a restart, oldest first: every open one
+/// and the newest closed ones, [`MAX_INCIDENTS`] in all (a store may hold far more).
+pub fn to_restore(mut stored: Vec<IncidentRecord>) -> Vec<IncidentRecord> {
+    stored.sort_by_key(|r| (r.closed.is_some(), std::cmp::Reverse(r.opened_at)));
+    stored.truncate(MAX_INCIDENTS);
+    stored.sort_by_key(|r| r.opened_at);
+    stored
+}
+
 /// One leg of the registered draw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegEntry {
@@ -562,5 +571,40 @@ mod tests {
         let e = j.get(&rec.key).unwrap();
         assert_eq!(e.phase, Phase::Closed);
         assert!(e.legs.iter().all(|l| l.paid));
+    }
+
+    #[test]
+    fn a_restart_shows_every_open_incident_and_the_newest_closed_ones() {
+        let rec = |seq: u64, opened_at: u64, closed: bool| IncidentRecord {
+            key: IncidentKey {
+                member: B256::repeat_byte(1),
+                seq,
+            },
+            home: VaultId {
+                chain_id: 1,
+                address: Address::with_last_byte(1),
+            },
+            opened_at,
+            attempt: 0,
+            attempt_started: opened_at,
+            registration: None,
+            legs_done: Vec::new(),
+            closed: closed.then_some(backstop_agreement::state::CloseReason::Resolved),
+        };
+        let mut stored: Vec<IncidentRecord> = (0..MAX_INCIDENTS as u64 + 10)
+            .map(|i| rec(i, 100 + i, true))
+            .collect();
+        stored.push(rec(u64::MAX, 1, false));
+        let kept = to_restore(stored);
+        assert_eq!(kept.len(), MAX_INCIDENTS);
+        assert!(
+            kept.iter().any(|r| r.closed.is_none()),
+            "the open one, however old"
+        );
+        assert!(kept.windows(2).all(|w| w[0].opened_at <= w[1].opened_at));
+        assert!(
+            kept.iter()
+                .all(|r| r.closed.is_none() || r.opened_at >= 100 + 11)
+        );
     }
 }
