@@ -546,6 +546,11 @@ impl FetchSet {
     pub fn done(&mut self, b: &ag::PinnedBlock) {
         self.outstanding.remove(b);
     }
+
+    /// Whether `b` is being fetched.
+    pub fn contains(&self, b: &ag::PinnedBlock) -> bool {
+        self.outstanding.contains(b)
+    }
 }
 
 /// How far back (blocks) a reconciliation looks for a registration or a leg it missed.

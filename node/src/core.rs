@@ -7,8 +7,9 @@
 //!   [`MachineError`] (store or signer failure) stops the node rather than letting it go on
 //!   without its sign-guard;
 //! - a proposal whose pinned blocks this node has not read is held until they are read
-//!   (only for the attempt's legitimate proposer, at most [`MAX_FETCHES`] blocks at a time)
-//!   and dropped if they cannot be read as confirmed canonical blocks;
+//!   (only for the attempt's legitimate proposer, at most [`MAX_FETCHES`] blocks at a time,
+//!   and at most [`MAX_PARKED`] proposals waiting for a block another one is fetching) and
+//!   dropped if they cannot be read as confirmed canonical blocks;
 //! - submissions run in their own tasks (a transaction awaiting confirmations never blocks
 //!   the machine); the submitter refuses concurrent sends of one action;
 //! - everything operators see (the [`Snapshot`] published on a watch channel) is derived
@@ -48,6 +49,9 @@ use crate::view::{ChainSnapshot, NodeView};
 
 /// Most pinned blocks being fetched at once for proposals.
 pub const MAX_FETCHES: usize = 32;
+/// Most proposals waiting for a pinned block another proposal is already fetching (many
+/// concurrent incidents pin the same blocks).
+pub const MAX_PARKED: usize = 1024;
 /// How long a pinned block may take to become confirmed on this node's endpoints.
 const FETCH_PATIENCE: Duration = Duration::from_secs(5);
 /// Longest sleep of the loop without a machine wake-up.
@@ -229,6 +233,9 @@ pub struct Core {
     detectors: Detectors,
     /// Next reconciliation (ms) of each open incident; `None` while one runs.
     reconcile_at: BTreeMap<IncidentKey, Option<u64>>,
+    /// Proposals waiting for a block being fetched, by that block.
+    parked: BTreeMap<PinnedBlock, Vec<(NodeIndex, Message)>>,
+    parked_count: usize,
 }
 
 impl Core {
@@ -270,6 +277,8 @@ impl Core {
             policy,
             detectors,
             reconcile_at: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            parked_count: 0,
         }
     }
 
@@ -502,18 +511,43 @@ impl Core {
                 results,
             } => {
                 let mut complete = true;
+                let mut waiting = Vec::new();
+                let mut failed = BTreeSet::new();
                 for (b, r) in results {
                     self.fetches.done(&b);
+                    if let Some(w) = self.parked.remove(&b) {
+                        self.parked_count = self.parked_count.saturating_sub(w.len());
+                        waiting.extend(w);
+                    }
                     match r {
                         Ok(s) => self.machine.view_mut().insert(s, false),
                         Err(e) => {
                             complete = false;
+                            failed.insert(b);
                             debug!(chain_id = b.chain_id, number = b.number, error = %e, "pinned block unreadable; proposal dropped");
                         }
                     }
                 }
                 if complete {
                     self.deliver(from, message).await?;
+                }
+                // Proposals that waited for these blocks: delivered if nothing else is
+                // missing, fetched (or parked) again otherwise.
+                for (from, message) in waiting {
+                    let missing: Vec<PinnedBlock> = match &message {
+                        Message::Proposal(p) => p
+                            .pinned
+                            .iter()
+                            .filter(|b| !self.machine.view().has(b))
+                            .copied()
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    if missing.is_empty() {
+                        self.deliver(from, message).await?;
+                    } else if !missing.iter().any(|b| failed.contains(b)) {
+                        self.fetch(from, message, missing);
+                    }
                 }
             }
             Internal::Submitted {
@@ -585,6 +619,17 @@ impl Core {
             .find(|b| !self.chains.contains_key(&b.chain_id))
         {
             debug!(chain_id = b.chain_id, "proposal pins an unconfigured chain");
+            return;
+        }
+        if let Some(b) = missing.iter().find(|b| self.fetches.contains(b)) {
+            // Another proposal is fetching it: wait for that read instead of dropping this
+            // one (which would cost its incident an attempt timeout).
+            if self.parked_count < MAX_PARKED {
+                self.parked.entry(*b).or_default().push((from, message));
+                self.parked_count += 1;
+            } else {
+                debug!("too many proposals waiting for pinned blocks; proposal dropped");
+            }
             return;
         }
         let mut jobs: Vec<(PinnedBlock, Arc<RpcPool>, ChainSpec)> = Vec::new();
