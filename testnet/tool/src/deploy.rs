@@ -452,8 +452,10 @@ pub async fn node_ready(state: &State, node: &NodeState) -> Result<bool> {
 pub async fn wait_ready(state: &State, which: &[&NodeState], timeout: Duration) -> Result<()> {
     let mut died = false;
     let ok = wait_until(timeout, async || {
-        // A node that exited will not become ready: stop waiting at once.
-        died = which.iter().any(|n| !Proc::node(n).alive());
+        // A node that exited will not become ready: stop waiting at once. Only the pid is
+        // checked: right after the spawn its command line may still be the parent's (the
+        // exec has not happened yet), which `Proc::alive` would read as "not ours".
+        died = which.iter().any(|n| !crate::state::alive(n.pid));
         if died {
             return Ok(true);
         }
