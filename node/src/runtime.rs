@@ -379,6 +379,7 @@ where
         draw_ttl_s: params.agreement.draw_ttl_s,
         leg_ttl_s: params.agreement.leg_ttl_s,
         max_pin_age_s: params.agreement.draw_ttl_s.min(300),
+        settle_s: (params.agreement.settle.as_millis() as u64).div_ceil(1000),
         keep: 256,
     });
     let machine = Machine::restore(

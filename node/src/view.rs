@@ -14,6 +14,12 @@
 //!   `nextSeq == seq`, not frozen, on an unpaused vault, with a gap above the dust bound;
 //! - pinned blocks older than `max_pin_age_s` (by block timestamp against the node's clock)
 //!   are refused, so a proposer cannot price a draw from a stale gap;
+//! - a draw for `seq > 0` is computed only from a home block at least `settle_s` (by block
+//!   timestamp) after the first canonical block in which this node saw `nextSeq == seq`,
+//!   that is after draw `seq - 1` was registered: the member's `solvency()` books a payout
+//!   some time after the vault made it, and a gap read in between would pay the same loss
+//!   twice. That first sighting is never earlier than the registration (a reorg on the
+//!   chain resets it), so the rule is safe whatever the node's lag;
 //! - a remote vault that is quarantined, paused, halted, or where the member is unknown or
 //!   frozen gets no leg;
 //! - memory is bounded: at most `keep` snapshots per chain.
@@ -92,6 +98,9 @@ pub struct ViewConfig {
     pub leg_ttl_s: u64,
     /// Oldest pinned block accepted, by age of its timestamp (s).
     pub max_pin_age_s: u64,
+    /// A member's next draw prices a home block at least this long (s, block time) after
+    /// its previous draw was registered.
+    pub settle_s: u64,
     /// Snapshots kept per chain.
     pub keep: usize,
 }
@@ -111,6 +120,9 @@ pub struct NodeView {
     cfg: ViewConfig,
     snapshots: BTreeMap<u64, BTreeMap<(u64, B256), Arc<ChainSnapshot>>>,
     latest: BTreeMap<u64, PinnedBlock>,
+    /// Per (home chain, member): its `nextSeq` in the newest canonical snapshot, and the
+    /// timestamp of the first canonical snapshot that showed that value.
+    seq_since: BTreeMap<(u64, B256), (u64, u64)>,
     quarantined: BTreeSet<u64>,
     breakers: BreakerState,
     approvals: BTreeMap<(VaultId, B256), ThresholdAction>,
@@ -124,6 +136,7 @@ impl NodeView {
             cfg,
             snapshots: BTreeMap::new(),
             latest: BTreeMap::new(),
+            seq_since: BTreeMap::new(),
             quarantined: BTreeSet::new(),
             breakers: BreakerState::default(),
             approvals: BTreeMap::new(),
@@ -144,11 +157,6 @@ impl NodeView {
             return;
         }
         let block = snap.block;
-        let per_chain = self.snapshots.entry(chain).or_default();
-        per_chain.insert((block.number, block.hash), Arc::new(snap));
-        while per_chain.len() > self.cfg.keep.max(1) {
-            per_chain.pop_first();
-        }
         if canonical
             && self
                 .latest
@@ -156,6 +164,34 @@ impl NodeView {
                 .is_none_or(|l| l.number <= block.number)
         {
             self.latest.insert(chain, block);
+            self.note_seqs(&snap);
+        }
+        let per_chain = self.snapshots.entry(chain).or_default();
+        per_chain.insert((block.number, block.hash), Arc::new(snap));
+        while per_chain.len() > self.cfg.keep.max(1) {
+            per_chain.pop_first();
+        }
+    }
+
+    /// Records when this node first saw each home member's current `nextSeq`.
+    fn note_seqs(&mut self, snap: &ChainSnapshot) {
+        let chain = snap.block.chain_id;
+        for (id, m) in &snap.members {
+            if self
+                .cfg
+                .members
+                .get(id)
+                .is_none_or(|p| p.home_chain_id != chain)
+            {
+                continue;
+            }
+            let seen = self.seq_since.entry((chain, *id)).or_insert((
+                m.record.next_seq,
+                snap.timestamp,
+            ));
+            if seen.0 != m.record.next_seq {
+                *seen = (m.record.next_seq, snap.timestamp);
+            }
         }
     }
 
@@ -177,6 +213,10 @@ impl NodeView {
 
     /// Forgets blocks a reorg dropped.
     pub fn drop_blocks(&mut self, chain_id: u64, dropped: &[(u64, B256)]) {
+        if !dropped.is_empty() {
+            // A registration may have moved to a later block: sight the seqs afresh.
+            self.seq_since.retain(|(c, _), _| *c != chain_id);
+        }
         if let Some(per_chain) = self.snapshots.get_mut(&chain_id) {
             for k in dropped {
                 per_chain.remove(k);
@@ -294,6 +334,21 @@ impl NodeView {
                 "seq {} is not nextSeq {} at the pinned block",
                 key.seq, m.record.next_seq
             )));
+        }
+        if key.seq > 0 {
+            let since = self
+                .seq_since
+                .get(&(policy.home_chain_id, key.member))
+                .filter(|(seq, _)| *seq == key.seq)
+                .map(|(_, t)| *t);
+            if since.is_none_or(|t| t.saturating_add(self.cfg.settle_s) > home.timestamp) {
+                return Err(ViewError::Policy(format!(
+                    "draw {} was registered less than {} s before the pinned block \
+                     (the member may not have booked it yet)",
+                    key.seq - 1,
+                    self.cfg.settle_s
+                )));
+            }
         }
         let solvency = m
             .solvency
@@ -464,6 +519,7 @@ pub(crate) mod tests {
             draw_ttl_s: 600,
             leg_ttl_s: 3600,
             max_pin_age_s: 120,
+            settle_s: 0,
             keep: 4,
         }
     }
@@ -547,6 +603,58 @@ pub(crate) mod tests {
         assert_eq!(legs, vec![400, 100, 300]);
         assert_eq!(draw.deadline, NOW_S - 10 + 600);
         assert_eq!(draw.legDeadline, NOW_S - 10 + 3600);
+    }
+
+    #[test]
+    fn next_draw_waits_settle_s_after_the_seq_was_first_seen() {
+        let at = |number: u64, ts: u64, next_seq: u64| {
+            let mut s = snap(HOME, number, 400, 1_100);
+            s.timestamp = ts;
+            s.members.get_mut(&member()).unwrap().record.next_seq = next_seq;
+            s
+        };
+        let t0 = NOW_S - 60;
+        let mut v = NodeView::new(ViewConfig {
+            settle_s: 3,
+            ..cfg()
+        });
+        // Draw 4 registered between blocks 10 and 11: nextSeq 5 is first seen at t0 + 1.
+        v.insert(at(10, t0, 4), true);
+        v.insert(at(11, t0 + 1, 5), true);
+        v.insert(at(12, t0 + 3, 5), true);
+        let key = key();
+        let early = v.pins();
+        assert!(
+            matches!(v.propose(&key, NOW_S * 1000), Err(ViewError::Policy(ref why)) if why.contains("booked")),
+            "a gap read 2 s after the registration is not priced"
+        );
+        // A snapshot fetched for a proposal (not canonical) moves nothing.
+        v.insert(at(9, t0 - 30, 5), false);
+        assert!(v.recompute(&key, &early, NOW_S * 1000).is_err());
+        v.insert(at(13, t0 + 4, 5), true);
+        let (_, draw) = v.propose(&key, NOW_S * 1000).unwrap();
+        assert_eq!(draw.seq, 5);
+        // The earlier pin stays refused, also for an attester.
+        assert!(v.recompute(&key, &early, NOW_S * 1000).is_err());
+
+        // A reorg forgets the sighting: the next canonical block starts the wait again.
+        v.drop_blocks(HOME, &[(13, at(13, 0, 5).block.hash)]);
+        v.insert(at(14, t0 + 5, 5), true);
+        assert!(v.propose(&key, NOW_S * 1000).is_err());
+        v.insert(at(15, t0 + 8, 5), true);
+        assert!(v.propose(&key, NOW_S * 1000).is_ok());
+
+        // Seq 0 has no earlier draw to wait for.
+        let mut fresh = NodeView::new(ViewConfig {
+            settle_s: 3,
+            ..cfg()
+        });
+        fresh.insert(at(10, t0, 0), true);
+        let first = IncidentKey {
+            member: member(),
+            seq: 0,
+        };
+        assert!(fresh.propose(&first, NOW_S * 1000).is_ok());
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct Concurrent {
     /// Of those, how many opened on a gap seen at or before the block that registered the
     /// member's seq-0 draw (the gap the member had booked since).
     pub later_on_old_block: usize,
+    /// For each later incident: the member's booking and node-0's timelines of its first
+    /// and of the later incident (times relative to the first gap transaction).
+    pub later_traces: Vec<Vec<String>>,
     /// Members with a second draw (`drawOf(member, 1)`) registered by then.
     pub second_draws: usize,
     /// Members whose solvency still showed a gap by then.
@@ -422,6 +425,30 @@ async fn incidents(
                 .filter(|x| x.seq >= 1 && x.member.eq_ignore_ascii_case(id))
             {
                 out.later_incidents += 1;
+                // What node-0 saw of the member's incidents, for whoever looks into it.
+                let lines = |inc: &backstop_api::proto::Incident| {
+                    inc.timeline
+                        .iter()
+                        .map(|e| {
+                            format!(
+                                "seq {}, {:+.0} ms{}: {}",
+                                inc.seq,
+                                e.timestamp_ms as f64 - t_first,
+                                e.block_number
+                                    .map_or(String::new(), |b| format!(", block {b}")),
+                                e.what
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                };
+                let mut trace = vec![format!(
+                    "member {i} ({id}): gap sent {:+.0} ms, booked {}",
+                    sent_at[i] - t_first,
+                    booked[i].map_or("never".to_owned(), |b| format!("{:+.0} ms", b - t_first))
+                )];
+                trace.extend(lines(inc0));
+                trace.extend(lines(later));
+                out.later_traces.push(trace);
                 let seen_block = first(later, Step::GapSeen).and_then(|e| e.block_number);
                 if let (Some(s), Some(r)) = (seen_block, registered_block)
                     && s <= r

@@ -252,9 +252,11 @@ pub async fn run_series(
             sample.legs,
         ));
         samples.push(sample);
-        // The member has `settle_ms` to book a paid draw; wait a little more before the next
-        // gap.
-        tokio::time::sleep(Duration::from_millis(settings.settle_ms + 300)).await;
+        // The member has `settle_ms` to book a paid draw, and the nodes price its next gap
+        // only from a block that many whole seconds (block time) after the registration;
+        // wait a little more than that before the next gap.
+        let settle = settings.settle_ms.div_ceil(1000) * 1000;
+        tokio::time::sleep(Duration::from_millis(settle + 300)).await;
     }
     let mut metric_p2c = Vec::new();
     for node in &nodes {

@@ -366,20 +366,63 @@ fn findings_section(o: &mut String, res: &Results) {
             opt(median(&vals(&inst, rec_ms)), ms),
             opt(median(&vals(&inst, |s| s.share_any_ms)), ms),
         );
-        let slow: Vec<f64> = vals(&all, |s| s.proposal_to_cert_ms.filter(|v| *v > 1000.0));
-        if let Some((lo, hi)) = range(&slow) {
+        // Slow incidents: a certificate more than 1 s after the proposal in the first attempt,
+        // and incidents that needed another attempt.
+        let slow: Vec<&&Sample> = all
+            .iter()
+            .filter(|s| s.attempt == 0 && s.proposal_to_cert_ms.is_some_and(|v| v > 1000.0))
+            .collect();
+        let slow_p2c: Vec<f64> = slow.iter().filter_map(|s| s.proposal_to_cert_ms).collect();
+        let retried: Vec<&&Sample> = all.iter().filter(|s| s.attempt > 0).collect();
+        if let Some((lo, hi)) = range(&slow_p2c) {
+            let recovery: Vec<f64> = slow.iter().map(|s| s.recovery_ms).collect();
             let _ = writeln!(
                 o,
-                "- **A 1.5-s tail.** In {} of the {} incidents of the latency series the \
-                 submitter's certificate formed {}–{} after the proposal, without a second \
-                 attempt; these incidents are the p99 of the node's share and of proposal → \
-                 certificate (and of recovery with instant mining). They occurred in quiet and in \
-                 busy minutes alike. 1.5 s is also the configured `submit_delay_ms`; the benchmark \
-                 did not establish the cause.",
+                "- **Slow certificates.** In {} of the {} incidents of the latency series the \
+                 submitter's certificate formed {}–{} after the proposal although the first \
+                 attempt succeeded (recovery {} to {} in those incidents). The benchmark \
+                 did not establish the cause; `submit_delay_ms` is 1.5 s in this configuration.",
                 slow.len(),
                 all.len(),
                 ms(lo),
                 ms(hi),
+                opt(recovery.iter().copied().reduce(f64::min), ms),
+                opt(recovery.iter().copied().reduce(f64::max), ms),
+            );
+        }
+        if !retried.is_empty() {
+            let _ = writeln!(
+                o,
+                "- **Second attempts.** {} of the {} incidents needed a second proposal attempt \
+                 (`attempt_timeout_ms` = 3000); their recovery took {}.",
+                retried.len(),
+                all.len(),
+                retried
+                    .iter()
+                    .map(|s| ms(s.recovery_ms))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        let slow_legs: Vec<&&Sample> = all
+            .iter()
+            .filter(|s| s.attempt == 0 && s.registered_to_last_ms.is_some_and(|v| v > 2000.0))
+            .collect();
+        if !slow_legs.is_empty() {
+            let _ = writeln!(
+                o,
+                "- **Slow releases.** In {} of the {} incidents a remote leg was paid more than \
+                 2 s after the registration, in the first attempt: registration → last leg {} \
+                 ({} of them reopened by some node).",
+                slow_legs.len(),
+                all.len(),
+                slow_legs
+                    .iter()
+                    .filter_map(|s| s.registered_to_last_ms)
+                    .map(ms)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                slow_legs.iter().filter(|s| s.reopened).count(),
             );
         }
         let reopened = instant.iter().filter(|s| s.reopened).count();
@@ -444,6 +487,19 @@ fn findings_section(o: &mut String, res: &Results) {
             c.load.0[0],
             c.load.1[0],
         );
+        if let Some(lag) = median(&c.booking_after_registered_ms)
+            && lag < 0.0
+        {
+            let _ = writeln!(
+                o,
+                "- **Nodes fall behind the chains under that load.** The benchmark saw each draw \
+                 registered on chain (`drawOf`, polled every 200 ms) and booked it a median {} \
+                 *before* the first node's timeline logged the registration: with {} incidents \
+                 in flight the nodes took in the registrations that much later than the chain had them.",
+                ms(-lag),
+                c.members,
+            );
+        }
         if let (Some(a), Some(b)) = (idle1, idle100) {
             let _ = writeln!(
                 o,
@@ -652,7 +708,7 @@ fn method_section(o: &mut String, res: &Results) {
          each other vault, so every draw has legs on all three chains. When the home vault's \
          `drawOf(member, seq)` becomes non-zero the member books the payout (assets = \
          liabilities); the benchmark waits until every node lists the incident closed, reads \
-         the timelines (`ListIncidents`), waits `settle_ms` + 300 ms and starts the next one.\n"
+         the timelines (`ListIncidents`), waits `settle_ms` rounded up to whole seconds, plus 300 ms, and starts the next one.\n"
     );
     let _ = writeln!(
         o,
@@ -888,7 +944,7 @@ fn agreement_section(o: &mut String, res: &Results) {
         let first = c.cert_ms.first().copied().unwrap_or(0.0);
         let _ = writeln!(
             o,
-            "| measure | value |\n| --- | --- |\n| certificates formed | {} of {} ({} timed by their registration: no node's timeline kept the certificate line) |\n| first gap tx → first certificate | {} |\n| first gap tx → {}th certificate | {} |\n| **certificates per second** (certificates / time to the last) | **{:.1}/s** |\n| certificates per second between the first and the last certificate | {} |\n| proposal → certificate under this load: p50 / p99 | {} |\n| first gap tx → all closed on node-0 | {} |\n| own gap tx → closed on node-0, p50 / p99 | {} |\n| incidents that needed a second attempt (node-0) | {} |\n| draw seen registered by the benchmark → booked, p50 / p99 | {} |\n| first \"registered on chain\" line of any node → booked, p50 / p99 / max | {} / {} |\n",
+            "| measure | value |\n| --- | --- |\n| certificates formed | {} of {} ({} timed by their registration: no node's timeline kept the certificate line) |\n| first gap tx → first certificate | {} |\n| first gap tx → {}th certificate | {} |\n| **certificates per second** (certificates / time to the last) | **{:.1}/s** |\n| certificates per second between the first and the last certificate | {} |\n| proposal → certificate under this load: p50 / p99 | {} |\n| first gap tx → all closed on node-0 | {} |\n| own gap tx → closed on node-0, p50 / p99 | {} |\n| incidents that needed a second attempt (node-0) | {} |\n| draw seen registered by the benchmark → booked, p50 / p99 | {} |\n| first \"registered on chain\" line of any node → booked, p50 / p99 (n), max | {}, {} |\n",
             c.cert_ms.len(),
             c.members,
             c.cert_from_registration,
@@ -934,18 +990,22 @@ fn agreement_section(o: &mut String, res: &Results) {
             "No member was paid twice in this run.".to_owned()
         } else {
             format!(
-                "Those members were paid a second time for one loss unless their booking came \
-                 after `settle_ms` = 20 s: the latest booking came {} after the first node \
-                 logged the registration; {} of node-0's later incidents opened on a gap read at \
-                 or before the block of the member's first registration.",
-                opt(
-                    c.booking_after_registered_ms
-                        .iter()
-                        .copied()
-                        .reduce(f64::max),
-                    ms
-                ),
-                c.later_on_old_block
+                "Each of those members was paid twice for one loss (over-coverage): every \
+                 member booked its first draw within {} of the benchmark seeing it registered \
+                 on chain (polled every 200 ms), far inside `settle_ms` = 20 s, and {} before \
+                 the first node's timeline logged that registration. Node-0's timelines of \
+                 these members are under [Raw data](#raw-data).",
+                opt(c.booking_delay_ms.iter().copied().reduce(f64::max), ms),
+                match c
+                    .booking_after_registered_ms
+                    .iter()
+                    .copied()
+                    .reduce(f64::max)
+                {
+                    Some(v) if v < 0.0 => format!("at least {}", ms(-v)),
+                    Some(v) => format!("at most {} after (not before)", ms(v)),
+                    None => "n/a".to_owned(),
+                }
             )
         }
     );
@@ -1311,6 +1371,25 @@ fn raw_section(o: &mut String, res: &Results) {
             );
         }
         let _ = writeln!(o, "\n</details>\n");
+    }
+    if let Some(c) = res
+        .concurrent
+        .as_ref()
+        .filter(|c| !c.later_traces.is_empty())
+    {
+        let _ = writeln!(
+            o,
+            "<details><summary>{} concurrent incidents: node-0's timelines of the {} members with a later incident</summary>\n\n```",
+            c.members,
+            c.later_traces.len()
+        );
+        for trace in &c.later_traces {
+            for line in trace {
+                let _ = writeln!(o, "{line}");
+            }
+            let _ = writeln!(o);
+        }
+        let _ = writeln!(o, "```\n\n</details>\n");
     }
     if let Some(c) = &res.concurrent {
         let _ = writeln!(

@@ -689,7 +689,20 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             }
             return Ok(());
         }
-        if self.incidents.contains_key(&key) || self.settling(&key.member) {
+        if let Some(inc) = self.incidents.get(&key) {
+            // The proposer of the current attempt that could not propose yet (its view
+            // refused the pinned state) tries again on each fresh observation.
+            let attempt = inc.rec.attempt;
+            if inc.rec.closed.is_none()
+                && inc.rec.registration.is_none()
+                && !inc.proposals.contains_key(&attempt)
+                && self.cfg.consortium.proposer(&key, attempt) == self.cfg.me
+            {
+                self.propose(key, attempt, out)?;
+            }
+            return Ok(());
+        }
+        if self.settling(&key.member) {
             return Ok(());
         }
         if self.view.home_vault(&key.member).map(|v| v.chain_id) != Some(obs.home_chain_id) {
