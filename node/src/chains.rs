@@ -237,7 +237,7 @@ pub async fn read_snapshot(
         block,
         timestamp,
         vault,
-        members: members.into_iter().flatten().collect(),
+        members: Arc::new(members.into_iter().flatten().collect()),
         oracles,
     })
 }

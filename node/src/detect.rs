@@ -354,6 +354,7 @@ mod tests {
     use super::*;
     use crate::view::tests::{member, snap};
     use backstop_chain::reads::Solvency;
+    use std::sync::Arc;
 
     const A: Address = Address::repeat_byte(0xa1);
     const B: Address = Address::repeat_byte(0xb2);
@@ -473,7 +474,10 @@ mod tests {
         let mut d = detectors(false);
         let with_assets = |number, assets: u64| {
             let mut s = at(1, number, A, 100_000_000, 0);
-            s.members.get_mut(&member()).unwrap().solvency = Some(Solvency {
+            Arc::make_mut(&mut s.members)
+                .get_mut(&member())
+                .unwrap()
+                .solvency = Some(Solvency {
                 assets: U256::from(assets),
                 liabilities: U256::from(assets),
             });

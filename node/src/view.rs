@@ -55,8 +55,9 @@ pub struct ChainSnapshot {
     pub timestamp: u64,
     /// The vault at the block.
     pub vault: VaultState,
-    /// Configured members the vault knows at the block.
-    pub members: BTreeMap<B256, MemberAt>,
+    /// Configured members the vault knows at the block. Shared between consecutive
+    /// snapshots of a chain while it does not change (see [`NodeView::insert`]).
+    pub members: Arc<BTreeMap<B256, MemberAt>>,
     /// The chain's configured oracles at the block; `None` where the read failed.
     pub oracles: BTreeMap<Address, Option<OracleRead>>,
 }
@@ -151,10 +152,17 @@ impl NodeView {
 
     /// Adds the snapshot of a confirmed block. `canonical` marks the chain's newest
     /// confirmed block (what a proposer pins); snapshots fetched for a proposal are not.
-    pub fn insert(&mut self, snap: ChainSnapshot, canonical: bool) {
+    pub fn insert(&mut self, mut snap: ChainSnapshot, canonical: bool) {
         let chain = snap.block.chain_id;
         if !self.cfg.vaults.contains_key(&chain) {
             return;
+        }
+        // Members rarely change from one block to the next: keep one copy while they do
+        // not, so `keep` snapshots of many members cost little more than one.
+        if let Some(prev) = self.latest(chain)
+            && prev.members == snap.members
+        {
+            snap.members = Arc::clone(&prev.members);
         }
         let block = snap.block;
         if canonical
@@ -176,7 +184,7 @@ impl NodeView {
     /// Records when this node first saw each home member's current `nextSeq`.
     fn note_seqs(&mut self, snap: &ChainSnapshot) {
         let chain = snap.block.chain_id;
-        for (id, m) in &snap.members {
+        for (id, m) in snap.members.iter() {
             if self
                 .cfg
                 .members
@@ -185,10 +193,10 @@ impl NodeView {
             {
                 continue;
             }
-            let seen = self.seq_since.entry((chain, *id)).or_insert((
-                m.record.next_seq,
-                snap.timestamp,
-            ));
+            let seen = self
+                .seq_since
+                .entry((chain, *id))
+                .or_insert((m.record.next_seq, snap.timestamp));
             if seen.0 != m.record.next_seq {
                 *seen = (m.record.next_seq, snap.timestamp);
             }
@@ -566,7 +574,7 @@ pub(crate) mod tests {
                 pause_threshold: 2,
                 guardian_set_index: 0,
             },
-            members: [(member(), MemberAt { record, solvency })].into(),
+            members: Arc::new([(member(), MemberAt { record, solvency })].into()),
         }
     }
 
@@ -610,7 +618,11 @@ pub(crate) mod tests {
         let at = |number: u64, ts: u64, next_seq: u64| {
             let mut s = snap(HOME, number, 400, 1_100);
             s.timestamp = ts;
-            s.members.get_mut(&member()).unwrap().record.next_seq = next_seq;
+            Arc::make_mut(&mut s.members)
+                .get_mut(&member())
+                .unwrap()
+                .record
+                .next_seq = next_seq;
             s
         };
         let t0 = NOW_S - 60;
@@ -684,7 +696,11 @@ pub(crate) mod tests {
         let mut paused = snap(2, 20, 500, 0);
         paused.vault.paused = true;
         let mut frozen = snap(3, 30, 500, 0);
-        frozen.members.get_mut(&member()).unwrap().record.frozen = true;
+        Arc::make_mut(&mut frozen.members)
+            .get_mut(&member())
+            .unwrap()
+            .record
+            .frozen = true;
         let mut v = view_with(vec![snap(1, 10, 100, 1_100), paused, frozen]);
         let (_, draw) = v.propose(&key(), NOW_S * 1000).unwrap();
         assert_eq!(draw.legs.len(), 1);
@@ -702,7 +718,11 @@ pub(crate) mod tests {
     #[test]
     fn home_policy_refuses_frozen_paused_wrong_seq_and_dust() {
         let mut s = snap(1, 10, 400, 1_100);
-        s.members.get_mut(&member()).unwrap().record.frozen = true;
+        Arc::make_mut(&mut s.members)
+            .get_mut(&member())
+            .unwrap()
+            .record
+            .frozen = true;
         assert!(view_with(vec![s]).propose(&key(), NOW_S * 1000).is_err());
         let mut s = snap(1, 10, 400, 1_100);
         s.vault.paused = true;
@@ -725,8 +745,21 @@ pub(crate) mod tests {
     fn reorged_blocks_are_forgotten_and_memory_is_bounded() {
         let mut v = view_with((0..10).map(|n| snap(1, n, 400, 1_100)).collect());
         assert_eq!(v.snapshots[&1].len(), 4);
+        // Unchanged members are held once; a change gets its own copy.
+        let kept: Vec<_> = v.snapshots[&1]
+            .values()
+            .map(|s| Arc::clone(&s.members))
+            .collect();
+        assert!(kept.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+        v.insert(snap(1, 10, 400, 2_000), true);
+        let newest = v.latest(1).unwrap();
+        assert_eq!(
+            newest.members[&member()].solvency.unwrap().liabilities,
+            U256::from(3_000)
+        );
+        assert!(!Arc::ptr_eq(&newest.members, &kept[0]));
         let latest = v.latest(1).unwrap().block;
-        assert_eq!(latest.number, 9);
+        assert_eq!(latest.number, 10);
         v.drop_blocks(1, &[(latest.number, latest.hash)]);
         assert!(!v.has(&latest));
         assert!(v.latest(1).is_none());
