@@ -652,3 +652,55 @@ async fn confirmed_logs(chain: &ChainAccess<'_>, filter: Filter) -> Result<Vec<L
         })
         .await?)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn setup(guardians: &[u8], t: u8, p: u8) -> VaultSetup {
+        VaultSetup {
+            token: Address::repeat_byte(0xee),
+            guardians: guardians.iter().map(|b| Address::repeat_byte(*b)).collect(),
+            threshold: t,
+            pause_threshold: p,
+        }
+    }
+
+    fn addrs(bytes: &[u8]) -> Vec<Address> {
+        bytes.iter().map(|b| Address::repeat_byte(*b)).collect()
+    }
+
+    #[test]
+    fn a_vault_matching_the_consortium_in_any_order_is_accepted() {
+        let vault = setup(&[3, 1, 4, 2], 3, 2);
+        assert_eq!(check_setup(7, &vault, &addrs(&[1, 2, 3, 4]), 3, 2), Ok(()));
+    }
+
+    #[test]
+    fn a_vault_with_other_guardians_is_refused() {
+        let vault = setup(&[1, 2, 3, 5], 3, 2);
+        let err = check_setup(7, &vault, &addrs(&[1, 2, 3, 4]), 3, 2).unwrap_err();
+        assert!(
+            err.starts_with("chain 7: the vault's guardian set"),
+            "{err}"
+        );
+        let fewer = setup(&[1, 2, 3], 3, 2);
+        assert!(check_setup(7, &fewer, &addrs(&[1, 2, 3, 4]), 3, 2).is_err());
+    }
+
+    #[test]
+    fn a_vault_whose_thresholds_differ_is_refused() {
+        let guardians = addrs(&[1, 2, 3, 4]);
+        for (t, p) in [(2, 2), (4, 2), (3, 1), (3, 3)] {
+            let vault = setup(&[1, 2, 3, 4], t, p);
+            let err = check_setup(9, &vault, &guardians, 3, 2).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "chain 9: the vault's thresholds t={t} p={p} differ from the consortium's t=3 p=2"
+                )
+            );
+        }
+    }
+}
