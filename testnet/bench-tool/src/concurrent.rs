@@ -17,7 +17,7 @@ use backstop_contracts::testing::{
     deploy_consortium,
 };
 
-use crate::cluster::{Node, NodeSettings, configure, now_ms, solvency, start_all, with_logs};
+use crate::cluster::{Node, NodeSettings, configure, now_ms, solvency, start_all};
 use crate::machine;
 use crate::timeline::{Step, first, first_ms};
 use crate::{CHAINS, Ctx};
@@ -154,7 +154,10 @@ pub async fn run(ctx: &Ctx, members: usize) -> Result<Concurrent> {
     let result = incidents(ctx, &net, &nodes, members).await;
     stop.store(true, Ordering::Relaxed);
     let peak_rss_kib = sampler.await.unwrap_or_default();
-    let mut out = result.map_err(|e| with_logs(&nodes, e))?;
+    let mut out = match result {
+        Ok(out) => out,
+        Err(e) => return Err(ctx.fail_workdir(root, &nodes, e).await),
+    };
     out.members = members;
     out.nodes = n;
     out.deploy_s = deploy_s;

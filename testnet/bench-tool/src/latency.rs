@@ -18,7 +18,7 @@ use backstop_contracts::testing::{
 
 use crate::cluster::{
     Node, NodeSettings, configure, draw_of, now_ms, solvency, start_all, wait_full_buckets,
-    wait_until, with_logs,
+    wait_until,
 };
 use crate::machine;
 use crate::timeline::{Step, first_ms, last_leg};
@@ -232,10 +232,13 @@ pub async fn run_series(
 
     let mut samples = Vec::with_capacity(incidents);
     for seq in 0..incidents as u64 {
-        let sample = incident(&net, &nodes, mining, seq)
-            .await
-            .map_err(|e| with_logs(&nodes, e))
-            .with_context(|| format!("{label}: incident {seq}"))?;
+        let sample = match incident(&net, &nodes, mining, seq).await {
+            Ok(sample) => sample,
+            Err(e) => {
+                let e = ctx.fail_workdir(root, &nodes, e).await;
+                return Err(e.context(format!("{label}: incident {seq}")));
+            }
+        };
         ctx.progress(&format!(
             "{label}: incident {}/{incidents}: {:.0} ms, {} blocks, node share {} ms (from first gap seen anywhere {} ms), {} legs",
             seq + 1,

@@ -78,7 +78,8 @@ struct Args {
     #[arg(long)]
     skip_restart: bool,
     /// Keep each series' directory (node configs, logs, stores, incidents-node-<i>.txt with
-    /// every incident as the node reported it) and print where it is.
+    /// every incident as the node reported it) and print where it is, also when the series
+    /// fails.
     #[arg(long)]
     keep_dirs: bool,
 }
@@ -125,6 +126,19 @@ impl Ctx {
         }
         let path = root.keep();
         self.progress(&format!("kept {}", path.display()));
+    }
+
+    /// A series failed: `e` with the tails of the nodes' logs; with `--keep-dirs` the work
+    /// directory is kept as after a success, so whole logs and stores can be read.
+    pub async fn fail_workdir(
+        &self,
+        root: tempfile::TempDir,
+        nodes: &[cluster::Node],
+        e: anyhow::Error,
+    ) -> anyhow::Error {
+        let e = cluster::with_logs(nodes, e);
+        self.finish_workdir(root, nodes).await;
+        e
     }
 }
 

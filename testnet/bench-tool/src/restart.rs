@@ -12,7 +12,7 @@ use backstop_agreement::state::{CloseReason, IncidentRecord, Registration};
 use backstop_contracts::eip712::{Draw, Leg, VaultId};
 use backstop_contracts::testing::{Consortium, UNIT};
 
-use crate::cluster::{Node, NodeSettings, configure, now_ms, start_all, with_logs};
+use crate::cluster::{Node, NodeSettings, configure, now_ms, start_all};
 use crate::latency::{Mining, deploy};
 use crate::{Ctx, machine};
 
@@ -160,7 +160,10 @@ pub async fn run(ctx: &Ctx, records: usize) -> Result<Restart> {
     )?;
     start_all(&mut nodes).await?;
     let r = measure(ctx, &net, &mut nodes, records).await;
-    let mut out = r.map_err(|e| with_logs(&nodes, e))?;
+    let mut out = match r {
+        Ok(out) => out,
+        Err(e) => return Err(ctx.fail_workdir(root, &nodes, e).await),
+    };
     ctx.finish_workdir(root, &nodes).await;
     for node in &mut nodes {
         node.stop();

@@ -1088,6 +1088,19 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         self.store.put_certificate(&cert)?;
         self.stats.certificates += 1;
         debug!(%digest, "certificate formed");
+        // A certificate for the current attempt restarts its timer: its submitters get a
+        // whole attempt timeout to land the registration before this node moves on to the
+        // next proposer (whose draw could only race this one for the same seq).
+        if let Subject::Draw { key, attempt, .. } = &cert.subject
+            && let Some(inc) = self.incidents.get_mut(key)
+            && inc.rec.registration.is_none()
+            && inc.rec.attempt == *attempt
+            && inc.rec.attempt_started < self.now
+        {
+            inc.rec.attempt_started = self.now;
+            let rec = inc.rec.clone();
+            self.store.put_incident(&rec)?;
+        }
         let done = self.subject_done(&cert.subject);
         let due = self.now + self.submit_delay_for(&digest);
         self.certs.insert(

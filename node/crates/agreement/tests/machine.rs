@@ -751,6 +751,48 @@ fn attempt_timeout_moves_to_the_next_proposer_and_wake_at_says_when() {
 }
 
 #[test]
+fn a_certified_attempt_is_timed_out_only_a_whole_timeout_after_its_certificate() {
+    let mut c = Cluster::new(4);
+    let p0 = c.proposer(0);
+    let timeout = c.config(0).attempt_timeout(0);
+    // Every node opens at NOW; attempt 0's proposal reaches the others late.
+    let mut late = Vec::new();
+    for i in 0..4 {
+        let ev = c.observation();
+        let outs = c.nodes[i].handle(NOW, ev).unwrap();
+        if i == p0 {
+            late.extend(outs.into_iter().map(|o| (i, o)));
+        }
+    }
+    let certified_at = NOW + timeout / 2;
+    c.flood(certified_at, late);
+    for n in &c.nodes {
+        assert_eq!(n.stats().certificates, 1);
+    }
+    // The registration is still unseen when attempt 0's own timeout passes: no new attempt.
+    c.tick_all(NOW + timeout);
+    for n in &c.nodes {
+        assert_eq!(n.open_incidents(), vec![(key(), 0)]);
+        assert_eq!(n.incident(&key()).unwrap().attempt_started, certified_at);
+    }
+    // The restarted timer is recorded: a node restarted now keeps it.
+    let restarted = c.start(p0);
+    assert_eq!(
+        restarted.incident(&key()).unwrap().attempt_started,
+        certified_at
+    );
+    // A whole timeout after the certificate, the next proposer takes over.
+    c.tick_all(certified_at + timeout - 1);
+    for n in &c.nodes {
+        assert_eq!(n.open_incidents(), vec![(key(), 0)]);
+    }
+    c.tick_all(certified_at + timeout);
+    for n in &c.nodes {
+        assert_eq!(n.open_incidents(), vec![(key(), 1)]);
+    }
+}
+
+#[test]
 fn restart_rebuilds_from_the_store_and_never_signs_a_second_digest() {
     let mut c = Cluster::new(4);
     c.observe_all(NOW);
