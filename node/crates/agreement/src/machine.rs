@@ -145,7 +145,8 @@ pub struct Config {
     pub me: NodeIndex,
     /// Gaps at or below this do not open incidents.
     pub dust: U256,
-    /// Timeout of attempt 0 (ms); attempt `a` waits `base · 2^min(a, max_timeout_doublings)`.
+    /// Timeout of attempt 0 (ms); attempt `a` waits `base · 2^min(a, max_timeout_doublings)`,
+    /// counted from the attempt's start, or from its certificate once one forms here.
     pub attempt_timeout_ms: u64,
     /// Cap on the doublings of the attempt timeout.
     pub max_timeout_doublings: u32,
