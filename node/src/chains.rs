@@ -661,7 +661,7 @@ mod tests {
     fn setup(guardians: &[u8], t: u8, p: u8) -> VaultSetup {
         VaultSetup {
             token: Address::repeat_byte(0xee),
-            guardians: guardians.iter().map(|b| Address::repeat_byte(*b)).collect(),
+            guardians: addrs(guardians),
             threshold: t,
             pause_threshold: p,
         }

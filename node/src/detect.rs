@@ -352,9 +352,8 @@ fn drop_bps(peak: U256, current: U256) -> Option<u64> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::view::tests::{member, snap};
+    use crate::view::tests::{member, member_mut, snap};
     use backstop_chain::reads::Solvency;
-    use std::sync::Arc;
 
     const A: Address = Address::repeat_byte(0xa1);
     const B: Address = Address::repeat_byte(0xb2);
@@ -474,10 +473,7 @@ mod tests {
         let mut d = detectors(false);
         let with_assets = |number, assets: u64| {
             let mut s = at(1, number, A, 100_000_000, 0);
-            Arc::make_mut(&mut s.members)
-                .get_mut(&member())
-                .unwrap()
-                .solvency = Some(Solvency {
+            member_mut(&mut s).solvency = Some(Solvency {
                 assets: U256::from(assets),
                 liabilities: U256::from(assets),
             });

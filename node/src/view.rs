@@ -532,6 +532,11 @@ pub(crate) mod tests {
         }
     }
 
+    /// The test member's entry in `s`, unshared first if other snapshots hold the map.
+    pub(crate) fn member_mut(s: &mut ChainSnapshot) -> &mut MemberAt {
+        Arc::make_mut(&mut s.members).get_mut(&member()).unwrap()
+    }
+
     pub(crate) fn snap(chain: u64, number: u64, available: u64, gap: u64) -> ChainSnapshot {
         let block = PinnedBlock {
             chain_id: chain,
@@ -618,11 +623,7 @@ pub(crate) mod tests {
         let at = |number: u64, ts: u64, next_seq: u64| {
             let mut s = snap(HOME, number, 400, 1_100);
             s.timestamp = ts;
-            Arc::make_mut(&mut s.members)
-                .get_mut(&member())
-                .unwrap()
-                .record
-                .next_seq = next_seq;
+            member_mut(&mut s).record.next_seq = next_seq;
             s
         };
         let t0 = NOW_S - 60;
@@ -696,11 +697,7 @@ pub(crate) mod tests {
         let mut paused = snap(2, 20, 500, 0);
         paused.vault.paused = true;
         let mut frozen = snap(3, 30, 500, 0);
-        Arc::make_mut(&mut frozen.members)
-            .get_mut(&member())
-            .unwrap()
-            .record
-            .frozen = true;
+        member_mut(&mut frozen).record.frozen = true;
         let mut v = view_with(vec![snap(1, 10, 100, 1_100), paused, frozen]);
         let (_, draw) = v.propose(&key(), NOW_S * 1000).unwrap();
         assert_eq!(draw.legs.len(), 1);
@@ -718,11 +715,7 @@ pub(crate) mod tests {
     #[test]
     fn home_policy_refuses_frozen_paused_wrong_seq_and_dust() {
         let mut s = snap(1, 10, 400, 1_100);
-        Arc::make_mut(&mut s.members)
-            .get_mut(&member())
-            .unwrap()
-            .record
-            .frozen = true;
+        member_mut(&mut s).record.frozen = true;
         assert!(view_with(vec![s]).propose(&key(), NOW_S * 1000).is_err());
         let mut s = snap(1, 10, 400, 1_100);
         s.vault.paused = true;
