@@ -59,6 +59,11 @@ pub const DEPOSIT: u64 = 50_000 * UNIT;
 pub const MEMBER_CAP: u64 = 50_000 * UNIT;
 /// Default deductible of a member.
 pub const MEMBER_DEDUCTIBLE: u64 = 100 * UNIT;
+/// Default coverage limit of a member: what one vault pays it at most within one coverage
+/// window. Generous (ten caps), so that it only binds in tests that lower it.
+pub const MEMBER_COVERAGE_LIMIT: u64 = 10 * MEMBER_CAP;
+/// Default coverage window of a member, seconds.
+pub const MEMBER_COVERAGE_WINDOW: u64 = 86_400;
 /// Default initial `solvency()` of a mock member: assets and liabilities both at this value.
 pub const MEMBER_SOLVENCY: u64 = 1_000 * UNIT;
 /// Decimals of the mock oracle.
@@ -417,11 +422,17 @@ pub struct MemberSpec {
     pub cap: u128,
     /// Deductible the member always bears (raw units).
     pub deductible: u128,
+    /// Most one vault pays the member within any `coverage_window` seconds (raw units; at
+    /// most `u96::MAX`): whole draws on the home vault, legs on the others.
+    pub coverage_limit: u128,
+    /// Length of the coverage window, seconds (1 to the vault's `MAX_DURATION`).
+    pub coverage_window: u64,
 }
 
 impl MemberSpec {
     /// Member `i` ([`member_id_of`], [`recipient_of`] on every chain) with home
-    /// `home_chain_id`, cap [`MEMBER_CAP`] and deductible [`MEMBER_DEDUCTIBLE`].
+    /// `home_chain_id`, cap [`MEMBER_CAP`], deductible [`MEMBER_DEDUCTIBLE`] and coverage
+    /// [`MEMBER_COVERAGE_LIMIT`] per [`MEMBER_COVERAGE_WINDOW`].
     pub fn new(i: usize, home_chain_id: u64) -> Self {
         Self {
             id: member_id_of(i),
@@ -430,6 +441,8 @@ impl MemberSpec {
             recipients: BTreeMap::new(),
             cap: MEMBER_CAP.into(),
             deductible: MEMBER_DEDUCTIBLE.into(),
+            coverage_limit: MEMBER_COVERAGE_LIMIT.into(),
+            coverage_window: MEMBER_COVERAGE_WINDOW,
         }
     }
 
@@ -457,7 +470,7 @@ async fn latest_timestamp(provider: &DynProvider) -> u64 {
 static ACTION_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Registers (or updates) `member` on `vault` through `provider`: recipient
-/// `member.recipient_on(vault.chain_id)`, its home chain, cap and deductible, signed by the
+/// `member.recipient_on(vault.chain_id)`, its home chain, cap, deductible and coverage, signed by the
 /// first `t` of `keys`, `t` being read from the vault. Panics unless the call succeeds.
 pub async fn set_member_on(
     provider: &DynProvider,
@@ -485,6 +498,8 @@ pub async fn set_member_on(
         homeChainId: member.home_chain_id,
         cap: member.cap,
         deductible: member.deductible,
+        coverageLimit: member.coverage_limit,
+        coverageWindow: member.coverage_window,
         id: keccak256(format!(
             "set-member {} {} {} {n}",
             vault.chain_id, vault.address, member.id

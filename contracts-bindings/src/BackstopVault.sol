@@ -5,7 +5,6 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {ERC4626} from "@openzeppelin/contracts/token/ERC20/extensions/ERC4626.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IBackstopVault} from "./IBackstopVault.sol";
 
@@ -18,7 +17,9 @@ import {IBackstopVault} from "./IBackstopVault.sol";
 ///         - `releaseLeg` (other chains, t signatures) pays a remote leg of a registered draw, once;
 ///         - freeze, pause and alert take p signatures and expire after `emergencyDuration`;
 ///           lifting them early, changing members, limits or guardians takes t signatures.
-///         Every payout is bounded by a token bucket and a reserve floor. There is no owner:
+///         Every payout is bounded by a token bucket and a reserve floor, and what the vault
+///         pays one member by a rolling coverage window (`coverageLimit` per `coverageWindow`
+///         seconds: whole draws on the home vault, legs on the others). There is no owner:
 ///         after deployment no single key can move funds or change a parameter.
 /// @dev Signatures are packed `r || s || v` (65 bytes each), from distinct guardians in
 ///      strictly ascending address order. Every signed struct carries a deadline; actions
@@ -35,7 +36,7 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     uint256 public constant MAX_GUARDIANS = 32;
     /// @notice Largest number of legs in a draw (one per chain).
     uint256 public constant MAX_LEGS = 32;
-    /// @notice Longest withdrawal cooldown and emergency duration.
+    /// @notice Longest withdrawal cooldown, emergency duration and coverage window.
     uint64 public constant MAX_DURATION = 365 days;
 
     bytes32 internal constant LEG_TYPEHASH = keccak256("Leg(uint64 chainId,address vault,uint256 amount)");
@@ -56,7 +57,7 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     bytes32 internal constant CLEAR_ALERT_TYPEHASH =
         keccak256("ClearAlert(bytes32 subject,bytes32 id,uint64 deadline)");
     bytes32 internal constant SET_MEMBER_TYPEHASH = keccak256(
-        "SetMember(bytes32 member,address recipient,uint64 homeChainId,uint128 cap,uint128 deductible,bytes32 id,uint64 deadline)"
+        "SetMember(bytes32 member,address recipient,uint64 homeChainId,uint128 cap,uint128 deductible,uint128 coverageLimit,uint64 coverageWindow,bytes32 id,uint64 deadline)"
     );
     bytes32 internal constant SET_LIMITS_TYPEHASH = keccak256(
         "SetLimits(uint128 bucketCapacity,uint128 refillPerSecond,uint256 reserveFloor,uint64 withdrawCooldown,uint64 emergencyDuration,bytes32 id,uint64 deadline)"
@@ -91,6 +92,8 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     Limits private _limits;
 
     mapping(bytes32 member => Member) private _members;
+    /// @dev What this vault paid each member in its two latest coverage epochs; see `_coverageAfter`.
+    mapping(bytes32 member => CoverageUse) private _coverageUse;
     mapping(bytes32 subject => Alert) private _alerts;
     mapping(address owner => RedeemRequest) private _redeemRequests;
 
@@ -126,7 +129,8 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
 
     /// @notice Registers the draw of `(member, seq)` on the member's home vault and pays its home leg.
     /// @dev Exactly one draw per `(member, seq)`: `seq` must equal `nextSeq(member)`, which then advances.
-    ///      Refused while the vault is paused or the member frozen.
+    ///      Refused while the vault is paused or the member frozen. The whole `draw.amount` (every
+    ///      leg, not only the home one) counts against the member's coverage window on this vault.
     /// @param draw The draw, as the guardians signed it.
     /// @param signatures At least `threshold` guardian signatures over `hashDraw(draw)`.
     /// @return drawHash The draw's EIP-712 digest, which remote `LegRelease`s bind.
@@ -145,11 +149,13 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
         if (draw.amount > m.cap) revert DrawExceedsCap(draw.amount, m.cap);
         if (draw.legDeadline < draw.deadline) revert InvalidDeadlines(draw.deadline, draw.legDeadline);
         uint256 homeAmount = _checkLegs(draw.legs, draw.amount);
+        uint256 coverage = _coverageAfter(draw.member, m.coverageWindow, m.coverageLimit, draw.amount);
 
         drawHash = hashDraw(draw);
         _verify(drawHash, signatures, threshold);
 
         m.nextSeq = next + 1;
+        _storeCoverage(draw.member, coverage);
         drawOf[draw.member][draw.seq] = drawHash;
         emit DrawRegistered(draw.member, draw.seq, drawHash, draw.gap, draw.amount, draw.legs);
         if (homeAmount > 0) {
@@ -163,22 +169,27 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     /// @dev Guardians sign a `LegRelease` only after the registration is final on the home chain.
     ///      A pause does not stop legs of registered draws; a member freeze does. A vault that
     ///      registered `(member, seq)` itself (it was the member's home) pays no further leg of it.
+    ///      The leg counts against the member's coverage window on this vault.
     /// @param leg The release, as the guardians signed it.
     /// @param signatures At least `threshold` guardian signatures over `hashLegRelease(leg)`.
     function releaseLeg(LegRelease calldata leg, bytes calldata signatures) external {
         if (block.timestamp > leg.deadline) revert Expired(leg.deadline);
-        Member storage m = _knownMember(leg.member);
+        Member storage m = _members[leg.member];
+        address recipient = m.recipient;
+        if (recipient == address(0)) revert UnknownMember(leg.member);
         if (m.homeChainId == block.chainid) revert NotRemoteChain(leg.member);
-        bytes32 settled = drawOf[leg.member][leg.seq];
+        mapping(uint64 seq => bytes32) storage settledOf = drawOf[leg.member];
+        bytes32 settled = settledOf[leg.seq];
         if (settled != bytes32(0)) revert LegAlreadyPaid(leg.member, leg.seq, settled);
         if (m.frozenUntil > block.timestamp) revert MemberIsFrozen(leg.member);
         if (leg.amount == 0) revert InvalidLegs();
         if (leg.amount > m.cap) revert DrawExceedsCap(leg.amount, m.cap);
+        uint256 coverage = _coverageAfter(leg.member, m.coverageWindow, m.coverageLimit, leg.amount);
 
         _verify(hashLegRelease(leg), signatures, threshold);
 
-        drawOf[leg.member][leg.seq] = leg.drawHash;
-        address recipient = m.recipient;
+        settledOf[leg.seq] = leg.drawHash;
+        _storeCoverage(leg.member, coverage);
         _payout(recipient, leg.amount);
         emit LegPaid(leg.drawHash, leg.member, leg.seq, recipient, leg.amount);
     }
@@ -251,18 +262,52 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
 
     // ============================================================ parameters (t)
 
-    /// @notice Adds a member or changes its recipient, home chain, cap and deductible.
+    /// @notice Adds a member or changes its recipient, home chain, cap, deductible and coverage
+    ///         window. Keeps the member's `nextSeq`, freeze and used coverage.
+    /// @dev A coverage limit of 0 is allowed (no coverage: every positive draw or leg is refused),
+    ///      and so is a limit below the cap (the lower bound wins). A new limit applies to the
+    ///      usage already recorded. A new window length carries what the member used in its
+    ///      current window at the old length (`previous + current`) over as `current` of the
+    ///      epoch of now at the new length, so shortening or lengthening the window never
+    ///      forgets recent payouts. The record only reaches back one to two old windows: a
+    ///      window longer than the old one does not see payouts older than that. For a new
+    ///      member the record starts at the epoch of now with nothing used, which also makes
+    ///      its slot nonzero, so the first payout pays a nonzero-to-nonzero store.
     /// @param action The signed change.
     /// @param signatures At least `threshold` guardian signatures over `hashSetMember(action)`.
     function setMember(SetMember calldata action, bytes calldata signatures) external {
         if (action.recipient == address(0) || action.homeChainId == 0) revert InvalidMember();
+        uint64 window = action.coverageWindow;
+        if (action.coverageLimit > type(uint96).max || window == 0 || window > MAX_DURATION) {
+            revert InvalidCoverage(action.coverageLimit, window);
+        }
         _authorize(hashSetMember(action), action.id, action.deadline, signatures, threshold);
         Member storage m = _members[action.member];
+        uint256 oldWindow = m.coverageWindow; // 0 only for a new member
+        if (oldWindow != window) {
+            uint256 used = 0;
+            if (oldWindow != 0) {
+                (, used) = _coverageNow(action.member, oldWindow); // <= a past limit <= type(uint96).max
+            }
+            _storeCoverage(action.member, _packCoverage(block.timestamp / window, 0, used));
+            // forge-lint: disable-next-line(unsafe-typecast)
+            m.coverageWindow = uint32(window); // window <= MAX_DURATION < 2**32
+        }
         m.recipient = action.recipient;
         m.homeChainId = action.homeChainId;
         m.cap = action.cap;
         m.deductible = action.deductible;
-        emit MemberSet(action.member, action.recipient, action.homeChainId, action.cap, action.deductible, action.id);
+        m.coverageLimit = action.coverageLimit;
+        emit MemberSet(
+            action.member,
+            action.recipient,
+            action.homeChainId,
+            action.cap,
+            action.deductible,
+            action.coverageLimit,
+            window,
+            action.id
+        );
     }
 
     /// @notice Changes the outflow bucket, the reserve floor, the withdrawal cooldown and the
@@ -372,6 +417,24 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     /// @notice Seq of the member's next draw on its home vault.
     function nextSeq(bytes32 id) external view returns (uint64) {
         return _members[id].nextSeq;
+    }
+
+    /// @notice What this vault can still pay the member now within its coverage window: the
+    ///         coverage limit minus the usage at the current epoch (0 for an unknown member).
+    function coverageAvailable(bytes32 id) external view returns (uint256) {
+        Member storage m = _members[id];
+        uint256 window = m.coverageWindow;
+        if (window == 0) return 0;
+        (, uint256 used) = _coverageNow(id, window);
+        uint256 limit = m.coverageLimit;
+        return limit > used ? limit - used : 0;
+    }
+
+    /// @notice The member's coverage record as stored (its epoch may be older than now's).
+    function coverageUse(bytes32 id) external view returns (CoverageUse memory) {
+        uint256 record = _loadCoverage(id);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return CoverageUse({epoch: uint64(record), previous: uint96(record >> 64), current: uint96(record >> 160)});
     }
 
     /// @notice Whether payouts to the member are frozen now.
@@ -496,7 +559,16 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
         return _hashTypedDataV4(
             keccak256(
                 abi.encode(
-                    SET_MEMBER_TYPEHASH, a.member, a.recipient, a.homeChainId, a.cap, a.deductible, a.id, a.deadline
+                    SET_MEMBER_TYPEHASH,
+                    a.member,
+                    a.recipient,
+                    a.homeChainId,
+                    a.cap,
+                    a.deductible,
+                    a.coverageLimit,
+                    a.coverageWindow,
+                    a.id,
+                    a.deadline
                 )
             )
         );
@@ -556,23 +628,37 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
         if (count < required) revert InsufficientSignatures(count, required);
         address previous = address(0);
         for (uint256 i = 0; i < count; ++i) {
-            bytes32 r;
-            bytes32 s;
-            uint8 v;
-            assembly ("memory-safe") {
-                let p := add(signatures.offset, mul(i, 65))
-                r := calldataload(p)
-                s := calldataload(add(p, 32))
-                v := byte(0, calldataload(add(p, 64)))
-            }
-            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v, r, s);
-            if (err != ECDSA.RecoverError.NoError) revert InvalidSignature(i);
+            address signer = _recover(digest, signatures, i);
+            if (signer == address(0)) revert InvalidSignature(i);
             if (signer <= previous) {
                 if (signer == previous) revert DuplicateSigner(signer);
                 revert SignersNotAscending(previous, signer);
             }
             if (!isGuardian[signer]) revert SignerNotGuardian(signer);
             previous = signer;
+        }
+    }
+
+    /// @dev Signer of signature `i` (`r || s || v`) of `signatures` over `digest`, or zero when it
+    ///      recovers to no address: a high `s` (malleable: refused as OpenZeppelin's `ECDSA` does),
+    ///      a `v` other than 27 or 28, or a point off the curve. The same checks as
+    ///      `ECDSA.tryRecover`, with the `ecrecover` precompile called directly.
+    function _recover(bytes32 digest, bytes calldata signatures, uint256 i) internal view returns (address signer) {
+        assembly ("memory-safe") {
+            let p := add(signatures.offset, mul(i, 65))
+            let s := calldataload(add(p, 32))
+            // s <= secp256k1n / 2 (EIP-2)
+            if iszero(gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)) {
+                let m := mload(0x40) // scratch above the free memory pointer, not allocated
+                mstore(m, digest)
+                mstore(add(m, 0x20), byte(0, calldataload(add(p, 64))))
+                mstore(add(m, 0x40), calldataload(p))
+                mstore(add(m, 0x60), s)
+                // The precompile returns 32 bytes on success and nothing when nothing recovers.
+                if staticcall(gas(), 0x01, m, 0x80, m, 0x20) {
+                    signer := mul(mload(m), eq(returndatasize(), 0x20))
+                }
+            }
         }
     }
 
@@ -606,6 +692,77 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
         // forge-lint: disable-next-line(unsafe-typecast)
         _bucket = Bucket({level: uint128(available - amount), updatedAt: uint64(block.timestamp)});
         token.safeTransfer(recipient, amount);
+    }
+
+    /// @dev The member's coverage record after paying `amount` now, packed (`_packCoverage`), for
+    ///      `_storeCoverage` once the payment is authorized; reverts with `CoverageExceeded` when
+    ///      the usage at the current epoch plus `amount` exceeds the coverage limit.
+    ///
+    ///      Two-epoch scheme, with W = `coverageWindow` and epoch = `block.timestamp / W`: the
+    ///      record holds what was paid in its epoch (`current`) and in the epoch before
+    ///      (`previous`). At epoch e the usage is (previous, current) when the record is of e,
+    ///      (current, 0) when it is of e - 1, and (0, 0) when older. A payment is allowed iff
+    ///      previous + current + amount <= limit, and then stored as {e, previous, current + amount}.
+    ///
+    ///      Bound (exact upper bound, conservative): any interval of length W, even closed (W + 1
+    ///      whole seconds), meets at most two consecutive epochs e and e + 1. If all its payments
+    ///      are in one epoch, they are part of that epoch's `current`, which stayed <= limit. Else
+    ///      take the interval's last payment P, in epoch e + 1. By P, time had left epoch e, so
+    ///      no payment of e could follow and the record's `previous` at P held all of epoch e
+    ///      (rolled over from `current` by the first payment of e + 1, or read as (current, 0)
+    ///      by P itself when P is that first payment). So the check at P bounded all of epoch e
+    ///      plus epoch e + 1 up to and including P by the limit, and the interval's payments are
+    ///      a part of these. Nothing is ever forgotten before two epochs (2 W) have passed, hence
+    ///      "conservative": a payment frees its coverage between W and 2 W after it was made.
+    function _coverageAfter(bytes32 id, uint256 window, uint256 limit, uint256 amount)
+        internal
+        view
+        returns (uint256 record)
+    {
+        (uint256 record, uint256 used) = _coverageNow(id, window);
+        uint256 available = limit > used ? limit - used : 0;
+        if (amount > available) revert CoverageExceeded(id, amount, available);
+        // used + amount <= limit <= type(uint96).max: `current + amount` stays in its 96 bits.
+        return record + (amount << 160);
+    }
+
+    /// @dev `id`'s coverage record as of now's epoch under `window` (nonzero), packed: `{e, previous,
+    ///      current}` when the stored record is of epoch e, `{e, current, 0}` when it is of e - 1,
+    ///      `{e, 0, 0}` when older; and its usage `previous + current`.
+    function _coverageNow(bytes32 id, uint256 window) internal view returns (uint256 record, uint256 used) {
+        uint256 epoch = block.timestamp / window;
+        uint256 stored = _loadCoverage(id);
+        uint256 storedEpoch = stored & type(uint64).max;
+        uint256 previous = 0;
+        uint256 current = 0;
+        if (storedEpoch == epoch) {
+            (previous, current) = ((stored >> 64) & type(uint96).max, stored >> 160);
+        } else if (storedEpoch + 1 == epoch) {
+            previous = stored >> 160;
+        }
+        return (_packCoverage(epoch, previous, current), previous + current);
+    }
+
+    /// @dev A `CoverageUse` as one word, in its storage layout: `epoch` in the low 64 bits, then
+    ///      `previous` and `current` (96 bits each). The caller keeps every field in range.
+    function _packCoverage(uint256 epoch, uint256 previous, uint256 current) internal pure returns (uint256) {
+        return epoch | (previous << 64) | (current << 160);
+    }
+
+    /// @dev The coverage record of `id`, packed (one SLOAD).
+    function _loadCoverage(bytes32 id) internal view returns (uint256 record) {
+        CoverageUse storage use = _coverageUse[id];
+        assembly ("memory-safe") {
+            record := sload(use.slot)
+        }
+    }
+
+    /// @dev Stores a packed coverage record of `id` (one SSTORE).
+    function _storeCoverage(bytes32 id, uint256 record) internal {
+        CoverageUse storage use = _coverageUse[id];
+        assembly ("memory-safe") {
+            sstore(use.slot, record)
+        }
     }
 
     /// @dev An emergency state's new expiry: now plus the emergency duration, never earlier than `current`.

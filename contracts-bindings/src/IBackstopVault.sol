@@ -87,13 +87,21 @@ interface IBackstopVault {
         uint64 deadline;
     }
 
-    /// @notice Adds a member or changes its parameters (t signatures). Keeps `nextSeq` and the freeze.
+    /// @notice Adds a member or changes its parameters (t signatures). Keeps `nextSeq`, the freeze
+    ///         and the coverage already used (see `BackstopVault.setMember`).
+    /// @param cap Largest draw (home) or leg (remote) of one incident.
+    /// @param deductible Part of the gap the member bears itself.
+    /// @param coverageLimit Most this vault pays the member within any `coverageWindow` seconds
+    ///        (home: whole registered draws; remote: legs). At most `type(uint96).max`; 0: no coverage.
+    /// @param coverageWindow Length of the coverage window in seconds, in `[1, MAX_DURATION]`.
     struct SetMember {
         bytes32 member;
         address recipient;
         uint64 homeChainId;
         uint128 cap;
         uint128 deductible;
+        uint128 coverageLimit;
+        uint64 coverageWindow;
         bytes32 id;
         uint64 deadline;
     }
@@ -118,14 +126,31 @@ interface IBackstopVault {
         uint64 deadline;
     }
 
-    /// @notice A member as stored by the vault.
+    /// @notice A member as stored by the vault. Fields are ordered for packing: slot 0 holds
+    ///         `recipient`, `homeChainId` and `coverageWindow`; slot 1 `frozenUntil`, `nextSeq`
+    ///         and `cap`; slot 2 `deductible` and `coverageLimit`.
+    /// @param coverageWindow Coverage window in seconds (at most `MAX_DURATION`, so it fits 32 bits).
+    /// @param coverageLimit Most paid within any `coverageWindow` seconds (at most `type(uint96).max`).
     struct Member {
         address recipient;
         uint64 homeChainId;
+        uint32 coverageWindow;
         uint64 frozenUntil;
         uint64 nextSeq;
         uint128 cap;
         uint128 deductible;
+        uint128 coverageLimit;
+    }
+
+    /// @notice What a vault paid a member in the two latest coverage epochs (epoch =
+    ///         `block.timestamp / coverageWindow`), as of the last payment or window change.
+    /// @param epoch Epoch of `current`.
+    /// @param previous Paid in epoch `epoch - 1`.
+    /// @param current Paid in epoch `epoch` (after a window change: the usage carried over).
+    struct CoverageUse {
+        uint64 epoch;
+        uint96 previous;
+        uint96 current;
     }
 
     /// @notice Outflow limits and timings of the vault.
@@ -201,6 +226,11 @@ interface IBackstopVault {
     error InvalidLimits();
     /// @notice A member with a zero recipient or zero home chain.
     error InvalidMember();
+    /// @notice A coverage limit above `type(uint96).max`, or a window of zero or above `MAX_DURATION`.
+    error InvalidCoverage(uint128 limit, uint64 window);
+    /// @notice The draw (home) or leg (remote) would take what this vault paid the member within
+    ///         one coverage window above the member's coverage limit; `available` is what is left.
+    error CoverageExceeded(bytes32 member, uint256 amount, uint256 available);
     /// @notice An alert level of zero (use clearAlert).
     error InvalidAlertLevel();
     /// @notice Zero shares, or more shares than fit the request record.
@@ -216,7 +246,14 @@ interface IBackstopVault {
     event LegPaid(bytes32 indexed drawHash, bytes32 indexed member, uint64 seq, address recipient, uint256 amount);
     /// @notice A member was added or changed.
     event MemberSet(
-        bytes32 indexed member, address recipient, uint64 homeChainId, uint128 cap, uint128 deductible, bytes32 id
+        bytes32 indexed member,
+        address recipient,
+        uint64 homeChainId,
+        uint128 cap,
+        uint128 deductible,
+        uint128 coverageLimit,
+        uint64 coverageWindow,
+        bytes32 id
     );
     /// @notice Payouts to a member are frozen until `until`.
     event MemberFrozen(bytes32 indexed member, uint64 until, bytes32 id);

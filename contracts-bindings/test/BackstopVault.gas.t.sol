@@ -17,7 +17,15 @@ import {VaultHelpers} from "./utils/VaultFixture.sol";
 ///         under `--gas-report`, which would otherwise add the 21k base and calldata cost.
 /// forge-config: default.isolate = false
 contract BackstopVaultGasTest is BaseTest, VaultHelpers {
-    uint256 internal constant RELEASE_BUDGET_3_OF_4 = 100_000;
+    /// @dev Was 100,000 (measured 99,527) before the per-member coverage window, which costs
+    ///      releaseLeg two cold storage reads and one nonzero-to-nonzero store more (the member's
+    ///      slot holding `coverageLimit` and its `CoverageUse` record: 2 x 2,100 + 2,900 = 7,100
+    ///      gas by EVM pricing, plus its arithmetic; `setMember` makes the record's slot nonzero,
+    ///      so no payout pays a zero-to-nonzero store for it). Savings elsewhere in the path (the
+    ///      ecrecover precompile called directly, about 220 gas per signature; the recipient read
+    ///      once; one `drawOf` lookup; the record read and written as one word) pay for the
+    ///      arithmetic: measured 106,687, rounded up to the next 1,000.
+    uint256 internal constant RELEASE_BUDGET_3_OF_4 = 107_000;
     uint256 internal constant PER_SIGNATURE_BUDGET = 7_000;
     uint256 internal constant REGISTER_BUDGET_3_OF_4 = 160_000;
     uint256 internal constant PAYOUT = 100_000e6;

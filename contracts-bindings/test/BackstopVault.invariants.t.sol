@@ -10,6 +10,12 @@ import {VaultFixture} from "./utils/VaultFixture.sol";
 /// @notice The design's invariants under random sequences of deposits, redemptions, draws,
 ///         leg releases (including replays and forgeries), pauses, freezes and time.
 contract BackstopVaultInvariantTest is VaultFixture {
+    /// @dev The member's coverage on both vaults in these runs: tight enough that the window
+    ///      refuses draws and legs in most runs (draws are up to the 500k cap, time moves up
+    ///      to a day per call), loose enough that most payments go through.
+    uint128 internal constant RUN_COVERAGE_LIMIT = 800_000e6;
+    uint64 internal constant RUN_COVERAGE_WINDOW = 1 days;
+
     BackstopHandler internal handler;
     address[] internal actors;
 
@@ -24,6 +30,8 @@ contract BackstopVaultInvariantTest is VaultFixture {
         vm.chainId(REMOTE_CHAIN);
         changeLimits(remote, l);
         vm.chainId(HOME_CHAIN);
+        setRunCoverage(home, HOME_CHAIN);
+        setRunCoverage(remote, REMOTE_CHAIN);
         actors.push(lp);
         actors.push(makeAddr("lp2"));
         actors.push(makeAddr("lp3"));
@@ -56,6 +64,27 @@ contract BackstopVaultInvariantTest is VaultFixture {
         checkOutcomesMatchModel();
     }
 
+    /// @notice The coverage window, checked after every handler call: what one vault counted for
+    ///         the member (home: whole registered draws; remote: legs) within any interval of
+    ///         length `coverageWindow` is at most `coverageLimit`; the handler's log holds every
+    ///         payment; the vault's view agrees with the handler's model of the record.
+    function invariant_coverageWindow() public view {
+        checkCoverageWindows(home);
+        checkCoverageWindows(remote);
+        uint256 registered = 0;
+        for (uint256 seq = 0; seq < handler.drawCount(); ++seq) {
+            registered += handler.drawRecord(seq).amount;
+        }
+        assertEq(sumOf(handler.coveragePaymentsOf(address(home))), registered, "home log vs registered draws");
+        assertEq(
+            sumOf(handler.coveragePaymentsOf(address(remote))),
+            handler.ghostPayouts(address(remote)),
+            "remote log vs legs"
+        );
+        assertEq(home.coverageAvailable(MEMBER), handler.coverageAvailableModel(home), "home view vs model");
+        assertEq(remote.coverageAvailable(MEMBER), handler.coverageAvailableModel(remote), "remote view vs model");
+    }
+
     /// @notice Depositor accounting, checked after every handler call: assets and shares are
     ///         conserved and the outflow bucket stays within its capacity.
     function invariant_accounting() public view {
@@ -70,6 +99,34 @@ contract BackstopVaultInvariantTest is VaultFixture {
     /// @notice The run really exercised the handler (guards against a vacuous pass).
     function afterInvariant() public view {
         assertGt(handler.totalCalls(), 0, "no handler calls");
+    }
+
+    function setRunCoverage(BackstopVault v, uint64 chainId) internal {
+        vm.chainId(chainId);
+        IBackstopVault.SetMember memory a =
+            setMemberAction(MEMBER, recipient, HOME_CHAIN, CAP, DEDUCTIBLE, RUN_COVERAGE_LIMIT, RUN_COVERAGE_WINDOW);
+        v.setMember(a, sigs(v.hashSetMember(a), T));
+        vm.chainId(HOME_CHAIN);
+    }
+
+    /// @dev Every closed interval [t - W, t] ending at a payment time t holds at most the limit
+    ///      (an interval holding the most ends at a payment, and the log is in time order).
+    function checkCoverageWindows(BackstopVault v) internal view {
+        IBackstopVault.Member memory m = v.member(MEMBER);
+        BackstopHandler.Payment[] memory p = handler.coveragePaymentsOf(address(v));
+        for (uint256 i = 0; i < p.length; ++i) {
+            uint256 inWindow = 0;
+            for (uint256 j = 0; j <= i; ++j) {
+                if (uint256(p[j].time) + m.coverageWindow >= p[i].time) inWindow += p[j].amount;
+            }
+            assertLe(inWindow, m.coverageLimit, "paid above the coverage limit within one window");
+        }
+    }
+
+    function sumOf(BackstopHandler.Payment[] memory p) internal pure returns (uint256 total) {
+        for (uint256 i = 0; i < p.length; ++i) {
+            total += p[i].amount;
+        }
     }
 
     function checkAssets(BackstopVault v) internal view {

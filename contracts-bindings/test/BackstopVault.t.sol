@@ -118,6 +118,12 @@ contract BackstopVaultTest is VaultFixture {
 
     // ================================================================ constructor
 
+    /// @notice The runtime code fits the EIP-170 limit that real chains enforce (forge's test
+    ///         EVM deploys larger code, so only this test would notice an overflow).
+    function test_runtimeCode_fitsEip170Limit() public view {
+        assertLe(address(home).code.length, 24_576, "runtime code above 24,576 bytes");
+    }
+
     function test_constructor_setsGuardiansThresholdsAndLimits() public view {
         assertEq(home.guardians(), guardians);
         for (uint256 i = 0; i < N; ++i) {
@@ -1216,15 +1222,23 @@ contract BackstopVaultTest is VaultFixture {
         IBackstopVault.SetMember memory a = setMemberAction(OTHER_MEMBER, payee, REMOTE_CHAIN, 1_000e6, 10e6);
         bytes memory blob = sigs(home.hashSetMember(a), T);
         vm.expectEmit(true, true, true, true, address(home));
-        emit IBackstopVault.MemberSet(OTHER_MEMBER, payee, REMOTE_CHAIN, 1_000e6, 10e6, a.id);
+        emit IBackstopVault.MemberSet(
+            OTHER_MEMBER, payee, REMOTE_CHAIN, 1_000e6, 10e6, COVERAGE_LIMIT, COVERAGE_WINDOW, a.id
+        );
         home.setMember(a, blob);
         IBackstopVault.Member memory m = home.member(OTHER_MEMBER);
         assertEq(m.recipient, payee);
         assertEq(m.homeChainId, REMOTE_CHAIN);
         assertEq(m.cap, 1_000e6);
         assertEq(m.deductible, 10e6);
+        assertEq(m.coverageLimit, COVERAGE_LIMIT);
+        assertEq(m.coverageWindow, COVERAGE_WINDOW);
         assertEq(m.nextSeq, 0);
         assertEq(m.frozenUntil, 0);
+        assertEq(home.coverageAvailable(OTHER_MEMBER), COVERAGE_LIMIT, "nothing used");
+        IBackstopVault.CoverageUse memory u = home.coverageUse(OTHER_MEMBER);
+        assertEq(u.epoch, block.timestamp / COVERAGE_WINDOW, "record starts at the epoch of now");
+        assertEq(u.previous + u.current, 0);
     }
 
     function test_setMember_changesMemberAndKeepsSeq() public {
@@ -1937,19 +1951,23 @@ contract BackstopVaultTest is VaultFixture {
             homeChainId: 10,
             cap: 7e6,
             deductible: 1e6,
+            coverageLimit: 70e6,
+            coverageWindow: 3 days,
             id: keccak256("id"),
             deadline: 1_800_000_000
         });
         bytes32 structHash = keccak256(
             abi.encode(
                 keccak256(
-                    "SetMember(bytes32 member,address recipient,uint64 homeChainId,uint128 cap,uint128 deductible,bytes32 id,uint64 deadline)"
+                    "SetMember(bytes32 member,address recipient,uint64 homeChainId,uint128 cap,uint128 deductible,uint128 coverageLimit,uint64 coverageWindow,bytes32 id,uint64 deadline)"
                 ),
                 a.member,
                 a.recipient,
                 a.homeChainId,
                 a.cap,
                 a.deductible,
+                a.coverageLimit,
+                a.coverageWindow,
                 a.id,
                 a.deadline
             )

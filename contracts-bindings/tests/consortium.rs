@@ -62,6 +62,12 @@ async fn three_chain_consortium_has_one_guardian_set_and_every_member_everywhere
             assert_eq!(record.recipient, m.spec.recipient_on(id));
             assert_eq!(record.cap, u128::from(MEMBER_CAP));
             assert_eq!(record.deductible, u128::from(MEMBER_DEDUCTIBLE));
+            assert_eq!(record.coverageLimit, u128::from(MEMBER_COVERAGE_LIMIT));
+            assert_eq!(u64::from(record.coverageWindow), MEMBER_COVERAGE_WINDOW);
+            assert_eq!(
+                vault.coverageAvailable(m.spec.id).call().await.unwrap(),
+                U256::from(MEMBER_COVERAGE_LIMIT)
+            );
             assert_eq!(record.nextSeq, 0);
             assert_eq!(record.frozenUntil, 0);
         }

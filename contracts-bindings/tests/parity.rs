@@ -150,6 +150,8 @@ async fn rust_digests_equal_the_vaults_own_hashes() {
         homeChainId: 31337,
         cap: 5u128,
         deductible: 1u128,
+        coverageLimit: 50u128,
+        coverageWindow: 86_400,
         id: action_id,
         deadline,
     };
@@ -359,6 +361,121 @@ fn packing_sorts_signers_and_refuses_duplicates() {
         wrong.verify(digest),
         Err(SignatureError::WrongSigner { .. })
     ));
+}
+
+/// The `SetMember` type string the bindings derive is the one the vault hashes (the digest
+/// parity above checks the values; this names the fields and their order for the node team).
+#[test]
+fn set_member_type_string_has_the_coverage_fields() {
+    use alloy::sol_types::SolStruct;
+    assert_eq!(
+        IBackstopVault::SetMember::eip712_encode_type(),
+        "SetMember(bytes32 member,address recipient,uint64 homeChainId,uint128 cap,\
+         uint128 deductible,uint128 coverageLimit,uint64 coverageWindow,bytes32 id,uint64 deadline)"
+    );
+}
+
+/// The coverage window on real chains: the home vault counts the whole draw, the remote vault
+/// its leg, each refuses with `CoverageExceeded`, and `setMember` refuses a bad window with
+/// `InvalidCoverage`.
+#[tokio::test]
+async fn coverage_window_refuses_with_its_custom_errors() {
+    let c = Consortium::start().await;
+    let signers = &c.keys[..3];
+    let mut spec = MemberSpec::new(0, c.home.chain_id);
+    spec.coverage_limit = (1_000 * UNIT).into();
+    spec.coverage_window = 3_600;
+    c.home.set_member(&c.keys, &spec).await;
+    spec.coverage_limit = (300 * UNIT).into();
+    c.remote.set_member(&c.keys, &spec).await;
+    let record = c.home.vault().member(member_id()).call().await.unwrap();
+    assert_eq!(record.coverageLimit, u128::from(1_000 * UNIT));
+    assert_eq!(record.coverageWindow, 3_600);
+
+    // Home: 600 + 400 = the whole limit, counted at registration.
+    let draw = c.draw(600 * UNIT, 400 * UNIT).await;
+    let receipt = mined(
+        c.home
+            .vault()
+            .registerDraw(draw.clone(), sign_all(&draw, &c.home.id(), signers)),
+    )
+    .await;
+    assert!(receipt.status());
+    assert_eq!(
+        c.home
+            .vault()
+            .coverageAvailable(member_id())
+            .call()
+            .await
+            .unwrap(),
+        U256::ZERO
+    );
+    let use_ = c
+        .home
+        .vault()
+        .coverageUse(member_id())
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(
+        use_.current,
+        alloy::primitives::aliases::U96::from(1_000 * UNIT)
+    );
+    let next = IBackstopVault::Draw {
+        seq: 1,
+        ..c.draw(1, 0).await
+    };
+    assert_reverts(
+        c.home
+            .vault()
+            .registerDraw(next.clone(), sign_all(&next, &c.home.id(), signers))
+            .call()
+            .await,
+        E::CoverageExceeded(BackstopVault::CoverageExceeded {
+            member: member_id(),
+            amount: U256::from(1),
+            available: U256::ZERO,
+        }),
+    );
+
+    // Remote: the 400 leg is above the remote vault's 300 limit.
+    let release = c.leg_release(draw.digest(&c.home.id()), 400 * UNIT).await;
+    assert_reverts(
+        c.remote
+            .vault()
+            .releaseLeg(release.clone(), sign_all(&release, &c.remote.id(), signers))
+            .call()
+            .await,
+        E::CoverageExceeded(BackstopVault::CoverageExceeded {
+            member: member_id(),
+            amount: U256::from(400 * UNIT),
+            available: U256::from(300 * UNIT),
+        }),
+    );
+
+    // setMember refuses a zero window.
+    let bad = IBackstopVault::SetMember {
+        member: member_id(),
+        recipient: recipient(),
+        homeChainId: c.home.chain_id,
+        cap: MEMBER_CAP.into(),
+        deductible: MEMBER_DEDUCTIBLE.into(),
+        coverageLimit: 1u128,
+        coverageWindow: 0,
+        id: keccak256("bad coverage"),
+        deadline: c.home.deadline().await,
+    };
+    assert_reverts(
+        c.home
+            .vault()
+            .setMember(bad.clone(), sign_all(&bad, &c.home.id(), signers))
+            .call()
+            .await,
+        E::InvalidCoverage(BackstopVault::InvalidCoverage {
+            limit: 1,
+            window: 0,
+        }),
+    );
 }
 
 #[tokio::test]

@@ -189,6 +189,7 @@ fn signal_kind(k: m::SignalKind) -> SignalKind {
         m::SignalKind::Depeg => SignalKind::Depeg,
         m::SignalKind::ChainHalt => SignalKind::ChainHalt,
         m::SignalKind::Operator => SignalKind::Operator,
+        m::SignalKind::PayoutNotBooked => SignalKind::PayoutNotBooked,
     }
 }
 
@@ -200,6 +201,7 @@ fn model_kind(k: SignalKind) -> m::SignalKind {
         SignalKind::Depeg => m::SignalKind::Depeg,
         SignalKind::ChainHalt => m::SignalKind::ChainHalt,
         SignalKind::Operator => m::SignalKind::Operator,
+        SignalKind::PayoutNotBooked => m::SignalKind::PayoutNotBooked,
     }
 }
 
@@ -378,6 +380,7 @@ fn breaker_view(b: &Breaker, expiry_ms: u64) -> BreakerView {
         BreakerKind::Contagion => m::BreakerKind::Contagion,
         BreakerKind::Depeg => m::BreakerKind::Depeg,
         BreakerKind::Operator => m::BreakerKind::Operator,
+        BreakerKind::PayoutNotBooked => m::BreakerKind::PayoutNotBooked,
     };
     BreakerView {
         id: b.id.to_string(),

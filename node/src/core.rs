@@ -678,12 +678,17 @@ impl Core {
                 let chain_id = s.block.chain_id;
                 let snap = Arc::new((*s).clone());
                 self.machine.view_mut().insert(*s, true);
+                for key in self.machine.view_mut().take_booked() {
+                    info!(member = %key.member, seq = key.seq, "the member's books show the payout");
+                    self.machine.note_booked(key)?;
+                }
                 let st = self.status.entry(chain_id).or_default();
                 st.head = st.head.max(snap.block.number);
                 st.confirmed = Some(snap.clone());
                 // Detectors see the block before the observations it carries reach the
                 // machine, so a suspicion blocks attesting from the same block on.
-                let found = self.detectors.on_snapshot(&snap, now);
+                let mut found = self.detectors.on_snapshot(&snap, now);
+                found.extend(self.check_bookings(chain_id, now));
                 self.assert_own(found).await?;
             }
             ChainInput::Observed(obs) => {
@@ -788,6 +793,22 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// The booking detector over the members homed on `chain_id`, at its newest block.
+    fn check_bookings(&mut self, chain_id: u64, now: u64) -> Vec<Assertion> {
+        let view = self.machine.view();
+        let homed: Vec<(B256, _)> = view
+            .config()
+            .members
+            .iter()
+            .filter(|(_, p)| p.home_chain_id == chain_id)
+            .map(|(m, _)| (*m, view.booking(m)))
+            .collect();
+        homed
+            .into_iter()
+            .flat_map(|(m, b)| self.detectors.on_booking(m, b, now))
+            .collect()
     }
 
     async fn on_admin(&mut self, cmd: AdminCommand) -> Result<String, AdminError> {

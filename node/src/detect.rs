@@ -10,7 +10,10 @@
 //! - abnormal outflow: a member's assets fell by more than the bound from their peak
 //!   within the last `outflow_window_blocks` confirmed blocks (exploit suspected);
 //! - depeg: the chain's pool-token feed is farther than the bound from 1;
-//! - chain halt: the chain watcher reports no new head within the bound.
+//! - chain halt: the chain watcher reports no new head within the bound;
+//! - payout not booked: `booking_timeout_ms` after a member's covered incident closed, its
+//!   books at the newest home block still do not show the payout (the booking rule of
+//!   [`backstop_agreement::booking`]).
 //!
 //! Invariants: pure (fed with snapshots, halts and time); a condition is asserted when it
 //! starts to hold and again every `interval_ms` while it holds, never after it stopped; the
@@ -19,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use alloy::primitives::{Address, B256, I256, U256};
+use backstop_agreement::booking::{Evidence, Payout};
 use backstop_p2p::message::SignalKind;
 
 use crate::policy::{chain_subject, oracle_subject};
@@ -83,6 +87,8 @@ pub struct DetectorConfig {
     pub depeg_bps: u64,
     /// Re-assertion period of a holding condition (ms).
     pub interval_ms: u64,
+    /// Time a covered member's books get to show the payout (ms).
+    pub booking_timeout_ms: u64,
     /// Oracles.
     pub oracles: Vec<OracleSpec>,
     /// Pool-token feed of each chain that has one.
@@ -261,6 +267,33 @@ impl Detectors {
         self.apply(affected, found, now)
     }
 
+    /// What a member's books say of its last payout (`None` without payout or read).
+    pub fn on_booking(
+        &mut self,
+        member: B256,
+        booking: Option<(Payout, Evidence)>,
+        now: u64,
+    ) -> Vec<Assertion> {
+        if !self.cfg.members.contains_key(&member) {
+            return Vec::new();
+        }
+        let key = (SignalKind::PayoutNotBooked, member);
+        let mut found = BTreeMap::new();
+        if let Some((p, Evidence::NotBooked { shown, paid })) = booking
+            && now >= p.closed_ms.saturating_add(self.cfg.booking_timeout_ms)
+        {
+            found.insert(
+                key,
+                format!(
+                    "{paid} paid up to draw {} not booked {} s after it closed: the gap fell by {shown}",
+                    p.seq,
+                    now.saturating_sub(p.closed_ms) / 1000
+                ),
+            );
+        }
+        self.apply([key].into(), found, now)
+    }
+
     /// The chain watcher's verdict on a chain.
     pub fn on_halted(&mut self, chain_id: u64, halted: bool, now: u64) -> Vec<Assertion> {
         let key = (SignalKind::ChainHalt, chain_subject(chain_id));
@@ -375,6 +408,7 @@ mod tests {
             outflow_window_blocks: 5,
             depeg_bps: 200,
             interval_ms: 10_000,
+            booking_timeout_ms: 5_000,
             oracles: vec![
                 oracle(1, A, false),
                 oracle(2, B, false),

@@ -70,6 +70,8 @@ pub enum BreakerKind {
     Depeg,
     /// Raised by operators.
     Operator,
+    /// A covered member's books do not show its payout: frozen on every vault.
+    PayoutNotBooked,
 }
 
 impl BreakerKind {
@@ -82,6 +84,7 @@ impl BreakerKind {
             Self::Contagion => "contagion",
             Self::Depeg => "depeg",
             Self::Operator => "operator",
+            Self::PayoutNotBooked => "payout_not_booked",
         }
     }
 }
@@ -530,7 +533,7 @@ impl Policy {
     /// Members a signal is about: the member itself, or the members priced by an oracle.
     fn members_concerned(&self, kind: SignalKind, subject: B256) -> Vec<B256> {
         match kind {
-            SignalKind::AbnormalOutflow | SignalKind::Operator => {
+            SignalKind::AbnormalOutflow | SignalKind::Operator | SignalKind::PayoutNotBooked => {
                 if self.cfg.members.contains_key(&subject) {
                     vec![subject]
                 } else {
@@ -563,6 +566,9 @@ impl Policy {
             SignalKind::ChainHalt if self.chain_of(subject).is_some() => BreakerKind::ChainHalt,
             SignalKind::Depeg if self.chain_of(subject).is_some() => BreakerKind::Depeg,
             SignalKind::Operator => BreakerKind::Operator,
+            SignalKind::PayoutNotBooked if self.cfg.members.contains_key(&subject) => {
+                BreakerKind::PayoutNotBooked
+            }
             _ => return None,
         };
         Some(BreakerId { kind, subject })
@@ -588,7 +594,8 @@ impl Policy {
                     .collect();
                 (members.into_iter().collect(), BTreeSet::new(), effects)
             }
-            BreakerKind::Exploit => (
+            // Exploit and unbooked payouts: no more payouts to the member, anywhere.
+            BreakerKind::Exploit | BreakerKind::PayoutNotBooked => (
                 [id.subject].into(),
                 BTreeSet::new(),
                 every(Effect::Freeze(id.subject)),

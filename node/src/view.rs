@@ -20,6 +20,12 @@
 //!   some time after the vault made it, and a gap read in between would pay the same loss
 //!   twice. That first sighting is never earlier than the registration (a reorg on the
 //!   chain resets it), so the rule is safe whatever the node's lag;
+//! - a draw for `seq > 0` is priced only when the member's books at the pinned home block
+//!   show what draw `seq - 1` paid, or a new loss beyond it, and then net of every payout
+//!   the books do not show (the booking rule, [`backstop_agreement::booking`]); a node
+//!   without the record of draw `seq - 1`'s payout refuses;
+//! - no draw exceeds the member's coverage window left on its home vault, and no leg what
+//!   is left of it on the paying vault (`coverageAvailable` at the pinned blocks);
 //! - a remote vault that is quarantined, paused, halted, or where the member is unknown or
 //!   frozen gets no leg;
 //! - memory is bounded: at most `keep` snapshots per chain.
@@ -28,7 +34,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
+use backstop_agreement::booking::{Evidence, Payout};
 use backstop_agreement::machine::{StateView, ViewError};
+use backstop_agreement::state::IncidentRecord;
 use backstop_agreement::{IncidentKey, PinnedBlock, ThresholdAction};
 use backstop_chain::allocation::{Allocation, AllocationInput, VaultCapacity, allocate};
 use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
@@ -102,6 +110,8 @@ pub struct ViewConfig {
     /// A member's next draw prices a home block at least this long (s, block time) after
     /// its previous draw was registered.
     pub settle_s: u64,
+    /// Rounding allowed in a member's booking of a payout, basis points of the payout.
+    pub booking_tolerance_bps: u64,
     /// Snapshots kept per chain.
     pub keep: usize,
 }
@@ -124,6 +134,11 @@ pub struct NodeView {
     /// Per (home chain, member): its `nextSeq` in the newest canonical snapshot, and the
     /// timestamp of the first canonical snapshot that showed that value.
     seq_since: BTreeMap<(u64, B256), (u64, u64)>,
+    /// Per configured member: what its newest covered incident paid (the booking rule).
+    payouts: BTreeMap<B256, Payout>,
+    /// Covered incidents whose payout the books showed since the last [`Self::take_booked`]
+    /// (at most one per member).
+    newly_booked: Vec<IncidentKey>,
     quarantined: BTreeSet<u64>,
     breakers: BreakerState,
     approvals: BTreeMap<(VaultId, B256), ThresholdAction>,
@@ -138,6 +153,8 @@ impl NodeView {
             snapshots: BTreeMap::new(),
             latest: BTreeMap::new(),
             seq_since: BTreeMap::new(),
+            payouts: BTreeMap::new(),
+            newly_booked: Vec::new(),
             quarantined: BTreeSet::new(),
             breakers: BreakerState::default(),
             approvals: BTreeMap::new(),
@@ -173,6 +190,7 @@ impl NodeView {
         {
             self.latest.insert(chain, block);
             self.note_seqs(&snap);
+            self.note_bookings(&snap);
         }
         let per_chain = self.snapshots.entry(chain).or_default();
         per_chain.insert((block.number, block.hash), Arc::new(snap));
@@ -201,6 +219,81 @@ impl NodeView {
                 *seen = (m.record.next_seq, snap.timestamp);
             }
         }
+    }
+
+    /// What the member's newest covered incident paid, as the booking rule sees it.
+    pub fn payout(&self, member: &B256) -> Option<&Payout> {
+        self.payouts.get(member)
+    }
+
+    /// What the member's books at its newest canonical home block say of its last payout:
+    /// `None` without a payout, a home snapshot or a solvency read.
+    pub fn booking(&self, member: &B256) -> Option<(Payout, Evidence)> {
+        let payout = *self.payouts.get(member)?;
+        let home = self.cfg.members.get(member)?.home_chain_id;
+        let solvency = self.latest(home)?.members.get(member)?.solvency?;
+        let gap = solvency.liabilities.saturating_sub(solvency.assets);
+        let evidence = payout.evidence(gap, self.cfg.dust, self.cfg.booking_tolerance_bps);
+        Some((payout, evidence))
+    }
+
+    /// The gap draw `key` may be priced from by the booking rule, given the books' `gap`.
+    fn booked_gap(&self, key: &IncidentKey, gap: U256) -> Result<U256, ViewError> {
+        if key.seq == 0 {
+            return Ok(gap);
+        }
+        let previous = key.seq - 1;
+        let payout = self
+            .payouts
+            .get(&key.member)
+            .filter(|p| p.seq == previous)
+            .ok_or_else(|| {
+                ViewError::Policy(format!(
+                    "no record of what draw {previous} paid: its booking cannot be checked"
+                ))
+            })?;
+        match payout.evidence(gap, self.cfg.dust, self.cfg.booking_tolerance_bps) {
+            Evidence::NotBooked { shown, paid } => Err(ViewError::Policy(format!(
+                "payout of draw {previous} not booked: the member's gap fell by {shown} of the \
+                 {paid} paid"
+            ))),
+            e => Ok(e.priced_gap().unwrap_or(U256::ZERO)),
+        }
+    }
+
+    /// Marks booked the payouts that the books of the members homed on the snapshot's
+    /// chain show at its (canonical) block.
+    fn note_bookings(&mut self, snap: &ChainSnapshot) {
+        let chain = snap.block.chain_id;
+        for (id, p) in self.payouts.iter_mut() {
+            if p.booked
+                || self
+                    .cfg
+                    .members
+                    .get(id)
+                    .is_none_or(|m| m.home_chain_id != chain)
+            {
+                continue;
+            }
+            let Some(s) = snap.members.get(id).and_then(|m| m.solvency) else {
+                continue;
+            };
+            let gap = s.liabilities.saturating_sub(s.assets);
+            let bps = self.cfg.booking_tolerance_bps;
+            if matches!(p.evidence(gap, self.cfg.dust, bps), Evidence::Booked { .. }) {
+                p.booked = true;
+                self.newly_booked.push(IncidentKey {
+                    member: *id,
+                    seq: p.seq,
+                });
+            }
+        }
+    }
+
+    /// The covered incidents whose payout the books showed since the last call, for the
+    /// machine to record.
+    pub fn take_booked(&mut self) -> Vec<IncidentKey> {
+        std::mem::take(&mut self.newly_booked)
     }
 
     /// Whether the snapshot of `block` is known.
@@ -365,7 +458,14 @@ impl NodeView {
         if gap <= self.cfg.dust {
             return Err(ViewError::Policy("no gap above dust".into()));
         }
-        let mut cap = U256::from(m.record.cap);
+        let priced = self.booked_gap(key, gap)?;
+        if priced <= self.cfg.dust {
+            return Err(ViewError::Policy(
+                "no gap above dust net of the payouts the books do not show".into(),
+            ));
+        }
+        // The home vault counts the whole draw against the member's coverage window.
+        let mut cap = U256::from(m.record.cap).min(m.record.coverage_available);
         if let Some(local) = policy.local_cap {
             cap = cap.min(local);
         }
@@ -377,16 +477,18 @@ impl NodeView {
                 let usable = !self.is_quarantined(&chain_id)
                     && (chain_id == policy.home_chain_id
                         || (!s.vault.paused && remote_member.is_some_and(|r| !r.record.frozen)));
+                // A remote vault counts its leg against the member's window there.
+                let window = remote_member.map_or(U256::ZERO, |r| r.record.coverage_available);
                 VaultCapacity {
                     chain_id,
                     vault: s.vault.vault,
-                    available: s.vault.available_for_payout,
+                    available: s.vault.available_for_payout.min(window),
                     quarantined: !usable,
                 }
             })
             .collect();
         let input = AllocationInput {
-            gap,
+            gap: priced,
             deductible: m.record.deductible,
             cap: cap.min(U256::from(u128::MAX)).to::<u128>(),
             home_chain_id: policy.home_chain_id,
@@ -444,6 +546,22 @@ impl StateView for NodeView {
         now_ms: u64,
     ) -> Result<Draw, ViewError> {
         Ok(self.compute(key, pinned, now_ms)?.draw)
+    }
+
+    fn covered(&mut self, rec: &IncidentRecord, closed_ms: u64) {
+        let member = rec.key.member;
+        if !self.cfg.members.contains_key(&member) {
+            return;
+        }
+        let previous = self.payouts.get(&member);
+        if previous.is_some_and(|p| p.seq >= rec.key.seq) {
+            return;
+        }
+        let dust = self.cfg.dust;
+        let bps = self.cfg.booking_tolerance_bps;
+        if let Some(p) = Payout::of_record(rec, previous, closed_ms, dust, bps) {
+            self.payouts.insert(member, p);
+        }
     }
 
     fn approve_action(
@@ -528,6 +646,7 @@ pub(crate) mod tests {
             leg_ttl_s: 3600,
             max_pin_age_s: 120,
             settle_s: 0,
+            booking_tolerance_bps: 10,
             keep: 4,
         }
     }
@@ -551,6 +670,9 @@ pub(crate) mod tests {
             next_seq: 5,
             cap: 1_000_000,
             deductible: 100,
+            coverage_limit: 10_000_000,
+            coverage_window: 86_400,
+            coverage_available: U256::from(10_000_000),
         };
         let solvency = (chain == HOME).then(|| Solvency {
             assets: U256::from(1_000),
@@ -584,18 +706,128 @@ pub(crate) mod tests {
     }
 
     fn key() -> IncidentKey {
+        key_of(5)
+    }
+
+    fn key_of(seq: u64) -> IncidentKey {
         IncidentKey {
             member: member(),
-            seq: 5,
+            seq,
         }
+    }
+
+    /// Records that the member's draw `seq` (priced from `gap`) closed covered with `paid`
+    /// paid at its home vault.
+    pub(crate) fn covered(v: &mut NodeView, seq: u64, gap: u64, paid: u64) {
+        use backstop_agreement::state::{CloseReason, Registration};
+        use backstop_contracts::bindings::IBackstopVault::Leg;
+        let home = VaultId {
+            chain_id: HOME,
+            address: vault_addr(HOME),
+        };
+        let legs = vec![Leg {
+            chainId: HOME,
+            vault: home.address,
+            amount: U256::from(paid),
+        }];
+        let rec = IncidentRecord {
+            key: IncidentKey {
+                member: member(),
+                seq,
+            },
+            home,
+            opened_at: 0,
+            attempt: 0,
+            attempt_started: 0,
+            registration: Some(Registration {
+                draw_hash: B256::with_last_byte(seq as u8),
+                draw: Draw {
+                    member: member(),
+                    seq,
+                    gap: U256::from(gap),
+                    amount: U256::from(paid),
+                    legs,
+                    deadline: 0,
+                    legDeadline: 0,
+                },
+                finalized: true,
+            }),
+            legs_done: vec![],
+            closed: Some(CloseReason::Covered),
+            booked: false,
+        };
+        v.covered(&rec, 0);
     }
 
     fn view_with(snaps: Vec<ChainSnapshot>) -> NodeView {
         let mut v = NodeView::new(cfg());
+        // Draw 4 paid nothing: the books need not show anything for draw 5.
+        covered(&mut v, 4, 1_000_000, 0);
         for s in snaps {
             v.insert(s, true);
         }
         v
+    }
+
+    #[test]
+    fn the_next_draw_needs_the_books_to_show_the_payout() {
+        let mut v = NodeView::new(cfg());
+        // Draw 4 was priced from a gap of 1,100 and paid 800.
+        covered(&mut v, 4, 1_100, 800);
+        let now = NOW_S * 1000;
+        let draw_at = |v: &mut NodeView, number: u64, gap: u64| {
+            v.insert(snap(HOME, number, 10_000, gap), true);
+            v.propose(&key(), now)
+        };
+        // Not booked: the books still show 1,100 (or 1,000: a partial booking).
+        for (number, gap) in [(11, 1_100), (12, 1_000), (13, 311)] {
+            match draw_at(&mut v, number, gap) {
+                Err(ViewError::Policy(why)) => assert!(why.contains("not booked"), "{why}"),
+                other => panic!("gap {gap}: {other:?}"),
+            }
+        }
+        // A new loss beyond the payout: priced net of the 800 the books may not show; the
+        // signed gap stays the books' figure.
+        let (_, d) = draw_at(&mut v, 14, 1_500).unwrap();
+        assert_eq!((d.gap, d.amount), (U256::from(1_500), U256::from(600)));
+        assert!(v.take_booked().is_empty());
+        // Booked (within dust 10): priced from what the books show, 310 - 100 deductible.
+        let (_, d) = draw_at(&mut v, 15, 310).unwrap();
+        assert_eq!((d.gap, d.amount), (U256::from(310), U256::from(210)));
+        // Once a confirmed block showed the booking, a later gap as large as the first is a
+        // new loss, priced in full; the machine is told once.
+        assert_eq!(v.take_booked(), vec![key_of(4)]);
+        assert!(v.take_booked().is_empty());
+        let (_, d) = draw_at(&mut v, 17, 1_100).unwrap();
+        assert_eq!(d.amount, U256::from(1_000));
+        // Without the record of draw 4, draw 5 is refused.
+        let mut fresh = NodeView::new(cfg());
+        match draw_at(&mut fresh, 16, 310) {
+            Err(ViewError::Policy(why)) => assert!(why.contains("no record"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn draws_and_legs_stay_within_the_coverage_windows_left() {
+        let mut home = snap(HOME, 10, 400, 1_100);
+        member_mut(&mut home).record.coverage_available = U256::from(250);
+        let mut remote = snap(2, 20, 300, 0);
+        member_mut(&mut remote).record.coverage_available = U256::from(50);
+        let mut v = view_with(vec![home.clone(), remote.clone()]);
+        // Home window 250 bounds the whole draw; it pays 250 itself.
+        let (_, d) = v.propose(&key(), NOW_S * 1000).unwrap();
+        assert_eq!(d.amount, U256::from(250));
+        // Home window 600, home capacity 400: the remote leg is bounded by its window 50.
+        member_mut(&mut home).record.coverage_available = U256::from(600);
+        let mut v = view_with(vec![home.clone(), remote]);
+        let (_, d) = v.propose(&key(), NOW_S * 1000).unwrap();
+        let legs: Vec<u64> = d.legs.iter().map(|l| l.amount.to::<u64>()).collect();
+        assert_eq!(legs, vec![400, 50]);
+        // A window of zero: nothing coverable.
+        member_mut(&mut home).record.coverage_available = U256::ZERO;
+        let mut v = view_with(vec![home]);
+        assert!(v.propose(&key(), NOW_S * 1000).is_err());
     }
 
     #[test]
@@ -631,6 +863,7 @@ pub(crate) mod tests {
             settle_s: 3,
             ..cfg()
         });
+        covered(&mut v, 4, 1_000_000, 0);
         // Draw 4 registered between blocks 10 and 11: nextSeq 5 is first seen at t0 + 1.
         v.insert(at(10, t0, 4), true);
         v.insert(at(11, t0 + 1, 5), true);

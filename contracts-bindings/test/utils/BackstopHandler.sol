@@ -10,7 +10,10 @@ import {VaultHelpers} from "./VaultFixture.sol";
 /// @notice Drives random sequences against a home vault (chain 31337) and a remote vault
 ///         (chain 10) of one member: deposits, redemptions, draws (valid and invalid), leg
 ///         releases (honest, replayed and forged), pauses, freezes and time. Ghost variables
-///         record what was paid, per vault, per draw and per seq, from token balance deltas.
+///         record what was paid, per vault, per draw and per seq, from token balance deltas, and
+///         every payment a vault counts against the member's coverage window with its time (the
+///         home vault: whole registered draws; the remote vault: legs). A reference model of the
+///         two-epoch coverage record predicts which draws and legs the window lets through.
 ///         Calls the model expects to fail but that succeed, or the reverse, are counted as
 ///         mismatches for the invariants to check (a handler revert would only be discarded).
 contract BackstopHandler is VaultHelpers {
@@ -22,6 +25,21 @@ contract BackstopHandler is VaultHelpers {
         uint256 homeAmount;
         uint64 deadline;
         uint64 legDeadline;
+    }
+
+    /// @notice A payment counted against the member's coverage window on one vault.
+    struct Payment {
+        uint64 time;
+        uint256 amount;
+    }
+
+    /// @notice The model of a vault's coverage record of the member (see `BackstopVault._coverageAfter`).
+    struct CoverageModel {
+        uint256 limit;
+        uint256 window;
+        uint256 epoch;
+        uint256 previous;
+        uint256 current;
     }
 
     BackstopVault public immutable home;
@@ -51,6 +69,12 @@ contract BackstopHandler is VaultHelpers {
     /// @notice Successful registrations per seq.
     mapping(uint64 seq => uint256) public registrations;
 
+    /// @notice Payments counted against the coverage window, per vault, in time order.
+    mapping(address vault => Payment[]) internal coveragePayments;
+    mapping(address vault => CoverageModel) internal coverageModel;
+    /// @notice Draws and legs the model expected the coverage window to refuse.
+    uint256 public coverageRefusals;
+
     /// @notice Calls whose outcome differed from the model (success expected and refused, or the reverse).
     uint256 public mismatches;
     /// @notice Calls that must fail whatever the state (forged, replayed, over gap or cap) and did not.
@@ -76,6 +100,16 @@ contract BackstopHandler is VaultHelpers {
         pauseThreshold = home_.pauseThreshold();
         ghostDeposits[address(home_)] = home_.totalAssets();
         ghostDeposits[address(remote_)] = remote_.totalAssets();
+        initCoverageModel(home_);
+        initCoverageModel(remote_);
+    }
+
+    /// @dev Takes the member's coverage parameters from the vault and starts with nothing used:
+    ///      the handler must be deployed before any draw or leg.
+    function initCoverageModel(BackstopVault v) internal {
+        IBackstopVault.Member memory m = v.member(MEMBER);
+        coverageModel[address(v)] =
+            CoverageModel({limit: m.coverageLimit, window: m.coverageWindow, epoch: 0, previous: 0, current: 0});
     }
 
     // ---------------------------------------------------------------- views for the invariants
@@ -90,6 +124,18 @@ contract BackstopHandler is VaultHelpers {
 
     function drawRecord(uint256 seq) external view returns (DrawRecord memory) {
         return draws[seq];
+    }
+
+    /// @notice What the model of `vault`'s coverage record lets pay the member now.
+    function coverageAvailableModel(BackstopVault vault) external view returns (uint256) {
+        (, uint256 previous, uint256 current) = coverageUsage(vault);
+        uint256 limit = coverageModel[address(vault)].limit;
+        return previous + current >= limit ? 0 : limit - previous - current;
+    }
+
+    /// @notice Payments the vault counted against the member's coverage window, in time order.
+    function coveragePaymentsOf(address vault) external view returns (Payment[] memory) {
+        return coveragePayments[vault];
     }
 
     // ---------------------------------------------------------------- depositors
@@ -231,9 +277,12 @@ contract BackstopHandler is VaultHelpers {
 
     function submitDraw(IBackstopVault.Draw memory d, bytes memory blob, bool mustFail) internal {
         (uint256 remoteAmount, uint256 homeAmount) = legAmounts(d);
-        bool expected = !mustFail && !home.paused() && !home.isFrozen(MEMBER) && payoutFits(home, homeAmount);
+        bool covered = coverageFits(home, d.amount);
+        if (!covered && !mustFail) ++coverageRefusals;
+        bool expected = !mustFail && !home.paused() && !home.isFrozen(MEMBER) && covered && payoutFits(home, homeAmount);
         uint256 before = balanceOf(home);
         try home.registerDraw(d, blob) returns (bytes32 drawHash) {
+            noteCoverage(home, d.amount);
             registrations[d.seq] += 1;
             draws.push(
                 DrawRecord({
@@ -275,6 +324,7 @@ contract BackstopHandler is VaultHelpers {
         uint256 before = balanceOf(home);
         try home.registerDraw(d, blob) {
             ++forbiddenSuccesses;
+            noteCoverage(home, d.amount);
             notePayout(home, r.drawHash, seq, before - balanceOf(home));
             record("replayDraw", true, false);
         } catch {
@@ -301,10 +351,13 @@ contract BackstopHandler is VaultHelpers {
         vm.chainId(REMOTE_CHAIN);
         bytes32 digest = remote.hashLegRelease(rel);
         bytes memory blob = forged ? minoritySignatures(digest, forgerySeed) : signatures(keys, threshold, digest);
+        bool covered = coverageFits(remote, rel.amount);
         bool expected = !forged && remote.drawOf(MEMBER, seq) == bytes32(0) && !remote.isFrozen(MEMBER)
-            && block.timestamp <= rel.deadline && payoutFits(remote, rel.amount);
+            && block.timestamp <= rel.deadline && covered && payoutFits(remote, rel.amount);
+        if (!covered && !forged) ++coverageRefusals;
         uint256 before = balanceOf(remote);
         try remote.releaseLeg(rel, blob) {
+            noteCoverage(remote, rel.amount);
             notePayout(remote, r.drawHash, seq, before - balanceOf(remote));
             if (forged) ++forbiddenSuccesses;
             record("releaseLeg", true, expected);
@@ -375,6 +428,29 @@ contract BackstopHandler is VaultHelpers {
         if (amount == 0) return true;
         uint256 balance = balanceOf(v);
         return amount <= v.bucketAvailable() && balance >= amount && balance - amount >= v.limits().reserveFloor;
+    }
+
+    /// @dev Usage `(previous, current)` of the model of `v`'s coverage record now.
+    function coverageUsage(BackstopVault v) internal view returns (uint256 epoch, uint256 previous, uint256 current) {
+        CoverageModel storage c = coverageModel[address(v)];
+        epoch = block.timestamp / c.window;
+        if (epoch == c.epoch) return (epoch, c.previous, c.current);
+        if (epoch == c.epoch + 1) return (epoch, c.current, 0);
+        return (epoch, 0, 0);
+    }
+
+    /// @dev Whether the model of `v`'s coverage window lets `amount` through now.
+    function coverageFits(BackstopVault v, uint256 amount) internal view returns (bool) {
+        (, uint256 previous, uint256 current) = coverageUsage(v);
+        return previous + current + amount <= coverageModel[address(v)].limit;
+    }
+
+    /// @dev Records a payment `v` counted against the coverage window, in the model and the log.
+    function noteCoverage(BackstopVault v, uint256 amount) internal {
+        (uint256 epoch, uint256 previous, uint256 current) = coverageUsage(v);
+        CoverageModel storage c = coverageModel[address(v)];
+        (c.epoch, c.previous, c.current) = (epoch, previous, current + amount);
+        coveragePayments[address(v)].push(Payment({time: uint64(block.timestamp), amount: amount}));
     }
 
     /// @dev t signatures that a byzantine minority (fewer than t guardians) can produce.

@@ -20,6 +20,10 @@ abstract contract VaultHelpers is Signers {
     bytes32 internal constant MEMBER = keccak256("member:perps-dex");
     uint128 internal constant CAP = 500_000e6;
     uint128 internal constant DEDUCTIBLE = 50_000e6;
+    /// @dev The test member's coverage: generous (ten caps a day, above any vault's liquidity),
+    ///      so that tests of other rules never hit it.
+    uint128 internal constant COVERAGE_LIMIT = 10 * CAP;
+    uint64 internal constant COVERAGE_WINDOW = 1 days;
 
     uint128 internal constant BUCKET_CAPACITY = 1_000_000e6;
     uint128 internal constant REFILL_PER_SECOND = 10e6;
@@ -91,16 +95,31 @@ abstract contract VaultHelpers is Signers {
         });
     }
 
+    /// @notice A member change with the default coverage (`COVERAGE_LIMIT` per `COVERAGE_WINDOW`).
     function setMemberAction(bytes32 member, address recipient, uint64 homeChainId, uint128 cap, uint128 deductible)
         internal
         returns (IBackstopVault.SetMember memory)
     {
+        return setMemberAction(member, recipient, homeChainId, cap, deductible, COVERAGE_LIMIT, COVERAGE_WINDOW);
+    }
+
+    function setMemberAction(
+        bytes32 member,
+        address recipient,
+        uint64 homeChainId,
+        uint128 cap,
+        uint128 deductible,
+        uint128 coverageLimit,
+        uint64 coverageWindow
+    ) internal returns (IBackstopVault.SetMember memory) {
         return IBackstopVault.SetMember({
             member: member,
             recipient: recipient,
             homeChainId: homeChainId,
             cap: cap,
             deductible: deductible,
+            coverageLimit: coverageLimit,
+            coverageWindow: coverageWindow,
             id: nextId(),
             deadline: deadlineIn(1 hours)
         });

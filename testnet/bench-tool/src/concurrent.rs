@@ -2,13 +2,22 @@
 //! every one at once; certificates per second, time until all are closed, the nodes'
 //! resident memory idle and at peak, and what else the nodes did meanwhile (further draws
 //! for members that had booked theirs).
+//!
+//! Every member's gap and booking are sent by a key of its own (not the deployer's): a
+//! transaction that anvil never mines can then hold up no other member's. Each gap and booking
+//! is followed until mined ([`Tracker`]); one not mined within [`RESEND_AFTER`] is sent again
+//! with doubled fees, and the run fails, naming it, if it is still not mined after
+//! [`GIVE_UP_AFTER`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{B256, U256};
-use alloy::providers::Provider;
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::providers::ext::AnvilApi;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, bail};
 use backstop_api::proto::IncidentPhase;
 use backstop_contracts::bindings::MockMember;
@@ -79,6 +88,9 @@ pub struct Concurrent {
     pub second_draws: usize,
     /// Members whose solvency still showed a gap by then.
     pub gaps_left: usize,
+    /// Gap and booking transactions not mined within [`RESEND_AFTER`] and sent again with
+    /// doubled fees: one line each (what, sender, nonce, what the chain said).
+    pub resent: Vec<String>,
     /// Load averages before and after.
     pub load: ([f64; 3], [f64; 3]),
 }
@@ -173,54 +185,328 @@ pub async fn run(ctx: &Ctx, members: usize) -> Result<Concurrent> {
     Ok(out)
 }
 
+/// Ether (wei) given to each member's sender key: a few transactions at 0.02 ETH of fees at most.
+const SENDER_BALANCE_WEI: u128 = 10_000_000_000_000_000_000;
+/// A gap or booking not mined this long after it was sent is sent again with doubled fees
+/// (anvil mines each within a second: instant mining, and a block every second).
+const RESEND_AFTER: Duration = Duration::from_secs(10);
+/// A gap or booking still not mined this long after it was first sent fails the run.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+
 /// Gas limit and fees set explicitly, so that sending is one `eth_sendRawTransaction`
-/// (no estimate, no fee query) and many can go out at once.
+/// (no estimate, no fee query) and many can go out at once; `factor` multiplies the fees (a
+/// replacement must pay more than the transaction it replaces).
 fn fixed_fees<D: alloy::contract::CallDecoder>(
-    call: alloy::contract::CallBuilder<&alloy::providers::DynProvider, D>,
-) -> alloy::contract::CallBuilder<&alloy::providers::DynProvider, D> {
+    call: alloy::contract::CallBuilder<&DynProvider, D>,
+    factor: u128,
+) -> alloy::contract::CallBuilder<&DynProvider, D> {
     call.gas(200_000)
-        .max_fee_per_gas(100_000_000_000)
-        .max_priority_fee_per_gas(1_000_000_000)
+        .max_fee_per_gas(100_000_000_000 * factor)
+        .max_priority_fee_per_gas(1_000_000_000 * factor)
 }
 
-/// The deployer's next nonce on chain `chain` (anvil key 0 sends every fixture transaction).
-async fn next_nonce(net: &Consortium, chain: usize) -> Result<u64> {
-    let c = &net.chains[chain];
-    let deployer = *c.anvil.addresses().first().context("anvil key 0")?;
-    Ok(c.provider.get_transaction_count(deployer).await?)
+/// The keys that send the benchmark's transactions: one per member, so that members' gaps and
+/// bookings share no nonce sequence. With one sender for all (as before), a single transaction
+/// that anvil never mines holds every later one of that sender in anvil's pool for good: anvil
+/// computes what a transaction waits for from the sender's nonce read before it locks its
+/// pool, so a transaction arriving while its predecessor is being mined can wait forever for
+/// that (already mined) predecessor; the gaps behind it never rise and the bookings behind it
+/// never land, and the nodes pay the unbooked members again every `settle_ms`.
+struct Senders {
+    /// Per chain, a provider whose wallet holds the keys of the members homed there.
+    providers: Vec<DynProvider>,
+    /// Per member, the index of its home chain.
+    home: Vec<usize>,
+    /// Per member, its sender's address.
+    from: Vec<Address>,
+    /// Per member, its sender's next nonce.
+    next_nonce: Vec<u64>,
 }
 
-/// Raises the gap of every member homed on `chain` at once: the deployer's transactions
-/// with consecutive nonces from `nonce`, sent concurrently. Returns (member, time answered).
+impl Senders {
+    /// Derives a key per member, funds it on the member's home chain (`anvil_setBalance`, no
+    /// transaction) and reads its nonce (pending tag).
+    async fn new(net: &Consortium) -> Result<Self> {
+        let mut home = Vec::with_capacity(net.members.len());
+        let mut keys = Vec::with_capacity(net.members.len());
+        for (i, m) in net.members.iter().enumerate() {
+            home.push(
+                net.chains
+                    .iter()
+                    .position(|c| c.chain_id == m.spec.home_chain_id)
+                    .context("home chain")?,
+            );
+            keys.push(
+                PrivateKeySigner::from_bytes(&keccak256(format!("backstop bench sender {i}")))
+                    .context("sender key")?,
+            );
+        }
+        let from: Vec<Address> = keys.iter().map(PrivateKeySigner::address).collect();
+        let mut providers = Vec::with_capacity(net.chains.len());
+        for (c, chain) in net.chains.iter().enumerate() {
+            let mine: Vec<&PrivateKeySigner> = keys
+                .iter()
+                .zip(&home)
+                .filter(|(_, h)| **h == c)
+                .map(|(k, _)| k)
+                .collect();
+            providers.push(match mine.split_first() {
+                Some((first, rest)) => {
+                    let mut wallet = EthereumWallet::new((*first).clone());
+                    for k in rest {
+                        wallet.register_signer((*k).clone());
+                    }
+                    ProviderBuilder::new()
+                        .wallet(wallet)
+                        .connect_http(chain.anvil.endpoint_url())
+                        .erased()
+                }
+                // No member homed here: never used.
+                None => chain.provider.clone(),
+            });
+        }
+        let funded = futures::future::join_all(from.iter().zip(&home).map(|(a, &c)| async move {
+            let p = &net.chains[c].provider;
+            p.anvil_set_balance(*a, U256::from(SENDER_BALANCE_WEI))
+                .await
+                .with_context(|| format!("fund sender {a} on chain {}", net.chains[c].chain_id))?;
+            p.get_transaction_count(*a)
+                .pending()
+                .await
+                .with_context(|| format!("nonce of sender {a}"))
+        }))
+        .await;
+        let next_nonce = funded.into_iter().collect::<Result<Vec<u64>>>()?;
+        Ok(Self {
+            providers,
+            home,
+            from,
+            next_nonce,
+        })
+    }
+
+    /// Sends `setSolvency(assets, liabilities)` to member `i`'s mock from its sender with
+    /// `nonce` and the fixed fees times `factor`; returns the hash once anvil answered.
+    async fn send(
+        &self,
+        net: &Consortium,
+        i: usize,
+        nonce: u64,
+        (assets, liabilities): (U256, U256),
+        factor: u128,
+    ) -> Result<B256> {
+        let provider = &self.providers[self.home[i]];
+        let pending = fixed_fees(
+            MockMember::new(net.member(i).contract, provider.clone())
+                .setSolvency(assets, liabilities)
+                .from(self.from[i])
+                .nonce(nonce),
+            factor,
+        )
+        .send()
+        .await?;
+        Ok(*pending.tx_hash())
+    }
+}
+
+/// What a followed transaction does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Raises the member's gap.
+    Gap,
+    /// Books the member's draw (closes the gap).
+    Booking,
+}
+
+/// A gap or booking transaction, followed until mined.
+struct Tracked {
+    kind: Kind,
+    member: usize,
+    nonce: u64,
+    /// The `setSolvency` arguments.
+    args: (U256, U256),
+    /// Hashes of every version sent (the first, then one resent with doubled fees).
+    hashes: Vec<B256>,
+    /// When first sent.
+    sent: Instant,
+    /// Fee factor of the last version sent (1, then 2).
+    factor: u128,
+    mined: bool,
+}
+
+/// Follows the benchmark's transactions until mined: resends those not mined after
+/// [`RESEND_AFTER`], fails naming those not mined after [`GIVE_UP_AFTER`].
+#[derive(Default)]
+struct Tracker {
+    txs: Vec<Tracked>,
+    /// One line per resent transaction.
+    resent: Vec<String>,
+}
+
+impl Tracker {
+    /// Follows a transaction just sent (answered by anvil with `hash`).
+    fn sent(&mut self, kind: Kind, member: usize, nonce: u64, args: (U256, U256), hash: B256) {
+        self.txs.push(Tracked {
+            kind,
+            member,
+            nonce,
+            args,
+            hashes: vec![hash],
+            sent: Instant::now(),
+            factor: 1,
+            mined: false,
+        });
+    }
+
+    /// (mined, sent) transactions of `kind`.
+    fn count(&self, kind: Kind) -> (usize, usize) {
+        let of = self.txs.iter().filter(|t| t.kind == kind);
+        (of.clone().filter(|t| t.mined).count(), of.count())
+    }
+
+    /// Transactions not yet seen mined.
+    fn unmined(&self) -> usize {
+        self.txs.iter().filter(|t| !t.mined).count()
+    }
+
+    /// Looks up the receipts of every transaction not yet seen mined; resends with doubled
+    /// fees each one older than [`RESEND_AFTER`]; fails if one reverted or one is older than
+    /// [`GIVE_UP_AFTER`], naming them.
+    async fn check(&mut self, ctx: &Ctx, net: &Consortium, senders: &Senders) -> Result<()> {
+        let open: Vec<usize> = (0..self.txs.len())
+            .filter(|k| !self.txs[*k].mined)
+            .collect();
+        let txs = &self.txs;
+        let status = futures::future::join_all(open.iter().map(|&k| async move {
+            let t = &txs[k];
+            let provider = &senders.providers[senders.home[t.member]];
+            for h in &t.hashes {
+                if let Some(r) = provider.get_transaction_receipt(*h).await? {
+                    return anyhow::Ok(Some(r.status()));
+                }
+            }
+            anyhow::Ok(None)
+        }))
+        .await;
+        let mut late = Vec::new();
+        for (&k, st) in open.iter().zip(status) {
+            match st? {
+                Some(true) => self.txs[k].mined = true,
+                Some(false) => bail!("{} reverted", self.describe(net, senders, k)),
+                None => late.push(k),
+            }
+        }
+        let mut stuck = Vec::new();
+        for k in late {
+            let age = self.txs[k].sent.elapsed();
+            if age >= GIVE_UP_AFTER {
+                let why = diagnose(senders, &self.txs[k]).await;
+                stuck.push(format!(
+                    "{} not mined {:.0} s after sending ({why})",
+                    self.describe(net, senders, k),
+                    age.as_secs_f64(),
+                ));
+            } else if age >= RESEND_AFTER && self.txs[k].factor == 1 {
+                let why = diagnose(senders, &self.txs[k]).await;
+                let t = &self.txs[k];
+                let outcome = match senders.send(net, t.member, t.nonce, t.args, 2).await {
+                    Ok(h) => {
+                        self.txs[k].hashes.push(h);
+                        "resent with doubled fees".to_owned()
+                    }
+                    Err(e) => format!("resending with doubled fees failed: {e:#}"),
+                };
+                self.txs[k].factor = 2;
+                let line = format!(
+                    "{} not mined {:.0} s after sending ({why}); {outcome}",
+                    self.describe(net, senders, k),
+                    age.as_secs_f64()
+                );
+                ctx.progress(&line);
+                self.resent.push(line);
+            }
+        }
+        if !stuck.is_empty() {
+            let (bm, bs) = self.count(Kind::Booking);
+            let (gm, gs) = self.count(Kind::Gap);
+            bail!(
+                "{} transaction(s) never mined ({gm}/{gs} gaps and {bm}/{bs} bookings mined): {}",
+                stuck.len(),
+                stuck.join("; ")
+            );
+        }
+        Ok(())
+    }
+
+    /// "booking of member 7 (chain 31338, sender 0x…, nonce 1)".
+    fn describe(&self, net: &Consortium, senders: &Senders, k: usize) -> String {
+        let t = &self.txs[k];
+        format!(
+            "{} of member {} (chain {}, sender {}, nonce {})",
+            match t.kind {
+                Kind::Gap => "gap",
+                Kind::Booking => "booking",
+            },
+            t.member,
+            net.chains[senders.home[t.member]].chain_id,
+            senders.from[t.member],
+            t.nonce
+        )
+    }
+}
+
+/// What the chain says of a transaction not mined: the sender's nonce and whether anvil still
+/// holds the transaction.
+async fn diagnose(senders: &Senders, t: &Tracked) -> String {
+    let p = &senders.providers[senders.home[t.member]];
+    let from = senders.from[t.member];
+    let (latest, pending, held) = futures::join!(
+        async { p.get_transaction_count(from).latest().await },
+        async { p.get_transaction_count(from).pending().await },
+        async { p.get_transaction_by_hash(t.hashes[0]).await },
+    );
+    let (Ok(latest), Ok(pending), Ok(held)) = (latest, pending, held) else {
+        return "the chain did not answer".to_owned();
+    };
+    let state = if latest > t.nonce {
+        "the nonce was used meanwhile"
+    } else if latest < t.nonce {
+        "an earlier nonce of the sender was never mined"
+    } else if held.is_some() {
+        "anvil holds it but does not mine it although its nonce is the next"
+    } else {
+        "anvil no longer holds it"
+    };
+    format!("sender nonce {latest}, pending {pending}: {state}")
+}
+
+/// Raises every member's gap at once: one transaction per member from its own sender, all
+/// sent concurrently. Returns (member, time answered).
 async fn raise_gaps(
     net: &Consortium,
-    chain: usize,
-    nonce: u64,
+    senders: &mut Senders,
+    tracker: &mut Tracker,
     assets: U256,
     liabilities: U256,
 ) -> Result<Vec<(usize, f64)>> {
-    let c = &net.chains[chain];
-    let mine: Vec<(usize, u64)> = net
-        .members
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.spec.home_chain_id == c.chain_id)
-        .zip(nonce..)
-        .map(|((i, _), nonce)| (i, nonce))
-        .collect();
-    let sent = futures::future::join_all(mine.into_iter().map(|(i, nonce)| async move {
-        let _pending = fixed_fees(
-            MockMember::new(net.member(i).contract, c.provider.clone())
-                .setSolvency(assets, liabilities)
-                .nonce(nonce),
-        )
-        .send()
-        .await
-        .with_context(|| format!("send the gap of member {i}"))?;
-        anyhow::Ok((i, now_ms()))
+    let s = &*senders;
+    let sent = futures::future::join_all((0..net.members.len()).map(|i| async move {
+        let nonce = s.next_nonce[i];
+        let hash = s
+            .send(net, i, nonce, (assets, liabilities), 1)
+            .await
+            .with_context(|| format!("send the gap of member {i}"))?;
+        anyhow::Ok((i, nonce, hash, now_ms()))
     }))
     .await;
-    sent.into_iter().collect()
+    let mut out = Vec::with_capacity(sent.len());
+    for r in sent {
+        let (i, nonce, hash, at) = r?;
+        senders.next_nonce[i] = nonce + 1;
+        tracker.sent(Kind::Gap, i, nonce, (assets, liabilities), hash);
+        out.push((i, at));
+    }
+    Ok(out)
 }
 
 /// Raises every member's gap at once, books each draw once registered, and waits until
@@ -233,32 +519,13 @@ async fn incidents(
 ) -> Result<Concurrent> {
     let solvent = U256::from(MEMBER_SOLVENCY);
     let liabilities = solvent + U256::from(SMALL_GAP_UNITS * UNIT);
-    // The benchmark numbers the deployer's transactions itself from here on: the gaps go
-    // out concurrently, and a nonce read from the chain could miss one still in flight.
-    let mut nonces = Vec::new();
-    for c in 0..net.chains.len() {
-        nonces.push(next_nonce(net, c).await?);
-    }
-    let per_chain = futures::future::join_all(
-        nonces
-            .iter()
-            .enumerate()
-            .map(|(c, n)| raise_gaps(net, c, *n, solvent, liabilities)),
-    )
-    .await;
-    for (c, n) in nonces.iter_mut().enumerate() {
-        let homed = net
-            .members
-            .iter()
-            .filter(|m| m.spec.home_chain_id == net.chains[c].chain_id)
-            .count();
-        *n += homed as u64;
-    }
+    // One sender key per member (funded before the clock starts): the gaps go out
+    // concurrently, and no member's transaction waits behind another's nonce.
+    let mut senders = Senders::new(net).await?;
+    let mut tracker = Tracker::default();
     let mut sent_at = vec![0.0; members];
-    for r in per_chain {
-        for (i, at) in r? {
-            sent_at[i] = at;
-        }
+    for (i, at) in raise_gaps(net, &mut senders, &mut tracker, solvent, liabilities).await? {
+        sent_at[i] = at;
     }
     let t_first = sent_at.iter().copied().fold(f64::INFINITY, f64::min);
     let t_last = sent_at.iter().copied().fold(0.0, f64::max);
@@ -267,8 +534,8 @@ async fn incidents(
         t_last - t_first
     ));
 
-    // Book each draw once registered (every member polled in parallel every 200 ms); wait
-    // for every incident closed on every node.
+    // Book each draw once registered (every member polled in parallel every 200 ms); follow
+    // every gap and booking until mined; wait for every incident closed on every node.
     let mut booked: Vec<Option<f64>> = vec![None; members];
     let mut booking_delay_ms = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -281,41 +548,37 @@ async fn incidents(
             (i, d, now_ms())
         }))
         .await;
-        // Newly registered draws are booked at once, concurrently (numbered nonces).
+        // Newly registered draws are booked at once, concurrently (each from its member's
+        // sender, whose gap is mined by then).
         let mut to_book = Vec::new();
         for (i, d, seen) in draws {
             if d? == B256::ZERO {
                 continue;
             }
-            let m = net.member(i);
-            let chain = net
-                .chains
-                .iter()
-                .position(|c| c.chain_id == m.spec.home_chain_id)
-                .context("home chain")?;
-            to_book.push((i, seen, nonces[chain]));
-            nonces[chain] += 1;
+            to_book.push((i, seen, senders.next_nonce[i]));
+            senders.next_nonce[i] += 1;
         }
+        let s = &senders;
         let sent =
             futures::future::join_all(to_book.into_iter().map(|(i, seen, nonce)| async move {
-                let _pending = fixed_fees(
-                    MockMember::new(net.member(i).contract, net.home(i).provider.clone())
-                        .setSolvency(liabilities, liabilities)
-                        .nonce(nonce),
-                )
-                .send()
-                .await
-                .with_context(|| format!("book the draw of member {i}"))?;
-                anyhow::Ok((i, seen, now_ms()))
+                let hash = s
+                    .send(net, i, nonce, (liabilities, liabilities), 1)
+                    .await
+                    .with_context(|| format!("book the draw of member {i}"))?;
+                anyhow::Ok((i, seen, nonce, hash, now_ms()))
             }))
             .await;
         for r in sent {
-            let (i, seen, at) = r?;
+            let (i, seen, nonce, hash, at) = r?;
+            tracker.sent(Kind::Booking, i, nonce, (liabilities, liabilities), hash);
             booked[i] = Some(at);
             booking_delay_ms.push(at - seen);
         }
+        // Fails fast (naming the transaction) rather than waiting for the deadline while the
+        // nodes pay members whose booking never lands.
+        tracker.check(ctx, net, &senders).await?;
         let registered = booked.iter().filter(|b| b.is_some()).count();
-        if registered == members {
+        if registered == members && tracker.unmined() == 0 {
             let mut closed_everywhere = true;
             for node in nodes {
                 let closed = node
@@ -333,15 +596,19 @@ async fn incidents(
                 break;
             }
         }
+        let (gaps_mined, _) = tracker.count(Kind::Gap);
+        let (bookings_mined, bookings_sent) = tracker.count(Kind::Booking);
         if last_report.elapsed() > Duration::from_secs(5) {
             ctx.progress(&format!(
-                "{registered}/{members} draws registered after {:.1} s",
+                "{registered}/{members} draws registered after {:.1} s ({gaps_mined}/{members} gaps and {bookings_mined}/{bookings_sent} bookings mined)",
                 (now_ms() - t_first) / 1000.0
             ));
             last_report = Instant::now();
         }
         if Instant::now() >= deadline {
-            bail!("{registered}/{members} draws registered after 600 s");
+            bail!(
+                "{registered}/{members} draws registered after 600 s ({gaps_mined}/{members} gaps and {bookings_mined}/{bookings_sent} bookings mined)"
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -373,6 +640,7 @@ async fn incidents(
         booking_delay_ms,
         second_draws,
         gaps_left,
+        resent: tracker.resent,
         ..Concurrent::default()
     };
     let node0 = per_node.first().cloned().unwrap_or_default();

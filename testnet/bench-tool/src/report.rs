@@ -161,6 +161,13 @@ pub fn headline(res: &Results) -> String {
             "second draws for booked gaps: {} of {} members",
             c.second_draws, c.members
         );
+        if !c.resent.is_empty() {
+            let _ = writeln!(
+                out,
+                "gap/booking transactions resent (not mined within 10 s): {}",
+                c.resent.len()
+            );
+        }
     }
     if let Some(r) = &res.restart {
         let _ = writeln!(
@@ -928,10 +935,13 @@ fn agreement_section(o: &mut String, res: &Results) {
          and `[detectors] contagion_members = 1024` (many members of one chain in trouble at once \
          is exactly what the contagion breaker reacts to; this measures agreement, not the \
          breaker). Every member's gap rises by {} units at once (each draw is 50 units, home leg \
-         only): the deployer's transactions on each chain carry consecutive nonces and are sent \
-         concurrently, chains in parallel; the {} gap transactions were all answered within {}. \
-         The benchmark polls every member's `drawOf(member, 0)` every 200 ms and books a draw \
-         (assets = liabilities) as soon as it is registered.\n",
+         only): each member's gap and booking are sent by a key of its own (funded with \
+         `anvil_setBalance`), so that no transaction waits behind another member's nonce, all \
+         gaps concurrently, chains in parallel; the {} gap transactions were all answered within \
+         {}. The benchmark polls every member's `drawOf(member, 0)` every 200 ms, books a draw \
+         (assets = liabilities) as soon as it is registered, and follows every gap and booking \
+         until mined (one not mined within 10 s is resent with doubled fees; the run fails if it \
+         is still not mined after 30 s).\n",
         c.members,
         c.members,
         c.deploy_s,
@@ -1008,6 +1018,16 @@ fn agreement_section(o: &mut String, res: &Results) {
                 }
             )
         }
+    );
+    let _ = writeln!(
+        o,
+        "Every gap and booking transaction was mined; {} of them had to be resent (not mined \
+         within 10 s).{}\n",
+        c.resent.len(),
+        c.resent
+            .iter()
+            .map(|l| format!("\n- {l}"))
+            .collect::<String>()
     );
 }
 

@@ -65,6 +65,8 @@ oracle_max_staleness_secs = 604800
 [agreement]
 attempt_timeout_ms = 3000
 submit_delay_ms = 1500
+# Drills book a payout as soon as it is registered; member-never-books waits for this.
+booking_timeout_ms = 15000
 ";
 
 /// Starts a testnet of `n` nodes (4 or 7) running `backstop` in `dir`.

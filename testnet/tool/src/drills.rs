@@ -33,7 +33,7 @@ use crate::net::{self, Net, amount, chain_subject, now_ms, pusd, units, wait_unt
 use crate::state::{Proc, alive};
 
 /// The drills, in the order `drill all` runs them.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "margin-exhaustion",
     "oracle-malfunction",
     "exploit",
@@ -42,6 +42,7 @@ pub const NAMES: [&str; 8] = [
     "node-crash",
     "rpc-outage",
     "pool-exhausted",
+    "member-never-books",
 ];
 
 /// Bound of every wait for the consortium to act.
@@ -139,6 +140,7 @@ pub async fn run(net: &mut Net, name: &str) -> Result<Outcome> {
                 "contagion" => contagion(net, &mut r).await,
                 "node-crash" => node_crash(net, &mut r).await,
                 "rpc-outage" => rpc_outage(net, &mut r).await,
+                "member-never-books" => member_never_books(net, &mut r).await,
                 _ => pool_exhausted(net, &mut r).await,
             };
             match result {
@@ -1284,4 +1286,106 @@ async fn pool_exhausted(net: &mut Net, r: &mut Report) -> Result<Option<(usize, 
         pusd(drawn)
     ));
     Ok(Some((m, seq)))
+}
+
+/// A member that never books its payout: paid once, frozen on every vault once the booking
+/// timeout passes, paid nothing more; after it books and an operator lifts the freeze, a
+/// new loss is paid as usual.
+async fn member_never_books(net: &mut Net, r: &mut Report) -> Result<Option<(usize, u64)>> {
+    let m = 2;
+    avoid_contagion(net, r, m).await?;
+    let name = net.member(m)?.name.clone();
+    let before = net.recipients(m).await?;
+    let gap = units(300);
+    r.step(format!(
+        "{name} books a loss: a gap of {} ({} beyond its {} deductible); it will not book the payout",
+        pusd(gap),
+        pusd(gap.saturating_sub(U256::from(MEMBER_DEDUCTIBLE))),
+        pusd(U256::from(MEMBER_DEDUCTIBLE))
+    ));
+    let seq = net.open_gap(m, gap).await?;
+    let registered = wait_until(PATIENCE, async || Ok(!net.draw_of(m, seq).await?.is_zero())).await;
+    if !r.check(
+        registered,
+        format!("the home vault registered draw ({name}, seq {seq})"),
+    ) {
+        note_phases(net, r, m, seq).await;
+        return Ok(Some((m, seq)));
+    }
+    let closed = closed_everywhere(net, m, seq, PATIENCE).await?;
+    r.check(closed, "every node reports the incident closed (covered)");
+    let closed_at = Instant::now();
+    let paid = total_paid(net, m, &before).await?;
+    let coverable = gap.saturating_sub(U256::from(MEMBER_DEDUCTIBLE));
+    r.check(
+        paid == coverable,
+        format!(
+            "exactly one payout: {name}'s recipients received {} in all",
+            pusd(paid)
+        ),
+    );
+
+    r.step(format!(
+        "{name}'s books still show the gap: waiting for the nodes' \"payout not booked\" signal"
+    ));
+    let frozen = wait_until(PATIENCE, async || {
+        Ok(net.frozen(m).await?.iter().all(|&f| f))
+    })
+    .await;
+    r.check(
+        frozen,
+        format!(
+            "isFrozen({name}) on every vault {:.1} s after the incident closed ({:?})",
+            closed_at.elapsed().as_secs_f64(),
+            net.frozen(m).await?
+        ),
+    );
+    note_breakers(net, r).await?;
+    nothing_paid(net, r, m, seq + 1).await?;
+    let paid = total_paid(net, m, &before).await?;
+    r.check(
+        paid == coverable,
+        format!("nothing more paid: {} in all, for one loss", pusd(paid)),
+    );
+
+    r.step(format!(
+        "{name} books the payout at last; an operator lifts the freeze"
+    ));
+    net.close_gap(m).await?;
+    let lifted = lift_all(net, r).await?;
+    r.check(
+        lifted,
+        format!(
+            "{name} unfrozen on every vault ({:?})",
+            net.frozen(m).await?
+        ),
+    );
+    if !lifted {
+        return Ok(Some((m, seq)));
+    }
+    r.step(format!(
+        "a new loss of {name}, booked as it is paid, is covered as usual"
+    ));
+    let recipients = net.recipients(m).await?;
+    let vaults = net.vault_balances().await?;
+    let (next, closed) = cover(net, r, m, gap).await?;
+    r.check(
+        next == seq + 1,
+        format!("the new loss is draw seq {next} (seq {seq} + 1)"),
+    );
+    if closed {
+        let inc = api_incident(net, 0, m, next).await?;
+        check_payout(net, r, m, &inc, &recipients, Some(&vaults)).await?;
+    }
+    Ok(Some((m, next)))
+}
+
+/// What member `i`'s recipients received on every chain since `before`.
+async fn total_paid(net: &Net, i: usize, before: &[U256]) -> Result<U256> {
+    let now = net.recipients(i).await?;
+    Ok(now
+        .iter()
+        .zip(before)
+        .map(|(a, b)| a.saturating_sub(*b))
+        .fold(U256::ZERO, |s, x| s + x))
 }

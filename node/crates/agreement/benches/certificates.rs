@@ -70,6 +70,8 @@ impl StateView for View {
             legDeadline: NOW / 1000 + 1200,
         })
     }
+    fn covered(&mut self, _rec: &backstop_agreement::state::IncidentRecord, _closed_ms: u64) {}
+
     fn approve_action(
         &mut self,
         _: &VaultId,

@@ -256,6 +256,11 @@ impl<'a> Reader<'a> {
         Self { buf, at: 0 }
     }
 
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.at >= self.buf.len()
+    }
+
     /// Fails unless every byte was read.
     pub fn finish(self) -> Result<(), DecodeError> {
         match self.buf.len() - self.at {

@@ -142,6 +142,7 @@ fn records_survive_reopen<R: Reopen>(mut place: R) {
         }),
         legs_done: vec![vault(2)],
         closed: Some(CloseReason::Covered),
+        booked: true,
     };
     let proposal = DrawProposal {
         key,

@@ -4,8 +4,10 @@
 //! rotating proposer, validation of proposals against the node's own view of the pinned
 //! chain state, attestations and certificates, the submitter schedule, release of remote
 //! legs once the home-chain registration is final, closing, and the threshold actions
-//! (freeze, pause, alert and their lifts). See `DESIGN.md`, "Draw protocol".
+//! (freeze, pause, alert and their lifts). See `docs/design.md`, "The draw protocol".
 //!
+//! - [`booking`]: the booking-evidence rule that gates a member's next draw after a
+//!   covered incident.
 //! - [`types`]: the shared vocabulary (keys, consortium and thresholds, messages).
 //! - [`machine`]: the state machine, fed with [`machine::Event`]s, returning
 //!   [`machine::Output`]s; chain reads and signing are injected traits.
@@ -19,6 +21,7 @@
 //! Invariant of the crate: no I/O. Time is an input, randomness exists only in the
 //! simulation and comes from its seed.
 
+pub mod booking;
 pub mod codec;
 pub mod contract;
 pub mod kv;

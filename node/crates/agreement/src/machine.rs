@@ -81,6 +81,9 @@ pub trait StateView {
         action: &ThresholdAction,
         now_ms: u64,
     ) -> Result<(), ViewError>;
+    /// A member's incident closed covered (or was restored so): what it paid gates the
+    /// member's next draw by the booking rule ([`crate::booking`]). Called in seq order.
+    fn covered(&mut self, rec: &IncidentRecord, closed_ms: u64);
 }
 
 /// Why signing failed.
@@ -402,6 +405,16 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             checker: Arc::new(Secp256k1Check),
         };
         let t = m.cfg.consortium.t();
+        // The booking rule needs each member's covered incidents, oldest first.
+        let mut covered: Vec<&IncidentRecord> = snapshot
+            .incidents
+            .iter()
+            .filter(|r| r.closed == Some(CloseReason::Covered))
+            .collect();
+        covered.sort_by_key(|r| r.key.seq);
+        for rec in covered {
+            m.view.covered(rec, now);
+        }
         for rec in snapshot.incidents {
             if rec.closed == Some(CloseReason::Resolved) {
                 m.resolved.insert(rec.key.member, rec.key.seq);
@@ -586,6 +599,19 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         &self.resolved
     }
 
+    /// Records that the member's books showed the payout of covered incident `key` (the
+    /// view saw it at a confirmed block), so that it stays booked across restarts.
+    pub fn note_booked(&mut self, key: IncidentKey) -> Result<(), MachineError> {
+        let Some(mut rec) = self.store.get_incident(&key)? else {
+            return Ok(());
+        };
+        if rec.closed == Some(CloseReason::Covered) && !rec.booked {
+            rec.booked = true;
+            self.store.put_incident(&rec)?;
+        }
+        Ok(())
+    }
+
     /// Highest seq of each member closed with a registered draw.
     pub fn closed_through(&self) -> &BTreeMap<B256, u64> {
         &self.closed_through
@@ -653,6 +679,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             registration: None,
             legs_done: Vec::new(),
             closed: None,
+            booked: false,
         };
         self.store.put_incident(&rec)?;
         if self.resolved.get(&key.member) == Some(&key.seq) {
@@ -1381,6 +1408,9 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         };
         inc.rec.closed = Some(reason);
         self.store.put_incident(&inc.rec)?;
+        if reason == CloseReason::Covered {
+            self.view.covered(&inc.rec, self.now);
+        }
         self.open_by_member.remove(&key.member);
         match reason {
             CloseReason::Covered => {

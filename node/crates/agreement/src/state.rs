@@ -174,6 +174,9 @@ pub struct IncidentRecord {
     pub legs_done: Vec<VaultId>,
     /// Set when closed.
     pub closed: Option<CloseReason>,
+    /// For a covered incident: the member's books showed its payout at a confirmed block
+    /// (the booking rule, [`crate::booking`]); any later gap is a new loss.
+    pub booked: bool,
 }
 
 /// Durable state of one threshold action.
@@ -350,7 +353,20 @@ impl<K: Kv> NodeStore<K> {
             Some(CloseReason::Covered) => 1,
             Some(CloseReason::Resolved) => 2,
         });
+        w.bool(rec.booked);
         self.put(Cf::Incidents, k.into_bytes(), w.into_bytes())
+    }
+
+    /// The stored record of one incident.
+    pub fn get_incident(&self, key: &IncidentKey) -> Result<Option<IncidentRecord>, StoreError> {
+        let mut k = Writer::new();
+        k.key(key);
+        match self.kv.get(Cf::Incidents, &k.into_bytes())? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(
+                Self::decode_incident(&raw).map_err(corrupt(Cf::Incidents))?,
+            )),
+        }
     }
 
     fn decode_incident(raw: &[u8]) -> Result<IncidentRecord, DecodeError> {
@@ -390,6 +406,8 @@ impl<K: Kv> NodeStore<K> {
                 });
             }
         };
+        // Records written before the booking rule end here.
+        let booked = if r.is_empty() { false } else { r.bool()? };
         r.finish()?;
         Ok(IncidentRecord {
             key,
@@ -400,6 +418,7 @@ impl<K: Kv> NodeStore<K> {
             registration,
             legs_done,
             closed,
+            booked,
         })
     }
 

@@ -332,6 +332,8 @@ pub enum SignalKind {
     ChainHalt,
     /// Raised by an operator.
     Operator,
+    /// A covered member's books do not show a payout after the booking timeout.
+    PayoutNotBooked,
 }
 
 /// A detector's signal.

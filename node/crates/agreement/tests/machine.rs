@@ -100,6 +100,8 @@ impl StateView for View {
             _ => Err(ViewError::UnknownBlock("not a confirmed block".into())),
         }
     }
+    fn covered(&mut self, _rec: &backstop_agreement::state::IncidentRecord, _closed_ms: u64) {}
+
     fn approve_action(
         &mut self,
         _: &VaultId,

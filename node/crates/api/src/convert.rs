@@ -84,6 +84,7 @@ pub fn kind_to_pb(k: SignalKind) -> pb::SignalKind {
         SignalKind::Depeg => pb::SignalKind::Depeg,
         SignalKind::ChainHalt => pb::SignalKind::ChainHalt,
         SignalKind::Operator => pb::SignalKind::Operator,
+        SignalKind::PayoutNotBooked => pb::SignalKind::PayoutNotBooked,
     }
 }
 
@@ -100,6 +101,7 @@ pub fn kind_from_pb(v: i32) -> Result<SignalKind, UnknownEnum> {
             pb::SignalKind::Depeg => SignalKind::Depeg,
             pb::SignalKind::ChainHalt => SignalKind::ChainHalt,
             pb::SignalKind::Operator => SignalKind::Operator,
+            pb::SignalKind::PayoutNotBooked => SignalKind::PayoutNotBooked,
             pb::SignalKind::Unspecified => return Err(unknown),
         },
     )
@@ -113,6 +115,7 @@ pub fn breaker_kind_to_pb(k: BreakerKind) -> pb::BreakerKind {
         BreakerKind::Contagion => pb::BreakerKind::Contagion,
         BreakerKind::Depeg => pb::BreakerKind::Depeg,
         BreakerKind::Operator => pb::BreakerKind::Operator,
+        BreakerKind::PayoutNotBooked => pb::BreakerKind::PayoutNotBooked,
     }
 }
 
@@ -129,6 +132,7 @@ pub fn breaker_kind_from_pb(v: i32) -> Result<BreakerKind, UnknownEnum> {
             pb::BreakerKind::Contagion => BreakerKind::Contagion,
             pb::BreakerKind::Depeg => BreakerKind::Depeg,
             pb::BreakerKind::Operator => BreakerKind::Operator,
+            pb::BreakerKind::PayoutNotBooked => BreakerKind::PayoutNotBooked,
             pb::BreakerKind::Unspecified => return Err(unknown),
         },
     )

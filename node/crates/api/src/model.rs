@@ -505,17 +505,20 @@ pub enum SignalKind {
     ChainHalt,
     /// Raised by an operator.
     Operator,
+    /// A covered member's books do not show a payout after the booking timeout.
+    PayoutNotBooked,
 }
 
 impl SignalKind {
     /// Every kind.
-    pub const ALL: [SignalKind; 6] = [
+    pub const ALL: [SignalKind; 7] = [
         Self::OracleDeviation,
         Self::OracleStale,
         Self::AbnormalOutflow,
         Self::Depeg,
         Self::ChainHalt,
         Self::Operator,
+        Self::PayoutNotBooked,
     ];
 
     /// Snake-case name (`oracle_deviation`, …), as in JSON, the CLI and metric labels.
@@ -527,6 +530,7 @@ impl SignalKind {
             Self::Depeg => "depeg",
             Self::ChainHalt => "chain_halt",
             Self::Operator => "operator",
+            Self::PayoutNotBooked => "payout_not_booked",
         }
     }
 }
@@ -587,17 +591,20 @@ pub enum BreakerKind {
     Depeg,
     /// Raised by an operator.
     Operator,
+    /// A covered member's books do not show a payout after the booking timeout.
+    PayoutNotBooked,
 }
 
 impl BreakerKind {
     /// Every kind, in wire order.
-    pub const ALL: [BreakerKind; 6] = [
+    pub const ALL: [BreakerKind; 7] = [
         Self::Oracle,
         Self::Exploit,
         Self::ChainHalt,
         Self::Contagion,
         Self::Depeg,
         Self::Operator,
+        Self::PayoutNotBooked,
     ];
 
     /// Snake-case name (`oracle`, `chain_halt`, …), as in breaker ids, JSON, the CLI and
@@ -610,6 +617,7 @@ impl BreakerKind {
             Self::Contagion => "contagion",
             Self::Depeg => "depeg",
             Self::Operator => "operator",
+            Self::PayoutNotBooked => "payout_not_booked",
         }
     }
 }
@@ -1071,7 +1079,12 @@ impl ApiState {
     /// Publishes an event to the current subscribers; returns how many there are.
     /// Never blocks: a subscriber that is too far behind loses the oldest events.
     pub fn publish(&self, event: NodeEvent) -> usize {
-        tracing::debug!(kind = event.kind.as_str(), subject = %event.subject, text = %event.text, "node event");
+        tracing::debug!(
+            kind = event.kind.as_str(),
+            subject = %crate::logsafe::Escaped(&event.subject),
+            text = %crate::logsafe::Escaped(&event.text),
+            "node event"
+        );
         self.shared.events.send(event).unwrap_or(0)
     }
 

@@ -145,6 +145,12 @@ pub struct MemberRecord {
     pub cap: u128,
     /// Deductible.
     pub deductible: u128,
+    /// Coverage per window: most the vault pays the member within `coverage_window` s.
+    pub coverage_limit: u128,
+    /// Length of the coverage window (s).
+    pub coverage_window: u64,
+    /// What the vault may still pay the member at the block, by its coverage window.
+    pub coverage_available: U256,
 }
 
 /// Largest guardian set a vault accepts.
@@ -260,14 +266,19 @@ impl<'a> Reader<'a> {
         member: B256,
     ) -> Result<Option<MemberRecord>, ReadError> {
         let id = self.check(block)?;
-        let (m, frozen) = self
+        let (m, frozen, coverage_available) = self
             .pool
             .call("member", |p| async move {
                 let v = vault_at(p, vault);
                 let m = v.member(member).block(id);
                 let f = v.isFrozen(member).block(id);
-                let (m, f) = futures::try_join!(m.call().into_future(), f.call().into_future())?;
-                Ok((m, f))
+                let c = v.coverageAvailable(member).block(id);
+                let read = futures::try_join!(
+                    m.call().into_future(),
+                    f.call().into_future(),
+                    c.call().into_future()
+                )?;
+                Ok(read)
             })
             .await?;
         if m.recipient == Address::ZERO {
@@ -281,6 +292,9 @@ impl<'a> Reader<'a> {
             next_seq: m.nextSeq,
             cap: m.cap,
             deductible: m.deductible,
+            coverage_limit: m.coverageLimit,
+            coverage_window: u64::from(m.coverageWindow),
+            coverage_available,
         }))
     }
 

@@ -741,6 +741,20 @@ fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSect
     )?;
     ctx.range("agreement.settle_ms", a.settle_ms, 0, 600_000, " ms")?;
     ctx.range(
+        "agreement.booking_timeout_ms",
+        a.booking_timeout_ms,
+        1_000,
+        DAY * 1_000,
+        " ms",
+    )?;
+    ctx.range(
+        "agreement.booking_tolerance_bps",
+        a.booking_tolerance_bps,
+        0,
+        1_000,
+        " bps",
+    )?;
+    ctx.range(
         "agreement.draw_ttl_secs",
         a.draw_ttl_secs,
         60,
@@ -760,6 +774,8 @@ fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSect
         attempt_timeout_ms: a.attempt_timeout_ms,
         submit_delay_ms: a.submit_delay_ms,
         settle_ms: a.settle_ms,
+        booking_timeout_ms: a.booking_timeout_ms,
+        booking_tolerance_bps: a.booking_tolerance_bps,
         draw_ttl_secs: a.draw_ttl_secs,
         leg_ttl_secs: a.leg_ttl_secs,
         action_ttl_secs: a.action_ttl_secs,

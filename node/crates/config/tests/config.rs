@@ -660,6 +660,35 @@ fn parse_errors_have_positions_and_ranges_are_checked() {
     assert_refused(&e, "detectors.depeg_bps", "out of range 1..=10000");
     let e = refuse(&edit(EXAMPLE, "dust = \"1000000\"", "dust = \"1e6\""));
     assert_refused(&e, "agreement.dust", "invalid amount \"1e6\"");
+    let e = refuse(&edit(
+        EXAMPLE,
+        "booking_timeout_ms = 60000",
+        "booking_timeout_ms = 999",
+    ));
+    assert_refused(
+        &e,
+        "agreement.booking_timeout_ms",
+        "999 is out of range 1000..=86400000 ms",
+    );
+    let e = refuse(&edit(
+        EXAMPLE,
+        "booking_tolerance_bps = 10",
+        "booking_tolerance_bps = 1001",
+    ));
+    assert_refused(
+        &e,
+        "agreement.booking_tolerance_bps",
+        "out of range 0..=1000",
+    );
+    let ok = Config::from_str(
+        &edit(
+            EXAMPLE,
+            "booking_timeout_ms = 60000",
+            "booking_timeout_ms = 1000",
+        ),
+        "node.toml",
+    );
+    assert_eq!(ok.unwrap().agreement().booking_timeout_ms, 1000);
 }
 
 #[test]

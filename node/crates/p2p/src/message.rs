@@ -108,6 +108,8 @@ pub enum SignalKind {
     ChainHalt,
     /// Raised by an operator.
     Operator,
+    /// A covered member's books do not show a payout after the booking timeout.
+    PayoutNotBooked,
 }
 
 impl SignalKind {
@@ -120,6 +122,7 @@ impl SignalKind {
             Ok(K::Depeg) => Ok(Self::Depeg),
             Ok(K::ChainHalt) => Ok(Self::ChainHalt),
             Ok(K::Operator) => Ok(Self::Operator),
+            Ok(K::PayoutNotBooked) => Ok(Self::PayoutNotBooked),
             Ok(K::Unspecified) | Err(_) => Err(PayloadError::Invalid {
                 field: "signal.kind",
                 reason: "unknown kind",
@@ -136,6 +139,7 @@ impl SignalKind {
             Self::Depeg => K::Depeg,
             Self::ChainHalt => K::ChainHalt,
             Self::Operator => K::Operator,
+            Self::PayoutNotBooked => K::PayoutNotBooked,
         }) as i32
     }
 }
