@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::logsafe::Escaped;
 use crate::model::{FieldError, SignalKind, to_hex};
 
 /// Longest operator reason accepted, in bytes.
@@ -93,6 +94,7 @@ impl AdminRequest {
     }
 }
 
+/// Safe to log: the reason is escaped ([`Escaped`]).
 impl fmt::Display for AdminRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -100,7 +102,12 @@ impl fmt::Display for AdminRequest {
                 kind,
                 subject,
                 reason,
-            } => write!(f, "raise {kind} signal on {} ({reason:?})", to_hex(subject)),
+            } => write!(
+                f,
+                "raise {kind} signal on {} (\"{}\")",
+                to_hex(subject),
+                Escaped(reason)
+            ),
             Self::Unfreeze {
                 chain_id: Some(c),
                 member,

@@ -5,14 +5,18 @@
 //! members, incidents, signals, circuit breakers, readiness) and publishes [`NodeEvent`]s
 //! on it; it also receives validated [`AdminCommand`]s from the bounded admin queue
 //! ([`admin::channel`]) and answers each once. [`serve`] runs the gRPC server (with the standard health service
-//! and server reflection) over that state; it never changes the state itself.
+//! and server reflection) over that state; it never changes the state itself;
+//! [`serve_with`] does the same with explicit [`ServerOptions`] (connection cap, handshake,
+//! idle and read timeouts, streams per connection, keepalive, log interval).
 //! [`Metrics`] and [`serve_metrics`] expose Prometheus metrics over HTTP. The [`client`]
 //! module is what the CLI uses to query a node and print the answers.
 //!
 //! Modules:
 //! - [`model`]: the data shown and the shared [`ApiState`] handle;
 //! - [`admin`]: admin requests and their queue to the runtime;
-//! - [`server`]: the gRPC server;
+//! - [`server`]: the gRPC server (its connection handling and request screening are in
+//!   the private modules `conn` and `ingress`);
+//! - [`logsafe`]: escaping of untrusted text and rate limiting of log lines;
 //! - [`metrics`]: the metrics registry and HTTP endpoint;
 //! - [`client`]: queries and admin calls for the CLI, rendered as tables or JSON.
 //!
@@ -21,7 +25,10 @@
 
 pub mod admin;
 pub mod client;
+mod conn;
 mod convert;
+mod ingress;
+pub mod logsafe;
 pub mod metrics;
 pub mod model;
 pub mod server;
@@ -35,7 +42,7 @@ pub use model::{
     MemberView, Model, NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind, SignalView,
     StatusCounts, TimelineEntry, VaultView,
 };
-pub use server::{ApiError, serve};
+pub use server::{ApiError, ServerOptions, serve, serve_with};
 
 /// The generated `backstop.v1` protobuf types, server and client.
 pub use backstop_proto::v1 as proto;

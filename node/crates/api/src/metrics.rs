@@ -16,7 +16,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,6 +41,9 @@ pub const LATENCY_BUCKETS: [f64; 15] = [
 
 /// Time a client has to send its request headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At most one log line per interval for failed accepts on the metrics port.
+pub const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Time open connections get to finish after shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -116,6 +119,108 @@ fn gauge_value(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Reasons an admin call is refused, as in `backstop_api_admin_refused_total{reason}`.
+pub const ADMIN_REFUSED_REASONS: [&str; 4] = [
+    "disabled",
+    "missing_token",
+    "malformed_token",
+    "wrong_token",
+];
+
+/// Reasons the API server closes a connection, as in
+/// `backstop_api_connections_closed_total{reason}`.
+pub const CONNECTION_CLOSE_REASONS: [&str; 4] =
+    ["over_cap", "evicted", "handshake_timeout", "idle_timeout"];
+
+/// Counters kept by the gRPC server itself. They are process-wide (every server of the
+/// process counts into them) and every [`Metrics`] registers them, so the node exposes
+/// them without wiring.
+#[derive(Debug)]
+pub(crate) struct ApiServerMetrics {
+    /// Admin calls refused, by reason ([`ADMIN_REFUSED_REASONS`]).
+    admin_refused: Family<ReasonLabel, Counter>,
+    /// Connections closed by the server's limits, by reason ([`CONNECTION_CLOSE_REASONS`]).
+    connections_closed: Family<ReasonLabel, Counter>,
+    /// Connections admitted and still open.
+    pub(crate) connections_open: Gauge,
+    /// Failed accepts.
+    pub(crate) accept_errors: Counter,
+    /// Requests refused before the service because their message was malformed.
+    pub(crate) invalid_requests: Counter,
+}
+
+impl ApiServerMetrics {
+    fn new() -> Self {
+        let m = Self {
+            admin_refused: Family::default(),
+            connections_closed: Family::default(),
+            connections_open: Gauge::default(),
+            accept_errors: Counter::default(),
+            invalid_requests: Counter::default(),
+        };
+        for reason in ADMIN_REFUSED_REASONS {
+            let _ = m.admin_refused.get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            });
+        }
+        for reason in CONNECTION_CLOSE_REASONS {
+            let _ = m.connections_closed.get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            });
+        }
+        m
+    }
+
+    /// Counts a refused admin call (`reason` from [`ADMIN_REFUSED_REASONS`]).
+    pub(crate) fn admin_refused(&self, reason: &'static str) {
+        self.admin_refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection closed by a limit (`reason` from [`CONNECTION_CLOSE_REASONS`]).
+    pub(crate) fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "api_admin_refused",
+            "Admin calls refused by the operator API, by reason",
+            self.admin_refused.clone(),
+        );
+        registry.register(
+            "api_connections_closed",
+            "Operator API connections closed by its limits, by reason",
+            self.connections_closed.clone(),
+        );
+        registry.register(
+            "api_connections_open",
+            "Operator API connections open",
+            self.connections_open.clone(),
+        );
+        registry.register(
+            "api_accept_errors",
+            "Failed accepts on the operator API port",
+            self.accept_errors.clone(),
+        );
+        registry.register(
+            "api_invalid_requests",
+            "Operator API requests refused because their message was malformed",
+            self.invalid_requests.clone(),
+        );
+    }
+}
+
+/// The process-wide counters of the gRPC server.
+pub(crate) static API_SERVER: LazyLock<ApiServerMetrics> = LazyLock::new(ApiServerMetrics::new);
+
 /// Every metric of the node, registered under the prefix `backstop_`.
 ///
 /// Names as exposed: `backstop_peers_connected`, `backstop_chain_head{chain}`,
@@ -123,7 +228,11 @@ fn gauge_value(v: u64) -> i64 {
 /// `backstop_proposal_to_certificate_seconds`, `backstop_gap_to_closed_seconds`,
 /// `backstop_submissions_total{chain,kind}`, `backstop_submission_failures_total{chain,kind}`,
 /// `backstop_gossip_rejects_total{reason}`, `backstop_signals{kind,state}`,
-/// `backstop_breakers_active{kind}`, `backstop_chain_quarantined{chain_id}`.
+/// `backstop_breakers_active{kind}`, `backstop_chain_quarantined{chain_id}`, and the
+/// operator API server's own `backstop_api_admin_refused_total{reason}`,
+/// `backstop_api_connections_closed_total{reason}`, `backstop_api_connections_open`,
+/// `backstop_api_accept_errors_total` and `backstop_api_invalid_requests_total`
+/// (process-wide).
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -223,6 +332,7 @@ impl Metrics {
             "1 while a chain is quarantined (allocations skip its vault), else 0",
             chain_quarantined.clone(),
         );
+        API_SERVER.register(&mut registry);
         for kind in BreakerKind::ALL {
             breakers_active
                 .get_or_create(&KindLabel {
@@ -450,7 +560,8 @@ fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Byte
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` completes. Accept errors (such as
-/// running out of file descriptors) are logged and retried after a short pause.
+/// running out of file descriptors) are retried after a short pause and logged at most
+/// once per [`ACCEPT_ERROR_LOG_INTERVAL`].
 pub async fn serve_metrics(
     listener: TcpListener,
     metrics: Arc<Metrics>,
@@ -459,6 +570,7 @@ pub async fn serve_metrics(
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "metrics endpoint listening");
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let accept_errors = crate::logsafe::LogLimiter::new(ACCEPT_ERROR_LOG_INTERVAL);
     let mut shutdown = pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -466,7 +578,9 @@ pub async fn serve_metrics(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                    if let Some(suppressed) = accept_errors.check() {
+                        tracing::warn!(error = %e, suppressed, "metrics endpoint: accept failed; pausing");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

@@ -9,7 +9,21 @@
 //!   no token configured they are refused with PERMISSION_DENIED, and the runtime never
 //!   sees them;
 //! - requests are bounded: at most [`MAX_REQUEST_BYTES`] per message, string fields
-//!   length-checked before parsing, a per-connection concurrency limit;
+//!   length-checked before parsing, a per-connection concurrency limit and at most
+//!   [`ServerOptions::max_concurrent_streams`] streams per connection;
+//! - connections are bounded ([`ServerOptions`], see `conn`): at most
+//!   [`ServerOptions::max_connections`] at once (a new one takes the slot of an unused one,
+//!   or is closed at once when every slot has a request in flight), closed when the client
+//!   does not finish the HTTP/2 handshake within [`ServerOptions::handshake_timeout`] or
+//!   has no request in flight for [`ServerOptions::idle_timeout`]; every socket has
+//!   `TCP_NODELAY`; running out of descriptors pauses accepting instead of spinning;
+//! - a malformed request message (undecodable, not exactly one uncompressed message, an
+//!   enum field outside its enum) gets INVALID_ARGUMENT before any service sees it (see
+//!   `ingress`);
+//! - the log cannot be flooded or forged from outside: refused admin calls are logged at
+//!   most once per [`ServerOptions::log_interval`] with the count held back (all are
+//!   counted in `backstop_api_admin_refused_total`), and text from requests or echoed by
+//!   the runtime is logged escaped ([`crate::logsafe::Escaped`]);
 //! - an event stream ends when the server shuts down (so graceful shutdown never waits on
 //!   a subscriber) or when its client goes away; a subscriber that falls more than the
 //!   broadcast capacity behind gets one `EVENTS_LOST` event with the count and continues
@@ -28,11 +42,15 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::admin::{AdminCommand, AdminError, AdminRequest, REPLY_TIMEOUT};
+use crate::conn::{Acceptor, Registry, Timeouts};
 use crate::convert;
+use crate::ingress::Ingress;
+use crate::logsafe::{Escaped, LogLimiter};
+use crate::metrics::API_SERVER;
 use crate::model::{ApiState, EventKind, FieldError, IncidentId, NodeEvent, parse_bytes32};
 
 /// Largest request message accepted, in bytes.
@@ -46,6 +64,68 @@ const CONCURRENCY_PER_CONNECTION: usize = 64;
 
 /// Events buffered per subscriber between the broadcast and the HTTP/2 stream.
 const STREAM_BUFFER: usize = 64;
+
+/// Largest header block a client may send, in bytes.
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
+/// Limits and timeouts of the gRPC server. [`ServerOptions::default`] gives the values
+/// of the `DEFAULT_*` constants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Connections open at once. When all are taken, a new connection takes the slot of
+    /// the one unused the longest (no request in flight; those that never finished the
+    /// HTTP/2 handshake first), or is closed at once if every slot has a request in
+    /// flight.
+    pub max_connections: usize,
+    /// Time a new connection has to send the HTTP/2 preface and its SETTINGS frame.
+    pub handshake_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (clients reconnect
+    /// on their next call).
+    pub idle_timeout: Duration,
+    /// Time a request message has to arrive once its headers did.
+    pub request_read_timeout: Duration,
+    /// HTTP/2 streams (requests) open at once per connection.
+    pub max_concurrent_streams: u32,
+    /// Interval of HTTP/2 keepalive pings.
+    pub keepalive_interval: Duration,
+    /// Time a keepalive ping has to be acknowledged before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// At most one line per interval for events an outsider can repeat at will (refused
+    /// admin calls, failed accepts, connections refused at the cap).
+    pub log_interval: Duration,
+}
+
+/// Default of [`ServerOptions::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default of [`ServerOptions::handshake_timeout`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`ServerOptions::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default of [`ServerOptions::request_read_timeout`].
+pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`ServerOptions::max_concurrent_streams`].
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 64;
+/// Default of [`ServerOptions::keepalive_interval`].
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// Default of [`ServerOptions::keepalive_timeout`].
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default of [`ServerOptions::log_interval`].
+pub const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            request_read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            log_interval: DEFAULT_LOG_INTERVAL,
+        }
+    }
+}
 
 /// Why the server stopped.
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +142,33 @@ pub enum ApiError {
 /// requests in flight (event streams end at once) and returns.
 ///
 /// `admin` carries validated admin requests to the runtime; `token` is the admin bearer
-/// token (`None` or empty: admin calls disabled).
+/// token (`None` or empty: admin calls disabled). Limits and timeouts are the defaults of
+/// [`ServerOptions`]; see [`serve_with`].
 pub async fn serve(
     listener: TcpListener,
     api: ApiState,
     admin: mpsc::Sender<AdminCommand>,
     token: Option<String>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ApiError> {
+    serve_with(
+        listener,
+        api,
+        admin,
+        token,
+        ServerOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with the given limits and timeouts.
+pub async fn serve_with(
+    listener: TcpListener,
+    api: ApiState,
+    admin: mpsc::Sender<AdminCommand>,
+    token: Option<String>,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ApiError> {
     let local = listener.local_addr().ok();
@@ -93,6 +194,14 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let (reporter, health) = tonic_health::server::health_reporter();
+    // The first status is set before the port is served, so that no early Check finds the
+    // service unregistered.
+    let ready = *api.watch_ready().borrow();
+    if ready {
+        reporter.set_serving::<BackstopServer<Service>>().await;
+    } else {
+        reporter.set_not_serving::<BackstopServer<Service>>().await;
+    }
     let health_task = AbortOnDrop(tokio::spawn(follow_readiness(reporter, api.watch_ready())));
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -101,23 +210,38 @@ pub async fn serve(
         admin,
         token,
         stop: stop_rx,
+        refused_log: LogLimiter::new(options.log_interval),
     };
     let backstop = BackstopServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
-
-    tracing::info!(addr = ?local, "operator API listening");
-    let result = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .add_service(health)
+    let routes = tonic::service::Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(backstop)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .prepare();
+    let ingress = Ingress::new(routes, options.request_read_timeout);
+    let registry = Arc::new(Registry::new(options.max_connections));
+    let acceptor = Acceptor::new(
+        listener,
+        Arc::clone(&registry),
+        Timeouts {
+            handshake: options.handshake_timeout,
+            idle: options.idle_timeout,
+        },
+        options.log_interval,
+    );
+
+    tracing::info!(addr = ?local, max_connections = options.max_connections, "operator API listening");
+    let result = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
+        .max_concurrent_streams(options.max_concurrent_streams)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(options.keepalive_interval))
+        .http2_keepalive_timeout(Some(options.keepalive_timeout))
+        .serve_with_incoming_shutdown(ingress, acceptor, async move {
             shutdown.await;
             tracing::info!("operator API shutting down");
             stop_tx.send_replace(true);
+            registry.close_unstarted();
         })
         .await;
     drop(health_task);
@@ -160,11 +284,21 @@ struct Service {
     admin: mpsc::Sender<AdminCommand>,
     token: Option<Arc<[u8]>>,
     stop: watch::Receiver<bool>,
+    /// Refused admin calls: one line per interval.
+    refused_log: LogLimiter,
 }
 
 /// INVALID_ARGUMENT carrying a field error.
 fn invalid(e: FieldError) -> Status {
     Status::invalid_argument(e.to_string())
+}
+
+/// INVALID_ARGUMENT for a `kind` that is not a signal kind (as read on the wire).
+pub(crate) fn not_a_signal_kind(value: i64) -> Status {
+    Status::invalid_argument(format!(
+        "kind: {value} is not a signal kind (1..={}, see SignalKind)",
+        crate::model::SignalKind::ALL.len()
+    ))
 }
 
 /// Rejects identifier fields longer than [`MAX_ID_FIELD`] before parsing them.
@@ -185,35 +319,59 @@ fn bytes32_field(field: &'static str, s: &str) -> Result<[u8; 32], Status> {
 }
 
 impl Service {
+    /// Counts a refused admin call and logs it, at most once per log interval (with the
+    /// number of refusals not logged since the previous line).
+    fn refused(&self, method: &str, peer: Option<std::net::SocketAddr>, reason: &'static str) {
+        API_SERVER.admin_refused(reason);
+        if let Some(suppressed) = self.refused_log.check() {
+            tracing::warn!(
+                method,
+                ?peer,
+                reason,
+                suppressed,
+                "admin call refused (at most one line per interval; all are counted in backstop_api_admin_refused_total)"
+            );
+        }
+    }
+
     /// Checks the bearer token of an admin call.
     fn authorize<T>(&self, method: &str, request: &Request<T>) -> Result<(), Status> {
         let peer = request.remote_addr();
         let Some(token) = &self.token else {
-            tracing::warn!(method, ?peer, "admin call refused: admin disabled");
+            self.refused(method, peer, "disabled");
             return Err(Status::permission_denied(
                 "admin calls are disabled on this node: no admin token is configured",
             ));
         };
-        let unauthenticated = |why: &str| {
-            tracing::warn!(method, ?peer, why, "admin call refused");
+        let unauthenticated = |reason: &'static str, why: &str| {
+            self.refused(method, peer, reason);
             Status::unauthenticated(format!("admin call refused: {why}"))
         };
         let Some(value) = request.metadata().get("authorization") else {
             return Err(unauthenticated(
+                "missing_token",
                 "missing `authorization: Bearer <token>` metadata",
             ));
         };
-        let value = value
-            .to_str()
-            .map_err(|_| unauthenticated("authorization metadata is not printable ASCII"))?;
+        let value = value.to_str().map_err(|_| {
+            unauthenticated(
+                "malformed_token",
+                "authorization metadata is not printable ASCII",
+            )
+        })?;
         let presented = match value.split_once(' ') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-            _ => return Err(unauthenticated("authorization is not `Bearer <token>`")),
+            _ => {
+                return Err(unauthenticated(
+                    "malformed_token",
+                    "authorization is not `Bearer <token>`",
+                ));
+            }
         };
         if bool::from(presented.as_bytes().ct_eq(token)) {
             Ok(())
         } else {
-            Err(unauthenticated("wrong admin token"))
+            Err(unauthenticated("wrong_token", "wrong admin token"))
         }
     }
 
@@ -227,6 +385,7 @@ impl Service {
         }
         self.check_known(&request)?;
         let method = request.method();
+        // AdminRequest's Display escapes the free text of the request.
         let what = request.to_string();
         let (reply_tx, reply_rx) = oneshot::channel();
         self.admin
@@ -252,7 +411,7 @@ impl Service {
                 "the node runtime dropped the request without answering",
             )),
             Ok(Ok(Err(e))) => {
-                tracing::warn!(method, request = %what, error = %e, "admin request not started");
+                tracing::warn!(method, request = %what, error = %Escaped(&e.to_string()), "admin request not started");
                 Err(match e {
                     AdminError::Rejected(m) => Status::failed_precondition(m),
                     AdminError::NotFound(m) => Status::not_found(m),
@@ -261,7 +420,7 @@ impl Service {
                 })
             }
             Ok(Ok(Ok(started))) => {
-                tracing::info!(method, request = %what, %started, "admin request started");
+                tracing::info!(method, request = %what, started = %Escaped(&started), "admin request started");
                 Ok(Response::new(pb::AdminResponse { started }))
             }
         }
@@ -457,12 +616,8 @@ impl Backstop for Service {
     ) -> Result<Response<pb::AdminResponse>, Status> {
         self.authorize("RaiseSignal", &request)?;
         let r = request.into_inner();
-        let kind = convert::kind_from_pb(r.kind).map_err(|_| {
-            Status::invalid_argument(format!(
-                "kind: {} is not a signal kind (1..=6, see SignalKind)",
-                r.kind
-            ))
-        })?;
+        let kind =
+            convert::kind_from_pb(r.kind).map_err(|_| not_a_signal_kind(i64::from(r.kind)))?;
         let subject = bytes32_field("subject", &r.subject)?;
         self.dispatch(AdminRequest::RaiseSignal {
             kind,

@@ -526,7 +526,10 @@ async fn invalid_admin_fields_are_rejected_before_the_runtime() {
             .await
             .unwrap_err(),
             Code::InvalidArgument,
-            "kind: 0 is not a signal kind (1..=6, see SignalKind)".into(),
+            format!(
+                "kind: 0 is not a signal kind (1..={}, see SignalKind)",
+                SignalKind::ALL.len()
+            ),
         ),
         (
             c.raise_signal(with_token(
@@ -540,7 +543,10 @@ async fn invalid_admin_fields_are_rejected_before_the_runtime() {
             .await
             .unwrap_err(),
             Code::InvalidArgument,
-            "kind: 99 is not a signal kind (1..=6, see SignalKind)".into(),
+            format!(
+                "kind: 99 is not a signal kind (1..={}, see SignalKind)",
+                SignalKind::ALL.len()
+            ),
         ),
         (
             c.raise_signal(with_token(

@@ -6,7 +6,7 @@
 //! node given the same configuration.
 //!
 //! Invariants: no two nodes share a key or a guardian address; no key is a weak (small
-//! order) ed25519 point; the set is not empty. Thresholds follow DESIGN.md:
+//! order) ed25519 point; the set is not empty. Thresholds follow `docs/design.md`:
 //! `f = (n - 1) / 3`, `t = n - f`, `p = f + 1`.
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! Gossip network of a Backstop node over libp2p.
 //!
 //! Nodes of the consortium talk only through this crate. It carries every message of
-//! DESIGN.md in a signed envelope, only between consortium members, and validates every
+//! `docs/design.md` in a signed envelope, only between consortium members, and validates every
 //! byte that arrives before anything else sees it.
 //!
 //! - [`consortium`]: the sorted node set (ed25519 identity key, guardian address) and the

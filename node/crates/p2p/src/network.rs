@@ -10,10 +10,21 @@
 //!
 //! Membership: the allow list holds exactly the consortium's PeerIds (minus this node),
 //! so a connection to or from any other key is denied right after the handshake, before
-//! any protocol runs on it. The task dials every configured peer address and, after a
-//! failed dial or the loss of the last connection, re-dials with exponential backoff
-//! (`redial_min` doubling up to `redial_max`; reset once a connection has lived
-//! 10 s, so a peer that keeps dropping us is not hammered).
+//! any protocol runs on it. The task dials every configured peer address at start and,
+//! after a failed dial or the loss of the last connection, re-dials with exponential
+//! backoff (`redial_min` doubling up to `redial_max`; reset once a connection has lived
+//! 10 s, so a peer that keeps dropping us is not hammered). A member that is not
+//! configured but announced its listen addresses over identify is re-dialed the same way.
+//! TCP dials go out from the listening port (libp2p's port reuse, which lets the peer
+//! recognise a member's dial before the handshake); after a failure every other attempt
+//! uses a fresh port, in case the listening port cannot be bound for dialing.
+//!
+//! Before the handshake nobody is known, so pending inbound connections are admitted by
+//! source address (`admission::InboundGate`): dials from members' own addresses have a
+//! budget of their own, every other source IP a small one ([`PENDING_PER_IP`], at most
+//! [`PENDING_TOTAL`] over all), and an inbound TCP handshake must finish within
+//! [`INBOUND_HANDSHAKE_TIMEOUT`]. An outsider holding idle sockets can thus neither fill
+//! the slots members dial into nor hold any slot for long.
 //!
 //! Gossip that arrives in a burst (every event the swarm has ready, up to 64 messages)
 //! is validated as one ed25519 batch; a lone message is verified singly.
@@ -32,19 +43,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::SigningKey;
 use futures::{FutureExt, StreamExt};
+use libp2p::core::transport::timeout::TransportTimeout;
+use libp2p::core::upgrade;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, allow_block_list, connection_limits, identify,
-    identity, noise, ping, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, Transport, allow_block_list, connection_limits,
+    identify, identity, noise, ping, tcp, yamux,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use backstop_proto::gossip::v1 as pb;
+
+mod admission;
+
+pub use admission::{MEMBER_PENDING, PENDING_PER_IP, PENDING_TOTAL, PendingRefused};
 
 use crate::catchup::{self, CatchUpCodec, CatchUpStore};
 use crate::consortium::Consortium;
@@ -60,6 +77,11 @@ pub const TOPIC: &str = "/backstop/gossip/v1";
 const GOSSIP_BATCH: usize = 64;
 /// Identify protocol version string.
 pub const IDENTIFY_PROTOCOL: &str = "/backstop/id/1";
+/// An inbound TCP connection must finish its noise handshake and muxer negotiation
+/// within this (an idle socket holds a pending slot no longer).
+pub const INBOUND_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// An outbound connection attempt (TCP connect and upgrade, or QUIC) gives up after this.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors of the network layer.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +153,7 @@ impl NetworkConfig {
             validation: ValidationConfig::default(),
             heartbeat: Duration::from_millis(500),
             redial_min: Duration::from_millis(250),
-            redial_max: Duration::from_secs(30),
+            redial_max: Duration::from_secs(10),
             delivery_capacity: 4096,
             idle_timeout: Duration::from_secs(3600),
             store,
@@ -153,6 +175,9 @@ pub struct ConnectionCounters {
     pub denied: std::sync::atomic::AtomicU64,
     /// Dial attempts made by the re-dial loop.
     pub dials: std::sync::atomic::AtomicU64,
+    /// Inbound connections refused before their handshake because the pending budget of
+    /// their source was full (see the module documentation).
+    pub refused_pending: std::sync::atomic::AtomicU64,
 }
 
 enum Command {
@@ -276,6 +301,7 @@ impl NetworkHandle {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    gate: admission::InboundGate,
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     limits: connection_limits::Behaviour,
     gossipsub: gossipsub::Behaviour,
@@ -326,6 +352,10 @@ fn now_ms() -> u64 {
 
 struct Dialer {
     addrs: Vec<Multiaddr>,
+    /// From identify rather than the configuration (its addresses follow identify).
+    learned: bool,
+    /// Failed attempts since the last connection.
+    failures: u32,
     connected: bool,
     dialing: bool,
     next_attempt: Instant,
@@ -393,15 +423,31 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
         .collect();
     let (score, thresholds) = score_params(&topic);
 
+    let mut gate = admission::InboundGate::new(members.iter().copied());
+    for p in &config.peers {
+        for a in &p.addrs {
+            gate.configure(p.peer, a);
+        }
+    }
+
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
+        .with_quic()
+        // TCP with noise and yamux as `with_tcp` builds it, but an inbound connection that
+        // has not finished its handshake within INBOUND_HANDSHAKE_TIMEOUT is closed and
+        // frees its pending slot. Outbound attempts get DIAL_TIMEOUT (below).
+        .with_other_transport(
+            |key| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(TransportTimeout::with_ingoing_timeout(
+                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                        .upgrade(upgrade::Version::V1Lazy)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default()),
+                    INBOUND_HANDSHAKE_TIMEOUT,
+                ))
+            },
         )
         .map_err(|e| NetworkError::Transport(e.to_string()))?
-        .with_quic()
         .with_behaviour(|key| {
             let gossip_config = gossipsub::ConfigBuilder::default()
                 .validate_messages()
@@ -426,12 +472,13 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
                 allow.allow_peer(*p);
             }
             Ok(Behaviour {
+                gate,
                 allow,
+                // Pending inbound connections are limited by `gate`, per source.
                 limits: connection_limits::Behaviour::new(
                     connection_limits::ConnectionLimits::default()
                         .with_max_established_per_peer(Some(2))
-                        .with_max_established_incoming(Some(2 * n))
-                        .with_max_pending_incoming(Some(4 * n)),
+                        .with_max_established_incoming(Some(2 * n)),
                 ),
                 gossipsub,
                 identify: identify::Behaviour::new(identify::Config::new(
@@ -452,6 +499,7 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
         })
         .map_err(|e| NetworkError::Config(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .with_connection_timeout(DIAL_TIMEOUT)
         .build();
 
     swarm
@@ -504,6 +552,8 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
                 p.peer,
                 Dialer {
                     addrs: p.addrs.clone(),
+                    learned: false,
+                    failures: 0,
                     connected: false,
                     dialing: false,
                     next_attempt: now,
@@ -656,23 +706,31 @@ impl Task {
 
     fn redial(&mut self) {
         let now = Instant::now();
-        let due: Vec<(PeerId, Vec<Multiaddr>)> = self
+        let due: Vec<(PeerId, Vec<Multiaddr>, bool)> = self
             .dialers
             .iter()
             .filter(|(_, d)| !d.connected && !d.dialing && d.next_attempt <= now)
-            .map(|(p, d)| (*p, d.addrs.clone()))
+            .map(|(p, d)| (*p, d.addrs.clone(), d.failures % 2 == 1))
             .collect();
-        for (peer, addrs) in due {
+        for (peer, addrs, new_port) in due {
             if self.swarm.is_connected(&peer) {
                 if let Some(d) = self.dialers.get_mut(&peer) {
                     d.connected = true;
                 }
                 continue;
             }
+            // TCP dials from the listening port (so the peer's gate knows the source);
+            // every other attempt after a failure uses a fresh port instead, in case the
+            // listening port cannot be bound for dialing.
             let opts = DialOpts::peer_id(peer)
                 .addresses(addrs)
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
+                .condition(PeerCondition::DisconnectedAndNotDialing);
+            let opts = if new_port {
+                opts.allocate_new_port()
+            } else {
+                opts
+            };
+            let opts = opts.build();
             self.connections
                 .dials
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -690,10 +748,46 @@ impl Task {
         }
     }
 
+    /// A member announced where it listens (identify runs only on allowed connections):
+    /// the gate admits its dials from there, and if it is not a configured peer it gets a
+    /// dialer on these addresses, so that it is re-dialed when it drops out.
+    fn on_identify(&mut self, peer: PeerId, listen_addrs: Vec<Multiaddr>) {
+        if !self.peer_index.contains_key(&peer) || peer == *self.swarm.local_peer_id() {
+            return;
+        }
+        let addrs: Vec<Multiaddr> = listen_addrs
+            .into_iter()
+            .filter(|a| admission::SocketKey::of(a).is_some())
+            .take(8)
+            .collect();
+        for a in &addrs {
+            self.swarm.behaviour_mut().gate.learn(peer, a);
+        }
+        if addrs.is_empty() {
+            return;
+        }
+        let connected = self.swarm.is_connected(&peer);
+        let min = self.redial_min;
+        let d = self.dialers.entry(peer).or_insert_with(|| Dialer {
+            addrs: Vec::new(),
+            learned: true,
+            failures: 0,
+            connected,
+            dialing: false,
+            next_attempt: Instant::now(),
+            backoff: min,
+            connected_since: connected.then(Instant::now),
+        });
+        if d.learned {
+            d.addrs = addrs;
+        }
+    }
+
     fn dial_failed(&mut self, peer: PeerId) {
         let max = self.redial_max;
         if let Some(d) = self.dialers.get_mut(&peer) {
             d.dialing = false;
+            d.failures = d.failures.wrapping_add(1);
             d.next_attempt = Instant::now() + d.backoff;
             d.backoff = (d.backoff * 2).min(max);
         }
@@ -728,6 +822,7 @@ impl Task {
                 if let Some(d) = self.dialers.get_mut(&peer_id) {
                     d.connected = true;
                     d.dialing = false;
+                    d.failures = 0;
                     d.connected_since.get_or_insert_with(Instant::now);
                 }
                 if num_established.get() == 1 {
@@ -772,12 +867,20 @@ impl Task {
             }
             SwarmEvent::IncomingConnectionError { error, peer_id, .. } => {
                 tracing::debug!(?peer_id, %error, "incoming connection refused");
-                if matches!(error, libp2p::swarm::ListenError::Denied { .. }) {
-                    self.connections
-                        .denied
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let libp2p::swarm::ListenError::Denied { cause } = &error {
+                    let counter = if cause.downcast_ref::<PendingRefused>().is_some() {
+                        &self.connections.refused_pending
+                    } else {
+                        &self.connections.denied
+                    };
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.on_identify(peer_id, info.listen_addrs),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::debug!(%address, "listening");
             }

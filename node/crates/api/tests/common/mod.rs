@@ -343,3 +343,125 @@ pub async fn channel(addr: SocketAddr) -> tonic::transport::Channel {
         .await
         .unwrap()
 }
+
+/// Starts the real server on 127.0.0.1:0 with `options`.
+pub async fn start_with(
+    api: ApiState,
+    token: Option<&str>,
+    options: backstop_api::ServerOptions,
+) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (admin_tx, admin_rx) = backstop_api::admin::channel(4);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(backstop_api::serve_with(
+        listener,
+        api,
+        admin_tx,
+        token.map(str::to_owned),
+        options,
+        async move {
+            let _ = shutdown_rx.await;
+        },
+    ));
+    Running {
+        addr,
+        admin_rx,
+        shutdown: Some(shutdown_tx),
+        task,
+    }
+}
+
+/// Records the events of target `backstop_api` as lines `LEVEL message field=value…`,
+/// formatting fields the way `tracing-subscriber`'s fmt layer does (`%` fields with
+/// `Display`, strings with `Debug`).
+#[derive(Debug, Clone, Default)]
+pub struct Capture(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Capture {
+    /// The lines recorded so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The lines containing `needle`.
+    pub fn matching(&self, needle: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target().starts_with("backstop_api")
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Line(String);
+        impl tracing::field::Visit for Line {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                use std::fmt::Write as _;
+                if field.name() == "message" {
+                    let _ = write!(self.0, " {value:?}");
+                } else {
+                    let _ = write!(self.0, " {}={value:?}", field.name());
+                }
+            }
+        }
+        let mut line = Line(event.metadata().level().to_string());
+        event.record(&mut line);
+        self.0.lock().unwrap().push(line.0);
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The soft and hard limits on open files of this process (Linux).
+pub fn nofile_limits() -> (u64, u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .map(|x| x.parse().unwrap_or(u64::MAX))
+        .collect();
+    (v[0], v[1])
+}
+
+/// Sets the soft limit on open files of this process with prlimit(1) (the crate forbids
+/// the unsafe code a direct setrlimit would take); returns the soft limit now in force.
+pub fn set_nofile_soft(soft: u64) -> u64 {
+    let (_, hard) = nofile_limits();
+    let soft = soft.min(hard);
+    let hard = if hard == u64::MAX {
+        "unlimited".to_owned()
+    } else {
+        hard.to_string()
+    };
+    let _ = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={soft}:{hard}"))
+        .status();
+    nofile_limits().0
+}
+
+/// Descriptors open in this process (Linux).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
