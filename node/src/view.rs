@@ -290,6 +290,27 @@ impl NodeView {
         }
     }
 
+    /// Whether a kept snapshot of the member's home chain, from the pinned block of `rec`'s
+    /// draw on, shows payout `p` booked.
+    fn booked_since(&self, rec: &IncidentRecord, p: &Payout) -> bool {
+        let Some(reg) = &rec.registration else {
+            return false;
+        };
+        let pinned_at = reg.draw.deadline.saturating_sub(self.cfg.draw_ttl_s);
+        let Some(per_chain) = self.snapshots.get(&rec.home.chain_id) else {
+            return false;
+        };
+        per_chain
+            .values()
+            .filter(|s| s.timestamp >= pinned_at)
+            .filter_map(|s| s.members.get(&rec.key.member)?.solvency)
+            .map(|s| s.liabilities.saturating_sub(s.assets))
+            .any(|gap| {
+                let bps = self.cfg.booking_tolerance_bps;
+                matches!(p.evidence(gap, self.cfg.dust, bps), Evidence::Booked { .. })
+            })
+    }
+
     /// The covered incidents whose payout the books showed since the last call, for the
     /// machine to record.
     pub fn take_booked(&mut self) -> Vec<IncidentKey> {
@@ -559,9 +580,16 @@ impl StateView for NodeView {
         }
         let dust = self.cfg.dust;
         let bps = self.cfg.booking_tolerance_bps;
-        if let Some(p) = Payout::of_record(rec, previous, closed_ms, dust, bps) {
-            self.payouts.insert(member, p);
+        let Some(mut p) = Payout::of_record(rec, previous, closed_ms, dust, bps) else {
+            return;
+        };
+        // A member may book as soon as it is paid, before the incident closes: any kept
+        // block of its home chain from the draw's pinned block on counts.
+        if !p.booked && self.booked_since(rec, &p) {
+            p.booked = true;
+            self.newly_booked.push(rec.key);
         }
+        self.payouts.insert(member, p);
     }
 
     fn approve_action(
@@ -806,6 +834,19 @@ pub(crate) mod tests {
             Err(ViewError::Policy(why)) => assert!(why.contains("no record"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_booking_seen_before_the_incident_closed_counts() {
+        let mut v = NodeView::new(cfg());
+        // The member booked the 800 paid (gap 1,100 -> 300) while remote legs were pending.
+        v.insert(snap(HOME, 10, 10_000, 300), true);
+        covered(&mut v, 4, 1_100, 800);
+        assert_eq!(v.take_booked(), vec![key_of(4)]);
+        // A new loss as large as the first is then priced in full.
+        v.insert(snap(HOME, 11, 10_000, 1_100), true);
+        let (_, d) = v.propose(&key(), NOW_S * 1000).unwrap();
+        assert_eq!(d.amount, U256::from(1_000));
     }
 
     #[test]
