@@ -385,7 +385,24 @@ impl Core {
                 a.release.drawHash,
                 now,
             ),
-            Message::ActionProposal(_) | Message::ActionAttestation(_) => {}
+            Message::ActionProposal(p) => {
+                // Another node asked for an emergency effect: ours waits while it is carried.
+                let effect = match &p.action {
+                    ThresholdAction::Freeze(a) => Some(Effect::Freeze(a.member)),
+                    ThresholdAction::RaiseAlert(a) => Some(Effect::Alert {
+                        subject: a.subject,
+                        level: a.level,
+                    }),
+                    _ => None,
+                };
+                if let Some(effect) = effect
+                    && from != self.machine.config().me
+                {
+                    self.policy
+                        .requested_elsewhere(p.vault.chain_id, effect, now);
+                }
+            }
+            Message::ActionAttestation(_) => {}
         }
     }
 

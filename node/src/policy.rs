@@ -22,7 +22,9 @@
 //!   (t signatures, asked for by an operator), or when its trigger has not held for the
 //!   expiry; assertions older than a lift never trip it again;
 //! - one node originates each on-chain effect first (a rotation keyed by the breaker), the
-//!   others follow after growing delays only if the effect is still not executed;
+//!   others follow after growing delays only if the effect is still not executed, and a
+//!   node that sees another's request for an effect it has pending waits a whole rotation
+//!   before asking itself (one transaction per effect, not one per impatient node);
 //! - every table is bounded, and a node asserting subjects nobody else asserts can only
 //!   evict its own such signals ([`MAX_SOLO_SIGNALS`]).
 
@@ -750,6 +752,23 @@ impl Policy {
         out
     }
 
+    /// Another node asked for `effect` on `chain_id`: this node's own request of it waits
+    /// a whole rotation from now, while that one is carried out.
+    pub fn requested_elsewhere(&mut self, chain_id: u64, effect: Effect, now: u64) {
+        let later = now.saturating_add(self.cfg.origin_delay_ms * self.cfg.n.max(1) as u64);
+        for b in self.active.values_mut() {
+            for ((c, e), st) in b.effects.iter_mut() {
+                if *c == chain_id
+                    && effect.covers(e)
+                    && st.status == EffectStatus::Pending
+                    && let Some(at) = st.request_at.as_mut()
+                {
+                    *at = (*at).max(later);
+                }
+            }
+        }
+    }
+
     fn mark_executed(&mut self, chain_id: u64, matches: impl Fn(&Effect) -> bool, tx: B256) {
         for b in self.active.values_mut() {
             for ((c, e), st) in b.effects.iter_mut() {
@@ -972,6 +991,62 @@ mod tests {
             .collect();
         assert!(!later.is_empty());
         assert!(later.iter().all(|(c, _)| *c != 1), "{later:?}");
+    }
+
+    #[test]
+    fn a_request_seen_from_another_node_defers_this_nodes_turn() {
+        let mut ps: Vec<Policy> = (0..4).map(policy).collect();
+        let mut first = None;
+        for (i, p) in ps.iter_mut().enumerate() {
+            p.assert(1, SignalKind::AbnormalOutflow, m(3), None, T0);
+            let out = p.assert(2, SignalKind::AbnormalOutflow, m(3), None, T0);
+            if !requests(&out).is_empty() {
+                first = Some(i);
+            }
+        }
+        let first = first.expect("one node asks at once");
+        // Every other node saw the first node's request on every chain, at T0 + 100.
+        for (i, p) in ps.iter_mut().enumerate() {
+            if i != first {
+                for chain in 1..=3 {
+                    p.requested_elsewhere(chain, Effect::Freeze(m(3)), T0 + 100);
+                }
+            }
+        }
+        // Without it, rank 1 would ask at T0 + 1000 (one delay); now nobody asks again
+        // before a whole rotation (4 delays) has passed with the effect still pending: the
+        // first node at T0 + 4000, the others not before T0 + 4100.
+        for k in 1..=4 {
+            let asked: Vec<usize> = (0..4)
+                .filter(|&i| !requests(&ps[i].tick(T0 + k * 1000)).is_empty())
+                .collect();
+            let expected = if k == 4 { vec![first] } else { vec![] };
+            assert_eq!(asked, expected, "asked at T0 + {k} s");
+        }
+        let asked = (0..4)
+            .filter(|&i| !requests(&ps[i].tick(T0 + 4100)).is_empty())
+            .count();
+        assert!(asked >= 1, "still pending after a rotation: asked again");
+        // An alert request of a lower level does not defer a higher one.
+        let mut p = policy(0);
+        p.requested_elsewhere(
+            1,
+            Effect::Alert {
+                subject: m(3),
+                level: 1,
+            },
+            T0,
+        );
+        assert!(
+            !Effect::Alert {
+                subject: m(3),
+                level: 1
+            }
+            .covers(&Effect::Alert {
+                subject: m(3),
+                level: 3
+            })
+        );
     }
 
     #[test]
