@@ -23,8 +23,9 @@
 //!   expiry; assertions older than a lift never trip it again;
 //! - one node originates each on-chain effect first (a rotation keyed by the breaker), the
 //!   others follow after growing delays only if the effect is still not executed, and a
-//!   node that sees another's request for an effect it has pending waits a whole rotation
-//!   before asking itself (one transaction per effect, not one per impatient node);
+//!   node that sees another's request for an effect it has pending (or asked for it
+//!   itself) waits three rotations before asking (one transaction per effect, not one per
+//!   impatient node);
 //! - every table is bounded, and a node asserting subjects nobody else asserts can only
 //!   evict its own such signals ([`MAX_SOLO_SIGNALS`]).
 
@@ -38,6 +39,8 @@ use crate::view::BreakerState;
 
 /// Most `(kind, subject)` signals tracked.
 pub const MAX_SIGNALS: usize = 1024;
+/// Rotations of originators a requested effect may stay pending before it is asked again.
+const PATIENCE_ROTATIONS: u64 = 3;
 /// Most signals asserted by one node alone: a node flooding subjects only evicts its own.
 pub const MAX_SOLO_SIGNALS: usize = 64;
 /// Most ended breakers kept for operators.
@@ -299,6 +302,10 @@ pub struct Policy {
     halted: BTreeSet<u64>,
     active: BTreeMap<BreakerId, Breaker>,
     history: Vec<Breaker>,
+    /// Effects other nodes asked for recently, and when (ms): a breaker that trips here
+    /// after such a request waits a patience from then. At most [`MAX_SIGNALS`], the
+    /// oldest forgotten first; entries older than a patience are dropped.
+    requested: BTreeMap<(u64, Effect), u64>,
 }
 
 impl Policy {
@@ -312,6 +319,7 @@ impl Policy {
             halted: BTreeSet::new(),
             active: BTreeMap::new(),
             history: Vec::new(),
+            requested: BTreeMap::new(),
         }
     }
 
@@ -696,6 +704,7 @@ impl Policy {
                 }
                 let (blocked_members, quarantined, effects) = self.shape(id);
                 let start = now.saturating_add(self.cfg.origin_delay_ms * self.rank(id) as u64);
+                let patience = self.patience_ms();
                 let b = Breaker {
                     id,
                     cause: cause.clone(),
@@ -706,11 +715,19 @@ impl Policy {
                     effects: effects
                         .into_iter()
                         .map(|k| {
+                            // Asked for by another node already: wait a rotation from then.
+                            let seen = self
+                                .requested
+                                .iter()
+                                .filter(|((c, e), _)| *c == k.0 && e.covers(&k.1))
+                                .map(|(_, at)| at.saturating_add(patience))
+                                .max();
+                            let at = seen.map_or(start, |s| s.max(start));
                             (
                                 k,
                                 EffectState {
                                     status: EffectStatus::Pending,
-                                    request_at: Some(start),
+                                    request_at: Some(at),
                                 },
                             )
                         })
@@ -732,15 +749,15 @@ impl Policy {
             self.end(id, "expired: its trigger no longer held".into(), &mut out);
         }
         // Effects due: this node's turn came and the effect is still not executed.
-        let n = self.cfg.n.max(1) as u64;
+        let patience = self.patience_ms();
         for b in self.active.values_mut() {
             for ((chain_id, effect), st) in b.effects.iter_mut() {
                 if st.status == EffectStatus::Pending
                     && let Some(at) = st.request_at
                     && at <= now
                 {
-                    // Asked once per full rotation while it stays pending.
-                    st.request_at = Some(now.saturating_add(self.cfg.origin_delay_ms * n));
+                    // Asked again only if it stays pending a whole patience.
+                    st.request_at = Some(now.saturating_add(patience));
                     out.push(Output::Request {
                         chain_id: *chain_id,
                         effect: *effect,
@@ -753,9 +770,22 @@ impl Policy {
     }
 
     /// Another node asked for `effect` on `chain_id`: this node's own request of it waits
-    /// a whole rotation from now, while that one is carried out.
+    /// a patience ([`Self::patience_ms`]) from now, while that one is carried out.
     pub fn requested_elsewhere(&mut self, chain_id: u64, effect: Effect, now: u64) {
-        let later = now.saturating_add(self.cfg.origin_delay_ms * self.cfg.n.max(1) as u64);
+        let patience = self.patience_ms();
+        let later = now.saturating_add(patience);
+        self.requested
+            .retain(|_, at| at.saturating_add(patience) > now);
+        if self.requested.len() >= MAX_SIGNALS
+            && let Some(oldest) = self
+                .requested
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| *k)
+        {
+            self.requested.remove(&oldest);
+        }
+        self.requested.insert((chain_id, effect), now);
         for b in self.active.values_mut() {
             for ((c, e), st) in b.effects.iter_mut() {
                 if *c == chain_id
@@ -767,6 +797,14 @@ impl Policy {
                 }
             }
         }
+    }
+
+    /// How long a requested effect may stay pending before it is asked for again: three
+    /// rotations of originators (an action needs gossip, p attestations, a submitter, a block
+    /// and its confirmations: ~8 s on the testnet, longer than one rotation of 4 × 1.5 s).
+    /// A request is never suppressed for good: a stalled one is asked again after this.
+    fn patience_ms(&self) -> u64 {
+        self.cfg.origin_delay_ms * self.cfg.n.max(1) as u64 * PATIENCE_ROTATIONS
     }
 
     fn mark_executed(&mut self, chain_id: u64, matches: impl Fn(&Effect) -> bool, tx: B256) {
@@ -1014,19 +1052,26 @@ mod tests {
             }
         }
         // Without it, rank 1 would ask at T0 + 1000 (one delay); now nobody asks again
-        // before a whole rotation (4 delays) has passed with the effect still pending: the
-        // first node at T0 + 4000, the others not before T0 + 4100.
-        for k in 1..=4 {
+        // before a patience (3 rotations of 4 delays) has passed with the effect still
+        // pending: the first node at T0 + 12000, the others not before T0 + 12100.
+        for k in 1..=12 {
             let asked: Vec<usize> = (0..4)
                 .filter(|&i| !requests(&ps[i].tick(T0 + k * 1000)).is_empty())
                 .collect();
-            let expected = if k == 4 { vec![first] } else { vec![] };
+            let expected = if k == 12 { vec![first] } else { vec![] };
             assert_eq!(asked, expected, "asked at T0 + {k} s");
         }
         let asked = (0..4)
-            .filter(|&i| !requests(&ps[i].tick(T0 + 4100)).is_empty())
+            .filter(|&i| !requests(&ps[i].tick(T0 + 12_100)).is_empty())
             .count();
-        assert!(asked >= 1, "still pending after a rotation: asked again");
+        assert!(asked >= 1, "still pending after a patience: asked again");
+        // A node whose breaker trips after it saw the request waits a rotation from then.
+        let mut late = policy(first);
+        late.requested_elsewhere(1, Effect::Freeze(m(3)), T0);
+        late.assert(1, SignalKind::AbnormalOutflow, m(3), None, T0 + 500);
+        let out = late.assert(2, SignalKind::AbnormalOutflow, m(3), None, T0 + 500);
+        let chains: Vec<u64> = requests(&out).iter().map(|(c, _)| *c).collect();
+        assert_eq!(chains, vec![2, 3], "chain 1 was asked for elsewhere");
         // An alert request of a lower level does not defer a higher one.
         let mut p = policy(0);
         p.requested_elsewhere(

@@ -8,26 +8,18 @@
 //! home leg; `releaseLeg` once per draw hash, before its deadline, with t signatures; a
 //! threshold action once per id with p or t signatures. It deliberately does NOT check the
 //! draw against the member's current solvency (the real vault does), so that the
-//! over-coverage invariant tests the nodes' logic and not the vault's. It does keep the
-//! vault's coverage window: each vault bounds what it pays one member within any window of
-//! `W` seconds to `L` (two-epoch scheme, see [`CoverageUse`]); the home vault counts the
-//! whole registered draw amount, a remote vault the legs it pays.
-//!
-//! Members book what they are paid by a [`Booking`] behaviour (at once, late, partly or
-//! never); the gap they report at a block (their `solvency()`) is their losses less the
-//! payouts their books show, not less what the vaults paid. [`SimView`] prices a draw
-//! `seq > 0` by the booking rule of [`crate::booking`] from that reported gap.
+//! over-coverage invariant tests the nodes' logic and not the vault's.
 //!
 //! State changes take effect at the next block boundary; "state at block b" is every change
 //! at or before b's time. Facts (registrations, paid legs, executed actions) are logged in
 //! time order for the nodes' simulated chain layers.
 
-use crate::booking::{Evidence, Payout};
+use crate::booking::Payout;
 use crate::machine::{StateView, ViewError};
-use crate::state::{CloseReason, IncidentRecord, Registration};
+use crate::state::IncidentRecord;
 use crate::types::{Certificate, IncidentKey, PinnedBlock, Subject, ThresholdAction};
 use alloy::primitives::{Address, B256, U256, keccak256};
-use backstop_contracts::eip712::{Draw, GuardianSignature, Leg, Signable, VaultId};
+use backstop_contracts::eip712::{Draw, GuardianSignature, Leg, VaultId};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -38,14 +30,6 @@ pub const GENESIS_S: u64 = 1_700_000_000;
 pub const DRAW_TTL_S: u64 = 30;
 /// Seconds remote legs may wait for release after the pinned home block.
 pub const LEG_TTL_S: u64 = 120;
-/// Gaps at or below this are nothing to cover (the nodes' `Config::dust`, the booking
-/// rule's dust).
-pub const DUST: U256 = U256::ZERO;
-/// Rounding the booking rule allows in a member's books, basis points of the payout (the
-/// node's default `agreement.booking_tolerance_bps`).
-pub const BOOKING_TOLERANCE_BPS: u64 = 10;
-/// Basis points in one.
-const BPS: u64 = 10_000;
 
 /// A chain fact, as the nodes' chain layers read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,45 +59,6 @@ pub enum Fact {
     },
 }
 
-/// How a member books what the vaults pay it: its reported gap is its losses less the
-/// payouts its books show.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Booking {
-    /// Every payout shows in the books from the block that paid it.
-    Instant,
-    /// Every payout shows `delay_ms` after the block that paid it.
-    Late {
-        /// Delay (ms), longer than the machine's settle time.
-        delay_ms: u64,
-    },
-    /// Only `bps` of every payout ever shows (rounded down), from the block that paid it.
-    Partial {
-        /// Share booked, basis points.
-        bps: u64,
-    },
-    /// No payout ever shows.
-    Never,
-}
-
-impl Booking {
-    /// What the books show at `ms` of a payout of `amount` made at `at`.
-    pub fn shown(&self, at: u64, amount: U256, ms: u64) -> U256 {
-        match *self {
-            Self::Instant if at <= ms => amount,
-            Self::Late { delay_ms } if at.saturating_add(delay_ms) <= ms => amount,
-            Self::Partial { bps } if at <= ms => {
-                amount * U256::from(bps.min(BPS)) / U256::from(BPS)
-            }
-            _ => U256::ZERO,
-        }
-    }
-
-    /// Whether the books end up showing every payout in full.
-    pub fn books_all(&self) -> bool {
-        matches!(self, Self::Instant | Self::Late { .. })
-    }
-}
-
 /// A simulated member protocol.
 #[derive(Clone, Debug)]
 pub struct SimMember {
@@ -125,57 +70,6 @@ pub struct SimMember {
     pub cap: U256,
     /// Losses: (time ms, amount).
     pub shocks: Vec<(u64, U256)>,
-    /// How its books show what it is paid.
-    pub booking: Booking,
-    /// Coverage limit `L`: what one vault may pay it within any `coverage_window_s` (the
-    /// same on every vault; 0: nothing is coverable).
-    pub coverage_limit: U256,
-    /// Coverage window `W` (s, at least 1).
-    pub coverage_window_s: u64,
-}
-
-/// A payment of a vault to a member.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Payment {
-    /// Time (ms, a block boundary).
-    pub at: u64,
-    /// Member paid.
-    pub member: B256,
-    /// Amount paid.
-    pub amount: U256,
-    /// The registered draw it pays (a home leg or a remote leg of it).
-    pub draw_hash: B256,
-}
-
-/// A vault's coverage record of one member, as the contract stores it: what it counted in
-/// epoch `epoch` (`current`) and in the epoch before (`previous`), epoch = timestamp / W.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CoverageUse {
-    /// Epoch of the record.
-    pub epoch: u64,
-    /// Counted in `epoch - 1`.
-    pub previous: U256,
-    /// Counted in `epoch`.
-    pub current: U256,
-}
-
-impl CoverageUse {
-    /// Usage `(previous, current)` at `epoch` (the contract's `_usage`).
-    pub fn usage(&self, epoch: u64) -> (U256, U256) {
-        if self.epoch == epoch {
-            (self.previous, self.current)
-        } else if self.epoch + 1 == epoch {
-            (self.current, U256::ZERO)
-        } else {
-            (U256::ZERO, U256::ZERO)
-        }
-    }
-
-    /// What may still be counted at `epoch` under `limit`.
-    pub fn available(&self, epoch: u64, limit: U256) -> U256 {
-        let (previous, current) = self.usage(epoch);
-        limit.saturating_sub(previous + current)
-    }
 }
 
 /// One chain and its vault.
@@ -183,12 +77,10 @@ impl CoverageUse {
 pub struct SimChain {
     /// Vault id (chain id and address).
     pub vault: VaultId,
-    /// Initial balance.
+    /// Balance changes: (time ms, signed delta as (is_credit, amount)).
     pub balance0: U256,
-    /// Payouts made, in time order.
-    pub payouts: Vec<Payment>,
-    /// Coverage records per member, each as stored after a payment: (time ms, record).
-    pub coverage: BTreeMap<B256, Vec<(u64, CoverageUse)>>,
+    /// Payouts made: (time ms, member, amount).
+    pub payouts: Vec<(u64, B256, U256)>,
     /// Registered draws: key → (time, draw hash, draw).
     pub registered: BTreeMap<IncidentKey, (u64, B256, Draw)>,
     /// Paid legs: draw hash → time.
@@ -231,41 +123,10 @@ pub struct World {
     pub facts: Vec<(u64, Fact)>,
     /// Transactions submitted, applied or reverted.
     pub txs: Vec<(u64, B256, TxOutcome)>,
-    /// What the views priced and refused.
-    pub notes: ViewNotes,
 }
 
 /// Shared handle to the world (the simulation is single-threaded).
 pub type WorldRef = Rc<RefCell<World>>;
-
-/// Why a view refused to price a draw, for the run's counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Refusal {
-    /// The member's books do not show the previous draw's payout (`Evidence::NotBooked`).
-    NotBooked,
-    /// The view has no record of what the previous draw paid.
-    NoRecord,
-    /// The coverage window left is zero.
-    Window,
-}
-
-/// How a computed draw was priced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pricing {
-    /// The booking rule's verdict on the previous payout (`None` for seq 0).
-    pub evidence: Option<Evidence>,
-    /// A coverage window left lowered the amount or a leg below what it would be without.
-    pub window_limited: bool,
-}
-
-/// What the simulated nodes' views priced and refused (diagnostics for the report).
-#[derive(Clone, Debug, Default)]
-pub struct ViewNotes {
-    /// Refusals of `(member, seq)` by any view, by reason.
-    pub refused: BTreeSet<(IncidentKey, Refusal)>,
-    /// How each draw some view computed was priced, by its digest on the home vault.
-    pub priced: BTreeMap<B256, Pricing>,
-}
 
 impl World {
     /// Block number at time `ms`.
@@ -315,8 +176,8 @@ impl World {
         let paid: U256 = chain
             .payouts
             .iter()
-            .filter(|p| p.at <= ms)
-            .map(|p| p.amount)
+            .filter(|(t, _, _)| *t <= ms)
+            .map(|(_, _, a)| *a)
             .sum();
         chain.balance0.saturating_sub(paid)
     }
@@ -331,132 +192,40 @@ impl World {
             .sum()
     }
 
-    /// Every payment to member `m`, every chain, any time.
-    pub fn payments_to(&self, m: usize) -> impl Iterator<Item = &Payment> + '_ {
+    /// Payouts to member `m` up to `ms`, every chain.
+    pub fn paid_to(&self, m: usize, ms: u64) -> U256 {
         let id = self.members[m].id;
         self.chains
             .iter()
             .flat_map(|c| c.payouts.iter())
-            .filter(move |p| p.member == id)
-    }
-
-    /// Payouts to member `m` up to `ms`, every chain (what the vaults paid).
-    pub fn paid_to(&self, m: usize, ms: u64) -> U256 {
-        self.payments_to(m)
-            .filter(|p| p.at <= ms)
-            .map(|p| p.amount)
+            .filter(|(t, who, _)| *t <= ms && *who == id)
+            .map(|(_, _, a)| *a)
             .sum()
     }
 
-    /// What member `m`'s books show at `ms` of what the vaults paid it.
-    pub fn booked(&self, m: usize, ms: u64) -> U256 {
-        let booking = self.members[m].booking;
-        self.payments_to(m)
-            .map(|p| booking.shown(p.at, p.amount, ms))
-            .sum()
-    }
-
-    /// The gap member `m` reports at `ms` (liabilities - assets of its `solvency()`): its
-    /// losses less the payouts its books show.
+    /// liabilities - assets of member `m` at `ms`, every chain read at `ms`.
     pub fn gap(&self, m: usize, ms: u64) -> U256 {
-        self.losses(m, ms).saturating_sub(self.booked(m, ms))
-    }
-
-    /// What member `m` has lost and no vault has paid, at `ms`.
-    pub fn unpaid(&self, m: usize, ms: u64) -> U256 {
         self.losses(m, ms).saturating_sub(self.paid_to(m, ms))
     }
 
-    /// Member `m`'s coverage window left on the vault of chain `c` at `ms` (the contract's
-    /// `coverageAvailable` at the block of time `ms`).
-    pub fn coverage_available(&self, c: usize, m: usize, ms: u64) -> U256 {
+    /// The gap as read at pinned blocks: losses at the home block, payouts of each chain up
+    /// to that chain's pinned block.
+    pub fn gap_pinned(&self, m: usize, pinned: &[PinnedBlock]) -> U256 {
         let member = &self.members[m];
-        let epoch = (GENESIS_S + ms / 1000) / member.coverage_window_s.max(1);
-        self.chains[c]
-            .coverage
-            .get(&member.id)
-            .and_then(|h| h.iter().rev().find(|(t, _)| *t <= ms))
-            .map_or(member.coverage_limit, |(_, rec)| {
-                rec.available(epoch, member.coverage_limit)
+        let home_ms = self.block_time_ms(pinned[member.home].number);
+        let paid: U256 = self
+            .chains
+            .iter()
+            .zip(pinned)
+            .flat_map(|(c, p)| {
+                let at = self.block_time_ms(p.number);
+                c.payouts
+                    .iter()
+                    .filter(move |(t, who, _)| *t <= at && *who == member.id)
             })
-    }
-
-    /// Member `m`'s coverage record on chain `c` after counting `amount` at `at`, as the
-    /// contract's `_coverageAfter`: `CoverageExceeded` beyond the window left.
-    fn coverage_after(
-        &self,
-        c: usize,
-        m: usize,
-        at: u64,
-        amount: U256,
-    ) -> Result<CoverageUse, &'static str> {
-        let member = &self.members[m];
-        let epoch = (GENESIS_S + at / 1000) / member.coverage_window_s.max(1);
-        let rec = self.chains[c]
-            .coverage
-            .get(&member.id)
-            .and_then(|h| h.last())
-            .map(|(_, r)| *r)
-            .unwrap_or(CoverageUse {
-                epoch,
-                ..CoverageUse::default()
-            });
-        let (previous, current) = rec.usage(epoch);
-        if amount > member.coverage_limit.saturating_sub(previous + current) {
-            return Err("CoverageExceeded");
-        }
-        Ok(CoverageUse {
-            epoch,
-            previous,
-            current: current + amount,
-        })
-    }
-
-    /// The payout record of member `m`'s newest registered draw as the chains know it (the
-    /// home leg and every remote leg paid so far), built by the booking rule from each
-    /// registered draw in seq order, never marked booked: what an honest node's record
-    /// converges to for a member whose books never showed a payout in full.
-    pub fn chain_payout(&self, m: usize) -> Option<Payout> {
-        let member = &self.members[m];
-        let home = &self.chains[member.home];
-        let mut payout: Option<Payout> = None;
-        for (key, (_, hash, draw)) in home.registered.range(
-            IncidentKey {
-                member: member.id,
-                seq: 0,
-            }..=IncidentKey {
-                member: member.id,
-                seq: u64::MAX,
-            },
-        ) {
-            let legs_done = self
-                .chains
-                .iter()
-                .filter(|c| {
-                    c.vault.chain_id != home.vault.chain_id && c.leg_paid.contains_key(hash)
-                })
-                .map(|c| c.vault)
-                .collect();
-            let rec = IncidentRecord {
-                key: *key,
-                home: home.vault,
-                opened_at: 0,
-                attempt: 0,
-                attempt_started: 0,
-                registration: Some(Registration {
-                    draw_hash: *hash,
-                    draw: draw.clone(),
-                    finalized: true,
-                }),
-                legs_done,
-                closed: Some(CloseReason::Covered),
-                // What the chains alone say: whether a node saw the books show a payout at
-                // some block is the node's own record.
-                booked: false,
-            };
-            payout = Payout::of_record(&rec, payout.as_ref(), 0, DUST, BOOKING_TOLERANCE_BPS);
-        }
-        payout
+            .map(|(_, _, a)| *a)
+            .sum();
+        self.losses(m, home_ms).saturating_sub(paid)
     }
 
     /// `nextSeq(member)` on its home vault at `ms`.
@@ -492,40 +261,23 @@ impl World {
         Ok(())
     }
 
-    /// The draw at pinned blocks ([`Self::price`] without the pricing details).
+    /// The allocation at pinned blocks: checks seq and the previous incident, then home
+    /// first, the rest pro rata to the other vaults' balances, capped by the member's cap.
     pub fn compute_draw(
         &self,
         key: &IncidentKey,
         pinned: &[PinnedBlock],
-        payout: Option<&Payout>,
     ) -> Result<Draw, ViewError> {
-        self.price(key, pinned, payout)
-            .map(|(draw, _)| draw)
-            .map_err(|(_, e)| e)
-    }
-
-    /// The allocation at pinned blocks: checks seq and the previous incident; prices draw
-    /// `seq > 0` by the booking rule from `payout` (what draw `seq - 1` paid, as this node
-    /// recorded it) and the member's reported gap at the pinned home block; caps the amount
-    /// by the member's cap and by its coverage window left on the home vault (which counts
-    /// the whole draw); pays home first, the rest pro rata to the other vaults' capacities
-    /// (balance, capped by the member's window left there). The draw's signed `gap` is the
-    /// reported gap.
-    pub fn price(
-        &self,
-        key: &IncidentKey,
-        pinned: &[PinnedBlock],
-        payout: Option<&Payout>,
-    ) -> Result<(Draw, Pricing), (Option<Refusal>, ViewError)> {
-        let policy = |why: String| (None, ViewError::Policy(why));
         let m = self
             .member_index(&key.member)
-            .ok_or_else(|| policy("unknown member".into()))?;
+            .ok_or_else(|| ViewError::Policy("unknown member".into()))?;
         let member = &self.members[m];
         let home_ms = self.block_time_ms(pinned[member.home].number);
         let home_ts = self.block_timestamp(pinned[member.home].number);
         if self.next_seq(m, home_ms) != key.seq {
-            return Err(policy("seq is not nextSeq at the pinned block".into()));
+            return Err(ViewError::Policy(
+                "seq is not nextSeq at the pinned block".into(),
+            ));
         }
         // The previous draw's remote legs must be paid or expired at the pinned blocks.
         if key.seq > 0 {
@@ -544,122 +296,58 @@ impl World {
                     let at = self.block_time_ms(pinned[c].number);
                     let paid = self.chains[c].leg_paid.get(hash).is_some_and(|t| *t <= at);
                     if !paid && home_ts <= draw.legDeadline {
-                        return Err(policy("previous draw has legs pending".into()));
+                        return Err(ViewError::Policy("previous draw has legs pending".into()));
                     }
                 }
             }
         }
-        let gap = self.gap(m, home_ms);
-        if gap <= DUST {
-            return Err(policy("no gap".into()));
-        }
-        // The booking rule: the books must show draw seq - 1's payout, or a new loss.
-        let evidence = match key.seq.checked_sub(1) {
-            None => None,
-            Some(previous) => {
-                let Some(p) = payout.filter(|p| p.seq == previous) else {
-                    return Err((
-                        Some(Refusal::NoRecord),
-                        ViewError::Policy(format!(
-                            "no record of what draw {previous} paid: its booking cannot be checked"
-                        )),
-                    ));
-                };
-                let evidence = p.evidence(gap, DUST, BOOKING_TOLERANCE_BPS);
-                if let Evidence::NotBooked { shown, paid } = evidence {
-                    return Err((
-                        Some(Refusal::NotBooked),
-                        ViewError::Policy(format!(
-                            "payout of draw {previous} not booked: the member's gap fell by \
-                             {shown} of the {paid} paid"
-                        )),
-                    ));
-                }
-                Some(evidence)
-            }
-        };
-        let priced = evidence.and_then(|e| e.priced_gap()).unwrap_or(gap);
-        if priced <= DUST {
-            return Err(policy(
-                "no gap above dust net of the payouts the books do not show".into(),
-            ));
+        let gap = self.gap_pinned(m, pinned);
+        if gap.is_zero() {
+            return Err(ViewError::Policy("no gap".into()));
         }
         let balances: Vec<U256> = pinned
             .iter()
             .enumerate()
             .map(|(c, p)| self.balance(c, self.block_time_ms(p.number)))
             .collect();
-        // What each vault may pay: the home vault its balance (its window bounds the whole
-        // draw), a remote vault its balance capped by the member's window left there.
-        let capacity: Vec<U256> = pinned
-            .iter()
-            .enumerate()
-            .map(|(c, p)| {
-                if c == member.home {
-                    balances[c]
-                } else {
-                    balances[c].min(self.coverage_available(c, m, self.block_time_ms(p.number)))
-                }
-            })
-            .collect();
-        let home_window = self.coverage_available(member.home, m, home_ms);
-        let unbounded = priced.min(member.cap).min(balances.iter().copied().sum());
-        let amount = priced
-            .min(member.cap)
-            .min(home_window)
-            .min(capacity.iter().copied().sum());
-        if amount.is_zero() {
-            let refusal = (home_window.is_zero() || amount < unbounded).then_some(Refusal::Window);
-            return Err((refusal, ViewError::Policy("no coverage left".into())));
-        }
-        let home_amount = amount.min(capacity[member.home]);
+        let total: U256 = balances.iter().copied().sum();
+        let amount = gap.min(member.cap).min(total);
+        let home_amount = amount.min(balances[member.home]);
         let rest = amount - home_amount;
-        let others: U256 = capacity
+        let others: U256 = balances
             .iter()
             .enumerate()
             .filter(|(c, _)| *c != member.home)
             .map(|(_, b)| *b)
             .sum();
-        let mut amounts: Vec<U256> = capacity
-            .iter()
-            .enumerate()
-            .map(|(c, cap)| {
-                if c == member.home {
-                    home_amount
-                } else if others.is_zero() {
-                    U256::ZERO
-                } else {
-                    rest * *cap / others
+        let mut legs = Vec::new();
+        let mut assigned = U256::ZERO;
+        let mut first_remote = None;
+        for (c, b) in balances.iter().enumerate() {
+            let a = if c == member.home {
+                home_amount
+            } else if others.is_zero() {
+                U256::ZERO
+            } else {
+                let share = rest * *b / others;
+                if first_remote.is_none() && !b.is_zero() {
+                    first_remote = Some(legs.len());
                 }
-            })
-            .collect();
-        // Rounding remainder goes to the first remote vault with room for it.
-        let assigned: U256 = amounts.iter().copied().sum();
-        let mut remainder = amount - assigned;
-        for c in 0..amounts.len() {
-            if c == member.home || remainder.is_zero() {
-                continue;
-            }
-            let add = remainder.min(capacity[c] - amounts[c]);
-            amounts[c] += add;
-            remainder -= add;
-        }
-        // Without the windows, the same draw would have paid more (or the same legs differ).
-        let window_limited = amount < unbounded
-            || (0..amounts.len()).any(|c| {
-                c != member.home && capacity[c] < balances[c] && amounts[c] == capacity[c]
-            });
-        let legs: Vec<Leg> = amounts
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| !a.is_zero())
-            .map(|(c, a)| Leg {
+                share
+            };
+            assigned += a;
+            legs.push(Leg {
                 chainId: self.chains[c].vault.chain_id,
                 vault: self.chains[c].vault.address,
-                amount: *a,
-            })
-            .collect();
-        let draw = Draw {
+                amount: a,
+            });
+        }
+        // Rounding remainder goes to the first remote vault with a balance.
+        if let Some(i) = first_remote {
+            legs[i].amount += amount - assigned;
+        }
+        legs.retain(|l| !l.amount.is_zero());
+        Ok(Draw {
             member: key.member,
             seq: key.seq,
             gap,
@@ -667,14 +355,7 @@ impl World {
             legs,
             deadline: home_ts + DRAW_TTL_S,
             legDeadline: home_ts + LEG_TTL_S,
-        };
-        Ok((
-            draw,
-            Pricing {
-                evidence,
-                window_limited,
-            },
-        ))
+        })
     }
 
     fn verify_quorum(
@@ -765,8 +446,6 @@ impl World {
                 if draw.legs.windows(2).any(|w| w[0].chainId >= w[1].chainId) {
                     return Err("InvalidLegs");
                 }
-                // The whole draw counts against the member's window on its home vault.
-                let coverage = self.coverage_after(c, m, at, draw.amount)?;
                 let home_amount: U256 = draw
                     .legs
                     .iter()
@@ -779,18 +458,8 @@ impl World {
                 self.chains[c]
                     .registered
                     .insert(key, (at, cert.digest, draw.clone()));
-                self.chains[c]
-                    .coverage
-                    .entry(draw.member)
-                    .or_default()
-                    .push((at, coverage));
                 if !home_amount.is_zero() {
-                    self.chains[c].payouts.push(Payment {
-                        at,
-                        member: draw.member,
-                        amount: home_amount,
-                        draw_hash: cert.digest,
-                    });
+                    self.chains[c].payouts.push((at, draw.member, home_amount));
                 }
                 self.facts.push((
                     at,
@@ -816,24 +485,14 @@ impl World {
                 if ts > release.deadline {
                     return Err("Expired");
                 }
-                // The leg counts against the member's window on the paying vault.
-                let coverage = self.coverage_after(c, m, at, release.amount)?;
                 self.verify_quorum(cert, self.threshold, check)?;
                 if release.amount > self.balance(c, at) {
                     return Err("ReserveHit");
                 }
                 self.chains[c].leg_paid.insert(release.drawHash, at);
                 self.chains[c]
-                    .coverage
-                    .entry(release.member)
-                    .or_default()
-                    .push((at, coverage));
-                self.chains[c].payouts.push(Payment {
-                    at,
-                    member: release.member,
-                    amount: release.amount,
-                    draw_hash: release.drawHash,
-                });
+                    .payouts
+                    .push((at, release.member, release.amount));
                 self.facts.push((
                     at,
                     Fact::LegPaid {
@@ -882,7 +541,8 @@ fn sim_ms(now_ms: u64) -> u64 {
 #[derive(Clone, Debug)]
 pub struct SimView {
     world: WorldRef,
-    /// What each member's newest covered incident paid, as this node saw it close.
+    /// What each member's newest covered incident paid, as this node saw it close. The
+    /// simulated members book every payout at once, so the booking rule is not applied here.
     payouts: BTreeMap<B256, Payout>,
 }
 
@@ -892,62 +552,6 @@ impl SimView {
         Self {
             world,
             payouts: BTreeMap::new(),
-        }
-    }
-
-    /// What `member`'s newest covered incident paid, as this node recorded it.
-    pub fn payout(&self, member: &B256) -> Option<&Payout> {
-        self.payouts.get(member)
-    }
-
-    /// Marks booked the payouts that the members' books show at the confirmed block of time
-    /// `ms`, as the node's view does at each canonical snapshot; returns the incidents newly
-    /// booked, for the machine to record (`Machine::note_booked`).
-    pub fn note_bookings(&mut self, ms: u64) -> Vec<IncidentKey> {
-        let w = self.world.borrow();
-        let mut booked = Vec::new();
-        for (id, p) in self.payouts.iter_mut() {
-            if p.booked {
-                continue;
-            }
-            let Some(m) = w.member_index(id) else {
-                continue;
-            };
-            let evidence = p.evidence(w.gap(m, ms), DUST, BOOKING_TOLERANCE_BPS);
-            if matches!(evidence, Evidence::Booked { .. }) {
-                p.booked = true;
-                booked.push(IncidentKey {
-                    member: *id,
-                    seq: p.seq,
-                });
-            }
-        }
-        booked
-    }
-
-    /// Prices `key` at `pinned` and notes how (or why not) in the world's diagnostics.
-    fn price(&self, key: &IncidentKey, pinned: &[PinnedBlock]) -> Result<Draw, ViewError> {
-        let priced = self
-            .world
-            .borrow()
-            .price(key, pinned, self.payouts.get(&key.member));
-        let mut w = self.world.borrow_mut();
-        match priced {
-            Ok((draw, pricing)) => {
-                let home = w
-                    .member_index(&key.member)
-                    .map(|m| w.chains[w.members[m].home].vault);
-                if let Some(home) = home {
-                    w.notes.priced.insert(draw.digest(&home), pricing);
-                }
-                Ok(draw)
-            }
-            Err((refusal, e)) => {
-                if let Some(r) = refusal {
-                    w.notes.refused.insert((*key, r));
-                }
-                Err(e)
-            }
         }
     }
 }
@@ -964,18 +568,16 @@ impl StateView for SimView {
         key: &IncidentKey,
         now_ms: u64,
     ) -> Result<(Vec<PinnedBlock>, Draw), ViewError> {
-        let pinned: Vec<PinnedBlock> = {
-            let w = self.world.borrow();
-            let head = w.confirmed_head(sim_ms(now_ms));
-            (0..w.chains.len())
-                .map(|c| PinnedBlock {
-                    chain_id: w.chains[c].vault.chain_id,
-                    number: head,
-                    hash: w.block_hash(c, head),
-                })
-                .collect()
-        };
-        let draw = self.price(key, &pinned)?;
+        let w = self.world.borrow();
+        let head = w.confirmed_head(sim_ms(now_ms));
+        let pinned: Vec<PinnedBlock> = (0..w.chains.len())
+            .map(|c| PinnedBlock {
+                chain_id: w.chains[c].vault.chain_id,
+                number: head,
+                hash: w.block_hash(c, head),
+            })
+            .collect();
+        let draw = w.compute_draw(key, &pinned)?;
         Ok((pinned, draw))
     }
 
@@ -985,8 +587,9 @@ impl StateView for SimView {
         pinned: &[PinnedBlock],
         now_ms: u64,
     ) -> Result<Draw, ViewError> {
-        self.world.borrow().check_pinned(pinned, sim_ms(now_ms))?;
-        self.price(key, pinned)
+        let w = self.world.borrow();
+        w.check_pinned(pinned, sim_ms(now_ms))?;
+        w.compute_draw(key, pinned)
     }
 
     fn covered(&mut self, rec: &IncidentRecord, closed_ms: u64) {
@@ -994,7 +597,7 @@ impl StateView for SimView {
         if previous.is_some_and(|p| p.seq >= rec.key.seq) {
             return;
         }
-        if let Some(p) = Payout::of_record(rec, previous, closed_ms, DUST, BOOKING_TOLERANCE_BPS) {
+        if let Some(p) = Payout::of_record(rec, previous, closed_ms, U256::ZERO, 0) {
             self.payouts.insert(rec.key.member, p);
         }
     }

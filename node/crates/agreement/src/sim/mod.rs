@@ -8,9 +8,7 @@
 //! of honest nodes from their stores, message delay, loss, duplication, reordering and
 //! partitions until a heal time, 2 or 3 chains, 1 or 2 members with losses, threshold
 //! actions (approved ones requested at one honest node; unapproved ones pushed by byzantine
-//! nodes). Each member books its payouts at once, late, partly or never
-//! ([`chain::Booking`]), and each vault bounds what it pays a member within a coverage
-//! window (a limit below the per-incident cap, the cap, or 0).
+//! nodes).
 //!
 //! Checked on every run ([`run`] returns a [`SimFailure`] otherwise):
 //! - no honest node emits two signatures over different digests for one sign-guard key
@@ -18,18 +16,10 @@
 //! - at most one registered draw per `(member, seq)`; every paid remote leg is a leg of a
 //!   registered draw with that amount; paid per draw ≤ its amount ≤ its gap and the cap;
 //!   paid to a member ≤ its losses (no over-coverage);
-//! - every draw is priced net of earlier payouts, whatever the member booked: its amount ≤
-//!   the member's losses at its pinned home block − everything its earlier draws paid; a
-//!   member that never books is paid again only after a new loss;
-//! - no vault counts (so pays) more than a member's coverage limit within any closed
-//!   interval of its coverage window's length;
 //! - no unapproved threshold action is executed;
-//! - after the heal time (network whole, crashed nodes restarted, t honest nodes connected),
-//!   within [`LIVENESS_BOUND_MS`]: every approved action is executed; no member can be paid
-//!   more by the booking rule (with a nonzero coverage limit); a member that books every
-//!   payout (at once or late) has booked them all and has no loss left unpaid; every honest
-//!   node has closed every incident, except one with no draw for a member the booking rule
-//!   or a zero coverage limit leaves unpaid (its gap stays, so the incident stays open).
+//! - after the heal time (network whole, crashed nodes restarted, t honest nodes connected)
+//!   every loss is covered, every honest node has closed every incident and every approved
+//!   action is executed within [`LIVENESS_BOUND_MS`].
 //!
 //! The trace hash is the keccak of the ordered log of processed events; the same seed gives
 //! the same hash.
@@ -50,10 +40,7 @@ use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::{
     ClearAlert, FreezeMember, LegRelease, RaiseAlert, Signable, VaultId, sign_digest,
 };
-use chain::{
-    BOOKING_TOLERANCE_BPS, Booking, DUST, Fact, Refusal, SimChain, SimMember, SimView, World,
-    WorldRef,
-};
+use chain::{Fact, SimChain, SimMember, SimView, World, WorldRef};
 use rng::Rng;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,30 +132,6 @@ pub struct SimReport {
     pub settled_at: u64,
     /// Heal time (ms).
     pub heal_at: u64,
-    /// Members by booking behaviour: instant, late, partial, never.
-    pub bookings: [usize; 4],
-    /// Members with a zero coverage limit (nothing coverable).
-    pub zero_window_members: usize,
-    /// `(member, seq)` some view refused because the books did not show the previous payout.
-    pub refused_not_booked: usize,
-    /// `(member, seq)` some view refused for want of a record of the previous payout.
-    pub refused_no_record: usize,
-    /// `(member, seq)` some view refused because the coverage window left was zero.
-    pub refused_window: usize,
-    /// `(member, seq)` refused as not booked, then registered (the books caught up, or a
-    /// new loss arrived).
-    pub refused_then_registered: usize,
-    /// Members that never book, were paid, and then had their next draw refused as not
-    /// booked.
-    pub never_paid_then_refused: usize,
-    /// Registered draws priced from a new loss, net of the payouts the books do not show.
-    pub new_loss_draws: usize,
-    /// Of those, draws to members that never book.
-    pub never_new_loss_draws: usize,
-    /// Registered draws whose amount or a leg a coverage window bounded.
-    pub window_limited: usize,
-    /// Transactions a coverage window reverted (`CoverageExceeded`).
-    pub window_reverts: usize,
 }
 
 #[derive(Debug)]
@@ -340,7 +303,6 @@ impl<D: Disk> Sim<D> {
                 // Often too small for a draw alone, so remote legs are exercised.
                 balance0: U256::from(rng.range(5_000, 150_000)),
                 payouts: Vec::new(),
-                coverage: BTreeMap::new(),
                 registered: BTreeMap::new(),
                 leg_paid: BTreeMap::new(),
                 actions: BTreeMap::new(),
@@ -349,9 +311,8 @@ impl<D: Disk> Sim<D> {
         let heal_at = rng.range(10_000, 40_000);
         let member_count = rng.range(1, 2) as usize;
         let mut members = Vec::new();
-        let cap = 1_000_000u64;
         for i in 0..member_count {
-            let shocks: Vec<(u64, U256)> = (0..rng.range(1, 3))
+            let shocks = (0..rng.range(1, 3))
                 .map(|_| {
                     (
                         rng.range(3_000, heal_at.saturating_sub(2_000)),
@@ -359,34 +320,11 @@ impl<D: Disk> Sim<D> {
                     )
                 })
                 .collect();
-            let home = rng.range(0, chain_count as u64 - 1) as usize;
-            let booking = match rng.range(0, 19) {
-                0..=7 => Booking::Instant,
-                // Longer than the machine's settle time (3 s).
-                8..=11 => Booking::Late {
-                    delay_ms: rng.range(3_500, 25_000),
-                },
-                // Never within the booking tolerance of the whole payout.
-                12..=14 => Booking::Partial {
-                    bps: rng.range(1_000, 9_000),
-                },
-                _ => Booking::Never,
-            };
-            let lost: u64 = shocks.iter().map(|(_, a)| a.to::<u64>()).sum();
-            let coverage_limit = match rng.range(0, 9) {
-                0 => 0,
-                // Below the cap and often below one loss: several draws, or one limited draw.
-                1..=4 => rng.range(lost / 5 + 1, lost),
-                _ => cap,
-            };
             members.push(SimMember {
                 id: keccak256([i as u8, 0xbb]),
-                home,
-                cap: U256::from(cap),
+                home: rng.range(0, chain_count as u64 - 1) as usize,
+                cap: U256::from(1_000_000u64),
                 shocks,
-                booking,
-                coverage_limit: U256::from(coverage_limit),
-                coverage_window_s: rng.range(4, 20),
             });
         }
         // Enough in the pool overall to cover every loss twice.
@@ -412,7 +350,6 @@ impl<D: Disk> Sim<D> {
             approved: BTreeMap::new(),
             facts: Vec::new(),
             txs: Vec::new(),
-            notes: chain::ViewNotes::default(),
         };
         let world = Rc::new(RefCell::new(world));
 
@@ -720,12 +657,8 @@ impl<D: Disk> Sim<D> {
                 .collect()
         };
         let alt_draw = {
-            let payout = self.nodes[i]
-                .machine
-                .as_ref()
-                .and_then(|m| m.view().payout(&p.key.member).copied());
             let w = self.world.borrow();
-            w.compute_draw(&p.key, &alt_pinned, payout.as_ref()).ok()
+            w.compute_draw(&p.key, &alt_pinned).ok()
         };
         let mut alt = p.clone();
         alt.pinned = alt_pinned;
@@ -866,24 +799,6 @@ impl<D: Disk> Sim<D> {
         }
     }
 
-    /// The chain layer's snapshot of the confirmed head: the view marks booked the payouts
-    /// the books show there, and the machine records them (as the node's core does).
-    fn note_bookings(&mut self, i: usize) -> Result<(), SimFailure> {
-        let seed = self.seed;
-        let ms = {
-            let w = self.world.borrow();
-            w.block_time_ms(w.confirmed_head(self.now))
-        };
-        let Some(m) = self.nodes[i].machine.as_mut() else {
-            return Ok(());
-        };
-        for key in m.view_mut().note_bookings(ms) {
-            m.note_booked(key)
-                .map_err(|e| fail(seed, format!("node {i} stopped: {e}")))?;
-        }
-        Ok(())
-    }
-
     fn chain_events(&mut self, i: usize) -> Vec<Event> {
         let w = self.world.borrow();
         let node = &mut self.nodes[i];
@@ -953,91 +868,22 @@ impl<D: Disk> Sim<D> {
         out
     }
 
-    /// Whether member `m` could be paid more at `ms`: a nonzero coverage limit, a reported
-    /// gap above dust, and the booking rule prices a gap above dust from the member's newest
-    /// payout as the chains know it (from the reported gap alone before any draw). The
-    /// window left is not consulted: with a nonzero limit it frees within two windows.
-    fn coverable(w: &World, m: usize, ms: u64) -> bool {
-        let gap = w.gap(m, ms);
-        if w.members[m].coverage_limit.is_zero() || gap <= DUST {
-            return false;
-        }
-        match w.chain_payout(m) {
-            None => true,
-            Some(p) => p
-                .evidence(gap, DUST, BOOKING_TOLERANCE_BPS)
-                .priced_gap()
-                .is_some_and(|g| g > DUST),
-        }
-    }
-
-    /// Why the run has not settled yet (`None` once it has): see the module's liveness.
-    fn unsettled(&self) -> Option<String> {
+    fn settled(&self) -> bool {
         let w = self.world.borrow();
-        let now = self.now;
-        for (m, member) in w.members.iter().enumerate() {
-            if Self::coverable(&w, m, now) {
-                return Some(format!("member {m} can still be paid"));
-            }
-            if member.booking.books_all() && !member.coverage_limit.is_zero() {
-                let (paid, booked) = (w.paid_to(m, now), w.booked(m, now));
-                if booked != paid {
-                    return Some(format!(
-                        "member {m} ({:?}) has booked {booked} of the {paid} paid",
-                        member.booking
-                    ));
-                }
-                let unpaid = w.unpaid(m, now);
-                if unpaid > DUST {
-                    let gap = w.gap(m, now);
-                    let payout = w.chain_payout(m);
-                    let evidence = payout.map(|p| p.evidence(gap, DUST, BOOKING_TOLERANCE_BPS));
-                    return Some(format!(
-                        "member {m} ({:?}) booked every payout, yet {unpaid} of its losses is \
-                         unpaid and the booking rule prices nothing: books' gap {gap}, last \
-                         payout {payout:?}, evidence {evidence:?}",
-                        member.booking
-                    ));
-                }
-            }
-        }
-        if let Some((v, id)) = w.approved.keys().find(|(v, id)| {
-            !w.chains
+        let end = u64::MAX;
+        let covered = (0..w.members.len()).all(|m| w.gap(m, end).is_zero());
+        let actions = w.approved.keys().all(|(v, id)| {
+            w.chains
                 .iter()
                 .any(|c| c.vault == *v && c.actions.contains_key(id))
-        }) {
-            return Some(format!(
-                "approved action {id} on chain {} not executed",
-                v.chain_id
-            ));
-        }
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.byz.is_some() {
-                continue;
-            }
-            let Some(machine) = n.machine.as_ref() else {
-                return Some(format!("node {i} is down"));
-            };
-            if machine.open_actions() > 0 {
-                return Some(format!("node {i} has open actions"));
-            }
-            for (key, _) in machine.open_incidents() {
-                // Open without a draw for a member nothing more can be paid, whose gap stays:
-                // the machine has nothing to do, nor may it close the incident.
-                let waiting = w.member_index(&key.member).is_some_and(|m| {
-                    w.next_seq(m, now) == key.seq
-                        && w.gap(m, now) > DUST
-                        && !Self::coverable(&w, m, now)
-                        && machine
-                            .incident(&key)
-                            .is_some_and(|r| r.registration.is_none())
-                });
-                if !waiting {
-                    return Some(format!("node {i} has incident {key:?} open"));
-                }
-            }
-        }
-        None
+        });
+        let closed = self.nodes.iter().all(|n| {
+            n.byz.is_some()
+                || n.machine
+                    .as_ref()
+                    .is_some_and(|m| m.open_incidents().is_empty() && m.open_actions() == 0)
+        });
+        covered && actions && closed
     }
 
     /// State summary for failure messages.
@@ -1045,44 +891,10 @@ impl<D: Disk> Sim<D> {
         let w = self.world.borrow();
         let gaps: Vec<String> = (0..w.members.len())
             .map(|m| {
-                let member = &w.members[m];
-                let mut shocks = member.shocks.clone();
-                shocks.sort();
-                let shocks: Vec<String> = shocks.iter().map(|(t, a)| format!("{a}@{t}")).collect();
-                let draws: Vec<String> = w.chains[member.home]
-                    .registered
-                    .iter()
-                    .filter(|(k, _)| k.member == member.id)
-                    .map(|(k, (at, hash, d))| {
-                        let pinned = (d.deadline - chain::DRAW_TTL_S - chain::GENESIS_S) * 1000;
-                        let paid: Vec<String> = w
-                            .payments_to(m)
-                            .filter(|p| p.draw_hash == *hash)
-                            .map(|p| format!("{}@{}", p.amount, p.at))
-                            .collect();
-                        format!(
-                            "seq {} pinned@{pinned} registered@{at} gap {} amount {} paid [{}]",
-                            k.seq,
-                            d.gap,
-                            d.amount,
-                            paid.join(" ")
-                        )
-                    })
-                    .collect();
                 format!(
-                    "member {m} ({:?}, window {} per {} s) losses {} paid {} booked {} gap {} \
-                     next_seq {} last payout {:?}; shocks [{}]; draws [{}]",
-                    member.booking,
-                    member.coverage_limit,
-                    member.coverage_window_s,
-                    w.losses(m, self.now),
-                    w.paid_to(m, self.now),
-                    w.booked(m, self.now),
-                    w.gap(m, self.now),
-                    w.next_seq(m, self.now),
-                    w.chain_payout(m),
-                    shocks.join(" "),
-                    draws.join("; ")
+                    "member {m} gap {} next_seq {}",
+                    w.gap(m, u64::MAX),
+                    w.next_seq(m, u64::MAX)
                 )
             })
             .collect();
@@ -1094,17 +906,12 @@ impl<D: Disk> Sim<D> {
                 (Some(_), _) => format!("{i}:byzantine"),
                 (None, None) => format!("{i}:down"),
                 (None, Some(m)) => format!(
-                    "{i}:open {:?} actions {} payouts {:?} {:?}",
+                    "{i}:open {:?} actions {} {:?}",
                     m.open_incidents()
                         .iter()
                         .map(|(k, a)| (k.seq, *a))
                         .collect::<Vec<_>>(),
                     m.open_actions(),
-                    w.members
-                        .iter()
-                        .filter_map(|member| m.view().payout(&member.id))
-                        .map(|p| (p.seq, p.paid, p.booked))
-                        .collect::<Vec<_>>(),
                     m.stats()
                 ),
             })
@@ -1202,111 +1009,6 @@ impl<D: Disk> Sim<D> {
                     format!("over-coverage: member {m} paid {paid} for losses {lost}"),
                 ));
             }
-            Self::check_pricing(&w, m).map_err(|r| fail(seed, r))?;
-            Self::check_windows(&w, m).map_err(|r| fail(seed, r))?;
-        }
-        Ok(())
-    }
-
-    /// Every draw of member `m` is priced net of earlier payouts, whatever the member
-    /// booked: its amount ≤ the losses at its pinned home block − everything the member's
-    /// earlier draws paid (ever); a member that never books is paid again only after a new
-    /// loss (or when nothing was paid before).
-    fn check_pricing(w: &World, m: usize) -> Result<(), String> {
-        let member = &w.members[m];
-        let mut paid_before = U256::ZERO;
-        let mut previous_losses = None;
-        for (key, (_, hash, draw)) in w.chains[member.home].registered.range(
-            IncidentKey {
-                member: member.id,
-                seq: 0,
-            }..=IncidentKey {
-                member: member.id,
-                seq: u64::MAX,
-            },
-        ) {
-            // The draw's deadline is its pinned home block's timestamp + DRAW_TTL_S.
-            let pinned_ms = draw
-                .deadline
-                .saturating_sub(chain::DRAW_TTL_S + chain::GENESIS_S)
-                .saturating_mul(1000);
-            let lost = w.losses(m, pinned_ms);
-            if draw.amount > lost.saturating_sub(paid_before) {
-                return Err(format!(
-                    "draw {} of member {m} ({:?}) pays {} but at its pinned block the member \
-                     had lost {lost} and been paid {paid_before} by its earlier draws",
-                    key.seq, member.booking, draw.amount
-                ));
-            }
-            if member.booking == Booking::Never
-                && !paid_before.is_zero()
-                && previous_losses.is_some_and(|before| lost <= before)
-            {
-                return Err(format!(
-                    "draw {} of member {m}, which never books, pays {} again without a new \
-                     loss (losses {lost}, {paid_before} paid before)",
-                    key.seq, draw.amount
-                ));
-            }
-            previous_losses = Some(lost);
-            paid_before += w
-                .payments_to(m)
-                .filter(|p| p.draw_hash == *hash)
-                .map(|p| p.amount)
-                .sum::<U256>();
-        }
-        Ok(())
-    }
-
-    /// No vault counts (so pays) member `m` more than its coverage limit within any closed
-    /// interval of `coverage_window_s` seconds: the home vault counts whole draws when it
-    /// registers them, a remote vault the legs it pays. Checked on every interval starting
-    /// at a counted payment (the heaviest interval starts at one).
-    fn check_windows(w: &World, m: usize) -> Result<(), String> {
-        let member = &w.members[m];
-        let ts = |at: u64| chain::GENESIS_S + at / 1000;
-        for (c, chain) in w.chains.iter().enumerate() {
-            let counted: Vec<(u64, U256)> = if c == member.home {
-                chain
-                    .registered
-                    .iter()
-                    .filter(|(k, _)| k.member == member.id)
-                    .map(|(_, (at, _, d))| (ts(*at), d.amount))
-                    .collect()
-            } else {
-                let home = &w.chains[member.home];
-                chain
-                    .leg_paid
-                    .iter()
-                    .filter_map(|(hash, at)| {
-                        let draw = home
-                            .registered
-                            .values()
-                            .find(|(_, h, d)| h == hash && d.member == member.id)?;
-                        let leg = draw
-                            .2
-                            .legs
-                            .iter()
-                            .find(|l| l.chainId == chain.vault.chain_id)?;
-                        Some((ts(*at), leg.amount))
-                    })
-                    .collect()
-            };
-            for (start, _) in &counted {
-                let end = start + member.coverage_window_s;
-                let sum: U256 = counted
-                    .iter()
-                    .filter(|(t, _)| t >= start && *t <= end)
-                    .map(|(_, a)| *a)
-                    .sum();
-                if sum > member.coverage_limit {
-                    return Err(format!(
-                        "chain {} counted {sum} for member {m} within [{start}, {end}] s, \
-                         above its coverage limit {} per {} s",
-                        chain.vault.chain_id, member.coverage_limit, member.coverage_window_s
-                    ));
-                }
-            }
         }
         Ok(())
     }
@@ -1340,7 +1042,6 @@ impl<D: Disk> Sim<D> {
                 Ev::Tick { node } => {
                     if self.nodes[node].machine.is_some() {
                         self.log(2, node, &[]);
-                        self.note_bookings(node)?;
                         for e in self.chain_events(node) {
                             self.feed(node, e)?;
                         }
@@ -1399,18 +1100,16 @@ impl<D: Disk> Sim<D> {
                 }
                 Ev::Check => {
                     self.check_safety()?;
-                    let unsettled = self.unsettled();
-                    if unsettled.is_none() {
+                    if self.settled() {
                         settled_at = Some(self.now);
                         // Let queued deliveries drain; no new ticks or noise.
                     } else if self.now >= deadline {
                         return Err(fail(
                             seed,
                             format!(
-                                "liveness: not settled {} ms after the heal at {} ms: {}; {}",
+                                "liveness: not settled {} ms after the heal at {} ms; {}",
                                 LIVENESS_BOUND_MS,
                                 self.heal_at,
-                                unsettled.unwrap_or_default(),
                                 self.describe()
                             ),
                         ));
@@ -1428,60 +1127,6 @@ impl<D: Disk> Sim<D> {
             .filter(|(_, _, o)| *o == chain::TxOutcome::Applied)
             .count();
         let trace_hash = std::mem::replace(&mut self.trace, Keccak256::new()).finalize();
-        let notes = &w.notes;
-        let refused = |r: Refusal| notes.refused.iter().filter(|(_, x)| *x == r).count();
-        let mut bookings = [0usize; 4];
-        for member in &w.members {
-            bookings[match member.booking {
-                Booking::Instant => 0,
-                Booking::Late { .. } => 1,
-                Booking::Partial { .. } => 2,
-                Booking::Never => 3,
-            }] += 1;
-        }
-        // Registered draws with how they were priced.
-        let registered: Vec<(IncidentKey, Option<chain::Pricing>, bool)> = w
-            .facts
-            .iter()
-            .filter_map(|(_, f)| match f {
-                Fact::Registered { key, draw_hash, .. } => {
-                    let never = w
-                        .member_index(&key.member)
-                        .is_some_and(|m| w.members[m].booking == Booking::Never);
-                    Some((*key, notes.priced.get(draw_hash).copied(), never))
-                }
-                _ => None,
-            })
-            .collect();
-        let new_loss = |p: &Option<chain::Pricing>| {
-            p.is_some_and(|p| matches!(p.evidence, Some(crate::booking::Evidence::NewLoss { .. })))
-        };
-        let never_paid_then_refused = w
-            .members
-            .iter()
-            .filter(|member| {
-                member.booking == Booking::Never
-                    && notes.refused.iter().any(|(k, r)| {
-                        *r == Refusal::NotBooked
-                            && k.member == member.id
-                            && registered
-                                .iter()
-                                .any(|(rk, _, _)| rk.member == k.member && rk.seq + 1 == k.seq)
-                    })
-            })
-            .count();
-        let refused_then_registered = notes
-            .refused
-            .iter()
-            .filter(|(k, r)| {
-                *r == Refusal::NotBooked && registered.iter().any(|(rk, _, _)| rk == k)
-            })
-            .count();
-        let window_reverts = w
-            .txs
-            .iter()
-            .filter(|(_, _, o)| *o == chain::TxOutcome::Reverted("CoverageExceeded"))
-            .count();
         Ok(SimReport {
             seed,
             n: self.nodes.len(),
@@ -1496,27 +1141,6 @@ impl<D: Disk> Sim<D> {
             txs_reverted: w.txs.len() - applied,
             settled_at: settled_at.unwrap_or(self.now),
             heal_at: self.heal_at,
-            bookings,
-            zero_window_members: w
-                .members
-                .iter()
-                .filter(|m| m.coverage_limit.is_zero())
-                .count(),
-            refused_not_booked: refused(Refusal::NotBooked),
-            refused_no_record: refused(Refusal::NoRecord),
-            refused_window: refused(Refusal::Window),
-            refused_then_registered,
-            never_paid_then_refused,
-            new_loss_draws: registered.iter().filter(|(_, p, _)| new_loss(p)).count(),
-            never_new_loss_draws: registered
-                .iter()
-                .filter(|(_, p, never)| *never && new_loss(p))
-                .count(),
-            window_limited: registered
-                .iter()
-                .filter(|(_, p, _)| p.is_some_and(|p| p.window_limited))
-                .count(),
-            window_reverts,
         })
     }
 }
