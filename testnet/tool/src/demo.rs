@@ -195,7 +195,7 @@ pub async fn demo(dir: &Path, backstop: &Path, down_after: bool) -> Result<bool>
         println!("  {bin} incident {} --api {}", inc.id, node.api);
         println!("  {bin} incidents --api {}", node.api);
         println!("  testnet/status");
-        println!("  testnet/drill all          the eight crisis drills, one after another");
+        println!("  testnet/drill all          every crisis drill, one after another");
     }
     if down_after {
         deploy::down(dir)?;

@@ -578,7 +578,7 @@ fn print_summary(state: &State, took: Duration) {
     println!("Try:");
     println!("  testnet/status                      the whole testnet at a glance");
     println!(
-        "  testnet/drill margin-exhaustion     one crisis drill (testnet/drill all: all eight)"
+        "  testnet/drill margin-exhaustion     one crisis drill (testnet/drill all: every drill)"
     );
     println!("  {bin} status --api {api}");
     println!("  {bin} chains --api {api}");
