@@ -2,6 +2,7 @@
 //!
 //! `IBackstopVault` holds the signed structs (`Draw`, `Leg`, `LegRelease`, the actions),
 //! the stored records, the custom errors and the events; `BackstopVault` the functions.
+//! `IBackstopMember` is what a member protocol exposes to the nodes.
 
 #![allow(missing_docs, clippy::too_many_arguments)]
 
@@ -11,6 +12,12 @@ sol!(
     #[sol(rpc, all_derives)]
     BackstopVault,
     "artifacts/BackstopVault.json"
+);
+
+sol!(
+    #[sol(rpc, all_derives)]
+    IBackstopMember,
+    "artifacts/IBackstopMember.json"
 );
 
 sol!(

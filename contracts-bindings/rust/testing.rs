@@ -528,6 +528,25 @@ pub async fn set_solvency(
     .await
 }
 
+/// Books payouts on the mock member at `member_contract`: its numbers and how many of its
+/// draws they include (`bookedDraws()`), in one transaction.
+pub async fn set_books(
+    provider: &DynProvider,
+    member_contract: Address,
+    (assets, liabilities): (U256, U256),
+    booked_draws: u64,
+) -> TransactionReceipt {
+    succeeded(
+        &format!("setBooks on {member_contract}"),
+        MockMember::new(member_contract, provider.clone()).setBooks(
+            assets,
+            liabilities,
+            booked_draws,
+        ),
+    )
+    .await
+}
+
 /// Sets the answer of the mock oracle at `oracle` (a new round, updated now).
 pub async fn set_oracle_answer(
     provider: &DynProvider,
@@ -796,6 +815,17 @@ impl Consortium {
     ) -> TransactionReceipt {
         let home = self.home(i);
         set_solvency(&home.provider, self.member(i).contract, assets, liabilities).await
+    }
+
+    /// Books member `i`'s payouts on its home chain's mock ([`set_books`]).
+    pub async fn set_books(
+        &self,
+        i: usize,
+        books: (U256, U256),
+        booked_draws: u64,
+    ) -> TransactionReceipt {
+        let home = self.home(i);
+        set_books(&home.provider, self.member(i).contract, books, booked_draws).await
     }
 
     /// Sets the answer of the mock oracle of chain `chain_id`.

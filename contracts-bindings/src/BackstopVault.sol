@@ -717,7 +717,7 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     function _coverageAfter(bytes32 id, uint256 window, uint256 limit, uint256 amount)
         internal
         view
-        returns (uint256 record)
+        returns (uint256)
     {
         (uint256 record, uint256 used) = _coverageNow(id, window);
         uint256 available = limit > used ? limit - used : 0;

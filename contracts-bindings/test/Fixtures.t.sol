@@ -9,6 +9,7 @@ import {BaseTest} from "./utils/BaseTest.sol";
 /// @notice The test fixtures behave as the node and the drills expect.
 contract FixturesTest is BaseTest {
     event SolvencySet(uint256 assets, uint256 liabilities);
+    event BookedDrawsSet(uint64 bookedDraws);
     event AnswerSet(uint80 indexed roundId, int256 answer, uint256 updatedAt);
 
     function test_mockToken_hasSixDecimalsAndMints() public {
@@ -35,6 +36,25 @@ contract FixturesTest is BaseTest {
         (assets, liabilities) = m.solvency();
         assertEq(assets, 70e6);
         assertEq(liabilities, 120e6);
+    }
+
+    function test_mockMember_booksPayoutsAndDeclaresThemInOneStep() public {
+        MockMember m = new MockMember(70e6, 120e6, address(0));
+        assertEq(m.bookedDraws(), 0);
+
+        vm.expectEmit(true, true, true, true, address(m));
+        emit SolvencySet(120e6, 120e6);
+        vm.expectEmit(true, true, true, true, address(m));
+        emit BookedDrawsSet(1);
+        m.setBooks(120e6, 120e6, 1);
+        (uint256 assets, uint256 liabilities) = m.solvency();
+        assertEq(assets, 120e6);
+        assertEq(liabilities, 120e6);
+        assertEq(m.bookedDraws(), 1);
+
+        // A new loss leaves the declaration as it was.
+        m.setSolvency(120e6, 150e6);
+        assertEq(m.bookedDraws(), 1);
     }
 
     function test_mockOracle_reportsLatestRound() public {

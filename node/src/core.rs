@@ -695,10 +695,6 @@ impl Core {
                 let chain_id = s.block.chain_id;
                 let snap = Arc::new((*s).clone());
                 self.machine.view_mut().insert(*s, true);
-                for key in self.machine.view_mut().take_booked() {
-                    info!(member = %key.member, seq = key.seq, "the member's books show the payout");
-                    self.machine.note_booked(key)?;
-                }
                 let st = self.status.entry(chain_id).or_default();
                 st.head = st.head.max(snap.block.number);
                 st.confirmed = Some(snap.clone());

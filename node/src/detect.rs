@@ -12,8 +12,9 @@
 //! - depeg: the chain's pool-token feed is farther than the bound from 1;
 //! - chain halt: the chain watcher reports no new head within the bound;
 //! - payout not booked: `booking_timeout_ms` after a member's covered incident closed, its
-//!   books at the newest home block still do not show the payout (the booking rule of
-//!   [`backstop_agreement::booking`]).
+//!   books at the newest home block show a gap above dust and do not declare the payout
+//!   booked (the booking rule of [`backstop_agreement::booking`]); a member whose books show
+//!   no gap needs nothing and is left alone.
 //!
 //! Invariants: pure (fed with snapshots, halts and time); a condition is asserted when it
 //! starts to hold and again every `interval_ms` while it holds, never after it stopped; the
@@ -22,7 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use alloy::primitives::{Address, B256, I256, U256};
-use backstop_agreement::booking::{Evidence, Payout};
+use backstop_agreement::booking::Payout;
+use backstop_chain::reads::Solvency;
 use backstop_p2p::message::SignalKind;
 
 use crate::policy::{chain_subject, oracle_subject};
@@ -87,8 +89,10 @@ pub struct DetectorConfig {
     pub depeg_bps: u64,
     /// Re-assertion period of a holding condition (ms).
     pub interval_ms: u64,
-    /// Time a covered member's books get to show the payout (ms).
+    /// Time a covered member's books get to declare the payout booked (ms).
     pub booking_timeout_ms: u64,
+    /// Gaps at or below this are no gap.
+    pub dust: U256,
     /// Oracles.
     pub oracles: Vec<OracleSpec>,
     /// Pool-token feed of each chain that has one.
@@ -267,11 +271,12 @@ impl Detectors {
         self.apply(affected, found, now)
     }
 
-    /// What a member's books say of its last payout (`None` without payout or read).
+    /// A member's newest covered payout and its books at the newest home block (`None`
+    /// without payout or read).
     pub fn on_booking(
         &mut self,
         member: B256,
-        booking: Option<(Payout, Evidence)>,
+        booking: Option<(Payout, Solvency)>,
         now: u64,
     ) -> Vec<Assertion> {
         if !self.cfg.members.contains_key(&member) {
@@ -279,13 +284,21 @@ impl Detectors {
         }
         let key = (SignalKind::PayoutNotBooked, member);
         let mut found = BTreeMap::new();
-        if let Some((p, Evidence::NotBooked { shown, paid })) = booking
+        if let Some((p, books)) = booking
+            && !p.is_booked(books.booked_draws)
+            && let Some(gap) = books.gap().filter(|g| *g > self.cfg.dust)
             && now >= p.closed_ms.saturating_add(self.cfg.booking_timeout_ms)
         {
+            let declared = books.booked_draws.map_or_else(
+                || "nothing (no bookedDraws() view)".into(),
+                |n| n.to_string(),
+            );
             found.insert(
                 key,
                 format!(
-                    "{paid} paid up to draw {} not booked {} s after it closed: the gap fell by {shown}",
+                    "{} paid for draw {} not declared booked {} s after it closed: the books \
+                     declare {declared}, gap {gap}",
+                    p.paid,
                     p.seq,
                     now.saturating_sub(p.closed_ms) / 1000
                 ),
@@ -386,7 +399,6 @@ fn drop_bps(peak: U256, current: U256) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::view::tests::{member, member_mut, snap};
-    use backstop_chain::reads::Solvency;
 
     const A: Address = Address::repeat_byte(0xa1);
     const B: Address = Address::repeat_byte(0xb2);
@@ -409,6 +421,7 @@ mod tests {
             depeg_bps: 200,
             interval_ms: 10_000,
             booking_timeout_ms: 5_000,
+            dust: U256::from(10),
             oracles: vec![
                 oracle(1, A, false),
                 oracle(2, B, false),
@@ -510,6 +523,7 @@ mod tests {
             member_mut(&mut s).solvency = Some(Solvency {
                 assets: U256::from(assets),
                 liabilities: U256::from(assets),
+                booked_draws: Some(0),
             });
             s
         };
@@ -553,5 +567,62 @@ mod tests {
         assert_eq!(d.tick(NOW + 10_000).len(), 1);
         assert!(d.on_halted(2, false, NOW + 10_001).is_empty());
         assert!(d.tick(NOW + 50_000).is_empty());
+    }
+
+    #[test]
+    fn an_undeclared_payout_is_signalled_after_the_timeout_while_a_gap_stands() {
+        let mut d = detectors(false);
+        let payout = Payout {
+            seq: 2,
+            paid: U256::from(200),
+            closed_ms: NOW,
+        };
+        let books = |gap: u64, declared: Option<u64>| Solvency {
+            assets: U256::from(1_000),
+            liabilities: U256::from(1_000 + gap),
+            booked_draws: declared,
+        };
+        let not_booked = [(SignalKind::PayoutNotBooked, member())];
+        // Within the timeout: nothing yet.
+        assert!(
+            d.on_booking(member(), Some((payout, books(300, Some(2)))), NOW + 4_999)
+                .is_empty()
+        );
+        // Past it, undeclared with a gap: asserted, saying what the books declare.
+        let a = d.on_booking(member(), Some((payout, books(300, Some(2)))), NOW + 5_000);
+        assert_eq!(kinds(&a), not_booked);
+        assert!(
+            a[0].evidence.contains("declare 2, gap 300"),
+            "{}",
+            a[0].evidence
+        );
+        // Declared: the condition ends at once.
+        assert!(
+            d.on_booking(member(), Some((payout, books(300, Some(3)))), NOW + 6_000)
+                .is_empty()
+        );
+        assert!(d.tick(NOW + 60_000).is_empty());
+        // No view at all, with a gap: asserted.
+        let mut d = detectors(false);
+        let a = d.on_booking(member(), Some((payout, books(300, None))), NOW + 5_000);
+        assert_eq!(kinds(&a), not_booked);
+        assert!(
+            a[0].evidence.contains("no bookedDraws() view"),
+            "{}",
+            a[0].evidence
+        );
+        // Undeclared but whole (a gap within dust): nothing to freeze it for.
+        let mut d = detectors(false);
+        assert!(
+            d.on_booking(member(), Some((payout, books(10, Some(0)))), NOW + 9_000)
+                .is_empty()
+        );
+        assert!(d.on_booking(member(), None, NOW + 9_000).is_empty());
+        // An unknown member is not watched.
+        let other = B256::repeat_byte(0x42);
+        assert!(
+            d.on_booking(other, Some((payout, books(300, None))), NOW + 9_000)
+                .is_empty()
+        );
     }
 }

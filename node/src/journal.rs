@@ -558,7 +558,6 @@ mod tests {
             }),
             legs_done: Vec::new(),
             closed: None,
-            booked: false,
         };
         let mut j = Journal::default();
         j.restored(&rec, 10);
@@ -591,7 +590,6 @@ mod tests {
             registration: None,
             legs_done: Vec::new(),
             closed: closed.then_some(backstop_agreement::state::CloseReason::Resolved),
-            booked: false,
         };
         let mut stored: Vec<IncidentRecord> = (0..MAX_INCIDENTS as u64 + 10)
             .map(|i| rec(i, 100 + i, true))

@@ -107,6 +107,7 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
             depeg_bps: u64::from(d.depeg_bps),
             interval_ms: d.signal_interval_secs.saturating_mul(1000),
             booking_timeout_ms: config.agreement().booking_timeout_ms,
+            dust: config.agreement().dust,
             oracles: config
                 .oracles()
                 .iter()
@@ -148,7 +149,6 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
             attempt_timeout: Duration::from_millis(a.attempt_timeout_ms),
             submit_delay: Duration::from_millis(a.submit_delay_ms),
             settle: Duration::from_millis(a.settle_ms),
-            booking_tolerance_bps: a.booking_tolerance_bps,
             draw_ttl_s: a.draw_ttl_secs,
             leg_ttl_s: a.leg_ttl_secs,
             action_ttl_s: a.action_ttl_secs,

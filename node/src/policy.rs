@@ -75,7 +75,7 @@ pub enum BreakerKind {
     Depeg,
     /// Raised by operators.
     Operator,
-    /// A covered member's books do not show its payout: frozen on every vault.
+    /// A covered member's books do not declare its payout booked: frozen on every vault.
     PayoutNotBooked,
 }
 

@@ -115,8 +115,6 @@ pub struct AgreementParams {
     pub submit_delay: Duration,
     /// Time a member gets to book a payout.
     pub settle: Duration,
-    /// Rounding allowed in a booking, basis points of the payout.
-    pub booking_tolerance_bps: u64,
     /// Registration deadline after the pinned home block.
     pub draw_ttl_s: u64,
     /// Leg deadline after the pinned home block.
@@ -382,7 +380,6 @@ where
         leg_ttl_s: params.agreement.leg_ttl_s,
         max_pin_age_s: params.agreement.draw_ttl_s.min(300),
         settle_s: (params.agreement.settle.as_millis() as u64).div_ceil(1000),
-        booking_tolerance_bps: params.agreement.booking_tolerance_bps,
         keep: 256,
     });
     let machine = Machine::restore(

@@ -21,9 +21,9 @@
 //!   twice. That first sighting is never earlier than the registration (a reorg on the
 //!   chain resets it), so the rule is safe whatever the node's lag;
 //! - a draw for `seq > 0` is priced only when the member's books at the pinned home block
-//!   show what draw `seq - 1` paid, or a new loss beyond it, and then net of every payout
-//!   the books do not show (the booking rule, [`backstop_agreement::booking`]); a node
-//!   without the record of draw `seq - 1`'s payout refuses;
+//!   declare draw `seq - 1` booked (`bookedDraws()`, the booking rule of
+//!   [`backstop_agreement::booking`]), and then from the gap they show; a node that has not
+//!   closed draw `seq - 1` (a leg may still be paid) refuses;
 //! - no draw exceeds the member's coverage window left on its home vault, and no leg what
 //!   is left of it on the paying vault (`coverageAvailable` at the pinned blocks);
 //! - a remote vault that is quarantined, paused, halted, or where the member is unknown or
@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
-use backstop_agreement::booking::{Evidence, Payout};
+use backstop_agreement::booking::{self, Payout};
 use backstop_agreement::machine::{StateView, ViewError};
 use backstop_agreement::state::IncidentRecord;
 use backstop_agreement::{IncidentKey, PinnedBlock, ThresholdAction};
@@ -110,8 +110,6 @@ pub struct ViewConfig {
     /// A member's next draw prices a home block at least this long (s, block time) after
     /// its previous draw was registered.
     pub settle_s: u64,
-    /// Rounding allowed in a member's booking of a payout, basis points of the payout.
-    pub booking_tolerance_bps: u64,
     /// Snapshots kept per chain.
     pub keep: usize,
 }
@@ -136,9 +134,6 @@ pub struct NodeView {
     seq_since: BTreeMap<(u64, B256), (u64, u64)>,
     /// Per configured member: what its newest covered incident paid (the booking rule).
     payouts: BTreeMap<B256, Payout>,
-    /// Covered incidents whose payout the books showed since the last [`Self::take_booked`]
-    /// (at most one per member).
-    newly_booked: Vec<IncidentKey>,
     quarantined: BTreeSet<u64>,
     breakers: BreakerState,
     approvals: BTreeMap<(VaultId, B256), ThresholdAction>,
@@ -154,7 +149,6 @@ impl NodeView {
             latest: BTreeMap::new(),
             seq_since: BTreeMap::new(),
             payouts: BTreeMap::new(),
-            newly_booked: Vec::new(),
             quarantined: BTreeSet::new(),
             breakers: BreakerState::default(),
             approvals: BTreeMap::new(),
@@ -190,7 +184,6 @@ impl NodeView {
         {
             self.latest.insert(chain, block);
             self.note_seqs(&snap);
-            self.note_bookings(&snap);
         }
         let per_chain = self.snapshots.entry(chain).or_default();
         per_chain.insert((block.number, block.hash), Arc::new(snap));
@@ -226,95 +219,13 @@ impl NodeView {
         self.payouts.get(member)
     }
 
-    /// What the member's books at its newest canonical home block say of its last payout:
+    /// The member's newest covered payout and its books at its newest canonical home block:
     /// `None` without a payout, a home snapshot or a solvency read.
-    pub fn booking(&self, member: &B256) -> Option<(Payout, Evidence)> {
+    pub fn booking(&self, member: &B256) -> Option<(Payout, Solvency)> {
         let payout = *self.payouts.get(member)?;
         let home = self.cfg.members.get(member)?.home_chain_id;
-        let solvency = self.latest(home)?.members.get(member)?.solvency?;
-        let gap = solvency.liabilities.saturating_sub(solvency.assets);
-        let evidence = payout.evidence(gap, self.cfg.dust, self.cfg.booking_tolerance_bps);
-        Some((payout, evidence))
-    }
-
-    /// The gap draw `key` may be priced from by the booking rule, given the books' `gap`.
-    fn booked_gap(&self, key: &IncidentKey, gap: U256) -> Result<U256, ViewError> {
-        if key.seq == 0 {
-            return Ok(gap);
-        }
-        let previous = key.seq - 1;
-        let payout = self
-            .payouts
-            .get(&key.member)
-            .filter(|p| p.seq == previous)
-            .ok_or_else(|| {
-                ViewError::Policy(format!(
-                    "no record of what draw {previous} paid: its booking cannot be checked"
-                ))
-            })?;
-        match payout.evidence(gap, self.cfg.dust, self.cfg.booking_tolerance_bps) {
-            Evidence::NotBooked { shown, paid } => Err(ViewError::Policy(format!(
-                "payout of draw {previous} not booked: the member's gap fell by {shown} of the \
-                 {paid} paid"
-            ))),
-            e => Ok(e.priced_gap().unwrap_or(U256::ZERO)),
-        }
-    }
-
-    /// Marks booked the payouts that the books of the members homed on the snapshot's
-    /// chain show at its (canonical) block.
-    fn note_bookings(&mut self, snap: &ChainSnapshot) {
-        let chain = snap.block.chain_id;
-        for (id, p) in self.payouts.iter_mut() {
-            if p.booked
-                || self
-                    .cfg
-                    .members
-                    .get(id)
-                    .is_none_or(|m| m.home_chain_id != chain)
-            {
-                continue;
-            }
-            let Some(s) = snap.members.get(id).and_then(|m| m.solvency) else {
-                continue;
-            };
-            let gap = s.liabilities.saturating_sub(s.assets);
-            let bps = self.cfg.booking_tolerance_bps;
-            if matches!(p.evidence(gap, self.cfg.dust, bps), Evidence::Booked { .. }) {
-                p.booked = true;
-                self.newly_booked.push(IncidentKey {
-                    member: *id,
-                    seq: p.seq,
-                });
-            }
-        }
-    }
-
-    /// Whether a kept snapshot of the member's home chain, from the pinned block of `rec`'s
-    /// draw on, shows payout `p` booked.
-    fn booked_since(&self, rec: &IncidentRecord, p: &Payout) -> bool {
-        let Some(reg) = &rec.registration else {
-            return false;
-        };
-        let pinned_at = reg.draw.deadline.saturating_sub(self.cfg.draw_ttl_s);
-        let Some(per_chain) = self.snapshots.get(&rec.home.chain_id) else {
-            return false;
-        };
-        per_chain
-            .values()
-            .filter(|s| s.timestamp >= pinned_at)
-            .filter_map(|s| s.members.get(&rec.key.member)?.solvency)
-            .map(|s| s.liabilities.saturating_sub(s.assets))
-            .any(|gap| {
-                let bps = self.cfg.booking_tolerance_bps;
-                matches!(p.evidence(gap, self.cfg.dust, bps), Evidence::Booked { .. })
-            })
-    }
-
-    /// The covered incidents whose payout the books showed since the last call, for the
-    /// machine to record.
-    pub fn take_booked(&mut self) -> Vec<IncidentKey> {
-        std::mem::take(&mut self.newly_booked)
+        let books = self.latest(home)?.members.get(member)?.solvency?;
+        Some((payout, books))
     }
 
     /// Whether the snapshot of `block` is known.
@@ -479,12 +390,19 @@ impl NodeView {
         if gap <= self.cfg.dust {
             return Err(ViewError::Policy("no gap above dust".into()));
         }
-        let priced = self.booked_gap(key, gap)?;
-        if priced <= self.cfg.dust {
-            return Err(ViewError::Policy(
-                "no gap above dust net of the payouts the books do not show".into(),
-            ));
+        if key.seq > 0
+            && self
+                .payouts
+                .get(&key.member)
+                .is_none_or(|p| p.seq + 1 != key.seq)
+        {
+            return Err(ViewError::Policy(format!(
+                "draw {} is not closed here: its legs may still be paid",
+                key.seq - 1
+            )));
         }
+        booking::check(key.seq, solvency.booked_draws)
+            .map_err(|e| ViewError::Policy(e.to_string()))?;
         // The home vault counts the whole draw against the member's coverage window.
         let mut cap = U256::from(m.record.cap).min(m.record.coverage_available);
         if let Some(local) = policy.local_cap {
@@ -509,7 +427,7 @@ impl NodeView {
             })
             .collect();
         let input = AllocationInput {
-            gap: priced,
+            gap,
             deductible: m.record.deductible,
             cap: cap.min(U256::from(u128::MAX)).to::<u128>(),
             home_chain_id: policy.home_chain_id,
@@ -578,17 +496,9 @@ impl StateView for NodeView {
         if previous.is_some_and(|p| p.seq >= rec.key.seq) {
             return;
         }
-        let dust = self.cfg.dust;
-        let bps = self.cfg.booking_tolerance_bps;
-        let Some(mut p) = Payout::of_record(rec, previous, closed_ms, dust, bps) else {
+        let Some(p) = Payout::of_record(rec, closed_ms) else {
             return;
         };
-        // A member may book as soon as it is paid, before the incident closes: any kept
-        // block of its home chain from the draw's pinned block on counts.
-        if !p.booked && self.booked_since(rec, &p) {
-            p.booked = true;
-            self.newly_booked.push(rec.key);
-        }
         self.payouts.insert(member, p);
     }
 
@@ -674,7 +584,6 @@ pub(crate) mod tests {
             leg_ttl_s: 3600,
             max_pin_age_s: 120,
             settle_s: 0,
-            booking_tolerance_bps: 10,
             keep: 4,
         }
     }
@@ -702,9 +611,11 @@ pub(crate) mod tests {
             coverage_window: 86_400,
             coverage_available: U256::from(10_000_000),
         };
+        // The member declares every draw before `next_seq` booked.
         let solvency = (chain == HOME).then(|| Solvency {
             assets: U256::from(1_000),
             liabilities: U256::from(1_000 + gap),
+            booked_draws: Some(5),
         });
         ChainSnapshot {
             block,
@@ -782,7 +693,6 @@ pub(crate) mod tests {
             }),
             legs_done: vec![],
             closed: Some(CloseReason::Covered),
-            booked: false,
         };
         v.covered(&rec, 0);
     }
@@ -798,55 +708,35 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_next_draw_needs_the_books_to_show_the_payout() {
+    fn the_next_draw_needs_the_books_to_declare_the_payout() {
         let mut v = NodeView::new(cfg());
         // Draw 4 was priced from a gap of 1,100 and paid 800.
         covered(&mut v, 4, 1_100, 800);
         let now = NOW_S * 1000;
-        let draw_at = |v: &mut NodeView, number: u64, gap: u64| {
-            v.insert(snap(HOME, number, 10_000, gap), true);
+        let draw_at = |v: &mut NodeView, number: u64, gap: u64, declared: Option<u64>| {
+            let mut s = snap(HOME, number, 10_000, gap);
+            member_mut(&mut s).solvency.as_mut().unwrap().booked_draws = declared;
+            v.insert(s, true);
             v.propose(&key(), now)
         };
-        // Not booked: the books still show 1,100 (or 1,000: a partial booking).
-        for (number, gap) in [(11, 1_100), (12, 1_000), (13, 311)] {
-            match draw_at(&mut v, number, gap) {
-                Err(ViewError::Policy(why)) => assert!(why.contains("not booked"), "{why}"),
-                other => panic!("gap {gap}: {other:?}"),
-            }
-        }
-        // A new loss beyond the payout: priced net of the 800 the books may not show; the
-        // signed gap stays the books' figure.
-        let (_, d) = draw_at(&mut v, 14, 1_500).unwrap();
-        assert_eq!((d.gap, d.amount), (U256::from(1_500), U256::from(600)));
-        assert!(v.take_booked().is_empty());
-        // Booked (within dust 10): priced from what the books show, 310 - 100 deductible.
-        let (_, d) = draw_at(&mut v, 15, 310).unwrap();
-        assert_eq!((d.gap, d.amount), (U256::from(310), U256::from(210)));
-        // Once a confirmed block showed the booking, a later gap as large as the first is a
-        // new loss, priced in full; the machine is told once.
-        assert_eq!(v.take_booked(), vec![key_of(4)]);
-        assert!(v.take_booked().is_empty());
-        let (_, d) = draw_at(&mut v, 17, 1_100).unwrap();
-        assert_eq!(d.amount, U256::from(1_000));
-        // Without the record of draw 4, draw 5 is refused.
-        let mut fresh = NodeView::new(cfg());
-        match draw_at(&mut fresh, 16, 310) {
-            Err(ViewError::Policy(why)) => assert!(why.contains("no record"), "{why}"),
+        let refused = |r: Result<(Vec<PinnedBlock>, Draw), ViewError>, want: &str| match r {
+            Err(ViewError::Policy(why)) => assert!(why.contains(want), "{why}"),
             other => panic!("{other:?}"),
+        };
+        // Draw 4 not declared: refused whatever the gap (unchanged, partly or fully booked).
+        for (number, gap) in [(11, 1_100), (12, 300), (13, 1_500)] {
+            refused(draw_at(&mut v, number, gap, Some(4)), "not booked");
         }
-    }
-
-    #[test]
-    fn a_booking_seen_before_the_incident_closed_counts() {
-        let mut v = NodeView::new(cfg());
-        // The member booked the 800 paid (gap 1,100 -> 300) while remote legs were pending.
-        v.insert(snap(HOME, 10, 10_000, 300), true);
-        covered(&mut v, 4, 1_100, 800);
-        assert_eq!(v.take_booked(), vec![key_of(4)]);
-        // A new loss as large as the first is then priced in full.
-        v.insert(snap(HOME, 11, 10_000, 1_100), true);
-        let (_, d) = v.propose(&key(), NOW_S * 1000).unwrap();
-        assert_eq!(d.amount, U256::from(1_000));
+        refused(draw_at(&mut v, 14, 1_100, None), "no bookedDraws() view");
+        // Declared: priced from what the books show, in full (1,100 - 100 deductible), also
+        // when the gap is as large as the one draw 4 covered: the declaration says it is new.
+        let (_, d) = draw_at(&mut v, 15, 1_100, Some(5)).unwrap();
+        assert_eq!((d.gap, d.amount), (U256::from(1_100), U256::from(1_000)));
+        // Nothing is remembered: books at a newer block that no longer declare it refuse.
+        refused(draw_at(&mut v, 16, 1_100, Some(4)), "not booked");
+        // Without the record of draw 4 (not closed here: a leg may still be paid), refused.
+        let mut fresh = NodeView::new(cfg());
+        refused(draw_at(&mut fresh, 17, 310, Some(5)), "not closed here");
     }
 
     #[test]

@@ -107,14 +107,17 @@ impl Drill {
     }
 
     /// Member `i` books the draw of `seq` once registered (as its insurance fund would):
-    /// its assets rise to its liabilities, so no gap is left to open the next incident.
+    /// its assets rise to its liabilities, so no gap is left to open the next incident, and
+    /// it declares the draw booked.
     async fn book(&self, i: usize, seq: u64) {
         self.wait("the draw registered", async || {
             self.draw_of(i, seq).await != B256::ZERO
         })
         .await;
         let (_, liabilities) = solvency(&self.net, i).await;
-        self.net.set_solvency(i, liabilities, liabilities).await;
+        self.net
+            .set_books(i, (liabilities, liabilities), seq + 1)
+            .await;
     }
 
     /// Member `i`'s incident `seq` as `node` reports it once closed there.

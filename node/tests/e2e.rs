@@ -100,7 +100,8 @@ async fn cover(net: &Consortium, nodes: &[Node], running: &[usize], seq: u64, ga
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    net.set_solvency(0, assets + gap, assets + gap).await;
+    net.set_books(0, (assets + gap, assets + gap), seq + 1)
+        .await;
 
     wait_for(
         "the incident to close on every node",

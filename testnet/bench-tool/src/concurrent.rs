@@ -285,20 +285,21 @@ impl Senders {
         })
     }
 
-    /// Sends `setSolvency(assets, liabilities)` to member `i`'s mock from its sender with
-    /// `nonce` and the fixed fees times `factor`; returns the hash once anvil answered.
+    /// Sends `setBooks(assets, liabilities, booked_draws)` to member `i`'s mock from its
+    /// sender with `nonce` and the fixed fees times `factor`; returns the hash once anvil
+    /// answered.
     async fn send(
         &self,
         net: &Consortium,
         i: usize,
         nonce: u64,
-        (assets, liabilities): (U256, U256),
+        (assets, liabilities, booked_draws): Books,
         factor: u128,
     ) -> Result<B256> {
         let provider = &self.providers[self.home[i]];
         let pending = fixed_fees(
             MockMember::new(net.member(i).contract, provider.clone())
-                .setSolvency(assets, liabilities)
+                .setBooks(assets, liabilities, booked_draws)
                 .from(self.from[i])
                 .nonce(nonce),
             factor,
@@ -308,6 +309,9 @@ impl Senders {
         Ok(*pending.tx_hash())
     }
 }
+
+/// A member's books: assets, liabilities and the draws they include (`setBooks`).
+type Books = (U256, U256, u64);
 
 /// What a followed transaction does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,8 +327,8 @@ struct Tracked {
     kind: Kind,
     member: usize,
     nonce: u64,
-    /// The `setSolvency` arguments.
-    args: (U256, U256),
+    /// The `setBooks` arguments.
+    args: Books,
     /// Hashes of every version sent (the first, then one resent with doubled fees).
     hashes: Vec<B256>,
     /// When first sent.
@@ -345,7 +349,7 @@ struct Tracker {
 
 impl Tracker {
     /// Follows a transaction just sent (answered by anvil with `hash`).
-    fn sent(&mut self, kind: Kind, member: usize, nonce: u64, args: (U256, U256), hash: B256) {
+    fn sent(&mut self, kind: Kind, member: usize, nonce: u64, args: Books, hash: B256) {
         self.txs.push(Tracked {
             kind,
             member,
@@ -493,7 +497,7 @@ async fn raise_gaps(
     let sent = futures::future::join_all((0..net.members.len()).map(|i| async move {
         let nonce = s.next_nonce[i];
         let hash = s
-            .send(net, i, nonce, (assets, liabilities), 1)
+            .send(net, i, nonce, (assets, liabilities, 0), 1)
             .await
             .with_context(|| format!("send the gap of member {i}"))?;
         anyhow::Ok((i, nonce, hash, now_ms()))
@@ -503,7 +507,7 @@ async fn raise_gaps(
     for r in sent {
         let (i, nonce, hash, at) = r?;
         senders.next_nonce[i] = nonce + 1;
-        tracker.sent(Kind::Gap, i, nonce, (assets, liabilities), hash);
+        tracker.sent(Kind::Gap, i, nonce, (assets, liabilities, 0), hash);
         out.push((i, at));
     }
     Ok(out)
@@ -562,7 +566,7 @@ async fn incidents(
         let sent =
             futures::future::join_all(to_book.into_iter().map(|(i, seen, nonce)| async move {
                 let hash = s
-                    .send(net, i, nonce, (liabilities, liabilities), 1)
+                    .send(net, i, nonce, (liabilities, liabilities, 1), 1)
                     .await
                     .with_context(|| format!("book the draw of member {i}"))?;
                 anyhow::Ok((i, seen, nonce, hash, now_ms()))
@@ -570,7 +574,7 @@ async fn incidents(
             .await;
         for r in sent {
             let (i, seen, nonce, hash, at) = r?;
-            tracker.sent(Kind::Booking, i, nonce, (liabilities, liabilities), hash);
+            tracker.sent(Kind::Booking, i, nonce, (liabilities, liabilities, 1), hash);
             booked[i] = Some(at);
             booking_delay_ms.push(at - seen);
         }

@@ -361,7 +361,8 @@ async fn incident(net: &Consortium, nodes: &[Node], mining: Mining, seq: u64) ->
         || async { Ok(draw_of(net, 0, seq).await? != B256::ZERO) },
     )
     .await?;
-    net.set_solvency(0, assets + gap, assets + gap).await;
+    net.set_books(0, (assets + gap, assets + gap), seq + 1)
+        .await;
 
     wait_until(
         "the incident closed on every node",

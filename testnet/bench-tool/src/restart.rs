@@ -136,7 +136,6 @@ fn write_records(path: &Path, net: &Consortium, records: usize) -> Result<f64> {
             }),
             legs_done: vaults.iter().skip(1).copied().collect(),
             closed: Some(CloseReason::Covered),
-            booked: true,
         };
         store
             .put_incident(&rec)

@@ -1330,8 +1330,10 @@ async fn member_never_books(net: &mut Net, r: &mut Report) -> Result<Option<(usi
         ),
     );
 
+    let declared = net.booked_draws(m).await?;
     r.step(format!(
-        "{name}'s books still show the gap: waiting for the nodes' \"payout not booked\" signal"
+        "{name}'s books still show the gap and declare {declared} draw(s) booked (draw {seq} \
+         not among them): waiting for the nodes' \"payout not booked\" signal"
     ));
     let frozen = wait_until(PATIENCE, async || {
         Ok(net.frozen(m).await?.iter().all(|&f| f))
@@ -1357,6 +1359,10 @@ async fn member_never_books(net: &mut Net, r: &mut Report) -> Result<Option<(usi
         "{name} books the payout at last; an operator lifts the freeze"
     ));
     net.close_gap(m).await?;
+    r.note(format!(
+        "{name} declares {} draw(s) booked",
+        net.booked_draws(m).await?
+    ));
     let lifted = lift_all(net, r).await?;
     r.check(
         lifted,

@@ -390,6 +390,13 @@ impl Net {
         Ok((r.assets, r.liabilities))
     }
 
+    /// How many of member `i`'s draws its mock protocol declares booked (`bookedDraws()`).
+    pub async fn booked_draws(&self, i: usize) -> Result<u64> {
+        let m = self.member(i)?;
+        let mock = MockMember::new(m.contract, self.provider(m.home_chain_id)?.clone());
+        bounded("bookedDraws()", mock.bookedDraws().call()).await
+    }
+
     /// Sets what member `i`'s mock protocol reports.
     pub async fn set_solvency(&self, i: usize, assets: U256, liabilities: U256) -> Result<B256> {
         let m = self.member(i)?;
@@ -412,21 +419,33 @@ impl Net {
         Ok(seq)
     }
 
-    /// Member `i` books its loss: assets rise to its liabilities, no gap is left. Returns
-    /// whether there was a gap.
+    /// Member `i` books its loss and every payout: assets rise to its liabilities (no gap is
+    /// left) and, in the same transaction, it declares every registered draw booked.
+    /// Returns whether there was a gap.
     pub async fn close_gap(&mut self, i: usize) -> Result<bool> {
         let (assets, liabilities) = self.solvency(i).await?;
-        if assets >= liabilities {
+        let registered = self.next_seq(i).await?;
+        let gap = assets < liabilities;
+        if !gap && self.booked_draws(i).await? >= registered {
             return Ok(false);
         }
-        self.set_solvency(i, liabilities, liabilities).await?;
-        self.troubled(i)?;
-        Ok(true)
+        let m = self.member(i)?;
+        let mock = MockMember::new(m.contract, self.provider(m.home_chain_id)?.clone());
+        mined(
+            &format!("setBooks of {}", m.name),
+            mock.setBooks(assets.max(liabilities), liabilities, registered),
+        )
+        .await?;
+        if gap {
+            self.troubled(i)?;
+        }
+        Ok(gap)
     }
 
     /// Once the home vault registered member `i`'s draw of `seq` (waiting at most
-    /// `timeout`), the member books it: assets = liabilities, so that a gap left standing
-    /// does not open the next incident. Returns the draw hash, `None` on timeout.
+    /// `timeout`), the member books it: assets = liabilities and the draw declared booked,
+    /// so that a gap left standing does not open the next incident. Returns the draw hash,
+    /// `None` on timeout.
     pub async fn book(&mut self, i: usize, seq: u64, timeout: Duration) -> Result<Option<B256>> {
         let mut hash = B256::ZERO;
         let registered = wait_until(timeout, async || {

@@ -1,73 +1,52 @@
-//! Booking evidence: when a member may be paid again after a covered incident.
+//! Booking: when a member may be paid again after a covered incident.
 //!
 //! A gap that remains after a covered incident opens `seq + 1`. If the member has not yet
-//! booked what it was paid (its `solvency()` still shows the loss the payout covered), that
-//! gap is the same loss, and paying it would pay one loss twice; a member that never books
-//! (a bug, a compromised member, an adapter reading the wrong balance) would be paid again
-//! at every attempt. So every node prices draw `seq + 1` only from books that show the
-//! earlier payouts, by this rule.
+//! booked what it was paid, that gap is the loss the payout covered, and paying it would
+//! pay one loss twice; a member that never books (a bug, a compromised member, an adapter
+//! reading the wrong balance) would be paid again at every attempt.
 //!
-//! The previous covered draw was priced from the member's books showing gap `G` (its signed
-//! `gap`), while `C` of earlier payouts was not yet in them (its *credit*, see below); the
-//! vaults paid `P` for it (home leg plus the remote legs seen paid). At the newly pinned home
-//! block the books show gap `g`; `tol = dust + (C + P) · tolerance_bps / 10 000` absorbs
-//! rounding in the member's books.
+//! The gap alone cannot tell: a draw of 72,895 paid and booked followed by a new loss of
+//! 50,859 leaves the same gap as 22,036 of the 72,895 booked and no new loss. So the member
+//! *declares* what its books include: `bookedDraws()` on its `IBackstopMember` contract is
+//! the number of its draws (seq 0 up) settled in its books, read with `solvency()` at the
+//! same block, so the two always agree. A draw is settled when every leg is paid and
+//! booked, or past the draw's `legDeadline` unpaid: a leg still payable would pay part of
+//! the loss the books still show, so declaring while one is pending is a false declaration
+//! (the simulation found it: a home block pinned five blocks behind the remote chains paid
+//! a pending leg's share twice).
 //!
-//! - **Booked** when `g + C + P ≤ G + tol`: the gap fell by at least everything paid (or the
-//!   member is whole). The next draw is priced from `g`, with credit 0.
-//! - **New loss** when `g > G + tol`: the gap grew although `P` was paid, so a loss arrived
-//!   after the draw. Whatever the member booked, only `g − (C + P)` is a loss nobody has
-//!   paid: the next draw is priced from that, and carries credit `C + P` (conservative: a
-//!   member that did book gets the rest once its books show it).
-//! - Once the books at a confirmed block showed the payout (booked), it stays booked: a
-//!   later gap, even one as large as before, is a new loss (the node records this with the
-//!   incident, so it survives restarts).
-//! - **Not booked** otherwise (no change, or a partial booking): no draw. After
-//!   `booking_timeout` a node raises the `PayoutNotBooked` signal, whose breaker freezes the
-//!   member on every vault until an operator lift signed by t.
+//! The rule: draw `seq > 0` is priced only when the member's books at the draw's pinned home
+//! block declare draw `seq - 1` booked (`bookedDraws() >= seq`), and then from the gap those
+//! books show. A member without the view declares nothing: it is covered once, and never
+//! again until it implements it. `booking_timeout` after a covered incident closed, a node
+//! whose newest view of the member shows a gap and the payout undeclared raises
+//! `PayoutNotBooked`, whose breaker freezes the member on every vault until an operator
+//! lift signed by t.
 //!
-//! The draw's signed `gap` is always the books' `g`, so the next comparison is made in the
-//! books' terms.
-//!
-//! Invariants: every draw is priced from at most what the member's books show less every
-//! payout they do not show, so payouts to a member never exceed the losses its books
-//! showed; the rule depends only on signed draws, legs paid on chain and the pinned block,
-//! so every honest node decides the same.
+//! Invariants: the verdict depends only on state at the pinned home block, so every honest
+//! node reading that block decides the same (nothing node-local, nothing remembered); a
+//! declaration is a statement on chain, attributable to the member, and what a false one can
+//! take is bounded by the vaults' coverage windows.
 
 use alloy::primitives::U256;
 
 use crate::state::{CloseReason, IncidentRecord};
 
-/// Basis points in one.
-const BPS: u64 = 10_000;
-
-/// What was paid for a member's newest covered incident, as every node can know it.
+/// What was paid for a member's newest covered incident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Payout {
     /// Seq of the covered draw.
     pub seq: u64,
-    /// The gap the draw was priced from (its signed `gap`).
-    pub gap: U256,
-    /// What the vaults paid for it: the home leg and every remote leg seen paid.
+    /// What the vaults paid for it, as this node saw: the home leg and every remote leg
+    /// seen paid (for operators; the rule does not use it).
     pub paid: U256,
-    /// Earlier payouts the books did not show when the draw was priced.
-    pub credit: U256,
-    /// The books showed this payout at a confirmed block.
-    pub booked: bool,
     /// When this node closed the incident (ms, node clock).
     pub closed_ms: u64,
 }
 
 impl Payout {
     /// The payout of a closed, covered incident record; `None` for any other record.
-    /// `previous` is the member's payout before it (for the credit the draw was priced with).
-    pub fn of_record(
-        rec: &IncidentRecord,
-        previous: Option<&Payout>,
-        closed_ms: u64,
-        dust: U256,
-        tolerance_bps: u64,
-    ) -> Option<Self> {
+    pub fn of_record(rec: &IncidentRecord, closed_ms: u64) -> Option<Self> {
         if rec.closed != Some(CloseReason::Covered) {
             return None;
         }
@@ -85,91 +64,48 @@ impl Payout {
                         .any(|v| v.chain_id == leg.chainId && v.address == leg.vault)
             })
             .fold(U256::ZERO, |sum, leg| sum.saturating_add(leg.amount));
-        let credit = match previous {
-            Some(p) if p.seq < rec.key.seq => match p.evidence(reg.draw.gap, dust, tolerance_bps) {
-                Evidence::NewLoss { .. } => p.outstanding(),
-                Evidence::Booked { .. } | Evidence::NotBooked { .. } => U256::ZERO,
-            },
-            _ => U256::ZERO,
-        };
         Some(Self {
             seq: rec.key.seq,
-            gap: reg.draw.gap,
             paid,
-            credit,
-            booked: rec.booked,
             closed_ms,
         })
     }
 
-    /// Everything paid that the books did not show when this draw was priced: `C + P`.
-    pub fn outstanding(&self) -> U256 {
-        self.credit.saturating_add(self.paid)
-    }
-
-    /// The slack allowed for rounding in the member's books.
-    pub fn tolerance(&self, dust: U256, tolerance_bps: u64) -> U256 {
-        let share = self
-            .outstanding()
-            .saturating_mul(U256::from(tolerance_bps.min(BPS)))
-            / U256::from(BPS);
-        dust.saturating_add(share)
-    }
-
-    /// What the member's gap `gap_now` at a later block says about this payout.
-    pub fn evidence(&self, gap_now: U256, dust: U256, tolerance_bps: u64) -> Evidence {
-        if self.booked {
-            return Evidence::Booked { gap: gap_now };
-        }
-        let tol = self.tolerance(dust, tolerance_bps);
-        let ceiling = self.gap.saturating_add(tol);
-        let outstanding = self.outstanding();
-        if gap_now.saturating_add(outstanding) <= ceiling {
-            Evidence::Booked { gap: gap_now }
-        } else if gap_now > ceiling {
-            Evidence::NewLoss {
-                net_gap: gap_now - outstanding.min(gap_now),
-            }
-        } else {
-            Evidence::NotBooked {
-                shown: self.gap.saturating_sub(gap_now),
-                paid: outstanding,
-            }
-        }
+    /// Whether books declaring `booked_draws` include this payout.
+    pub fn is_booked(&self, booked_draws: Option<u64>) -> bool {
+        booked_draws.is_some_and(|n| n > self.seq)
     }
 }
 
-/// The verdict of [`Payout::evidence`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Evidence {
-    /// The books show the payout; the next draw is priced from `gap`.
-    Booked {
-        /// The member's gap now.
-        gap: U256,
-    },
-    /// A loss arrived after the payout; the next draw is priced from `net_gap` (the gap
-    /// less everything paid that the books may not show).
-    NewLoss {
-        /// The gap less the payout.
-        net_gap: U256,
-    },
-    /// The books show `shown` of the `paid`: no draw.
-    NotBooked {
-        /// How much the gap fell since the payout's draw (zero when it did not).
-        shown: U256,
-        /// What was paid that the books must show (`C + P`).
-        paid: U256,
-    },
+/// Draw `seq` may not be priced: the books do not declare draw `seq - 1` booked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("payout of draw {previous} not booked: the member's books declare {}", declared_text(*.declared))]
+pub struct NotBooked {
+    /// The draw whose payout is missing.
+    pub previous: u64,
+    /// What the books declare (`None`: the member has no `bookedDraws()` view).
+    pub declared: Option<u64>,
 }
 
-impl Evidence {
-    /// The gap a next draw may be priced from, or `None` when no draw may be priced.
-    pub fn priced_gap(&self) -> Option<U256> {
-        match *self {
-            Self::Booked { gap } => Some(gap),
-            Self::NewLoss { net_gap } => Some(net_gap),
-            Self::NotBooked { .. } => None,
-        }
+fn declared_text(declared: Option<u64>) -> String {
+    match declared {
+        None => "nothing (no bookedDraws() view)".into(),
+        Some(n) => format!("{n} draw(s) booked"),
+    }
+}
+
+/// The booking rule: whether draw `seq` may be priced from books declaring `booked_draws`.
+pub fn check(seq: u64, booked_draws: Option<u64>) -> Result<(), NotBooked> {
+    let Some(previous) = seq.checked_sub(1) else {
+        return Ok(());
+    };
+    if booked_draws.is_some_and(|n| n >= seq) {
+        Ok(())
+    } else {
+        Err(NotBooked {
+            previous,
+            declared: booked_draws,
+        })
     }
 }
 
@@ -178,132 +114,51 @@ impl Evidence {
 mod tests {
     use super::*;
 
-    const DUST: u64 = 10;
-
-    fn payout(gap: u64, paid: u64) -> Payout {
-        Payout {
-            seq: 0,
-            gap: U256::from(gap),
-            paid: U256::from(paid),
-            credit: U256::ZERO,
-            booked: false,
-            closed_ms: 0,
-        }
-    }
-
-    fn ev(p: &Payout, gap_now: u64) -> Evidence {
-        p.evidence(U256::from(gap_now), U256::from(DUST), 10)
+    #[test]
+    fn the_first_draw_needs_no_declaration() {
+        assert_eq!(check(0, None), Ok(()));
+        assert_eq!(check(0, Some(0)), Ok(()));
     }
 
     #[test]
-    fn a_booked_payout_prices_the_residual_gap() {
-        // Gap 300, 200 paid (deductible 100 borne): booked, the books show 100.
-        let p = payout(300, 200);
+    fn a_later_draw_needs_the_previous_one_declared() {
+        assert_eq!(check(1, Some(1)), Ok(()));
+        assert_eq!(check(5, Some(5)), Ok(()));
+        // A member may declare ahead of what is registered: harmless, it is counted per seq.
+        assert_eq!(check(5, Some(9)), Ok(()));
+        let short = check(5, Some(4)).unwrap_err();
         assert_eq!(
-            ev(&p, 100),
-            Evidence::Booked {
-                gap: U256::from(100)
+            short,
+            NotBooked {
+                previous: 4,
+                declared: Some(4)
             }
         );
-        assert_eq!(ev(&p, 0), Evidence::Booked { gap: U256::ZERO });
+        assert!(
+            short.to_string().contains("declare 4 draw(s) booked"),
+            "{short}"
+        );
     }
 
     #[test]
-    fn the_edges_of_the_tolerance() {
-        // tol = dust 10 + 200 * 10 bps = 10 (the share rounds down to 0).
-        let p = payout(300, 200);
-        assert_eq!(p.tolerance(U256::from(DUST), 10), U256::from(10));
-        assert_eq!(
-            ev(&p, 110),
-            Evidence::Booked {
-                gap: U256::from(110)
-            }
-        );
-        assert!(matches!(ev(&p, 111), Evidence::NotBooked { .. }));
-        // Large payouts: 0.1 % of 1,000,000 is 1,000.
-        let big = payout(3_000_000, 1_000_000);
-        assert_eq!(big.tolerance(U256::from(DUST), 10), U256::from(1_010));
-        assert!(matches!(ev(&big, 2_001_010), Evidence::Booked { .. }));
-        assert!(matches!(ev(&big, 2_001_011), Evidence::NotBooked { .. }));
-        // An absurd tolerance is clamped to 100 %.
-        assert_eq!(big.tolerance(U256::ZERO, u64::MAX), U256::from(1_000_000));
+    fn a_member_without_the_view_is_covered_once() {
+        let e = check(1, None).unwrap_err();
+        assert_eq!(e.previous, 0);
+        assert!(e.to_string().contains("no bookedDraws() view"), "{e}");
+        assert!(check(u64::MAX, None).is_err());
+        assert!(check(u64::MAX, Some(u64::MAX)).is_ok());
     }
 
     #[test]
-    fn an_unbooked_or_partly_booked_payout_prices_nothing() {
-        let p = payout(300, 200);
-        let never = ev(&p, 300);
-        assert_eq!(
-            never,
-            Evidence::NotBooked {
-                shown: U256::ZERO,
-                paid: U256::from(200)
-            }
-        );
-        assert_eq!(never.priced_gap(), None);
-        assert_eq!(
-            ev(&p, 200),
-            Evidence::NotBooked {
-                shown: U256::from(100),
-                paid: U256::from(200)
-            }
-        );
-        // Exactly at the ceiling G + tol: no new loss, not booked.
-        assert!(matches!(ev(&p, 310), Evidence::NotBooked { .. }));
-    }
-
-    #[test]
-    fn a_new_loss_is_priced_net_of_the_payout() {
-        let p = payout(300, 200);
-        // 311 > 300 + 10: a loss arrived; only 311 - 200 is unpaid.
-        assert_eq!(
-            ev(&p, 311),
-            Evidence::NewLoss {
-                net_gap: U256::from(111)
-            }
-        );
-        assert_eq!(ev(&p, 1_000).priced_gap(), Some(U256::from(800)));
-    }
-
-    #[test]
-    fn a_member_that_books_one_payout_of_two_is_not_paid_the_other_again() {
-        // Seq 0: gap 300, 200 paid, never booked. A new loss of 100: the books show 400,
-        // seq 1 is priced from 400 - 200 = 200 and pays 100 (credit 200).
-        let p0 = payout(300, 200);
-        assert_eq!(ev(&p0, 400).priced_gap(), Some(U256::from(200)));
-        let p1 = Payout {
-            seq: 1,
-            gap: U256::from(400),
-            paid: U256::from(100),
-            credit: U256::from(200),
-            booked: false,
+    fn a_payout_is_booked_once_declared() {
+        let p = Payout {
+            seq: 3,
+            paid: U256::from(200),
             closed_ms: 0,
         };
-        // Books that show only seq 1's 100: not booked (seq 0's 200 is still missing).
-        assert!(matches!(ev(&p1, 300), Evidence::NotBooked { .. }));
-        // Books that show both: booked, priced from what remains.
-        assert_eq!(
-            ev(&p1, 100),
-            Evidence::Booked {
-                gap: U256::from(100)
-            }
-        );
-        // Unbooked still, and nothing new: no draw.
-        assert!(matches!(ev(&p1, 400), Evidence::NotBooked { .. }));
-    }
-
-    #[test]
-    fn once_booked_a_later_gap_is_a_new_loss() {
-        // Booked at some block (gap back to 0), then a loss as large as the first.
-        let mut p = payout(300, 200);
-        assert!(matches!(ev(&p, 300), Evidence::NotBooked { .. }));
-        p.booked = true;
-        assert_eq!(
-            ev(&p, 300),
-            Evidence::Booked {
-                gap: U256::from(300)
-            }
-        );
+        assert!(!p.is_booked(None));
+        assert!(!p.is_booked(Some(3)));
+        assert!(p.is_booked(Some(4)));
     }
 
     #[test]
@@ -355,35 +210,19 @@ mod tests {
             }),
             legs_done: vec![remote],
             closed: None,
-            booked: false,
         };
-        let of = |rec: &IncidentRecord, prev: Option<&Payout>| {
-            Payout::of_record(rec, prev, 5, U256::from(DUST), 10)
-        };
-        assert_eq!(of(&rec, None), None);
+        assert_eq!(Payout::of_record(&rec, 5), None);
         rec.closed = Some(CloseReason::Resolved);
-        assert_eq!(of(&rec, None), None);
+        assert_eq!(Payout::of_record(&rec, 5), None);
         rec.closed = Some(CloseReason::Covered);
         // The leg on chain 3 expired unpaid: the member was paid 100 + 200.
-        let p4 = of(&rec, None).unwrap();
         assert_eq!(
-            p4,
-            Payout {
+            Payout::of_record(&rec, 5),
+            Some(Payout {
                 seq: 4,
-                gap: U256::from(1_000),
                 paid: U256::from(300),
-                credit: U256::ZERO,
-                booked: false,
                 closed_ms: 5,
-            }
+            })
         );
-        // Seq 4 was priced after seq 3 (gap 600, 250 paid): 1,000 > 610 is a new loss, so
-        // the 250 of seq 3 was credited; had the books shown 350, none was.
-        let mut p3 = payout(600, 250);
-        p3.seq = 3;
-        assert_eq!(of(&rec, Some(&p3)).unwrap().credit, U256::from(250));
-        assert_eq!(of(&rec, Some(&p3)).unwrap().outstanding(), U256::from(550));
-        rec.registration.as_mut().unwrap().draw.gap = U256::from(350);
-        assert_eq!(of(&rec, Some(&p3)).unwrap().credit, U256::ZERO);
     }
 }

@@ -142,7 +142,6 @@ fn records_survive_reopen<R: Reopen>(mut place: R) {
         }),
         legs_done: vec![vault(2)],
         closed: Some(CloseReason::Covered),
-        booked: true,
     };
     let proposal = DrawProposal {
         key,
@@ -206,7 +205,39 @@ fn records_survive_reopen<R: Reopen>(mut place: R) {
     let mut open = incident;
     open.closed = None;
     s.put_incident(&open).unwrap();
-    assert_eq!(s.load().unwrap().incidents, vec![open]);
+    assert_eq!(s.load().unwrap().incidents, vec![open.clone()]);
+    // Records of the first booking rule end with a flag it kept: still read, flag ignored.
+    let (k, mut v) = s.kv().scan(Cf::Incidents).unwrap().remove(0);
+    v.push(1);
+    drop(s);
+    let mut kv = place.open();
+    let mut b = WriteBatch::default();
+    b.put(Cf::Incidents, k.clone(), v.clone());
+    kv.write(b, true).unwrap();
+    let s = NodeStore::open(kv).unwrap();
+    assert_eq!(
+        s.load().unwrap().incidents,
+        vec![open],
+        "old records still load"
+    );
+    // Anything beyond that flag is corruption.
+    drop(s);
+    v.push(0);
+    let mut kv = place.open();
+    let mut b = WriteBatch::default();
+    b.put(Cf::Incidents, k, v);
+    kv.write(b, true).unwrap();
+    let s = NodeStore::open(kv).unwrap();
+    assert!(
+        matches!(
+            s.load(),
+            Err(StoreError::Corrupt {
+                cf: "incidents",
+                ..
+            })
+        ),
+        "trailing bytes are refused"
+    );
 }
 
 fn batches_are_atomic_and_scans_ordered<R: Reopen>(mut place: R) {

@@ -599,19 +599,6 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         &self.resolved
     }
 
-    /// Records that the member's books showed the payout of covered incident `key` (the
-    /// view saw it at a confirmed block), so that it stays booked across restarts.
-    pub fn note_booked(&mut self, key: IncidentKey) -> Result<(), MachineError> {
-        let Some(mut rec) = self.store.get_incident(&key)? else {
-            return Ok(());
-        };
-        if rec.closed == Some(CloseReason::Covered) && !rec.booked {
-            rec.booked = true;
-            self.store.put_incident(&rec)?;
-        }
-        Ok(())
-    }
-
     /// Highest seq of each member closed with a registered draw.
     pub fn closed_through(&self) -> &BTreeMap<B256, u64> {
         &self.closed_through
@@ -679,7 +666,6 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             registration: None,
             legs_done: Vec::new(),
             closed: None,
-            booked: false,
         };
         self.store.put_incident(&rec)?;
         if self.resolved.get(&key.member) == Some(&key.seq) {

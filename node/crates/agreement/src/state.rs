@@ -174,9 +174,6 @@ pub struct IncidentRecord {
     pub legs_done: Vec<VaultId>,
     /// Set when closed.
     pub closed: Option<CloseReason>,
-    /// For a covered incident: the member's books showed its payout at a confirmed block
-    /// (the booking rule, [`crate::booking`]); any later gap is a new loss.
-    pub booked: bool,
 }
 
 /// Durable state of one threshold action.
@@ -353,7 +350,6 @@ impl<K: Kv> NodeStore<K> {
             Some(CloseReason::Covered) => 1,
             Some(CloseReason::Resolved) => 2,
         });
-        w.bool(rec.booked);
         self.put(Cf::Incidents, k.into_bytes(), w.into_bytes())
     }
 
@@ -406,8 +402,10 @@ impl<K: Kv> NodeStore<K> {
                 });
             }
         };
-        // Records written before the booking rule end here.
-        let booked = if r.is_empty() { false } else { r.bool()? };
+        // Records of the first booking rule carry a flag it kept; the rule no longer needs it.
+        if !r.is_empty() {
+            r.bool()?;
+        }
         r.finish()?;
         Ok(IncidentRecord {
             key,
@@ -418,7 +416,6 @@ impl<K: Kv> NodeStore<K> {
             registration,
             legs_done,
             closed,
-            booked,
         })
     }
 

@@ -505,7 +505,7 @@ pub enum SignalKind {
     ChainHalt,
     /// Raised by an operator.
     Operator,
-    /// A covered member's books do not show a payout after the booking timeout.
+    /// A covered member's books do not declare a payout booked after the booking timeout.
     PayoutNotBooked,
 }
 
@@ -591,7 +591,7 @@ pub enum BreakerKind {
     Depeg,
     /// Raised by an operator.
     Operator,
-    /// A covered member's books do not show a payout after the booking timeout.
+    /// A covered member's books do not declare a payout booked after the booking timeout.
     PayoutNotBooked,
 }
 

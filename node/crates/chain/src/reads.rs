@@ -13,7 +13,7 @@ use alloy::eips::{BlockId, RpcBlockHash};
 use alloy::primitives::{Address, B256, I256, U256};
 use alloy::providers::DynProvider;
 use backstop_contracts::bindings::{
-    BackstopVault, IBackstopVault, MockMember, MockOracle, MockToken,
+    BackstopVault, IBackstopMember, IBackstopVault, MockOracle, MockToken,
 };
 
 use crate::rpc::{CallError, RpcError, RpcPool};
@@ -68,13 +68,16 @@ pub enum ReadError {
     },
 }
 
-/// A member protocol's solvency at a block.
+/// A member protocol's books at a block (`IBackstopMember`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Solvency {
     /// Assets, pool-token units.
     pub assets: U256,
     /// Liabilities, pool-token units.
     pub liabilities: U256,
+    /// `bookedDraws()`: how many of its draws' payouts the books include; `None` when the
+    /// member has no such view (the call reverts or returns nothing).
+    pub booked_draws: Option<u64>,
 }
 
 impl Solvency {
@@ -187,27 +190,55 @@ impl<'a> Reader<'a> {
         Ok(block.block_id())
     }
 
-    /// `solvency()` of a member protocol.
+    /// `solvency()` and `bookedDraws()` of a member protocol, at the same block.
     pub async fn solvency(
         &self,
         block: &PinnedBlock,
         member: Address,
     ) -> Result<Solvency, ReadError> {
         let id = self.check(block)?;
-        let r = self
+        let books = self.pool.call("solvency", |p| async move {
+            Ok(IBackstopMember::new(member, p)
+                .solvency()
+                .block(id)
+                .call()
+                .await?)
+        });
+        let (books, booked_draws) = tokio::try_join!(books, self.booked_draws(id, member))?;
+        Ok(Solvency {
+            assets: books.assets,
+            liabilities: books.liabilities,
+            booked_draws,
+        })
+    }
+
+    /// `bookedDraws()` of a member protocol; `None` when it has no such view: the call
+    /// reverts, or returns no data (no code, or a fallback). Both are facts of the block, so
+    /// every node reading it agrees; a failed request is an error, never `None`.
+    pub async fn booked_draws(
+        &self,
+        id: BlockId,
+        member: Address,
+    ) -> Result<Option<u64>, RpcError> {
+        let read = self
             .pool
-            .call("solvency", |p| async move {
-                Ok(MockMember::new(member, p)
-                    .solvency()
+            .call("bookedDraws", |p| async move {
+                match IBackstopMember::new(member, p)
+                    .bookedDraws()
                     .block(id)
                     .call()
-                    .await?)
+                    .await
+                {
+                    Ok(n) => Ok(Some(n)),
+                    Err(alloy::contract::Error::ZeroData(..)) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
             })
-            .await?;
-        Ok(Solvency {
-            assets: r.assets,
-            liabilities: r.liabilities,
-        })
+            .await;
+        match read {
+            Err(e) if e.is_revert() => Ok(None),
+            other => other,
+        }
     }
 
     /// `latestRoundData()` of an AggregatorV3 oracle.

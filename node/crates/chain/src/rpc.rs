@@ -150,6 +150,15 @@ impl RpcError {
             _ => None,
         }
     }
+
+    /// Whether the node refused a call because it reverted (JSON-RPC code 3, or an
+    /// "execution reverted" message as some nodes answer with -32000): a fact of the state
+    /// read, unlike an unknown block or a refused request.
+    pub fn is_revert(&self) -> bool {
+        self.rejection().is_some_and(|(code, message, _)| {
+            *code == 3 || message.to_ascii_lowercase().contains("revert")
+        })
+    }
 }
 
 struct Endpoint {

@@ -234,6 +234,7 @@ async fn pinned_reads_at_an_older_block_return_that_blocks_state() {
     assert_eq!((vault_x.threshold, vault_x.pause_threshold), (3, 2));
     assert!(!vault_x.paused);
     assert_eq!(solvency_x.assets, U256::from(1_000 * UNIT));
+    assert_eq!(solvency_x.booked_draws, Some(0));
     assert_eq!(member_x.next_seq, 0);
     assert!(!member_x.frozen);
 
@@ -255,7 +256,7 @@ async fn pinned_reads_at_an_older_block_return_that_blocks_state() {
     let sigs = sign_all(&draw, &chain.id(), &keys[..THRESHOLD]);
     let r = mined(chain.vault().registerDraw(draw.clone(), sigs)).await;
     assert!(r.status());
-    mined(chain.member().setSolvency(U256::from(7), U256::from(9))).await;
+    mined(chain.member().setBooks(U256::from(7), U256::from(9), 1)).await;
     mined(
         chain
             .oracle()
@@ -310,6 +311,21 @@ async fn pinned_reads_at_an_older_block_return_that_blocks_state() {
     assert!(vault_y.bucket_available < U256::from(BUCKET_CAPACITY));
     let s = reader.solvency(&y, chain.member_contract).await.unwrap();
     assert_eq!((s.assets, s.liabilities), (U256::from(7), U256::from(9)));
+    assert_eq!(s.booked_draws, Some(1));
+    // A member contract without `bookedDraws()` (the token reverts on it; an account with
+    // no code returns nothing) declares nothing: a value of the block, not an error.
+    let token = reader.solvency(&y, chain.token).await;
+    assert!(token.is_err(), "the token has no solvency(): {token:?}");
+    let no_view = reader
+        .booked_draws(y.block_id(), chain.token)
+        .await
+        .unwrap();
+    assert_eq!(no_view, None);
+    let eoa = reader
+        .booked_draws(y.block_id(), Address::repeat_byte(0x77))
+        .await
+        .unwrap();
+    assert_eq!(eoa, None);
     let o = reader.oracle(&y, chain.oracle).await.unwrap();
     assert_eq!(
         o.answer,

@@ -92,8 +92,6 @@ pub mod defaults {
     pub const SETTLE_MS: u64 = 3_000;
     /// `agreement.booking_timeout_ms`.
     pub const BOOKING_TIMEOUT_MS: u64 = 60_000;
-    /// `agreement.booking_tolerance_bps`.
-    pub const BOOKING_TOLERANCE_BPS: u64 = 10;
     /// `agreement.draw_ttl_secs`.
     pub const DRAW_TTL_SECS: u64 = 3_600;
     /// `agreement.leg_ttl_secs`.
@@ -312,8 +310,6 @@ pub struct AgreementSection {
     /// Time a covered member gets for its books to show a payout before this node raises
     /// the "payout not booked" signal, ms.
     pub booking_timeout_ms: u64,
-    /// Rounding allowed in a member's booking of a payout, basis points of the payout.
-    pub booking_tolerance_bps: u64,
     /// Validity of a draw's digest (deadline = proposal time + this), s.
     pub draw_ttl_secs: u64,
     /// Validity of a leg release, s.

@@ -748,13 +748,6 @@ fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSect
         " ms",
     )?;
     ctx.range(
-        "agreement.booking_tolerance_bps",
-        a.booking_tolerance_bps,
-        0,
-        1_000,
-        " bps",
-    )?;
-    ctx.range(
         "agreement.draw_ttl_secs",
         a.draw_ttl_secs,
         60,
@@ -775,7 +768,6 @@ fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSect
         submit_delay_ms: a.submit_delay_ms,
         settle_ms: a.settle_ms,
         booking_timeout_ms: a.booking_timeout_ms,
-        booking_tolerance_bps: a.booking_tolerance_bps,
         draw_ttl_secs: a.draw_ttl_secs,
         leg_ttl_secs: a.leg_ttl_secs,
         action_ttl_secs: a.action_ttl_secs,

@@ -670,16 +670,6 @@ fn parse_errors_have_positions_and_ranges_are_checked() {
         "agreement.booking_timeout_ms",
         "999 is out of range 1000..=86400000 ms",
     );
-    let e = refuse(&edit(
-        EXAMPLE,
-        "booking_tolerance_bps = 10",
-        "booking_tolerance_bps = 1001",
-    ));
-    assert_refused(
-        &e,
-        "agreement.booking_tolerance_bps",
-        "out of range 0..=1000",
-    );
     let ok = Config::from_str(
         &edit(
             EXAMPLE,

@@ -108,7 +108,7 @@ pub enum SignalKind {
     ChainHalt,
     /// Raised by an operator.
     Operator,
-    /// A covered member's books do not show a payout after the booking timeout.
+    /// A covered member's books do not declare a payout booked after the booking timeout.
     PayoutNotBooked,
 }
 

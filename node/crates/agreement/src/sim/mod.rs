@@ -8,18 +8,40 @@
 //! of honest nodes from their stores, message delay, loss, duplication, reordering and
 //! partitions until a heal time, 2 or 3 chains, 1 or 2 members with losses, threshold
 //! actions (approved ones requested at one honest node; unapproved ones pushed by byzantine
-//! nodes).
+//! nodes). Each member books its payouts at once, late, partly, never, or lies
+//! ([`chain::Booking`]): with its gap it declares the draws its books include (`bookedDraws()`,
+//! [`chain::World::booked_draws`]); an honest member declares a draw once each of its legs is
+//! paid and shown in full or expired unpaid, a liar every draw as soon as it is registered;
+//! about 1 member in 16 has no such view. Each vault bounds what it pays a member within a
+//! coverage window (a limit below the per-incident cap, the cap, or 0). The nodes' views
+//! price a draw `seq > 0` only if the declaration at its pinned home block passes
+//! [`crate::booking::check`], from the gap reported there; they keep nothing node-local.
 //!
 //! Checked on every run ([`run`] returns a [`SimFailure`] otherwise):
 //! - no honest node emits two signatures over different digests for one sign-guard key
 //!   (draw `(member, seq, attempt)`, leg `(draw hash, vault)`, action `(vault, id)`);
 //! - at most one registered draw per `(member, seq)`; every paid remote leg is a leg of a
 //!   registered draw with that amount; paid per draw ≤ its amount ≤ its gap and the cap;
-//!   paid to a member ≤ its losses (no over-coverage);
+//! - (a) no vault counts (so pays) any member, liars included, more than its coverage limit
+//!   within any closed interval of its coverage window's length;
+//! - (b) no draw `seq > 0` is registered unless the member's declaration at the draw's
+//!   pinned home block was at least `seq`;
+//! - (c) no over-coverage of an honest member: at every time, what the vaults paid it is at
+//!   most its losses so far; every draw of an honest member is priced net of earlier
+//!   payouts (its amount ≤ the losses at its pinned home block − everything its earlier
+//!   draws paid, ever); a member whose books never show a payout in full (partial, never)
+//!   or without the view is paid by one draw at most, its last; a liar may be paid beyond
+//!   its losses, but only within (a);
 //! - no unapproved threshold action is executed;
-//! - after the heal time (network whole, crashed nodes restarted, t honest nodes connected)
-//!   every loss is covered, every honest node has closed every incident and every approved
-//!   action is executed within [`LIVENESS_BOUND_MS`].
+//! - after the heal time (network whole, crashed nodes restarted, t honest nodes connected),
+//!   within [`LIVENESS_BOUND_MS`]: every approved action is executed; no honest member can
+//!   be paid more by the booking rule (with a nonzero coverage limit); an honest member
+//!   with the view whose books show every payout (at once or late) has booked them all and
+//!   has no loss left unpaid; a partial, never or view-less member left with a gap has its
+//!   next draw refused as not booked by some view; every honest node has closed every
+//!   incident, except one with no draw for an honest member the booking rule or a zero
+//!   coverage limit leaves unpaid (its gap stays, so the incident stays open), and any
+//!   incident of a liar (it may be paid again as long as its windows allow).
 //!
 //! The trace hash is the keccak of the ordered log of processed events; the same seed gives
 //! the same hash.
@@ -40,7 +62,7 @@ use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::{
     ClearAlert, FreezeMember, LegRelease, RaiseAlert, Signable, VaultId, sign_digest,
 };
-use chain::{Fact, SimChain, SimMember, SimView, World, WorldRef};
+use chain::{Booking, DUST, Fact, Refusal, SimChain, SimMember, SimView, World, WorldRef};
 use rng::Rng;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,6 +154,44 @@ pub struct SimReport {
     pub settled_at: u64,
     /// Heal time (ms).
     pub heal_at: u64,
+    /// Members by booking behaviour: instant, late, partial, never, false (liars).
+    pub bookings: [usize; 5],
+    /// Members without the `bookedDraws()` view (covered once).
+    pub no_view_members: usize,
+    /// Members with a zero coverage limit (nothing coverable).
+    pub zero_window_members: usize,
+    /// `(member, seq)` some view refused because the books at the pinned home block did not
+    /// declare the previous draw booked.
+    pub refused_not_booked: usize,
+    /// `(member, seq)` some view refused because the coverage window left was zero.
+    pub refused_window: usize,
+    /// `(member, seq)` refused as not booked, then registered (the books caught up).
+    pub refused_then_registered: usize,
+    /// Members that cannot declare what they were paid (partial, never, no view), were paid
+    /// by a draw, and then had their next draw refused as not booked.
+    pub stopped_then_refused: usize,
+    /// Registered draws `seq > 0` of honest members after a loss that arrived since the
+    /// previous draw's pinned block (the case the gap alone cannot tell from a partial
+    /// booking).
+    pub new_loss_draws: usize,
+    /// Registered draws whose amount or a leg a coverage window bounded.
+    pub window_limited: usize,
+    /// Transactions a coverage window reverted (`CoverageExceeded`).
+    pub window_reverts: usize,
+    /// Draws registered for liars.
+    pub liar_draws: usize,
+    /// What the vaults paid liars, in all.
+    pub liar_paid: u64,
+    /// The liars' losses, in all.
+    pub liar_losses: u64,
+    /// Liars paid beyond their losses.
+    pub liars_over_losses: usize,
+    /// The most any vault counted for a liar within one window interval, basis points of its
+    /// coverage limit (at most 10,000 by invariant (a)).
+    pub liar_peak_window_bps: u64,
+    /// Liars (with a nonzero limit) that some vault counted their whole limit within one
+    /// window interval: the window, not the rule, stopped them.
+    pub liars_at_limit: usize,
 }
 
 #[derive(Debug)]
@@ -303,6 +363,7 @@ impl<D: Disk> Sim<D> {
                 // Often too small for a draw alone, so remote legs are exercised.
                 balance0: U256::from(rng.range(5_000, 150_000)),
                 payouts: Vec::new(),
+                coverage: BTreeMap::new(),
                 registered: BTreeMap::new(),
                 leg_paid: BTreeMap::new(),
                 actions: BTreeMap::new(),
@@ -311,8 +372,9 @@ impl<D: Disk> Sim<D> {
         let heal_at = rng.range(10_000, 40_000);
         let member_count = rng.range(1, 2) as usize;
         let mut members = Vec::new();
+        let cap = 1_000_000u64;
         for i in 0..member_count {
-            let shocks = (0..rng.range(1, 3))
+            let shocks: Vec<(u64, U256)> = (0..rng.range(1, 3))
                 .map(|_| {
                     (
                         rng.range(3_000, heal_at.saturating_sub(2_000)),
@@ -320,23 +382,62 @@ impl<D: Disk> Sim<D> {
                     )
                 })
                 .collect();
+            let home = rng.range(0, chain_count as u64 - 1) as usize;
+            let booking = match rng.range(0, 19) {
+                0..=7 => Booking::Instant,
+                // Longer than the machine's settle time (3 s).
+                8..=11 => Booking::Late {
+                    delay_ms: rng.range(3_500, 25_000),
+                },
+                12..=14 => Booking::Partial {
+                    bps: rng.range(1_000, 9_000),
+                },
+                15..=16 => Booking::Never,
+                _ => Booking::False,
+            };
+            // A liar declares; about 1 honest member in 16 has no `bookedDraws()` view.
+            let declares = !booking.honest() || rng.range(0, 15) != 0;
+            let lost: u64 = shocks.iter().map(|(_, a)| a.to::<u64>()).sum();
+            let coverage_limit = match rng.range(0, 9) {
+                0 => 0,
+                // Below the cap and often below one loss: several draws, or one limited draw.
+                1..=4 => rng.range(lost / 5 + 1, lost),
+                _ => cap,
+            };
             members.push(SimMember {
                 id: keccak256([i as u8, 0xbb]),
-                home: rng.range(0, chain_count as u64 - 1) as usize,
-                cap: U256::from(1_000_000u64),
+                home,
+                cap: U256::from(cap),
                 shocks,
+                booking,
+                declares,
+                coverage_limit: U256::from(coverage_limit),
+                coverage_window_s: rng.range(4, 20),
             });
         }
-        // Enough in the pool overall to cover every loss twice.
+        // Enough in the pool overall to cover every honest member's losses twice, and on top
+        // of it what the liars' windows let them take until the run's last possible payment
+        // (each window interval at most the limit, on each vault).
+        let horizon_s = (heal_at + LIVENESS_BOUND_MS) / 1000 + 120;
         let losses: u64 = members
             .iter()
+            .filter(|m| m.booking.honest())
             .flat_map(|m| m.shocks.iter())
             .map(|(_, a)| a.to::<u64>())
             .sum();
+        let liars: u64 = members
+            .iter()
+            .filter(|m| !m.booking.honest())
+            .map(|m| {
+                let per_vault =
+                    m.coverage_limit.to::<u64>() * (horizon_s / m.coverage_window_s.max(1) + 2);
+                per_vault * chain_count as u64
+            })
+            .sum();
         let pool: u64 = chains.iter().map(|c| c.balance0.to::<u64>()).sum();
-        if pool < 2 * losses {
+        if pool < 2 * losses + liars {
             let c = rng.range(0, chain_count as u64 - 1) as usize;
-            chains[c].balance0 += U256::from(2 * losses - pool);
+            chains[c].balance0 += U256::from(2 * losses + liars - pool);
         }
         let world = World {
             block_ms: 1_000,
@@ -350,6 +451,7 @@ impl<D: Disk> Sim<D> {
             approved: BTreeMap::new(),
             facts: Vec::new(),
             txs: Vec::new(),
+            notes: chain::ViewNotes::default(),
         };
         let world = Rc::new(RefCell::new(world));
 
@@ -656,10 +758,7 @@ impl<D: Disk> Sim<D> {
                 })
                 .collect()
         };
-        let alt_draw = {
-            let w = self.world.borrow();
-            w.compute_draw(&p.key, &alt_pinned).ok()
-        };
+        let alt_draw = self.world.borrow().compute_draw(&p.key, &alt_pinned).ok();
         let mut alt = p.clone();
         alt.pinned = alt_pinned;
         alt.draw = match alt_draw {
@@ -868,22 +967,109 @@ impl<D: Disk> Sim<D> {
         out
     }
 
-    fn settled(&self) -> bool {
+    /// Whether honest member `m` could be paid more at `ms`: a nonzero coverage limit, a
+    /// reported gap above dust, and the booking rule passes its declaration for its next seq.
+    /// Neither the window left (with a nonzero limit it frees within two windows) nor the
+    /// previous draw's pending legs (they are paid or expire) are consulted.
+    fn coverable(w: &World, m: usize, ms: u64) -> bool {
+        let member = &w.members[m];
+        member.booking.honest()
+            && !member.coverage_limit.is_zero()
+            && w.gap(m, ms) > DUST
+            && crate::booking::check(w.next_seq(m, ms), w.booked_draws(m, ms)).is_ok()
+    }
+
+    /// Why the run has not settled yet (`None` once it has): see the module's liveness.
+    fn unsettled(&self) -> Option<String> {
         let w = self.world.borrow();
-        let end = u64::MAX;
-        let covered = (0..w.members.len()).all(|m| w.gap(m, end).is_zero());
-        let actions = w.approved.keys().all(|(v, id)| {
-            w.chains
+        let now = self.now;
+        for (m, member) in w.members.iter().enumerate() {
+            // A liar may be paid again as long as its windows allow: only they bound it.
+            if !member.booking.honest() {
+                continue;
+            }
+            let seq = w.next_seq(m, now);
+            let declared = w.booked_draws(m, now);
+            let gap = w.gap(m, now);
+            if Self::coverable(&w, m, now) {
+                return Some(format!(
+                    "member {m} ({:?}, view {}) can still be paid: seq {seq}, declares \
+                     {declared:?}, gap {gap}",
+                    member.booking, member.declares
+                ));
+            }
+            if member.coverage_limit.is_zero() {
+                continue;
+            }
+            if member.declares_all() {
+                let (paid, booked) = (w.paid_to(m, now), w.booked(m, now));
+                if booked != paid {
+                    return Some(format!(
+                        "member {m} ({:?}) has booked {booked} of the {paid} paid",
+                        member.booking
+                    ));
+                }
+                let unpaid = w.unpaid(m, now);
+                if unpaid > DUST {
+                    return Some(format!(
+                        "member {m} ({:?}) booked every payout, yet {unpaid} of its losses is \
+                         unpaid: seq {seq}, declares {declared:?}, gap {gap}",
+                        member.booking
+                    ));
+                }
+            } else if gap > DUST && seq > 0 {
+                let key = IncidentKey {
+                    member: member.id,
+                    seq,
+                };
+                if !w.notes.refused.contains(&(key, Refusal::NotBooked)) {
+                    return Some(format!(
+                        "member {m} ({:?}, view {}) has a gap {gap} and declares {declared:?}, \
+                         yet no view has refused its draw {seq} as not booked",
+                        member.booking, member.declares
+                    ));
+                }
+            }
+        }
+        if let Some((v, id)) = w.approved.keys().find(|(v, id)| {
+            !w.chains
                 .iter()
                 .any(|c| c.vault == *v && c.actions.contains_key(id))
-        });
-        let closed = self.nodes.iter().all(|n| {
-            n.byz.is_some()
-                || n.machine
-                    .as_ref()
-                    .is_some_and(|m| m.open_incidents().is_empty() && m.open_actions() == 0)
-        });
-        covered && actions && closed
+        }) {
+            return Some(format!(
+                "approved action {id} on chain {} not executed",
+                v.chain_id
+            ));
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.byz.is_some() {
+                continue;
+            }
+            let Some(machine) = n.machine.as_ref() else {
+                return Some(format!("node {i} is down"));
+            };
+            if machine.open_actions() > 0 {
+                return Some(format!("node {i} has open actions"));
+            }
+            for (key, _) in machine.open_incidents() {
+                // Open without a draw for an honest member nothing more can be paid, whose gap
+                // stays: the machine has nothing to do, nor may it close the incident.
+                // A liar's incidents are not waited for.
+                let waiting = w.member_index(&key.member).is_some_and(|m| {
+                    !w.members[m].booking.honest()
+                        || (w.next_seq(m, now) == key.seq
+                            && w.gap(m, now) > DUST
+                            && !Self::coverable(&w, m, now)
+                            && machine
+                                .incident(&key)
+                                .is_some_and(|r| r.registration.is_none()))
+                });
+                if !waiting {
+                    return Some(format!("node {i} has incident {key:?} open"));
+                }
+            }
+        }
+        None
     }
 
     /// State summary for failure messages.
@@ -891,10 +1077,47 @@ impl<D: Disk> Sim<D> {
         let w = self.world.borrow();
         let gaps: Vec<String> = (0..w.members.len())
             .map(|m| {
+                let member = &w.members[m];
+                let mut shocks = member.shocks.clone();
+                shocks.sort();
+                let shocks: Vec<String> = shocks.iter().map(|(t, a)| format!("{a}@{t}")).collect();
+                let draws: Vec<String> = w.chains[member.home]
+                    .registered
+                    .iter()
+                    .filter(|(k, _)| k.member == member.id)
+                    .map(|(k, (at, hash, d))| {
+                        let pinned = chain::pinned_ms(d);
+                        let paid: Vec<String> = w
+                            .payments_to(m)
+                            .filter(|p| p.draw_hash == *hash)
+                            .map(|p| format!("{}@{}", p.amount, p.at))
+                            .collect();
+                        format!(
+                            "seq {} pinned@{pinned} (declared {:?}) registered@{at} gap {} \
+                             amount {} paid [{}]",
+                            k.seq,
+                            w.booked_draws(m, pinned),
+                            d.gap,
+                            d.amount,
+                            paid.join(" ")
+                        )
+                    })
+                    .collect();
                 format!(
-                    "member {m} gap {} next_seq {}",
-                    w.gap(m, u64::MAX),
-                    w.next_seq(m, u64::MAX)
+                    "member {m} ({:?}, view {}, window {} per {} s) losses {} paid {} booked {} \
+                     gap {} next_seq {} declares {:?}; shocks [{}]; draws [{}]",
+                    member.booking,
+                    member.declares,
+                    member.coverage_limit,
+                    member.coverage_window_s,
+                    w.losses(m, self.now),
+                    w.paid_to(m, self.now),
+                    w.booked(m, self.now),
+                    w.gap(m, self.now),
+                    w.next_seq(m, self.now),
+                    w.booked_draws(m, self.now),
+                    shocks.join(" "),
+                    draws.join("; ")
                 )
             })
             .collect();
@@ -906,12 +1129,17 @@ impl<D: Disk> Sim<D> {
                 (Some(_), _) => format!("{i}:byzantine"),
                 (None, None) => format!("{i}:down"),
                 (None, Some(m)) => format!(
-                    "{i}:open {:?} actions {} {:?}",
+                    "{i}:open {:?} actions {} payouts {:?} {:?}",
                     m.open_incidents()
                         .iter()
                         .map(|(k, a)| (k.seq, *a))
                         .collect::<Vec<_>>(),
                     m.open_actions(),
+                    w.members
+                        .iter()
+                        .filter_map(|member| m.view().payout(&member.id))
+                        .map(|p| (p.seq, p.paid))
+                        .collect::<Vec<_>>(),
                     m.stats()
                 ),
             })
@@ -1002,15 +1230,146 @@ impl<D: Disk> Sim<D> {
             }
         }
         for m in 0..w.members.len() {
-            let (paid, lost) = (w.paid_to(m, u64::MAX), w.losses(m, u64::MAX));
-            if paid > lost {
-                return Err(fail(
-                    seed,
-                    format!("over-coverage: member {m} paid {paid} for losses {lost}"),
+            let honest = w.members[m].booking.honest();
+            Self::check_windows(&w, m)
+                .and_then(|()| Self::check_declared(&w, m))
+                .and_then(|()| {
+                    if honest {
+                        Self::check_covered(&w, m)?;
+                        Self::check_pricing(&w, m)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|r| fail(seed, format!("{r}; {}", self.describe())))?;
+        }
+        Ok(())
+    }
+
+    /// (b) No draw `seq > 0` of member `m` is registered unless the member's declaration at
+    /// the draw's pinned home block was at least `seq`.
+    fn check_declared(w: &World, m: usize) -> Result<(), String> {
+        let member = &w.members[m];
+        for (key, _, _, draw) in w.draws_of(m, u64::MAX) {
+            let pinned = chain::pinned_ms(draw);
+            let declared = w.booked_draws(m, pinned);
+            if key.seq > 0 && declared.is_none_or(|n| n < key.seq) {
+                return Err(format!(
+                    "draw {} of member {m} ({:?}, view {}) registered although its books at \
+                     the pinned home block ({pinned} ms) declared {declared:?}",
+                    key.seq, member.booking, member.declares
                 ));
             }
         }
         Ok(())
+    }
+
+    /// (c) No over-coverage of honest member `m`: at every payment, what the vaults paid it
+    /// so far is at most its losses so far.
+    fn check_covered(w: &World, m: usize) -> Result<(), String> {
+        let times: BTreeSet<u64> = w.payments_to(m).map(|p| p.at).collect();
+        for t in times {
+            let (paid, lost) = (w.paid_to(m, t), w.losses(m, t));
+            if paid > lost {
+                return Err(format!(
+                    "over-coverage: member {m} ({:?}) paid {paid} by {t} ms for losses {lost}",
+                    w.members[m].booking
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// (c) Every draw of honest member `m` is priced net of earlier payouts: its amount ≤
+    /// the losses at its pinned home block − everything the member's earlier draws paid
+    /// (ever). A member that cannot declare a payout (its books never show one in full, or
+    /// it has no view) is paid by one draw at most, its last.
+    fn check_pricing(w: &World, m: usize) -> Result<(), String> {
+        let member = &w.members[m];
+        let mut paid_before = U256::ZERO;
+        for (key, _, hash, draw) in w.draws_of(m, u64::MAX) {
+            let pinned_ms = chain::pinned_ms(draw);
+            let lost = w.losses(m, pinned_ms);
+            if draw.amount > lost.saturating_sub(paid_before) {
+                return Err(format!(
+                    "draw {} of member {m} ({:?}) pays {} but at its pinned block the member \
+                     had lost {lost} and been paid {paid_before} by its earlier draws",
+                    key.seq, member.booking, draw.amount
+                ));
+            }
+            if !member.declares_all() && !paid_before.is_zero() {
+                return Err(format!(
+                    "draw {} of member {m} ({:?}, view {}) registered after an earlier draw \
+                     paid it {paid_before}, which its books cannot declare",
+                    key.seq, member.booking, member.declares
+                ));
+            }
+            paid_before += w
+                .payments_to(m)
+                .filter(|p| p.draw_hash == hash)
+                .map(|p| p.amount)
+                .sum::<U256>();
+        }
+        Ok(())
+    }
+
+    /// What each vault counted for member `m`, as (chain, timestamp s, amount): the home
+    /// vault whole draws when it registers them, a remote vault the legs it pays.
+    fn counted(w: &World, m: usize) -> Vec<(usize, u64, U256)> {
+        let member = &w.members[m];
+        let ts = |at: u64| chain::GENESIS_S + at / 1000;
+        let mut out = Vec::new();
+        for (_, at, hash, draw) in w.draws_of(m, u64::MAX) {
+            out.push((member.home, ts(at), draw.amount));
+            for (c, chain) in w.chains.iter().enumerate() {
+                if c == member.home {
+                    continue;
+                }
+                if let (Some(paid_at), Some(leg)) = (
+                    chain.leg_paid.get(&hash),
+                    draw.legs.iter().find(|l| l.chainId == chain.vault.chain_id),
+                ) {
+                    out.push((c, ts(*paid_at), leg.amount));
+                }
+            }
+        }
+        out
+    }
+
+    /// The most any vault counted for member `m` within one closed interval of
+    /// `coverage_window_s` seconds, as (amount, chain, start s); checked on every interval
+    /// starting at a counted payment (the heaviest interval starts at one).
+    fn peak_window(w: &World, m: usize) -> Option<(U256, usize, u64)> {
+        let window = w.members[m].coverage_window_s;
+        let counted = Self::counted(w, m);
+        counted
+            .iter()
+            .map(|&(c, start, _)| {
+                let sum: U256 = counted
+                    .iter()
+                    .filter(|(cc, t, _)| *cc == c && *t >= start && *t <= start + window)
+                    .map(|(_, _, a)| *a)
+                    .sum();
+                (sum, c, start)
+            })
+            .max()
+    }
+
+    /// (a) No vault counts (so pays) member `m`, liar or not, more than its coverage limit
+    /// within any closed interval of `coverage_window_s` seconds.
+    fn check_windows(w: &World, m: usize) -> Result<(), String> {
+        let member = &w.members[m];
+        match Self::peak_window(w, m) {
+            Some((sum, c, start)) if sum > member.coverage_limit => Err(format!(
+                "chain {} counted {sum} for member {m} ({:?}) within [{start}, {}] s, above \
+                 its coverage limit {} per {} s",
+                w.chains[c].vault.chain_id,
+                member.booking,
+                start + member.coverage_window_s,
+                member.coverage_limit,
+                member.coverage_window_s
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn run(&mut self) -> Result<SimReport, SimFailure> {
@@ -1100,16 +1459,18 @@ impl<D: Disk> Sim<D> {
                 }
                 Ev::Check => {
                     self.check_safety()?;
-                    if self.settled() {
+                    let unsettled = self.unsettled();
+                    if unsettled.is_none() {
                         settled_at = Some(self.now);
                         // Let queued deliveries drain; no new ticks or noise.
                     } else if self.now >= deadline {
                         return Err(fail(
                             seed,
                             format!(
-                                "liveness: not settled {} ms after the heal at {} ms; {}",
+                                "liveness: not settled {} ms after the heal at {} ms: {}; {}",
                                 LIVENESS_BOUND_MS,
                                 self.heal_at,
+                                unsettled.unwrap_or_default(),
                                 self.describe()
                             ),
                         ));
@@ -1127,6 +1488,76 @@ impl<D: Disk> Sim<D> {
             .filter(|(_, _, o)| *o == chain::TxOutcome::Applied)
             .count();
         let trace_hash = std::mem::replace(&mut self.trace, Keccak256::new()).finalize();
+        let notes = &w.notes;
+        let refused = |r: Refusal| notes.refused.iter().filter(|(_, x)| *x == r).count();
+        let mut bookings = [0usize; 5];
+        for member in &w.members {
+            bookings[member.booking.index()] += 1;
+        }
+        // Registered draws: (key, how some view priced it).
+        let registered: Vec<(IncidentKey, Option<chain::Pricing>)> = w
+            .facts
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Fact::Registered { key, draw_hash, .. } => {
+                    Some((*key, notes.priced.get(draw_hash).copied()))
+                }
+                _ => None,
+            })
+            .collect();
+        let stopped_then_refused = w
+            .members
+            .iter()
+            .filter(|member| {
+                member.booking.honest()
+                    && !member.declares_all()
+                    && notes.refused.iter().any(|(k, r)| {
+                        *r == Refusal::NotBooked
+                            && k.member == member.id
+                            && registered
+                                .iter()
+                                .any(|(rk, _)| rk.member == k.member && rk.seq + 1 == k.seq)
+                    })
+            })
+            .count();
+        let refused_then_registered = notes
+            .refused
+            .iter()
+            .filter(|(k, r)| *r == Refusal::NotBooked && registered.iter().any(|(rk, _)| rk == k))
+            .count();
+        let window_reverts = w
+            .txs
+            .iter()
+            .filter(|(_, _, o)| *o == chain::TxOutcome::Reverted("CoverageExceeded"))
+            .count();
+        let mut new_loss_draws = 0;
+        let (mut liar_draws, mut liar_paid, mut liar_losses) = (0, 0u64, 0u64);
+        let (mut liars_over_losses, mut liar_peak_window_bps, mut liars_at_limit) = (0, 0u64, 0);
+        for (m, member) in w.members.iter().enumerate() {
+            let draws: Vec<u64> = w
+                .draws_of(m, u64::MAX)
+                .map(|(_, _, _, d)| chain::pinned_ms(d))
+                .collect();
+            if member.booking.honest() {
+                new_loss_draws += draws
+                    .windows(2)
+                    .filter(|p| member.shocks.iter().any(|(t, _)| *t > p[0] && *t <= p[1]))
+                    .count();
+                continue;
+            }
+            let (paid, lost) = (w.paid_to(m, u64::MAX), w.losses(m, u64::MAX));
+            liar_draws += draws.len();
+            liar_paid += paid.to::<u64>();
+            liar_losses += lost.to::<u64>();
+            liars_over_losses += usize::from(paid > lost);
+            if let Some((peak, _, _)) = Self::peak_window(&w, m)
+                && !member.coverage_limit.is_zero()
+            {
+                let bps = peak * U256::from(10_000u64) / member.coverage_limit;
+                liar_peak_window_bps = liar_peak_window_bps.max(bps.to::<u64>());
+                liars_at_limit += usize::from(peak == member.coverage_limit);
+            }
+        }
         Ok(SimReport {
             seed,
             n: self.nodes.len(),
@@ -1141,6 +1572,29 @@ impl<D: Disk> Sim<D> {
             txs_reverted: w.txs.len() - applied,
             settled_at: settled_at.unwrap_or(self.now),
             heal_at: self.heal_at,
+            bookings,
+            no_view_members: w.members.iter().filter(|m| !m.declares).count(),
+            zero_window_members: w
+                .members
+                .iter()
+                .filter(|m| m.coverage_limit.is_zero())
+                .count(),
+            refused_not_booked: refused(Refusal::NotBooked),
+            refused_window: refused(Refusal::Window),
+            refused_then_registered,
+            stopped_then_refused,
+            new_loss_draws,
+            window_limited: registered
+                .iter()
+                .filter(|(_, p)| p.is_some_and(|p| p.window_limited))
+                .count(),
+            window_reverts,
+            liar_draws,
+            liar_paid,
+            liar_losses,
+            liars_over_losses,
+            liar_peak_window_bps,
+            liars_at_limit,
         })
     }
 }
