@@ -25,7 +25,7 @@
 //! - Test support: a failed step panics with a message that names the step and the chain.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -129,12 +129,23 @@ pub fn recipient_of(i: usize) -> Address {
 }
 
 /// A free loopback port (bound, then released: another process may take it in between).
+/// Never the same port twice in one process: the kernel may hand out a just-released port
+/// again, and tests running in parallel would then give two listeners one port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind a loopback port")
-        .local_addr()
-        .expect("local address of a bound socket")
-        .port()
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind a loopback port")
+            .local_addr()
+            .expect("local address of a bound socket")
+            .port();
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Spawns the project's anvil with `chain_id` on `port` (any free port if `None`).
