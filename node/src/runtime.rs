@@ -473,32 +473,35 @@ where
 
     // Supervision: the first of shutdown, a task ending, or the core ending.
     let mut core_task = core_task;
+    let core_result =
+        |r: Result<Result<crate::core::NodeMachine, _>, tokio::task::JoinError>| match r {
+            Ok(Ok(m)) => Ok(Some(m)),
+            Ok(Err(e)) => Err(RuntimeError::from(e)),
+            Err(e) => Err(RuntimeError::TaskStopped(format!("core: {e}"))),
+        };
     let outcome: Result<Option<crate::core::NodeMachine>, RuntimeError> = tokio::select! {
         biased;
         _ = shutdown.changed() => {
             info!("shutdown requested");
-            match (&mut core_task).await {
-                Ok(Ok(m)) => Ok(Some(m)),
-                Ok(Err(e)) => Err(e.into()),
-                Err(e) => Err(RuntimeError::TaskStopped(format!("core: {e}"))),
-            }
+            core_result((&mut core_task).await)
         }
-        r = &mut core_task => match r {
-            Ok(Ok(m)) => {
-                // The core only returns by itself on shutdown.
-                Ok(Some(m))
-            }
-            Ok(Err(e)) => Err(e.into()),
-            Err(e) => Err(RuntimeError::TaskStopped(format!("core: {e}"))),
-        },
+        // The core only returns by itself on shutdown.
+        r = &mut core_task => core_result(r),
         Some(done) = tasks.join_next() => {
             let (name, why) = match done {
                 Ok((name, Ok(()))) => (name, "ended".to_string()),
                 Ok((name, Err(e))) => (name, e),
                 Err(e) => ("a task".to_string(), e.to_string()),
             };
-            error!(task = %name, reason = %why, "supervised task stopped; stopping the node");
-            Err(RuntimeError::TaskStopped(format!("{name}: {why}")))
+            if *shutdown.borrow() {
+                // A task that ends once shutdown was requested (the API server drains at
+                // once) is the graceful path, not a failure: the store is still flushed.
+                info!(task = %name, "task stopped for shutdown");
+                core_result((&mut core_task).await)
+            } else {
+                error!(task = %name, reason = %why, "supervised task stopped; stopping the node");
+                Err(RuntimeError::TaskStopped(format!("{name}: {why}")))
+            }
         }
     };
     net.shutdown().await;

@@ -217,7 +217,22 @@ async fn gap_is_covered_across_three_chains_by_four_nodes_then_by_three() {
     // two other vaults, pro rata.
     cover(&net, &nodes, &[0, 1, 2, 3], 0, U256::from(16_100 * UNIT)).await;
 
-    nodes[3].stop();
+    // SIGTERM while the node is busy: a clean exit that flushes the store, no error path.
+    let status = nodes[3].stop();
+    let log = nodes[3].log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}\n{log}"
+    );
+    let stopping = log
+        .split_once("signal received; shutting down")
+        .map(|(_, after)| after)
+        .unwrap_or_else(|| panic!("the node saw no signal:\n{log}"));
+    assert!(stopping.contains("store flushed; node stopped"), "{log}");
+    assert!(
+        !stopping.contains("ERROR"),
+        "a graceful stop logs no error:\n{log}"
+    );
     cover(&net, &nodes, &[0, 1, 2], 1, U256::from(12_100 * UNIT)).await;
 }
 
