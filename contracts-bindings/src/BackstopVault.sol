@@ -714,11 +714,7 @@ contract BackstopVault is IBackstopVault, ERC4626, EIP712 {
     ///      plus epoch e + 1 up to and including P by the limit, and the interval's payments are
     ///      a part of these. Nothing is ever forgotten before two epochs (2 W) have passed, hence
     ///      "conservative": a payment frees its coverage between W and 2 W after it was made.
-    function _coverageAfter(bytes32 id, uint256 window, uint256 limit, uint256 amount)
-        internal
-        view
-        returns (uint256)
-    {
+    function _coverageAfter(bytes32 id, uint256 window, uint256 limit, uint256 amount) internal view returns (uint256) {
         (uint256 record, uint256 used) = _coverageNow(id, window);
         uint256 available = limit > used ? limit - used : 0;
         if (amount > available) revert CoverageExceeded(id, amount, available);
