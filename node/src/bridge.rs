@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
 use backstop_api::model::{
-    self as m, ApiState, BreakerEffectView, BreakerView, ChainView, EventKind, IncidentPhase,
-    IncidentView, LegStatus, LegView, MemberView, NodeEvent, PeerView, SignalView, VaultView,
+    self as m, ApiState, BreakerEffectView, BreakerView, ChainView, ClockView, EventKind,
+    IncidentPhase, IncidentView, LegStatus, LegView, MemberView, NodeEvent, PeerView, SignalView,
+    VaultView,
 };
 use backstop_api::{AdminCommand, AdminError, AdminRequest, Metrics};
 use backstop_p2p::message::SignalKind;
@@ -368,6 +369,14 @@ fn refresh_model(api: &ApiState, facts: &Facts, obs: &Observers, snap: &crate::c
         model.incidents = incidents;
         model.signals = signal_views;
         model.breakers = breakers;
+        model.clock = ClockView {
+            clock_offset_ms: snap.clock.as_ref().map(|c| c.offset_ms),
+            clock_warning: snap
+                .clock
+                .as_ref()
+                .map(|c| c.warning.clone())
+                .unwrap_or_default(),
+        };
     });
     debug!("api model refreshed");
 }

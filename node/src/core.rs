@@ -41,6 +41,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::chains::{ChainAccess, ChainInput, ChainSpec, FetchSet, fetch_pinned, reconcile};
+use crate::clock::{ClockCheck, ClockReport, Skew};
 use crate::convert;
 use crate::detect::{Assertion, Detectors};
 use crate::journal::{Change, Journal, Phase};
@@ -166,6 +167,8 @@ pub struct Snapshot {
     pub expiry_ms: u64,
     /// Chains quarantined (halted or by policy).
     pub quarantined: BTreeSet<u64>,
+    /// This node's clock against the chains (`None` before the first confirmed block).
+    pub clock: Option<ClockReport>,
 }
 
 /// Notable events for the API stream and metrics.
@@ -231,6 +234,8 @@ pub struct Core {
     wake: Option<u64>,
     policy: Policy,
     detectors: Detectors,
+    /// This node's clock against the chains' block timestamps.
+    clock: ClockCheck,
     /// Next reconciliation (ms) of each open incident; `None` while one runs.
     reconcile_at: BTreeMap<IncidentKey, Option<u64>>,
     /// Proposals waiting for a block being fetched, by that block.
@@ -254,6 +259,7 @@ impl Core {
         detectors: Detectors,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(256);
+        let machine_pin_age = machine.view().config().max_pin_age_s;
         let status = chains
             .keys()
             .map(|c| (*c, ChainStatus::default()))
@@ -274,6 +280,7 @@ impl Core {
             notices,
             action_ttl_s,
             wake: None,
+            clock: ClockCheck::new(machine_pin_age),
             policy,
             detectors,
             reconcile_at: BTreeMap::new(),
@@ -698,6 +705,9 @@ impl Core {
                 let st = self.status.entry(chain_id).or_default();
                 st.head = st.head.max(snap.block.number);
                 st.confirmed = Some(snap.clone());
+                if let Some(change) = self.clock.on_block(chain_id, snap.timestamp, now) {
+                    log_clock(&change);
+                }
                 // Detectors see the block before the observations it carries reach the
                 // machine, so a suspicion blocks attesting from the same block on.
                 let mut found = self.detectors.on_snapshot(&snap, now);
@@ -1075,8 +1085,18 @@ impl Core {
                 .collect(),
             expiry_ms: self.policy.config().expiry_ms,
             quarantined: self.machine.view().quarantined(),
+            clock: self.clock.report(),
         };
         self.snapshot.send_replace(Arc::new(snap));
+    }
+}
+
+/// Logs a change of the clock verdict: a warning while skewed, a note when it is fine again.
+fn log_clock(change: &ClockReport) {
+    let offset_s = change.offset_ms as f64 / 1000.0;
+    match change.skew {
+        Skew::Fine => info!(offset_s, "clock agrees with the chains again"),
+        Skew::Ahead | Skew::Behind => warn!(offset_s, "{}", change.warning),
     }
 }
 

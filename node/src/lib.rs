@@ -12,6 +12,7 @@
 
 pub mod bridge;
 pub mod chains;
+pub mod clock;
 pub mod convert;
 pub mod core;
 pub mod detect;

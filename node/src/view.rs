@@ -331,8 +331,9 @@ impl NodeView {
             })?;
             if s.timestamp.saturating_add(self.cfg.max_pin_age_s) < now_ms / 1000 {
                 return Err(ViewError::Policy(format!(
-                    "pinned block {} of chain {} is too old",
-                    p.number, p.chain_id
+                    "pinned block {} of chain {} is older than {} s by this node's clock \
+                     (a clock ahead of the chains refuses every block: see the clock in GetStatus)",
+                    p.number, p.chain_id, self.cfg.max_pin_age_s
                 )));
             }
             snaps.push(s);

@@ -2,7 +2,8 @@
 //! loopback. A member's gap on its home chain is covered from the vaults of all three
 //! chains; every balance afterwards matches the allocation exactly, and the API reports the
 //! incident closed with its transactions. Then, with one node stopped, a second gap is
-//! covered the same way (t = 3 of 4).
+//! covered the same way (t = 3 of 4). And a node whose clock disagrees with the chains says
+//! so in its status and its log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -287,4 +288,76 @@ async fn bad_configs_are_refused_with_file_key_and_reason() {
             assert!(out.contains(e), "{e:?} missing from:\n{out}");
         }
     }
+}
+
+/// The status `GetStatus` answers for `node` (`None` while it does not answer).
+async fn status(node: &Node) -> Option<backstop_api::proto::NodeStatus> {
+    let mut c = backstop_api::client::client(&node.api).await.ok()?;
+    c.get_status(backstop_api::proto::GetStatusRequest {})
+        .await
+        .ok()?
+        .into_inner()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_that_disagrees_with_the_chains_is_reported() {
+    use alloy::providers::ext::AnvilApi;
+
+    let params = ConsortiumParams {
+        mine_every: Some(Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let net = deploy_consortium(&CHAINS, N, &params).await;
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = configure(root.path(), &net, &Options::default());
+    start_all(&mut nodes).await;
+
+    // In agreement: an offset of a block or two, no warning.
+    wait_for(
+        "a clock offset",
+        &nodes,
+        Duration::from_secs(30),
+        || async {
+            status(&nodes[0])
+                .await
+                .is_some_and(|s| s.clock_offset_ms.is_some())
+        },
+    )
+    .await;
+    let s = status(&nodes[0]).await.unwrap();
+    let offset = s.clock_offset_ms.unwrap();
+    assert!((-15_000..15_000).contains(&offset), "offset {offset} ms");
+    assert!(s.clock_warning.is_empty(), "{}", s.clock_warning);
+
+    // Every chain's time jumps 10 minutes ahead: to the nodes, their clocks are behind.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for chain in &net.chains {
+        chain.provider.anvil_set_time(now + 600).await.unwrap();
+    }
+    wait_for(
+        "a clock warning",
+        &nodes,
+        Duration::from_secs(30),
+        || async {
+            status(&nodes[0])
+                .await
+                .is_some_and(|s| s.clock_warning.contains("behind the chains"))
+        },
+    )
+    .await;
+    let s = status(&nodes[0]).await.unwrap();
+    assert!(s.clock_offset_ms.unwrap() <= -590_000, "{s:?}");
+    assert!(
+        s.ready,
+        "a skewed node is still up; the warning says what is wrong"
+    );
+    let log = nodes[0].log();
+    assert!(
+        log.contains("behind the chains"),
+        "the node logs the warning:\n{log}"
+    );
 }

@@ -902,7 +902,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             }
             Err(e) => {
                 self.stats.rejected_by_view += 1;
-                debug!(member = %p.key.member, seq = p.key.seq, attempt = p.attempt, error = %e, "proposal refused");
+                // Proposals are few (one per attempt): an operator sees why this node did not sign.
+                info!(member = %p.key.member, seq = p.key.seq, attempt = p.attempt, error = %e, "proposal refused; not attesting");
                 false
             }
         }

@@ -22,8 +22,8 @@ use tonic::transport::{Channel, Endpoint};
 use crate::admin::AdminRequest;
 use crate::convert;
 use crate::model::{
-    BreakerView, ChainView, EffectStatus, IncidentView, MemberView, NodeEvent, NodeStatus,
-    PeerView, SignalView, to_hex,
+    BreakerView, ChainView, ClockView, EffectStatus, IncidentView, MemberView, NodeEvent,
+    NodeStatus, PeerView, SignalView, to_hex,
 };
 
 /// Time allowed to open the connection.
@@ -598,7 +598,21 @@ fn render_status(s: &NodeStatus) -> String {
         ),
         ("signals", format!("{} active", c.signals_active)),
         ("breakers", format!("{} active", c.breakers_active)),
+        ("clock", render_clock(&s.clock)),
     ])
+}
+
+/// The clock line of `GetStatus`: the offset, and the warning when there is one.
+fn render_clock(c: &ClockView) -> String {
+    let offset = match c.clock_offset_ms {
+        None => "no block yet".to_owned(),
+        Some(ms) => format!("{:+.1} s against the chains", ms as f64 / 1000.0),
+    };
+    if c.clock_warning.is_empty() {
+        offset
+    } else {
+        format!("{offset}: WARNING {}", c.clock_warning)
+    }
 }
 
 /// Human form of `ListPeers`.

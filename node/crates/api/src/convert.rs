@@ -7,9 +7,10 @@
 use backstop_proto::v1 as pb;
 
 use crate::model::{
-    AttestationView, BreakerEffectView, BreakerKind, BreakerView, ChainView, EffectStatus,
-    EventKind, IncidentPhase, IncidentView, LegStatus, LegView, MemberView, NodeEvent, NodeInfo,
-    NodeStatus, PeerView, SignalKind, SignalView, StatusCounts, TimelineEntry, VaultView,
+    AttestationView, BreakerEffectView, BreakerKind, BreakerView, ChainView, ClockView,
+    EffectStatus, EventKind, IncidentPhase, IncidentView, LegStatus, LegView, MemberView,
+    NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind, SignalView, StatusCounts, TimelineEntry,
+    VaultView,
 };
 
 /// An enum value the model does not know.
@@ -212,6 +213,8 @@ pub fn status_to_pb(s: NodeStatus) -> pb::NodeStatus {
         incidents_total: s.counts.incidents_total,
         signals_active: s.counts.signals_active,
         breakers_active: s.counts.breakers_active,
+        clock_offset_ms: s.clock.clock_offset_ms,
+        clock_warning: s.clock.clock_warning,
     }
 }
 
@@ -238,6 +241,10 @@ pub fn status_from_pb(s: pb::NodeStatus) -> NodeStatus {
             incidents_total: s.incidents_total,
             signals_active: s.signals_active,
             breakers_active: s.breakers_active,
+        },
+        clock: ClockView {
+            clock_offset_ms: s.clock_offset_ms,
+            clock_warning: s.clock_warning,
         },
     }
 }

@@ -16,6 +16,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -228,7 +229,8 @@ pub(crate) static API_SERVER: LazyLock<ApiServerMetrics> = LazyLock::new(ApiServ
 /// `backstop_proposal_to_certificate_seconds`, `backstop_gap_to_closed_seconds`,
 /// `backstop_submissions_total{chain,kind}`, `backstop_submission_failures_total{chain,kind}`,
 /// `backstop_gossip_rejects_total{reason}`, `backstop_signals{kind,state}`,
-/// `backstop_breakers_active{kind}`, `backstop_chain_quarantined{chain_id}`, and the
+/// `backstop_breakers_active{kind}`, `backstop_chain_quarantined{chain_id}`,
+/// `backstop_clock_offset_seconds`, `backstop_clock_skewed`, and the
 /// operator API server's own `backstop_api_admin_refused_total{reason}`,
 /// `backstop_api_connections_closed_total{reason}`, `backstop_api_connections_open`,
 /// `backstop_api_accept_errors_total` and `backstop_api_invalid_requests_total`
@@ -248,6 +250,8 @@ pub struct Metrics {
     signals: Family<KindStateLabels, Gauge>,
     breakers_active: Family<KindLabel, Gauge>,
     chain_quarantined: Family<ChainIdLabel, Gauge>,
+    clock_offset: Gauge<f64, AtomicU64>,
+    clock_skewed: Gauge,
 }
 
 impl Default for Metrics {
@@ -272,6 +276,18 @@ impl Metrics {
         let signals = Family::<KindStateLabels, Gauge>::default();
         let breakers_active = Family::<KindLabel, Gauge>::default();
         let chain_quarantined = Family::<ChainIdLabel, Gauge>::default();
+        let clock_offset = Gauge::<f64, AtomicU64>::default();
+        let clock_skewed = Gauge::default();
+        registry.register(
+            "clock_offset_seconds",
+            "This node's clock minus the timestamp of the freshest confirmed block over the chains",
+            clock_offset.clone(),
+        );
+        registry.register(
+            "clock_skewed",
+            "1 while the node's clock disagrees with the chains (see GetStatus clock_warning)",
+            clock_skewed.clone(),
+        );
         registry.register(
             "peers_connected",
             "Consortium peers with an open connection",
@@ -361,6 +377,8 @@ impl Metrics {
             signals,
             breakers_active,
             chain_quarantined,
+            clock_offset,
+            clock_skewed,
         }
     }
 
@@ -478,6 +496,11 @@ impl Metrics {
     pub fn refresh_from(&self, model: &Model) {
         let connected = model.peers.iter().filter(|p| p.connected).count();
         self.set_peers_connected(u64::try_from(connected).unwrap_or(u64::MAX));
+        if let Some(ms) = model.clock.clock_offset_ms {
+            self.clock_offset.set(ms as f64 / 1000.0);
+        }
+        self.clock_skewed
+            .set(i64::from(!model.clock.clock_warning.is_empty()));
         for chain in &model.chains {
             self.set_chain_heads(chain.chain_id, chain.head_number, chain.confirmed_head);
         }

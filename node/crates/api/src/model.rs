@@ -242,6 +242,19 @@ pub struct NodeStatus {
     /// Counts derived from the model.
     #[serde(flatten)]
     pub counts: StatusCounts,
+    /// This node's clock against the chains.
+    #[serde(flatten)]
+    pub clock: ClockView,
+}
+
+/// This node's clock against the chains' block timestamps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClockView {
+    /// `now - timestamp` of the freshest confirmed block over the chains (ms); `None`
+    /// before the first block.
+    pub clock_offset_ms: Option<i64>,
+    /// Empty while the clock agrees with the chains; else what is wrong and what it does.
+    pub clock_warning: String,
 }
 
 /// Another consortium node.
@@ -812,6 +825,8 @@ pub struct Model {
     pub signals: Vec<SignalView>,
     /// Circuit breakers, active and recently ended.
     pub breakers: Vec<BreakerView>,
+    /// This node's clock against the chains.
+    pub clock: ClockView,
 }
 
 impl Model {
@@ -1068,6 +1083,7 @@ impl ApiState {
             ready: m.ready,
             uptime_seconds,
             counts: m.counts(),
+            clock: m.clock.clone(),
         })
     }
 
