@@ -290,6 +290,9 @@ async fn bad_configs_are_refused_with_file_key_and_reason() {
     }
 }
 
+/// libfaketime's preload library (Debian's path).
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 /// The status `GetStatus` answers for `node` (`None` while it does not answer).
 async fn status(node: &Node) -> Option<backstop_api::proto::NodeStatus> {
     let mut c = backstop_api::client::client(&node.api).await.ok()?;
@@ -311,7 +314,77 @@ async fn a_clock_that_disagrees_with_the_chains_is_reported() {
     let net = deploy_consortium(&CHAINS, N, &params).await;
     let root = tempfile::tempdir().unwrap();
     let mut nodes = configure(root.path(), &net, &Options::default());
+    // node-3's clock runs 10 minutes ahead (libfaketime, installed by
+    // testnet/install-system-deps; timers keep the real monotonic clock).
+    assert!(
+        Path::new(FAKETIME_LIB).exists(),
+        "{FAKETIME_LIB} is missing: run testnet/install-system-deps (apt-get install libfaketime)"
+    );
+    nodes[3].env = vec![
+        ("LD_PRELOAD".into(), FAKETIME_LIB.into()),
+        ("FAKETIME".into(), "+600s".into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ("FAKETIME_DONT_RESET".into(), "1".into()),
+    ];
     start_all(&mut nodes).await;
+
+    // Ahead by more than a pinned block's maximum age: every block looks stale to it, it
+    // attests nothing, and it says so.
+    wait_for(
+        "node-3's clock warning",
+        &nodes,
+        Duration::from_secs(30),
+        || async {
+            status(&nodes[3])
+                .await
+                .is_some_and(|s| s.clock_warning.contains("ahead of every chain"))
+        },
+    )
+    .await;
+    let s = status(&nodes[3]).await.unwrap();
+    let offset = s.clock_offset_ms.unwrap();
+    assert!((590_000..615_000).contains(&offset), "offset {offset} ms");
+    assert!(
+        s.clock_warning.contains("attests nothing"),
+        "{}",
+        s.clock_warning
+    );
+    assert!(
+        nodes[3].log().contains("ahead of every chain"),
+        "{}",
+        nodes[3].log_tail()
+    );
+    // A gap: the three others pay it; node-3 signs nothing.
+    let (assets, _) = solvency(&net, 0).await;
+    net.set_solvency(0, assets, assets + U256::from(1_000 * UNIT))
+        .await;
+    let m = net.member(0);
+    let home = net.chain(m.spec.home_chain_id);
+    wait_for(
+        "a draw paid without node-3",
+        &nodes,
+        Duration::from_secs(60),
+        || async {
+            !home
+                .vault()
+                .drawOf(m.spec.id, 0)
+                .call()
+                .await
+                .unwrap()
+                .is_zero()
+        },
+    )
+    .await;
+    let guardian = s.guardian_address.to_lowercase();
+    let signers: Vec<String> = incidents(&nodes[0])
+        .await
+        .iter()
+        .flat_map(|i| i.attestations.iter().map(|a| a.signer.to_lowercase()))
+        .collect();
+    assert!(
+        !signers.is_empty() && !signers.contains(&guardian),
+        "{signers:?}"
+    );
 
     // In agreement: an offset of a block or two, no warning.
     wait_for(

@@ -27,6 +27,8 @@ pub struct Node {
     pub dir: PathBuf,
     pub api: String,
     pub child: Option<Child>,
+    /// Extra environment of the process (e.g. a faked clock).
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -35,6 +37,7 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_backstop"))
             .args(["node", "--config"])
             .arg(self.dir.join("node.toml"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -183,6 +186,7 @@ pub fn configure(root: &Path, net: &Consortium, opts: &Options) -> Vec<Node> {
                 dir,
                 api: format!("http://127.0.0.1:{api_port}"),
                 child: None,
+                env: Vec::new(),
             }
         })
         .collect()
