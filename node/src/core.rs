@@ -259,7 +259,7 @@ impl Core {
         detectors: Detectors,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(256);
-        let machine_pin_age = machine.view().config().max_pin_age_s;
+        let max_pin_age_s = machine.view().config().max_pin_age_s;
         let status = chains
             .keys()
             .map(|c| (*c, ChainStatus::default()))
@@ -280,7 +280,7 @@ impl Core {
             notices,
             action_ttl_s,
             wake: None,
-            clock: ClockCheck::new(machine_pin_age),
+            clock: ClockCheck::new(max_pin_age_s),
             policy,
             detectors,
             reconcile_at: BTreeMap::new(),

@@ -376,11 +376,22 @@ async fn a_clock_that_disagrees_with_the_chains_is_reported() {
     )
     .await;
     let guardian = s.guardian_address.to_lowercase();
-    let signers: Vec<String> = incidents(&nodes[0])
-        .await
-        .iter()
-        .flat_map(|i| i.attestations.iter().map(|a| a.signer.to_lowercase()))
-        .collect();
+    let signers = || async {
+        incidents(&nodes[0])
+            .await
+            .iter()
+            .flat_map(|i| i.attestations.iter().map(|a| a.signer.to_lowercase()))
+            .collect::<Vec<String>>()
+    };
+    // node-0's API shows the draw's attestations once its model refreshed.
+    wait_for(
+        "node-0 lists the attestations",
+        &nodes,
+        Duration::from_secs(30),
+        || async { signers().await.len() >= 3 },
+    )
+    .await;
+    let signers = signers().await;
     assert!(
         !signers.is_empty() && !signers.contains(&guardian),
         "{signers:?}"
