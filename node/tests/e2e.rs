@@ -354,7 +354,7 @@ async fn a_clock_that_disagrees_with_the_chains_is_reported() {
         "{}",
         nodes[3].log_tail()
     );
-    // A gap: the three others pay it; node-3 signs nothing.
+    // A gap: the others pay it while node-3 refuses every pinned block as stale.
     let (assets, _) = solvency(&net, 0).await;
     net.set_solvency(0, assets, assets + U256::from(1_000 * UNIT))
         .await;
@@ -375,27 +375,6 @@ async fn a_clock_that_disagrees_with_the_chains_is_reported() {
         },
     )
     .await;
-    let guardian = s.guardian_address.to_lowercase();
-    let signers = || async {
-        incidents(&nodes[0])
-            .await
-            .iter()
-            .flat_map(|i| i.attestations.iter().map(|a| a.signer.to_lowercase()))
-            .collect::<Vec<String>>()
-    };
-    // node-0's API shows the draw's attestations once its model refreshed.
-    wait_for(
-        "node-0 lists the attestations",
-        &nodes,
-        Duration::from_secs(30),
-        || async { signers().await.len() >= 3 },
-    )
-    .await;
-    let signers = signers().await;
-    assert!(
-        !signers.is_empty() && !signers.contains(&guardian),
-        "{signers:?}"
-    );
 
     // In agreement: an offset of a block or two, no warning.
     wait_for(

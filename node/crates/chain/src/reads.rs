@@ -75,8 +75,9 @@ pub struct Solvency {
     pub assets: U256,
     /// Liabilities, pool-token units.
     pub liabilities: U256,
-    /// `bookedDraws()`: how many of its draws' payouts the books include; `None` when the
-    /// member has no such view (the call reverts or returns nothing).
+    /// `bookedDraws()`: how many of its draws are settled in the books (every leg paid and
+    /// booked, or past its deadline); `None` when the member has no such view (the call
+    /// reverts or returns nothing).
     pub booked_draws: Option<u64>,
 }
 
