@@ -303,6 +303,20 @@ async fn status(node: &Node) -> Option<backstop_api::proto::NodeStatus> {
         .status
 }
 
+/// Waits (up to 30 s) until node `i`'s status satisfies `pred`, and returns that status.
+async fn status_when(
+    nodes: &[Node],
+    i: usize,
+    what: &str,
+    pred: impl Fn(&backstop_api::proto::NodeStatus) -> bool,
+) -> backstop_api::proto::NodeStatus {
+    wait_for(what, nodes, Duration::from_secs(30), || async {
+        status(&nodes[i]).await.is_some_and(|s| pred(&s))
+    })
+    .await;
+    status(&nodes[i]).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_that_disagrees_with_the_chains_is_reported() {
     use alloy::providers::ext::AnvilApi;
@@ -330,18 +344,10 @@ async fn a_clock_that_disagrees_with_the_chains_is_reported() {
 
     // Ahead by more than a pinned block's maximum age: every block looks stale to it, it
     // attests nothing, and it says so.
-    wait_for(
-        "node-3's clock warning",
-        &nodes,
-        Duration::from_secs(30),
-        || async {
-            status(&nodes[3])
-                .await
-                .is_some_and(|s| s.clock_warning.contains("ahead of every chain"))
-        },
-    )
+    let s = status_when(&nodes, 3, "node-3's clock warning", |s| {
+        s.clock_warning.contains("ahead of every chain")
+    })
     .await;
-    let s = status(&nodes[3]).await.unwrap();
     let offset = s.clock_offset_ms.unwrap();
     assert!((590_000..615_000).contains(&offset), "offset {offset} ms");
     assert!(
@@ -377,18 +383,7 @@ async fn a_clock_that_disagrees_with_the_chains_is_reported() {
     .await;
 
     // In agreement: an offset of a block or two, no warning.
-    wait_for(
-        "a clock offset",
-        &nodes,
-        Duration::from_secs(30),
-        || async {
-            status(&nodes[0])
-                .await
-                .is_some_and(|s| s.clock_offset_ms.is_some())
-        },
-    )
-    .await;
-    let s = status(&nodes[0]).await.unwrap();
+    let s = status_when(&nodes, 0, "a clock offset", |s| s.clock_offset_ms.is_some()).await;
     let offset = s.clock_offset_ms.unwrap();
     assert!((-15_000..15_000).contains(&offset), "offset {offset} ms");
     assert!(s.clock_warning.is_empty(), "{}", s.clock_warning);
@@ -401,18 +396,10 @@ async fn a_clock_that_disagrees_with_the_chains_is_reported() {
     for chain in &net.chains {
         chain.provider.anvil_set_time(now + 600).await.unwrap();
     }
-    wait_for(
-        "a clock warning",
-        &nodes,
-        Duration::from_secs(30),
-        || async {
-            status(&nodes[0])
-                .await
-                .is_some_and(|s| s.clock_warning.contains("behind the chains"))
-        },
-    )
+    let s = status_when(&nodes, 0, "a clock warning", |s| {
+        s.clock_warning.contains("behind the chains")
+    })
     .await;
-    let s = status(&nodes[0]).await.unwrap();
     assert!(s.clock_offset_ms.unwrap() <= -590_000, "{s:?}");
     assert!(
         s.ready,

@@ -210,11 +210,7 @@ fn records_survive_reopen<R: Reopen>(mut place: R) {
     let (k, mut v) = s.kv().scan(Cf::Incidents).unwrap().remove(0);
     v.push(1);
     drop(s);
-    let mut kv = place.open();
-    let mut b = WriteBatch::default();
-    b.put(Cf::Incidents, k.clone(), v.clone());
-    kv.write(b, true).unwrap();
-    let s = NodeStore::open(kv).unwrap();
+    let s = NodeStore::open(put_raw(&mut place, Cf::Incidents, k.clone(), v.clone())).unwrap();
     assert_eq!(
         s.load().unwrap().incidents,
         vec![open],
@@ -223,11 +219,22 @@ fn records_survive_reopen<R: Reopen>(mut place: R) {
     // Anything beyond that flag is corruption.
     drop(s);
     v.push(0);
+    let s = NodeStore::open(put_raw(&mut place, Cf::Incidents, k, v)).unwrap();
+    assert_incidents_corrupt(&s, "trailing bytes are refused");
+}
+
+/// Writes `value` under `key` in `cf` directly, bypassing the store's encoding; returns the
+/// backend for a [`NodeStore`] to open.
+fn put_raw<R: Reopen>(place: &mut R, cf: Cf, key: Vec<u8>, value: Vec<u8>) -> R::Kv {
     let mut kv = place.open();
     let mut b = WriteBatch::default();
-    b.put(Cf::Incidents, k, v);
+    b.put(cf, key, value);
     kv.write(b, true).unwrap();
-    let s = NodeStore::open(kv).unwrap();
+    kv
+}
+
+/// Loading `s` fails on a corrupt incident record.
+fn assert_incidents_corrupt<K: Kv>(s: &NodeStore<K>, why: &str) {
     assert!(
         matches!(
             s.load(),
@@ -236,7 +243,7 @@ fn records_survive_reopen<R: Reopen>(mut place: R) {
                 ..
             })
         ),
-        "trailing bytes are refused"
+        "{why}"
     );
 }
 
@@ -266,21 +273,8 @@ fn corrupt_values_are_refused<R: Reopen>(mut place: R) {
     {
         let _ = NodeStore::open(place.open()).unwrap();
     }
-    let mut kv = place.open();
-    let mut b = WriteBatch::default();
-    b.put(Cf::Incidents, vec![1], vec![1, 2, 3]);
-    kv.write(b, true).unwrap();
-    let s = NodeStore::open(kv).unwrap();
-    assert!(
-        matches!(
-            s.load(),
-            Err(StoreError::Corrupt {
-                cf: "incidents",
-                ..
-            })
-        ),
-        "a value that does not decode is an error"
-    );
+    let s = NodeStore::open(put_raw(&mut place, Cf::Incidents, vec![1], vec![1, 2, 3])).unwrap();
+    assert_incidents_corrupt(&s, "a value that does not decode is an error");
     // Data without a schema version is refused too.
     drop(s);
     let mut kv = place.open();
