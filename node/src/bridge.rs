@@ -17,12 +17,11 @@ use backstop_api::model::{
     VaultView,
 };
 use backstop_api::{AdminCommand, AdminError, AdminRequest, Metrics};
-use backstop_p2p::message::SignalKind;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::core::{AdminCommand as CoreCommand, AdminError as CoreAdminError, Notice};
-use crate::journal::{IncidentEntry, Phase};
+use crate::journal::IncidentEntry;
 use crate::policy::{Breaker, BreakerKind, Effect, EffectStatus};
 use crate::runtime::{Observers, Params};
 
@@ -117,10 +116,10 @@ pub async fn run(
             n = notices.recv() => match n {
                 Ok(Notice::Incident { change, since_open_s, since_proposal_s }) => {
                     match change.phase {
-                        Phase::Certified => if let Some(s) = since_proposal_s {
+                        IncidentPhase::Certified => if let Some(s) = since_proposal_s {
                             metrics.observe_proposal_to_certificate(Duration::from_secs_f64(s));
                         },
-                        Phase::Closed => metrics.observe_gap_to_closed(Duration::from_secs_f64(since_open_s)),
+                        IncidentPhase::Closed => metrics.observe_gap_to_closed(Duration::from_secs_f64(since_open_s)),
                         _ => {}
                     }
                     api.publish(NodeEvent::now(
@@ -153,7 +152,7 @@ async fn admin(obs: &Observers, request: AdminRequest) -> Result<String, AdminEr
             subject,
             reason,
         } => CoreCommand::RaiseSignal {
-            kind: signal_kind(kind),
+            kind,
             subject: B256::from(subject),
             reason,
         },
@@ -182,48 +181,13 @@ async fn admin(obs: &Observers, request: AdminRequest) -> Result<String, AdminEr
     }
 }
 
-fn signal_kind(k: m::SignalKind) -> SignalKind {
-    match k {
-        m::SignalKind::OracleDeviation => SignalKind::OracleDeviation,
-        m::SignalKind::OracleStale => SignalKind::OracleStale,
-        m::SignalKind::AbnormalOutflow => SignalKind::AbnormalOutflow,
-        m::SignalKind::Depeg => SignalKind::Depeg,
-        m::SignalKind::ChainHalt => SignalKind::ChainHalt,
-        m::SignalKind::Operator => SignalKind::Operator,
-        m::SignalKind::PayoutNotBooked => SignalKind::PayoutNotBooked,
-    }
-}
-
-fn model_kind(k: SignalKind) -> m::SignalKind {
-    match k {
-        SignalKind::OracleDeviation => m::SignalKind::OracleDeviation,
-        SignalKind::OracleStale => m::SignalKind::OracleStale,
-        SignalKind::AbnormalOutflow => m::SignalKind::AbnormalOutflow,
-        SignalKind::Depeg => m::SignalKind::Depeg,
-        SignalKind::ChainHalt => m::SignalKind::ChainHalt,
-        SignalKind::Operator => m::SignalKind::Operator,
-        SignalKind::PayoutNotBooked => m::SignalKind::PayoutNotBooked,
-    }
-}
-
-fn phase(p: Phase) -> IncidentPhase {
-    match p {
-        Phase::Open => IncidentPhase::Open,
-        Phase::Proposed => IncidentPhase::Proposed,
-        Phase::Certified => IncidentPhase::Certified,
-        Phase::Registered => IncidentPhase::Registered,
-        Phase::Releasing => IncidentPhase::Releasing,
-        Phase::Closed => IncidentPhase::Closed,
-    }
-}
-
 /// The API view of a journal entry.
 pub fn incident_view(e: &IncidentEntry) -> IncidentView {
     let amount = e.draw.as_ref().map_or(U256::ZERO, |d| d.amount);
     IncidentView {
         member: e.key.member.to_string(),
         seq: e.key.seq,
-        phase: phase(e.phase),
+        phase: e.phase,
         attempt: e.attempt,
         gap: e.gap.to_string(),
         draw_amount: amount.to_string(),
@@ -347,7 +311,7 @@ fn refresh_model(api: &ApiState, facts: &Facts, obs: &Observers, snap: &crate::c
         .signals
         .iter()
         .map(|(s, confirmed)| SignalView {
-            kind: model_kind(s.kind),
+            kind: s.kind,
             subject: s.subject.to_string(),
             raised_by: s.raisers.keys().map(|&i| name_of(i)).collect(),
             confirmed: *confirmed,

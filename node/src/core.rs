@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
@@ -33,20 +33,21 @@ use backstop_contracts::eip712::{
     pack_signatures,
 };
 use backstop_p2p::catchup::MemoryCatchUpStore;
-use backstop_p2p::message::{GossipMessage, MAX_EVIDENCE_LEN, Signal, SignalKind};
 use backstop_p2p::network::NetworkHandle;
 use backstop_p2p::validation::Validated;
 use backstop_store::RocksKv;
+use backstop_types::time::now_ms;
+use backstop_types::{MAX_EVIDENCE_LEN, Signal, SignalKind};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::chains::{ChainAccess, ChainInput, ChainSpec, FetchSet, fetch_pinned, reconcile};
 use crate::clock::{ClockCheck, ClockReport, Skew};
-use crate::convert;
 use crate::detect::{Assertion, Detectors};
-use crate::journal::{Change, Journal, Phase};
+use crate::journal::{Change, Journal};
 use crate::policy::{Breaker, Effect, Output as PolicyOutput, Policy, SignalEntry};
 use crate::view::{ChainSnapshot, NodeView};
+use backstop_types::IncidentPhase;
 
 /// Most pinned blocks being fetched at once for proposals.
 pub const MAX_FETCHES: usize = 32;
@@ -67,13 +68,6 @@ const RECONCILE_EVERY_MS: u64 = 10_000;
 
 /// The machine as the node runs it.
 pub type NodeMachine = Machine<NodeView, PrivateKeySigner, RocksKv>;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// An operator's request, answered with a line saying what was started.
 #[derive(Debug)]
@@ -152,7 +146,7 @@ pub struct Snapshot {
     /// Incidents.
     pub incidents: Vec<crate::journal::IncidentEntry>,
     /// Counts by phase.
-    pub by_phase: BTreeMap<Phase, usize>,
+    pub by_phase: BTreeMap<IncidentPhase, usize>,
     /// Machine counters.
     pub stats: Stats,
     /// Submissions sent and failed, by (chain, kind).
@@ -219,7 +213,6 @@ pub struct Core {
     machine: NodeMachine,
     net: NetworkHandle,
     /// p2p consortium index → agreement index.
-    indices: Vec<Option<NodeIndex>>,
     chains: BTreeMap<u64, ChainHandle>,
     journal: Journal,
     fetches: FetchSet,
@@ -249,7 +242,6 @@ impl Core {
     pub fn new(
         machine: NodeMachine,
         net: NetworkHandle,
-        indices: Vec<Option<NodeIndex>>,
         chains: BTreeMap<u64, ChainHandle>,
         catchup: Arc<MemoryCatchUpStore>,
         snapshot: watch::Sender<Arc<Snapshot>>,
@@ -267,7 +259,6 @@ impl Core {
         Self {
             machine,
             net,
-            indices,
             chains,
             journal: Journal::default(),
             fetches: FetchSet::default(),
@@ -364,8 +355,7 @@ impl Core {
 
     async fn broadcast(&mut self, m: Message) {
         self.observe_message(self.machine.config().me, &m);
-        let wire = convert::to_wire(m);
-        if let Err(e) = self.net.publish(wire).await {
+        if let Err(e) = self.net.publish(m).await {
             // Recorded in the catch-up store before sending: peers get it when they connect.
             debug!(error = %e, "publish failed");
         }
@@ -374,7 +364,7 @@ impl Core {
     fn observe_message(&mut self, from: NodeIndex, m: &Message) {
         let now = now_ms();
         match m {
-            Message::Proposal(p) => {
+            Message::DrawProposal(p) => {
                 if let Some(c) = self.journal.proposed(p.key, p.attempt, &p.draw, from, now) {
                     self.notice_incident(c);
                 }
@@ -383,15 +373,12 @@ impl Core {
                 self.journal
                     .attested(a.key, a.signature.signer, a.digest, now)
             }
-            Message::LegAttestation(a) => self.journal.attested(
-                IncidentKey {
-                    member: a.release.member,
-                    seq: a.release.seq,
-                },
-                a.signature.signer,
-                a.release.drawHash,
-                now,
-            ),
+            Message::LegAttestation(a) => {
+                if let Some(key) = m.incident() {
+                    self.journal
+                        .attested(key, a.signature.signer, a.draw_hash(), now)
+                }
+            }
             Message::ActionProposal(p) => {
                 // Another node asked for an emergency effect: ours waits while it is carried.
                 let effect = match &p.action {
@@ -409,7 +396,7 @@ impl Core {
                         .requested_elsewhere(p.vault.chain_id, effect, now);
                 }
             }
-            Message::ActionAttestation(_) => {}
+            Message::ActionAttestation(_) | Message::Signal(_) | Message::GapObservation(_) => {}
         }
     }
 
@@ -444,28 +431,25 @@ impl Core {
         let mut reopened = Vec::new();
         for e in self.journal.incidents() {
             let done = closed_by_machine(&e.key);
-            if e.phase != Phase::Closed && done {
+            if e.phase != IncidentPhase::Closed && done {
                 closed.push((e.key, e.draw_hash.is_some()));
-            } else if e.phase == Phase::Closed && e.draw_hash.is_none() && machine.is_open(&e.key) {
+            } else if e.phase == IncidentPhase::Closed
+                && e.draw_hash.is_none()
+                && machine.is_open(&e.key)
+            {
                 reopened.push(e.key);
             }
         }
         let now = now_ms();
         for key in reopened {
-            self.catchup.reopen(backstop_p2p::message::IncidentKey {
-                member: key.member,
-                seq: key.seq,
-            });
+            self.catchup.reopen(key);
             if let Some(c) = self.journal.reopened(key, now) {
                 self.notice_incident(c);
             }
         }
         for (key, registered) in closed {
             let reason = if registered { "covered" } else { "resolved" };
-            self.catchup.close(backstop_p2p::message::IncidentKey {
-                member: key.member,
-                seq: key.seq,
-            });
+            self.catchup.close(key);
             if let Some(c) = self.journal.closed(key, reason, now) {
                 self.notice_incident(c);
             }
@@ -559,7 +543,7 @@ impl Core {
                 // missing, fetched (or parked) again otherwise.
                 for (from, message) in waiting {
                     let missing: Vec<PinnedBlock> = match &message {
-                        Message::Proposal(p) => p
+                        Message::DrawProposal(p) => p
                             .pinned
                             .iter()
                             .filter(|b| !self.machine.view().has(b))
@@ -600,7 +584,7 @@ impl Core {
     }
 
     async fn on_gossip(&mut self, v: &Validated) -> Result<(), CoreError> {
-        if let GossipMessage::Signal(s) = &v.message {
+        if let Message::Signal(s) = &v.message {
             // The envelope authenticated the sender; its clock is not trusted, but an
             // assertion claiming a time outside the window is a replay or a broken clock.
             let now = now_ms();
@@ -612,13 +596,12 @@ impl Core {
             let out = self.policy.assert(v.signer, s.kind, s.subject, None, now);
             return self.apply_policy(out).await;
         }
-        let Some(Some(from)) = self.indices.get(v.signer).copied() else {
+        // The validator checked that the signer is a member: its index fits.
+        let Ok(from) = NodeIndex::try_from(v.signer) else {
             return Ok(());
         };
-        let Some(message) = convert::from_wire(v.message.clone()) else {
-            return Ok(());
-        };
-        if let Message::Proposal(p) = &message {
+        let message = v.message.clone();
+        if let Message::DrawProposal(p) = &message {
             // Only the attempt's proposer makes this node read chain state.
             if self.machine.config().consortium.proposer(&p.key, p.attempt) != from {
                 return self.deliver(from, message).await;
@@ -909,7 +892,7 @@ impl Core {
                 observed_at_ms: now,
                 evidence: evidence.into(),
             };
-            if let Err(e) = self.net.publish(GossipMessage::Signal(signal)).await {
+            if let Err(e) = self.net.publish(Message::Signal(signal)).await {
                 // Re-asserted every interval while the condition holds.
                 debug!(error = %e, "signal not published");
             }

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloy::primitives::{Address, B256, I256, U256};
 use backstop_agreement::booking::Payout;
 use backstop_chain::reads::Solvency;
-use backstop_p2p::message::SignalKind;
+use backstop_types::SignalKind;
 
 use crate::policy::{chain_subject, oracle_subject};
 use crate::view::ChainSnapshot;

@@ -11,6 +11,7 @@ use alloy::primitives::{Address, B256, U256};
 use backstop_agreement::IncidentKey;
 use backstop_agreement::state::IncidentRecord;
 use backstop_contracts::eip712::{Draw, VaultId};
+use backstop_types::IncidentPhase;
 
 /// Most incidents kept.
 pub const MAX_INCIDENTS: usize = 4096;
@@ -18,37 +19,6 @@ pub const MAX_INCIDENTS: usize = 4096;
 pub const MAX_TIMELINE: usize = 256;
 /// Most attestations remembered per incident.
 pub const MAX_ATTESTATIONS: usize = 1024;
-
-/// Where an incident stands, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
-    /// Gap seen.
-    Open,
-    /// A draw was proposed.
-    Proposed,
-    /// A certificate over a draw formed here.
-    Certified,
-    /// The home vault registered a draw.
-    Registered,
-    /// Remote legs are being released.
-    Releasing,
-    /// Every leg paid, expired, or the gap resolved.
-    Closed,
-}
-
-impl Phase {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Open => "open",
-            Phase::Proposed => "proposed",
-            Phase::Certified => "certified",
-            Phase::Registered => "registered",
-            Phase::Releasing => "releasing",
-            Phase::Closed => "closed",
-        }
-    }
-}
 
 /// Which stored incidents the journal shows after a restart, oldest first: every open one
 /// and the newest closed ones, [`MAX_INCIDENTS`] in all (a store may hold far more).
@@ -89,7 +59,7 @@ pub struct IncidentEntry {
     /// Key.
     pub key: IncidentKey,
     /// Phase.
-    pub phase: Phase,
+    pub phase: IncidentPhase,
     /// Latest attempt seen.
     pub attempt: u32,
     /// Gap at the latest observation.
@@ -120,7 +90,7 @@ impl IncidentEntry {
     fn new(key: IncidentKey, now: u64) -> Self {
         Self {
             key,
-            phase: Phase::Open,
+            phase: IncidentPhase::Open,
             attempt: 0,
             gap: U256::ZERO,
             draw: None,
@@ -145,7 +115,7 @@ impl IncidentEntry {
         }
     }
 
-    fn advance(&mut self, phase: Phase) -> bool {
+    fn advance(&mut self, phase: IncidentPhase) -> bool {
         if phase > self.phase {
             self.phase = phase;
             true
@@ -176,7 +146,7 @@ pub struct Change {
     /// Incident.
     pub key: IncidentKey,
     /// New phase.
-    pub phase: Phase,
+    pub phase: IncidentPhase,
     /// Human-readable line.
     pub text: String,
 }
@@ -204,7 +174,7 @@ impl Journal {
             let oldest_closed = self
                 .incidents
                 .iter()
-                .filter(|(_, e)| e.phase == Phase::Closed)
+                .filter(|(_, e)| e.phase == IncidentPhase::Closed)
                 .min_by_key(|(_, e)| e.opened_ms)
                 .map(|(k, _)| *k);
             if let Some(k) = oldest_closed.or_else(|| self.incidents.keys().next().copied())
@@ -237,7 +207,7 @@ impl Journal {
             e.log(now, Some(block), format!("gap of {gap} seen"));
             return Some(Change {
                 key,
-                phase: Phase::Open,
+                phase: IncidentPhase::Open,
                 text: format!("incident {} opened: gap {gap} at block {block}", e.id()),
             });
         }
@@ -255,7 +225,7 @@ impl Journal {
     ) -> Option<Change> {
         let e = self.entry(key, now);
         e.attempt = e.attempt.max(attempt);
-        if e.phase < Phase::Registered {
+        if e.phase < IncidentPhase::Registered {
             e.draw = Some(draw.clone());
         }
         e.log(
@@ -268,9 +238,9 @@ impl Journal {
             ),
         );
         e.proposed_ms.get_or_insert(now);
-        e.advance(Phase::Proposed).then(|| Change {
+        e.advance(IncidentPhase::Proposed).then(|| Change {
             key,
-            phase: Phase::Proposed,
+            phase: IncidentPhase::Proposed,
             text: format!("incident {}: draw of {} proposed", e.id(), draw.amount),
         })
     }
@@ -287,9 +257,9 @@ impl Journal {
     pub fn certified(&mut self, key: IncidentKey, digest: B256, now: u64) -> Option<Change> {
         let e = self.entry(key, now);
         e.log(now, None, format!("certificate over {digest}"));
-        e.advance(Phase::Certified).then(|| Change {
+        e.advance(IncidentPhase::Certified).then(|| Change {
             key,
-            phase: Phase::Certified,
+            phase: IncidentPhase::Certified,
             text: format!("incident {}: certified", e.id()),
         })
     }
@@ -338,9 +308,9 @@ impl Journal {
             ),
         );
         let remote = e.legs.iter().any(|l| !l.paid);
-        e.advance(Phase::Registered);
+        e.advance(IncidentPhase::Registered);
         if remote {
-            e.advance(Phase::Releasing);
+            e.advance(IncidentPhase::Releasing);
         }
         Some(Change {
             key,
@@ -395,14 +365,14 @@ impl Journal {
     /// The core closed the incident.
     pub fn closed(&mut self, key: IncidentKey, reason: &str, now: u64) -> Option<Change> {
         let e = self.incidents.get_mut(&key)?;
-        if !e.advance(Phase::Closed) {
+        if !e.advance(IncidentPhase::Closed) {
             return None;
         }
         e.closed_ms = Some(now);
         e.log(now, None, format!("closed: {reason}"));
         Some(Change {
             key,
-            phase: Phase::Closed,
+            phase: IncidentPhase::Closed,
             text: format!("incident {} closed: {reason}", e.id()),
         })
     }
@@ -437,13 +407,13 @@ impl Journal {
         let e = self.incidents.get_mut(&rec.key);
         let Some(e) = e else { return };
         let phase = match (&rec.closed, &rec.registration) {
-            (Some(_), _) => Phase::Closed,
-            (None, Some(_)) if e.legs.iter().any(|l| !l.paid) => Phase::Releasing,
-            (None, Some(_)) => Phase::Registered,
-            (None, None) => Phase::Open,
+            (Some(_), _) => IncidentPhase::Closed,
+            (None, Some(_)) if e.legs.iter().any(|l| !l.paid) => IncidentPhase::Releasing,
+            (None, Some(_)) => IncidentPhase::Registered,
+            (None, None) => IncidentPhase::Open,
         };
         e.advance(phase);
-        if phase == Phase::Closed {
+        if phase == IncidentPhase::Closed {
             e.closed_ms = Some(now);
         }
         e.log(
@@ -456,7 +426,7 @@ impl Journal {
     /// The core reopened an incident that had resolved without a draw: a fresh entry.
     pub fn reopened(&mut self, key: IncidentKey, now: u64) -> Option<Change> {
         let old = self.incidents.get(&key)?;
-        if old.phase != Phase::Closed || old.draw_hash.is_some() {
+        if old.phase != IncidentPhase::Closed || old.draw_hash.is_some() {
             return None;
         }
         let e = IncidentEntry::new(key, now);
@@ -465,13 +435,13 @@ impl Journal {
         e.log(now, None, "reopened: the gap is back".into());
         Some(Change {
             key,
-            phase: Phase::Open,
+            phase: IncidentPhase::Open,
             text,
         })
     }
 
     /// Counts by phase.
-    pub fn by_phase(&self) -> BTreeMap<Phase, usize> {
+    pub fn by_phase(&self) -> BTreeMap<IncidentPhase, usize> {
         let mut m = BTreeMap::new();
         for e in self.incidents.values() {
             *m.entry(e.phase).or_default() += 1;
@@ -525,24 +495,27 @@ mod tests {
         assert!(j.observed(key, U256::from(100), U256::ZERO, 6, 2).is_none());
         assert_eq!(
             j.proposed(key, 0, &draw, 2, 3).unwrap().phase,
-            Phase::Proposed
+            IncidentPhase::Proposed
         );
         let h = B256::repeat_byte(9);
         let c = j
             .registered(key, h, &draw, home, B256::repeat_byte(7), 8, 4)
             .unwrap();
-        assert_eq!(c.phase, Phase::Releasing);
+        assert_eq!(c.phase, IncidentPhase::Releasing);
         // A late proposal does not move the phase back.
         assert!(j.proposed(key, 1, &draw, 3, 5).is_none());
-        assert_eq!(j.get(&key).unwrap().phase, Phase::Releasing);
+        assert_eq!(j.get(&key).unwrap().phase, IncidentPhase::Releasing);
         assert!(j.leg_paid(h, remote, B256::repeat_byte(8), 9, 6).is_some());
         assert!(j.leg_paid(h, remote, B256::repeat_byte(8), 9, 6).is_none());
-        assert_eq!(j.closed(key, "covered", 7).unwrap().phase, Phase::Closed);
+        assert_eq!(
+            j.closed(key, "covered", 7).unwrap().phase,
+            IncidentPhase::Closed
+        );
         let e = j.get(&key).unwrap();
         assert!(e.legs.iter().all(|l| l.paid));
         assert_eq!(e.transactions.len(), 2);
         assert_eq!(e.uncovered(), U256::from(10));
-        assert_eq!(j.by_phase()[&Phase::Closed], 1);
+        assert_eq!(j.by_phase()[&IncidentPhase::Closed], 1);
 
         // After a restart: what the store kept, in the phase it says.
         let mut rec = IncidentRecord {
@@ -562,14 +535,14 @@ mod tests {
         let mut j = Journal::default();
         j.restored(&rec, 10);
         let e = j.get(&key).unwrap();
-        assert_eq!(e.phase, Phase::Releasing);
+        assert_eq!(e.phase, IncidentPhase::Releasing);
         assert_eq!(e.legs.iter().filter(|l| l.paid).count(), 1, "the home leg");
         rec.key.seq = 1;
         rec.legs_done = vec![remote];
         rec.closed = Some(backstop_agreement::state::CloseReason::Covered);
         j.restored(&rec, 11);
         let e = j.get(&rec.key).unwrap();
-        assert_eq!(e.phase, Phase::Closed);
+        assert_eq!(e.phase, IncidentPhase::Closed);
         assert!(e.legs.iter().all(|l| l.paid));
     }
 

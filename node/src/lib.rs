@@ -1,7 +1,6 @@
 //! The Backstop node as a library: the pieces the `backstop` binary assembles.
 //!
 //! - [`view`]: the node's view of chain state for the agreement core (pure).
-//! - [`convert`]: gossip wire messages ⇄ agreement messages.
 //! - [`chains`]: chain adapters (snapshots, observations, vault facts, start-up checks).
 //! - [`journal`]: the operators' account of each incident.
 //! - [`core`]: the task that owns the agreement machine.
@@ -13,7 +12,6 @@
 pub mod bridge;
 pub mod chains;
 pub mod clock;
-pub mod convert;
 pub mod core;
 pub mod detect;
 pub mod journal;

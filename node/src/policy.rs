@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use alloy::primitives::{Address, B256, U256, keccak256};
-use backstop_p2p::message::SignalKind;
+use backstop_types::SignalKind;
 
 use crate::view::BreakerState;
 

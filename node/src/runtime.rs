@@ -22,7 +22,6 @@ use backstop_chain::rpc::{RpcConfig, RpcPool};
 use backstop_chain::submit::{Submitter, SubmitterConfig};
 use backstop_chain::watcher::{Watcher, WatcherConfig};
 use backstop_p2p::catchup::MemoryCatchUpStore;
-use backstop_p2p::consortium::{Consortium as P2pConsortium, ConsortiumNode};
 use backstop_p2p::network::{self, NetworkConfig, PeerAddr};
 use ed25519_dalek::SigningKey;
 use libp2p::Multiaddr;
@@ -211,7 +210,7 @@ pub async fn run<F>(
 where
     F: FnOnce(Observers, &mut JoinSet<(String, Result<(), String>)>),
 {
-    // Consortium, in both crates' forms, and this node's place in it.
+    // The consortium and this node's place in it.
     let infos: Vec<NodeInfo> = params
         .peers
         .iter()
@@ -222,51 +221,20 @@ where
         .collect();
     let consortium =
         Consortium::new(infos).map_err(|e| RuntimeError::Config(format!("consortium: {e}")))?;
-    let my_key = params.identity.verifying_key().to_bytes();
     let me = consortium
-        .nodes()
-        .iter()
-        .position(|n| n.identity == my_key)
+        .index_of_identity(&params.identity.verifying_key().to_bytes())
         .ok_or_else(|| {
             RuntimeError::Config("this node's identity key is not in the consortium".into())
         })?;
     let my_guardian = alloy::signers::Signer::address(&params.signer);
-    if consortium.nodes()[me].guardian != my_guardian {
+    if consortium.index_of_guardian(&my_guardian) != Some(me) {
         return Err(RuntimeError::Config(format!(
             "this node's signer {my_guardian} is not the guardian configured for its identity"
         )));
     }
-    let p2p_nodes = params
-        .peers
-        .iter()
-        .map(|p| ConsortiumNode::from_bytes(p.public_key, p.guardian))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| RuntimeError::Config(format!("consortium: {e}")))?;
-    let p2p = Arc::new(
-        P2pConsortium::new(p2p_nodes)
-            .map_err(|e| RuntimeError::Config(format!("consortium: {e}")))?,
-    );
-    let indices = p2p
-        .nodes()
-        .iter()
-        .map(|n| {
-            let k = n.public_key.to_bytes();
-            consortium
-                .nodes()
-                .iter()
-                .position(|x| x.identity == k)
-                .and_then(|i| u16::try_from(i).ok())
-        })
-        .collect();
-
-    let me_p2p = p2p
-        .nodes()
-        .iter()
-        .position(|n| n.public_key == params.identity.verifying_key())
-        .ok_or_else(|| RuntimeError::Config("this node is not in the consortium".into()))?;
     let policy = Policy::new(PolicyConfig {
-        me: me_p2p,
-        n: p2p.nodes().len(),
+        me: usize::from(me),
+        n: consortium.n(),
         p: consortium.p(),
         window_ms: params.signals.window.as_millis() as u64,
         expiry_ms: params.signals.expiry.as_millis() as u64,
@@ -351,7 +319,7 @@ where
         RuntimeError::Config(format!("data_dir {}: {e}", params.data_dir.display()))
     })?;
     let store = backstop_store::open_node_store(params.data_dir.join("state"))?;
-    let mut mcfg = MachineConfig::new(consortium.clone(), me as u16);
+    let mut mcfg = MachineConfig::new(consortium.clone(), me);
     mcfg.dust = params.agreement.dust;
     mcfg.attempt_timeout_ms = params.agreement.attempt_timeout.as_millis() as u64;
     mcfg.submit_delay_ms = params.agreement.submit_delay.as_millis() as u64;
@@ -387,7 +355,7 @@ where
         view,
         params.signer.clone(),
         store,
-        crate::core::now_ms(),
+        backstop_types::time::now_ms(),
     )?;
     info!(
         open = machine.open_incidents().len(),
@@ -399,7 +367,7 @@ where
     let peers: Vec<PeerAddr> = params
         .peers
         .iter()
-        .filter(|p| p.public_key != my_key)
+        .filter(|p| p.public_key != params.identity.verifying_key().to_bytes())
         .map(|p| {
             Ok(PeerAddr {
                 peer: network::peer_id_of(&p.public_key)?,
@@ -409,7 +377,7 @@ where
         .collect::<Result<_, backstop_p2p::network::NetworkError>>()?;
     let ncfg = NetworkConfig::new(
         params.identity.clone(),
-        p2p,
+        Arc::new(consortium.clone()),
         params.listen.clone(),
         peers,
         catchup.clone(),
@@ -448,7 +416,6 @@ where
     let core = Core::new(
         machine,
         net.clone(),
-        indices,
         handles,
         catchup,
         snap_tx,

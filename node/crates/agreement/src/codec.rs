@@ -9,15 +9,17 @@
 //! trailing bytes, so a value decodes to exactly one thing or to an error, never silently.
 
 use crate::types::{
-    ActionAttestation, ActionProposal, Certificate, DrawAttestation, DrawProposal, IncidentKey,
-    LegAttestation, MAX_LEGS, MAX_PINNED, Message, PinnedBlock, Subject, ThresholdAction,
+    ActionAttestation, ActionProposal, Certificate, DrawAttestation, DrawProposal, GapObservation,
+    IncidentKey, LegAttestation, MAX_LEGS, MAX_PINNED, Message, PinnedBlock, Subject,
+    ThresholdAction,
 };
-use alloy::primitives::{Address, B256, Signature};
+use alloy::primitives::{Address, B256, Signature, U256};
 use alloy::sol_types::SolValue;
 use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, GuardianSignature, LegRelease, Pause, RaiseAlert,
     UnfreezeMember, Unpause, VaultId,
 };
+use backstop_types::{MAX_EVIDENCE_LEN, Signal, SignalKind};
 
 /// Largest ABI blob accepted for one contract struct (a draw with [`MAX_LEGS`] legs is far
 /// below it).
@@ -220,7 +222,7 @@ impl Writer {
     /// A gossip message.
     pub fn message(&mut self, m: &Message) -> &mut Self {
         match m {
-            Message::Proposal(p) => self.u8(0).proposal(p),
+            Message::DrawProposal(p) => self.u8(0).proposal(p),
             Message::DrawAttestation(a) => self
                 .u8(1)
                 .key(&a.key)
@@ -229,7 +231,7 @@ impl Writer {
                 .signature(&a.signature),
             Message::LegAttestation(a) => self
                 .u8(2)
-                .b256(&a.draw_hash)
+                .b256(&a.draw_hash())
                 .vault(&a.vault)
                 .release(&a.release)
                 .signature(&a.signature),
@@ -239,6 +241,20 @@ impl Writer {
                 .vault(&a.vault)
                 .action(&a.action)
                 .signature(&a.signature),
+            Message::Signal(g) => self
+                .u8(5)
+                .u8(signal_tag(g.kind))
+                .b256(&g.subject)
+                .u64(g.observed_at_ms)
+                .bytes(&g.evidence),
+            Message::GapObservation(g) => self
+                .u8(6)
+                .key(&g.key)
+                .u64(g.home_chain_id)
+                .u64(g.block_number)
+                .b256(&g.block_hash)
+                .b256(&g.assets.to_be_bytes::<32>().into())
+                .b256(&g.liabilities.to_be_bytes::<32>().into()),
         }
     }
 }
@@ -482,19 +498,28 @@ impl<'a> Reader<'a> {
     /// A gossip message.
     pub fn message(&mut self) -> Result<Message, DecodeError> {
         Ok(match self.u8()? {
-            0 => Message::Proposal(self.proposal()?),
+            0 => Message::DrawProposal(self.proposal()?),
             1 => Message::DrawAttestation(DrawAttestation {
                 key: self.key()?,
                 attempt: self.u32()?,
                 digest: self.b256()?,
                 signature: self.signature()?,
             }),
-            2 => Message::LegAttestation(LegAttestation {
-                draw_hash: self.b256()?,
-                vault: self.vault()?,
-                release: self.release()?,
-                signature: self.signature()?,
-            }),
+            2 => {
+                let draw_hash = self.b256()?;
+                let a = LegAttestation {
+                    vault: self.vault()?,
+                    release: self.release()?,
+                    signature: self.signature()?,
+                };
+                if a.draw_hash() != draw_hash {
+                    return Err(DecodeError::Abi {
+                        what: "leg attestation",
+                        reason: "draw hash differs from the release's".into(),
+                    });
+                }
+                Message::LegAttestation(a)
+            }
             3 => Message::ActionProposal(ActionProposal {
                 vault: self.vault()?,
                 action: self.action()?,
@@ -504,6 +529,28 @@ impl<'a> Reader<'a> {
                 action: self.action()?,
                 signature: self.signature()?,
             }),
+            5 => Message::Signal(Signal {
+                kind: {
+                    let tag = self.u8()?;
+                    *SignalKind::ALL
+                        .get(usize::from(tag))
+                        .ok_or(DecodeError::Tag {
+                            what: "signal kind",
+                            tag,
+                        })?
+                },
+                subject: self.b256()?,
+                observed_at_ms: self.u64()?,
+                evidence: self.bytes("evidence", MAX_EVIDENCE_LEN)?.to_vec().into(),
+            }),
+            6 => Message::GapObservation(GapObservation {
+                key: self.key()?,
+                home_chain_id: self.u64()?,
+                block_number: self.u64()?,
+                block_hash: self.b256()?,
+                assets: U256::from_be_bytes(self.b256()?.0),
+                liabilities: U256::from_be_bytes(self.b256()?.0),
+            }),
             tag => {
                 return Err(DecodeError::Tag {
                     what: "message",
@@ -512,6 +559,12 @@ impl<'a> Reader<'a> {
             }
         })
     }
+}
+
+/// A signal kind's tag: its place in [`SignalKind::ALL`].
+fn signal_tag(kind: SignalKind) -> u8 {
+    // ALL has 7 entries and lists every kind.
+    SignalKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 
 /// Encodes a message.
@@ -533,7 +586,6 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use alloy::primitives::U256;
     use alloy::signers::local::PrivateKeySigner;
     use backstop_contracts::eip712::{Leg, sign_digest};
 
@@ -568,7 +620,7 @@ mod tests {
             address: Address::with_last_byte(5),
         };
         vec![
-            Message::Proposal(DrawProposal {
+            Message::DrawProposal(DrawProposal {
                 key: IncidentKey {
                     member: B256::repeat_byte(1),
                     seq: 7,
@@ -592,7 +644,6 @@ mod tests {
                 signature: sig,
             }),
             Message::LegAttestation(LegAttestation {
-                draw_hash: B256::repeat_byte(8),
                 vault,
                 release: LegRelease {
                     drawHash: B256::repeat_byte(8),
@@ -620,6 +671,23 @@ mod tests {
                 }),
                 signature: sig,
             }),
+            Message::Signal(Signal {
+                kind: SignalKind::PayoutNotBooked,
+                subject: B256::repeat_byte(4),
+                observed_at_ms: 1_700_000_000_123,
+                evidence: vec![1, 2, 3].into(),
+            }),
+            Message::GapObservation(GapObservation {
+                key: IncidentKey {
+                    member: B256::repeat_byte(1),
+                    seq: 7,
+                },
+                home_chain_id: 31337,
+                block_number: 12,
+                block_hash: B256::repeat_byte(5),
+                assets: U256::from(100),
+                liabilities: U256::MAX,
+            }),
         ]
     }
 
@@ -629,6 +697,31 @@ mod tests {
             let bytes = encode_message(&m);
             assert_eq!(decode_message(&bytes).unwrap(), m);
         }
+    }
+
+    #[test]
+    fn unknown_signal_kinds_and_mismatched_leg_hashes_are_refused() {
+        let signal = messages()
+            .into_iter()
+            .find(|m| matches!(m, Message::Signal(_)));
+        let mut bytes = encode_message(&signal.unwrap());
+        bytes[1] = SignalKind::ALL.len() as u8;
+        assert!(matches!(
+            decode_message(&bytes),
+            Err(DecodeError::Tag {
+                what: "signal kind",
+                ..
+            })
+        ));
+        let leg = messages()
+            .into_iter()
+            .find(|m| matches!(m, Message::LegAttestation(_)));
+        let mut bytes = encode_message(&leg.unwrap());
+        bytes[1] ^= 1;
+        assert!(matches!(
+            decode_message(&bytes),
+            Err(DecodeError::Abi { .. })
+        ));
     }
 
     #[test]

@@ -755,7 +755,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             pinned,
             draw,
         };
-        out.push(Output::Broadcast(Message::Proposal(proposal.clone())));
+        out.push(Output::Broadcast(Message::DrawProposal(proposal.clone())));
         self.on_proposal(self.cfg.me, proposal, out)
     }
 
@@ -942,13 +942,15 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             return Ok(());
         }
         match message {
-            Message::Proposal(p) => self.on_proposal(from, p, out),
+            Message::DrawProposal(p) => self.on_proposal(from, p, out),
             Message::DrawAttestation(a) => self.on_draw_attestation(a),
             Message::LegAttestation(a) => self.on_leg_attestation(a),
             Message::ActionProposal(ActionProposal { vault, action }) => {
                 self.consider_action(vault, action, false, out)
             }
             Message::ActionAttestation(a) => self.on_action_attestation(a, out),
+            // The policy layer and the node's view take these, not the agreement core.
+            Message::Signal(_) | Message::GapObservation(_) => Ok(()),
         }
     }
 
@@ -1296,7 +1298,6 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 };
                 if let Some(sig) = self.guarded_sign(guard, digest)? {
                     out.push(Output::Broadcast(Message::LegAttestation(LegAttestation {
-                        draw_hash: reg.draw_hash,
                         vault,
                         release,
                         signature: sig,
@@ -1318,10 +1319,6 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             self.stats.dropped_not_authorized += 1;
             return Ok(());
         }
-        if a.release.drawHash != a.draw_hash {
-            self.stats.dropped_unknown_digest += 1;
-            return Ok(());
-        }
         let digest = a.release.digest(&a.vault);
         if self.collectors.contains_key(&digest) {
             self.collect(digest, a.signature)?;
@@ -1331,7 +1328,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             self.stats.dropped_stale += 1;
             return Ok(());
         }
-        if let Some(key) = self.by_draw_hash.get(&a.draw_hash)
+        if let Some(key) = self.by_draw_hash.get(&a.draw_hash())
             && let Some(inc) = self.incidents.get(key)
             && inc.rec.registration.as_ref().is_some_and(|r| r.finalized)
         {
@@ -1606,9 +1603,9 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 continue;
             }
             inc.next_rebroadcast = now + self.cfg.rebroadcast_ms;
-            let Some(reg) = &inc.rec.registration else {
+            if inc.rec.registration.is_none() {
                 continue;
-            };
+            }
             for (vault, digest) in &inc.legs {
                 if inc.rec.legs_done.contains(vault) {
                     continue;
@@ -1620,7 +1617,6 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                     (c.sigs.get(&self.me_guardian), &c.subject)
                 {
                     out.push(Output::Broadcast(Message::LegAttestation(LegAttestation {
-                        draw_hash: reg.draw_hash,
                         vault: *vault,
                         release: release.clone(),
                         signature: *sig,

@@ -134,7 +134,9 @@ impl Cluster {
         let consortium = Consortium::new(
             keys.iter()
                 .map(|k| NodeInfo {
-                    identity: keccak256(k.address()).0,
+                    identity: ed25519_dalek::SigningKey::from_bytes(&keccak256(k.address()).0)
+                        .verifying_key()
+                        .to_bytes(),
                     guardian: k.address(),
                 })
                 .collect(),
@@ -539,7 +541,7 @@ fn equivocation_is_not_signed_twice_and_wrong_proposer_is_ignored() {
             NOW,
             Event::Received {
                 from: other as NodeIndex,
-                message: Message::Proposal(mk(10, other)),
+                message: Message::DrawProposal(mk(10, other)),
             },
         )
         .unwrap();
@@ -551,7 +553,7 @@ fn equivocation_is_not_signed_twice_and_wrong_proposer_is_ignored() {
             NOW,
             Event::Received {
                 from: proposer as NodeIndex,
-                message: Message::Proposal(mk(10, proposer)),
+                message: Message::DrawProposal(mk(10, proposer)),
             },
         )
         .unwrap();
@@ -564,7 +566,7 @@ fn equivocation_is_not_signed_twice_and_wrong_proposer_is_ignored() {
             NOW,
             Event::Received {
                 from: proposer as NodeIndex,
-                message: Message::Proposal(mk(9, proposer)),
+                message: Message::DrawProposal(mk(9, proposer)),
             },
         )
         .unwrap();
@@ -583,7 +585,7 @@ fn equivocation_is_not_signed_twice_and_wrong_proposer_is_ignored() {
             NOW,
             Event::Received {
                 from: proposer as NodeIndex,
-                message: Message::Proposal(bad),
+                message: Message::DrawProposal(bad),
             },
         )
         .unwrap();
@@ -597,7 +599,7 @@ fn equivocation_is_not_signed_twice_and_wrong_proposer_is_ignored() {
             NOW,
             Event::Received {
                 from: proposer as NodeIndex,
-                message: Message::Proposal(inflated),
+                message: Message::DrawProposal(inflated),
             },
         )
         .unwrap();
@@ -622,7 +624,7 @@ fn attestations_from_outsiders_forged_duplicate_or_unknown_are_dropped() {
             NOW,
             Event::Received {
                 from: proposer as NodeIndex,
-                message: Message::Proposal(p),
+                message: Message::DrawProposal(p),
             },
         )
         .unwrap();
@@ -704,7 +706,7 @@ fn attestations_ahead_of_their_proposal_are_buffered_then_counted() {
             NOW,
             Event::Received {
                 from: proposer as NodeIndex,
-                message: Message::Proposal(p),
+                message: Message::DrawProposal(p),
             },
         )
         .unwrap();
@@ -738,7 +740,7 @@ fn attempt_timeout_moves_to_the_next_proposer_and_wake_at_says_when() {
         let outs = c.nodes[i].handle(NOW + timeout, Event::Tick).unwrap();
         if outs
             .iter()
-            .any(|o| matches!(o, Output::Broadcast(Message::Proposal(p)) if p.attempt == 1))
+            .any(|o| matches!(o, Output::Broadcast(Message::DrawProposal(p)) if p.attempt == 1))
         {
             assert_eq!(i, c.proposer(1));
         }
@@ -831,7 +833,7 @@ fn restart_rebuilds_from_the_store_and_never_signs_a_second_digest() {
             NOW + 10,
             Event::Received {
                 from: proposer as NodeIndex,
-                message: Message::Proposal(p),
+                message: Message::DrawProposal(p),
             },
         )
         .unwrap();

@@ -20,15 +20,17 @@
 //!   [`ApiState`] derives it after every update, so the runtime only publishes breakers.
 //!
 //! The module also parses the identifiers the API accepts ([`parse_bytes32`],
-//! [`IncidentId`], [`SignalKind`], [`BreakerKind`]), with errors that name the offending
+//! [`IncidentId`], [`BreakerKind`]), with errors that name the offending
 //! field.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+use backstop_types::time::now_ms;
+pub use backstop_types::{IncidentPhase, SignalKind};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
@@ -70,11 +72,6 @@ pub enum FieldError {
     /// Not an incident id.
     #[error("incident id: expected \"0x<64 hex digits>:<seq>\", got {0:?}")]
     IncidentId(String),
-    /// Not a known signal kind.
-    #[error(
-        "signal kind: unknown {0:?} (known: oracle_deviation, oracle_stale, abnormal_outflow, depeg, chain_halt, operator)"
-    )]
-    UnknownKind(String),
     /// Not a known breaker kind.
     #[error(
         "breaker kind: unknown {0:?} (known: oracle, exploit, chain_halt, contagion, depeg, operator)"
@@ -177,14 +174,6 @@ impl FromStr for IncidentId {
         let seq = seq.parse::<u64>().map_err(|_| bad())?;
         Ok(Self { member, seq })
     }
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// The node's identity and configuration, set by the runtime.
@@ -344,55 +333,6 @@ pub struct MemberView {
     pub breakers: Vec<String>,
 }
 
-/// Where an incident stands in the draw protocol.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum IncidentPhase {
-    /// Gap observed, no proposal yet.
-    #[default]
-    Open,
-    /// A draw is proposed and being attested.
-    Proposed,
-    /// t signatures over one draw digest.
-    Certified,
-    /// The home vault registered the draw.
-    Registered,
-    /// Remote legs are being released.
-    Releasing,
-    /// Every leg executed or past its deadline.
-    Closed,
-}
-
-impl IncidentPhase {
-    /// Every phase, in protocol order.
-    pub const ALL: [IncidentPhase; 6] = [
-        Self::Open,
-        Self::Proposed,
-        Self::Certified,
-        Self::Registered,
-        Self::Releasing,
-        Self::Closed,
-    ];
-
-    /// Upper-case name (`OPEN`, …), as in the API and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "OPEN",
-            Self::Proposed => "PROPOSED",
-            Self::Certified => "CERTIFIED",
-            Self::Registered => "REGISTERED",
-            Self::Releasing => "RELEASING",
-            Self::Closed => "CLOSED",
-        }
-    }
-}
-
-impl fmt::Display for IncidentPhase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// State of one leg of a draw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -499,71 +439,6 @@ impl IncidentView {
     /// True when this view is the incident `id` (member compared without regard to case).
     pub fn is(&self, id: &IncidentId) -> bool {
         self.seq == id.seq && parse_bytes32("member", &self.member).is_ok_and(|m| m == id.member)
-    }
-}
-
-/// Kinds of signals (same numbering as the gossip wire format).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignalKind {
-    /// Oracle price deviates from the reference.
-    OracleDeviation,
-    /// Oracle price is stale.
-    OracleStale,
-    /// Abnormal outflow from a member's contracts (exploit suspected).
-    AbnormalOutflow,
-    /// Pool token depeg.
-    Depeg,
-    /// A chain stopped producing heads.
-    ChainHalt,
-    /// Raised by an operator.
-    Operator,
-    /// A covered member's books do not declare a payout booked after the booking timeout.
-    PayoutNotBooked,
-}
-
-impl SignalKind {
-    /// Every kind.
-    pub const ALL: [SignalKind; 7] = [
-        Self::OracleDeviation,
-        Self::OracleStale,
-        Self::AbnormalOutflow,
-        Self::Depeg,
-        Self::ChainHalt,
-        Self::Operator,
-        Self::PayoutNotBooked,
-    ];
-
-    /// Snake-case name (`oracle_deviation`, …), as in JSON, the CLI and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OracleDeviation => "oracle_deviation",
-            Self::OracleStale => "oracle_stale",
-            Self::AbnormalOutflow => "abnormal_outflow",
-            Self::Depeg => "depeg",
-            Self::ChainHalt => "chain_halt",
-            Self::Operator => "operator",
-            Self::PayoutNotBooked => "payout_not_booked",
-        }
-    }
-}
-
-impl fmt::Display for SignalKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SignalKind {
-    type Err = FieldError;
-
-    /// Accepts the snake-case name, with `-` for `_`, in any case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == norm)
-            .ok_or_else(|| FieldError::UnknownKind(shorten(s)))
     }
 }
 
@@ -1167,21 +1042,6 @@ mod tests {
             "subject: expected 0x followed by 64 hex digits, got \"0x1234\""
         );
         assert_eq!(to_hex(&parse_hex::<2>("x", "0xA0ff").unwrap()), "0xa0ff");
-    }
-
-    #[test]
-    fn signal_kinds_parse_leniently() {
-        assert_eq!(
-            "Oracle-Deviation".parse::<SignalKind>().unwrap(),
-            SignalKind::OracleDeviation
-        );
-        for k in SignalKind::ALL {
-            assert_eq!(k.as_str().parse::<SignalKind>().unwrap(), k);
-        }
-        assert!(matches!(
-            "nope".parse::<SignalKind>(),
-            Err(FieldError::UnknownKind(_))
-        ));
     }
 
     #[test]

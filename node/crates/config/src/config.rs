@@ -449,7 +449,7 @@ impl Config {
 
     /// Most faulty nodes tolerated (f = floor((n - 1) / 3)).
     pub fn max_faulty(&self) -> usize {
-        (self.nodes.len() - 1) / 3
+        backstop_types::Thresholds::of(self.nodes.len()).f
     }
 
     /// This node's index in [`Config::nodes`] (the entry named `node.name`).

@@ -375,9 +375,7 @@ fn consortium(
     }
     nodes.sort_by_key(|n| n.public_key);
 
-    let n = nodes.len();
-    let f = (n - 1) / 3;
-    let (t, p) = (n - f, f + 1);
+    let backstop_types::Thresholds { n, f, t, p } = backstop_types::Thresholds::of(nodes.len());
     let explain = format!("n = {n} nodes, f = floor((n - 1) / 3) = {f}");
     if raw.threshold != t as u64 {
         return Err(ctx.err(

@@ -10,14 +10,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256};
 use backstop_p2p::envelope;
-use backstop_p2p::message::{GossipMessage, Signal, SignalKind};
 use backstop_p2p::network::{self, NetworkHandle};
 use backstop_p2p::validation::{Origin, ValidationConfig, Validator, Verdict};
-use backstop_p2p::{Consortium, ConsortiumNode, MemoryCatchUpStore, NetworkConfig, PeerAddr};
+use backstop_p2p::{MemoryCatchUpStore, NetworkConfig, PeerAddr};
+use backstop_types::time::now_ms;
+use backstop_types::{Consortium, Message, NodeInfo, Signal, SignalKind};
 use ed25519_dalek::SigningKey;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -36,8 +37,8 @@ fn consortium(keys: &[SigningKey]) -> Arc<Consortium> {
         Consortium::new(
             keys.iter()
                 .enumerate()
-                .map(|(i, k)| ConsortiumNode {
-                    public_key: k.verifying_key(),
+                .map(|(i, k)| NodeInfo {
+                    identity: k.verifying_key().to_bytes(),
                     guardian: Address::repeat_byte(i as u8 + 1),
                 })
                 .collect(),
@@ -46,20 +47,13 @@ fn consortium(keys: &[SigningKey]) -> Arc<Consortium> {
     )
 }
 
-fn signal(i: u64) -> GossipMessage {
-    GossipMessage::Signal(Signal {
+fn signal(i: u64) -> Message {
+    Message::Signal(Signal {
         kind: SignalKind::OracleDeviation,
         subject: B256::from(alloy::primitives::U256::from(i)),
         observed_at_ms: i,
         evidence: vec![7; 64].into(),
     })
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// CPU time this thread has used (utime + stime from /proc, 10 ms ticks): the machine
@@ -106,7 +100,9 @@ fn validation_throughput() {
     let envelopes: Vec<(Origin, Vec<u8>)> = (0..n)
         .map(|i| {
             let k = i % keys.len();
-            let signer = c.index_of_key(&keys[k].verifying_key().to_bytes());
+            let signer = c
+                .index_of_identity(&keys[k].verifying_key().to_bytes())
+                .map(usize::from);
             let forwarder = Some((signer.unwrap() + 1) % keys.len());
             (
                 Origin::Gossip {

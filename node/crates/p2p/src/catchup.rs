@@ -20,8 +20,8 @@ use std::sync::Mutex;
 
 use backstop_proto::gossip::v1 as pb;
 
-use crate::message::IncidentKey;
 use crate::validation::Validated;
+use backstop_types::IncidentKey;
 
 /// Request-response protocol name.
 pub const PROTOCOL: &str = "/backstop/catchup/1";
@@ -312,8 +312,8 @@ pub fn serve(store: &dyn CatchUpStore, request: &pb::CatchUpRequest) -> pb::Catc
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::message::{GapObservation, GossipMessage};
     use alloy::primitives::{B256, U256};
+    use backstop_types::{GapObservation, Message};
 
     fn validated(member: u8, seq: u64, n: u8) -> Validated {
         let incident = IncidentKey {
@@ -324,8 +324,8 @@ mod tests {
             signer: 0,
             timestamp_ms: 0,
             content_id: [n; 32],
-            message: GossipMessage::GapObservation(GapObservation {
-                incident,
+            message: Message::GapObservation(GapObservation {
+                key: incident,
                 home_chain_id: 1,
                 block_number: u64::from(n),
                 block_hash: B256::ZERO,

@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 
 use backstop_proto::gossip::v1 as pb;
 
-use crate::message::GossipMessage;
+use crate::message::Wire;
+use backstop_types::Message;
 
 /// Domain separation tag of envelope signatures.
 pub const DOMAIN: &[u8] = b"backstop/gossip/v1";
@@ -159,7 +160,7 @@ pub fn seal(key: &SigningKey, timestamp_ms: u64, payload: Vec<u8>) -> Envelope {
 }
 
 /// Signs `message` and returns the encoded envelope, ready to gossip.
-pub fn sign(key: &SigningKey, timestamp_ms: u64, message: &GossipMessage) -> Vec<u8> {
+pub fn sign(key: &SigningKey, timestamp_ms: u64, message: &Message) -> Vec<u8> {
     seal(key, timestamp_ms, message.encode()).encode()
 }
 

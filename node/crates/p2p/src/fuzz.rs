@@ -12,10 +12,11 @@ use std::sync::Arc;
 use alloy::primitives::Address;
 use ed25519_dalek::SigningKey;
 
-use crate::consortium::{Consortium, ConsortiumNode};
 use crate::envelope;
-use crate::message::GossipMessage;
+use crate::message::Wire;
 use crate::validation::{Origin, ValidationConfig, Validator, Verdict};
+use backstop_types::Message;
+use backstop_types::{Consortium, NodeInfo};
 
 /// Fixed time the fuzz inputs are validated at.
 pub const FUZZ_NOW_MS: u64 = 1_700_000_000_000;
@@ -28,8 +29,8 @@ pub fn fixture() -> (Validator, Vec<SigningKey>) {
     let nodes = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| ConsortiumNode {
-            public_key: k.verifying_key(),
+        .map(|(i, k)| NodeInfo {
+            identity: k.verifying_key().to_bytes(),
             guardian: Address::repeat_byte(i as u8 + 1),
         })
         .collect();
@@ -90,7 +91,8 @@ pub fn run(validator: &mut Validator, keys: &[SigningKey], data: &[u8]) {
     //    them with a member key, so acceptance would be a forgery.
     let signer = validator
         .consortium()
-        .index_of_key(&keys[0].verifying_key().to_bytes());
+        .index_of_identity(&keys[0].verifying_key().to_bytes())
+        .map(usize::from);
     for origin in [
         Origin::Gossip {
             forwarder: Some(1),
@@ -103,7 +105,7 @@ pub fn run(validator: &mut Validator, keys: &[SigningKey], data: &[u8]) {
             // fuzzer cannot produce; re-verify to be sure it is not a validator bug.
             let env = envelope::Envelope::decode(&v.envelope, usize::MAX)
                 .unwrap_or_else(|e| panic!("accepted bytes do not decode: {e}"));
-            let key = validator.consortium().nodes()[v.signer].public_key;
+            let key = validator.consortium().verifying_keys()[v.signer];
             assert!(
                 env.verify(&key),
                 "accepted an envelope with a bad signature"
@@ -122,7 +124,7 @@ pub fn run(validator: &mut Validator, keys: &[SigningKey], data: &[u8]) {
         },
         &sealed,
     );
-    let decoded = GossipMessage::decode(data);
+    let decoded = Message::decode(data);
     if let Verdict::Accept(v) = &verdict {
         assert_eq!(
             Some(&v.message),
@@ -133,7 +135,7 @@ pub fn run(validator: &mut Validator, keys: &[SigningKey], data: &[u8]) {
 
     // 3. Payload round trip.
     if let Ok(m) = decoded {
-        let again = GossipMessage::decode(&m.encode())
+        let again = Message::decode(&m.encode())
             .unwrap_or_else(|e| panic!("re-encoded payload does not decode: {e}"));
         assert_eq!(again, m, "payload round trip changed the message");
     }

@@ -4,10 +4,9 @@
 //! `docs/design.md` in a signed envelope, only between consortium members, and validates every
 //! byte that arrives before anything else sees it.
 //!
-//! - [`consortium`]: the sorted node set (ed25519 identity key, guardian address) and the
-//!   thresholds `f`, `t`, `p`.
-//! - [`message`]: typed payloads ([`message::GossipMessage`]) and their checked
-//!   conversion from and to the `backstop.gossip.v1` wire format.
+//! - [`message`]: the checked conversion of the messages (`backstop_types::Message`) from
+//!   and to the `backstop.gossip.v1` wire format ([`message::Wire`]). The consortium (its
+//!   nodes, their identity keys and the thresholds) is `backstop_types::Consortium`.
 //! - [`envelope`]: the signed envelope, its domain-separated signing bytes, bounded
 //!   decoding.
 //! - [`validation`]: the sans-IO [`validation::Validator`], its validation table (reason,
@@ -21,7 +20,6 @@
 //! The validation table is in [`validation`] and in this crate's README.
 
 pub mod catchup;
-pub mod consortium;
 pub mod envelope;
 pub mod fuzz;
 pub mod message;
@@ -30,8 +28,7 @@ pub mod network;
 pub mod validation;
 
 pub use catchup::{CatchUpStore, MemoryCatchUpStore};
-pub use consortium::{Consortium, ConsortiumNode};
-pub use message::GossipMessage;
+pub use message::Wire;
 #[cfg(feature = "network")]
 pub use network::{NetworkConfig, NetworkHandle, PeerAddr, spawn};
 pub use validation::{DropReason, ValidationConfig, Validator, Verdict};

@@ -1,9 +1,8 @@
-//! Typed gossip payloads and their checked conversion from and to the wire format.
+//! The gossip wire codec: [`Message`] (defined once, in `backstop-types`) from and to its
+//! protobuf form.
 //!
-//! [`GossipMessage`] is what the rest of the node sees: alloy primitives and the vault's
-//! ABI structs from `backstop-contracts`. [`GossipMessage::decode`] turns hostile payload
-//! bytes into one, or a [`PayloadError`]; it never panics and never allocates more than
-//! the input's size allows.
+//! [`Wire::decode`] turns hostile payload bytes into a [`Message`], or a [`PayloadError`];
+//! it never panics and never allocates more than the input's size allows.
 //!
 //! Invariants:
 //! - Every fixed-size field has exactly its length (32-byte hashes and uint256, 20-byte
@@ -16,22 +15,20 @@
 //! Guardian signatures are only checked for shape here; whether they recover to the
 //! claimed guardian, and whether that guardian may sign, is the agreement layer's check.
 
-use alloy::primitives::{Address, B256, Bytes, Signature, U256};
+use alloy::primitives::{Address, B256, Signature, U256};
 use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, GuardianSignature, Leg, LegRelease, Pause, RaiseAlert,
-    Signable, UnfreezeMember, Unpause, VaultId,
+    UnfreezeMember, Unpause, VaultId,
 };
 use backstop_proto::gossip::v1 as pb;
+use backstop_types::{
+    ActionAttestation, ActionProposal, DrawAttestation, DrawProposal, GapObservation, IncidentKey,
+    LegAttestation, Message, NodeIndex, PinnedBlock, Signal, SignalKind, ThresholdAction,
+};
+pub use backstop_types::{MAX_EVIDENCE_LEN, MAX_LEGS, MAX_PINNED};
 use prost::Message as _;
 
-/// Most legs a draw may carry (one per chain).
-pub const MAX_LEGS: usize = 64;
-/// Most pinned blocks a proposal may carry (one per chain).
-pub const MAX_PINNED: usize = 64;
-/// Largest evidence blob of a signal.
-pub const MAX_EVIDENCE_LEN: usize = 1024;
-
-/// Why payload bytes are not a valid [`GossipMessage`].
+/// Why payload bytes are not a valid [`Message`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
     /// The bytes are not a protobuf `Payload`.
@@ -73,410 +70,192 @@ pub enum PayloadError {
     },
 }
 
-/// An incident: `(member, seq)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct IncidentKey {
-    /// Member identifier.
-    pub member: B256,
-    /// Draw sequence number on the member's home vault.
-    pub seq: u64,
-}
-
-/// A block a proposer pinned its view of one chain to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PinnedBlock {
-    /// Chain id.
-    pub chain_id: u64,
-    /// Block number.
-    pub number: u64,
-    /// Block hash.
-    pub hash: B256,
-}
-
-/// What a detector observed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SignalKind {
-    /// Oracle price deviates from its reference.
-    OracleDeviation,
-    /// Oracle price is stale.
-    OracleStale,
-    /// Abnormal outflow from a member's contracts (exploit suspected).
-    AbnormalOutflow,
-    /// Pool token depeg.
-    Depeg,
-    /// No new head on a chain within the bound.
-    ChainHalt,
-    /// Raised by an operator.
-    Operator,
-    /// A covered member's books do not declare a payout booked after the booking timeout.
-    PayoutNotBooked,
-}
-
-impl SignalKind {
-    fn from_wire(v: i32) -> Result<Self, PayloadError> {
-        use pb::SignalKind as K;
-        match K::try_from(v) {
-            Ok(K::OracleDeviation) => Ok(Self::OracleDeviation),
-            Ok(K::OracleStale) => Ok(Self::OracleStale),
-            Ok(K::AbnormalOutflow) => Ok(Self::AbnormalOutflow),
-            Ok(K::Depeg) => Ok(Self::Depeg),
-            Ok(K::ChainHalt) => Ok(Self::ChainHalt),
-            Ok(K::Operator) => Ok(Self::Operator),
-            Ok(K::PayoutNotBooked) => Ok(Self::PayoutNotBooked),
-            Ok(K::Unspecified) | Err(_) => Err(PayloadError::Invalid {
-                field: "signal.kind",
-                reason: "unknown kind",
-            }),
-        }
-    }
-
-    fn to_wire(self) -> i32 {
-        use pb::SignalKind as K;
-        (match self {
-            Self::OracleDeviation => K::OracleDeviation,
-            Self::OracleStale => K::OracleStale,
-            Self::AbnormalOutflow => K::AbnormalOutflow,
-            Self::Depeg => K::Depeg,
-            Self::ChainHalt => K::ChainHalt,
-            Self::Operator => K::Operator,
-            Self::PayoutNotBooked => K::PayoutNotBooked,
-        }) as i32
+fn kind_from_wire(v: i32) -> Result<SignalKind, PayloadError> {
+    use SignalKind as S;
+    use pb::SignalKind as K;
+    match K::try_from(v) {
+        Ok(K::OracleDeviation) => Ok(S::OracleDeviation),
+        Ok(K::OracleStale) => Ok(S::OracleStale),
+        Ok(K::AbnormalOutflow) => Ok(S::AbnormalOutflow),
+        Ok(K::Depeg) => Ok(S::Depeg),
+        Ok(K::ChainHalt) => Ok(S::ChainHalt),
+        Ok(K::Operator) => Ok(S::Operator),
+        Ok(K::PayoutNotBooked) => Ok(S::PayoutNotBooked),
+        Ok(K::Unspecified) | Err(_) => Err(PayloadError::Invalid {
+            field: "signal.kind",
+            reason: "unknown kind",
+        }),
     }
 }
 
-/// A detector's signed assertion about a subject.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Signal {
-    /// What was observed.
-    pub kind: SignalKind,
-    /// Member, oracle, chain or token concerned.
-    pub subject: B256,
-    /// Observation time, ms since the Unix epoch.
-    pub observed_at_ms: u64,
-    /// Small evidence blob, at most [`MAX_EVIDENCE_LEN`] bytes.
-    pub evidence: Bytes,
+fn kind_to_wire(kind: SignalKind) -> i32 {
+    use SignalKind as S;
+    use pb::SignalKind as K;
+    (match kind {
+        S::OracleDeviation => K::OracleDeviation,
+        S::OracleStale => K::OracleStale,
+        S::AbnormalOutflow => K::AbnormalOutflow,
+        S::Depeg => K::Depeg,
+        S::ChainHalt => K::ChainHalt,
+        S::Operator => K::Operator,
+        S::PayoutNotBooked => K::PayoutNotBooked,
+    }) as i32
 }
 
-/// A member's solvency at a confirmed head of its home chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GapObservation {
-    /// The incident it concerns.
-    pub incident: IncidentKey,
-    /// Home chain of the member.
-    pub home_chain_id: u64,
-    /// Confirmed head read.
-    pub block_number: u64,
-    /// Its hash.
-    pub block_hash: B256,
-    /// Member's assets, pool-token units.
-    pub assets: U256,
-    /// Member's liabilities, pool-token units.
-    pub liabilities: U256,
-}
-
-/// The proposer's draw for one attempt of an incident.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DrawProposal {
-    /// The incident.
-    pub incident: IncidentKey,
-    /// Attempt number, from 0.
-    pub attempt: u32,
-    /// Proposer's index in the sorted consortium.
-    pub proposer_index: u32,
-    /// One pinned block per chain.
-    pub pinned: Vec<PinnedBlock>,
-    /// The draw the proposer computed.
-    pub draw: Draw,
-}
-
-/// A guardian's signature over a draw digest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DrawAttestation {
-    /// The incident.
-    pub incident: IncidentKey,
-    /// Attempt number.
-    pub attempt: u32,
-    /// EIP-712 digest of the draw under the home vault's domain.
-    pub draw_digest: B256,
-    /// The guardian's signature over `draw_digest`.
-    pub signature: GuardianSignature,
-}
-
-/// A guardian's signature over a leg release under the paying vault's domain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LegAttestation {
-    /// The paying vault.
-    pub vault: VaultId,
-    /// The release (carries the draw hash).
-    pub release: LegRelease,
-    /// The guardian's signature over `release.digest(vault)`.
-    pub signature: GuardianSignature,
-}
-
-impl LegAttestation {
-    /// The registered draw this leg belongs to.
-    pub fn draw_hash(&self) -> B256 {
-        self.release.drawHash
-    }
-}
-
-/// A threshold action on one vault.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Freeze payouts to a member (p signatures).
-    FreezeMember(FreezeMember),
-    /// Lift a freeze (t signatures).
-    UnfreezeMember(UnfreezeMember),
-    /// Pause the vault (p signatures).
-    Pause(Pause),
-    /// Lift a pause (t signatures).
-    Unpause(Unpause),
-    /// Raise an alert level (p signatures).
-    RaiseAlert(RaiseAlert),
-    /// Clear an alert (t signatures).
-    ClearAlert(ClearAlert),
-}
-
-impl Action {
-    /// The action's unique id.
-    pub fn id(&self) -> B256 {
-        match self {
-            Self::FreezeMember(a) => a.id,
-            Self::UnfreezeMember(a) => a.id,
-            Self::Pause(a) => a.id,
-            Self::Unpause(a) => a.id,
-            Self::RaiseAlert(a) => a.id,
-            Self::ClearAlert(a) => a.id,
-        }
-    }
-
-    /// Its EIP-712 digest under `vault`'s domain.
-    pub fn digest(&self, vault: &VaultId) -> B256 {
-        match self {
-            Self::FreezeMember(a) => a.digest(vault),
-            Self::UnfreezeMember(a) => a.digest(vault),
-            Self::Pause(a) => a.digest(vault),
-            Self::Unpause(a) => a.digest(vault),
-            Self::RaiseAlert(a) => a.digest(vault),
-            Self::ClearAlert(a) => a.digest(vault),
-        }
-    }
-
-    /// True for the actions that stop something (p signatures), false for lifts (t).
-    pub fn is_emergency(&self) -> bool {
-        matches!(
-            self,
-            Self::FreezeMember(_) | Self::Pause(_) | Self::RaiseAlert(_)
-        )
-    }
-}
-
-/// A proposal to carry out an action on one vault.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ActionProposal {
-    /// Target vault.
-    pub vault: VaultId,
-    /// The action.
-    pub action: Action,
-}
-
-/// A guardian's signature over an action's digest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ActionAttestation {
-    /// Target vault.
-    pub vault: VaultId,
-    /// The action.
-    pub action: Action,
-    /// The guardian's signature over `action.digest(vault)`.
-    pub signature: GuardianSignature,
-}
-
-/// Every message nodes gossip.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GossipMessage {
-    /// A detector's signal.
-    Signal(Signal),
-    /// A solvency observation.
-    GapObservation(GapObservation),
-    /// A draw proposal.
-    DrawProposal(DrawProposal),
-    /// A draw attestation.
-    DrawAttestation(DrawAttestation),
-    /// A leg release attestation.
-    LegAttestation(LegAttestation),
-    /// An action proposal.
-    ActionProposal(ActionProposal),
-    /// An action attestation.
-    ActionAttestation(ActionAttestation),
-}
-
-impl GossipMessage {
+/// The protobuf wire form of [`Message`]: the one codec of gossip payloads.
+pub trait Wire: Sized {
     /// Decodes and checks payload bytes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
+    fn decode(bytes: &[u8]) -> Result<Self, PayloadError>;
+    /// Canonical protobuf encoding (what [`crate::envelope::sign`] signs).
+    fn encode(&self) -> Vec<u8>;
+}
+
+impl Wire for Message {
+    fn decode(bytes: &[u8]) -> Result<Self, PayloadError> {
         let payload =
             pb::Payload::decode(bytes).map_err(|e| PayloadError::Decode(e.to_string()))?;
-        Self::from_proto(payload)
+        from_proto(payload)
     }
 
-    /// Canonical protobuf encoding (what [`crate::envelope::sign`] signs).
-    pub fn encode(&self) -> Vec<u8> {
-        self.to_proto().encode_to_vec()
+    fn encode(&self) -> Vec<u8> {
+        to_proto(self).encode_to_vec()
     }
+}
 
-    /// The incident this message belongs to, if any (used by catch-up stores).
-    pub fn incident(&self) -> Option<IncidentKey> {
-        match self {
-            Self::GapObservation(m) => Some(m.incident),
-            Self::DrawProposal(m) => Some(m.incident),
-            Self::DrawAttestation(m) => Some(m.incident),
-            Self::LegAttestation(m) => Some(IncidentKey {
-                member: m.release.member,
-                seq: m.release.seq,
-            }),
-            Self::Signal(_) | Self::ActionProposal(_) | Self::ActionAttestation(_) => None,
-        }
-    }
-
-    /// The guardian signature the message carries, if any.
-    pub fn guardian_signature(&self) -> Option<&GuardianSignature> {
-        match self {
-            Self::DrawAttestation(m) => Some(&m.signature),
-            Self::LegAttestation(m) => Some(&m.signature),
-            Self::ActionAttestation(m) => Some(&m.signature),
-            _ => None,
-        }
-    }
-
-    fn from_proto(p: pb::Payload) -> Result<Self, PayloadError> {
-        use pb::payload::Body;
-        Ok(match p.body.ok_or(PayloadError::Empty)? {
-            Body::Signal(s) => {
-                if s.evidence.len() > MAX_EVIDENCE_LEN {
-                    return Err(PayloadError::TooMany {
-                        field: "signal.evidence",
-                        max: MAX_EVIDENCE_LEN,
-                        actual: s.evidence.len(),
-                    });
-                }
-                Self::Signal(Signal {
-                    kind: SignalKind::from_wire(s.kind)?,
-                    subject: b256("signal.subject", &s.subject)?,
-                    observed_at_ms: s.observed_at_ms,
-                    evidence: s.evidence.into(),
-                })
+fn from_proto(p: pb::Payload) -> Result<Message, PayloadError> {
+    use pb::payload::Body;
+    Ok(match p.body.ok_or(PayloadError::Empty)? {
+        Body::Signal(s) => {
+            if s.evidence.len() > MAX_EVIDENCE_LEN {
+                return Err(PayloadError::TooMany {
+                    field: "signal.evidence",
+                    max: MAX_EVIDENCE_LEN,
+                    actual: s.evidence.len(),
+                });
             }
-            Body::GapObservation(g) => Self::GapObservation(GapObservation {
-                incident: incident(g.incident)?,
-                home_chain_id: g.home_chain_id,
-                block_number: g.block_number,
-                block_hash: b256("gap.block_hash", &g.block_hash)?,
-                assets: u256("gap.assets", &g.assets)?,
-                liabilities: u256("gap.liabilities", &g.liabilities)?,
-            }),
-            Body::DrawProposal(d) => {
-                bounded("proposal.pinned", d.pinned.len(), MAX_PINNED)?;
-                Self::DrawProposal(DrawProposal {
-                    incident: incident(d.incident)?,
-                    attempt: d.attempt,
-                    proposer_index: d.proposer_index,
-                    pinned: d
-                        .pinned
-                        .iter()
-                        .map(|b| {
-                            Ok(PinnedBlock {
-                                chain_id: b.chain_id,
-                                number: b.number,
-                                hash: b256("pinned.hash", &b.hash)?,
-                            })
-                        })
-                        .collect::<Result<_, PayloadError>>()?,
-                    draw: draw(d.draw.ok_or(PayloadError::Missing("proposal.draw"))?)?,
-                })
-            }
-            Body::DrawAttestation(a) => Self::DrawAttestation(DrawAttestation {
-                incident: incident(a.incident)?,
-                attempt: a.attempt,
-                draw_digest: b256("attestation.draw_digest", &a.draw_digest)?,
-                signature: guardian_sig(a.signature)?,
-            }),
-            Body::LegAttestation(l) => Self::LegAttestation(LegAttestation {
-                vault: vault(l.vault)?,
-                release: leg_release(l.release.ok_or(PayloadError::Missing("leg.release"))?)?,
-                signature: guardian_sig(l.signature)?,
-            }),
-            Body::ActionProposal(a) => Self::ActionProposal(ActionProposal {
-                vault: vault(a.vault)?,
-                action: action(a.action)?,
-            }),
-            Body::ActionAttestation(a) => Self::ActionAttestation(ActionAttestation {
-                vault: vault(a.vault)?,
-                action: action(a.action)?,
-                signature: guardian_sig(a.signature)?,
-            }),
-        })
-    }
-
-    fn to_proto(&self) -> pb::Payload {
-        use pb::payload::Body;
-        let body = match self {
-            Self::Signal(s) => Body::Signal(pb::Signal {
-                kind: s.kind.to_wire(),
-                subject: s.subject.to_vec(),
+            Message::Signal(Signal {
+                kind: kind_from_wire(s.kind)?,
+                subject: b256("signal.subject", &s.subject)?,
                 observed_at_ms: s.observed_at_ms,
-                evidence: s.evidence.to_vec(),
-            }),
-            Self::GapObservation(g) => Body::GapObservation(pb::GapObservation {
-                incident: Some(incident_pb(&g.incident)),
-                home_chain_id: g.home_chain_id,
-                block_number: g.block_number,
-                block_hash: g.block_hash.to_vec(),
-                assets: g.assets.to_be_bytes::<32>().to_vec(),
-                liabilities: g.liabilities.to_be_bytes::<32>().to_vec(),
-            }),
-            Self::DrawProposal(d) => Body::DrawProposal(pb::DrawProposal {
-                incident: Some(incident_pb(&d.incident)),
+                evidence: s.evidence.into(),
+            })
+        }
+        Body::GapObservation(g) => Message::GapObservation(GapObservation {
+            key: incident(g.incident)?,
+            home_chain_id: g.home_chain_id,
+            block_number: g.block_number,
+            block_hash: b256("gap.block_hash", &g.block_hash)?,
+            assets: u256("gap.assets", &g.assets)?,
+            liabilities: u256("gap.liabilities", &g.liabilities)?,
+        }),
+        Body::DrawProposal(d) => {
+            bounded("proposal.pinned", d.pinned.len(), MAX_PINNED)?;
+            Message::DrawProposal(DrawProposal {
+                key: incident(d.incident)?,
                 attempt: d.attempt,
-                proposer_index: d.proposer_index,
+                proposer: NodeIndex::try_from(d.proposer_index).map_err(|_| {
+                    PayloadError::Invalid {
+                        field: "proposal.proposer_index",
+                        reason: "above the largest node index",
+                    }
+                })?,
                 pinned: d
                     .pinned
                     .iter()
-                    .map(|b| pb::PinnedBlock {
-                        chain_id: b.chain_id,
-                        number: b.number,
-                        hash: b.hash.to_vec(),
+                    .map(|b| {
+                        Ok(PinnedBlock {
+                            chain_id: b.chain_id,
+                            number: b.number,
+                            hash: b256("pinned.hash", &b.hash)?,
+                        })
                     })
-                    .collect(),
-                draw: Some(draw_pb(&d.draw)),
+                    .collect::<Result<_, PayloadError>>()?,
+                draw: draw(d.draw.ok_or(PayloadError::Missing("proposal.draw"))?)?,
+            })
+        }
+        Body::DrawAttestation(a) => Message::DrawAttestation(DrawAttestation {
+            key: incident(a.incident)?,
+            attempt: a.attempt,
+            digest: b256("attestation.draw_digest", &a.draw_digest)?,
+            signature: guardian_sig(a.signature)?,
+        }),
+        Body::LegAttestation(l) => Message::LegAttestation(LegAttestation {
+            vault: vault(l.vault)?,
+            release: leg_release(l.release.ok_or(PayloadError::Missing("leg.release"))?)?,
+            signature: guardian_sig(l.signature)?,
+        }),
+        Body::ActionProposal(a) => Message::ActionProposal(ActionProposal {
+            vault: vault(a.vault)?,
+            action: action(a.action)?,
+        }),
+        Body::ActionAttestation(a) => Message::ActionAttestation(ActionAttestation {
+            vault: vault(a.vault)?,
+            action: action(a.action)?,
+            signature: guardian_sig(a.signature)?,
+        }),
+    })
+}
+
+fn to_proto(m: &Message) -> pb::Payload {
+    use pb::payload::Body;
+    let body = match m {
+        Message::Signal(s) => Body::Signal(pb::Signal {
+            kind: kind_to_wire(s.kind),
+            subject: s.subject.to_vec(),
+            observed_at_ms: s.observed_at_ms,
+            evidence: s.evidence.to_vec(),
+        }),
+        Message::GapObservation(g) => Body::GapObservation(pb::GapObservation {
+            incident: Some(incident_pb(&g.key)),
+            home_chain_id: g.home_chain_id,
+            block_number: g.block_number,
+            block_hash: g.block_hash.to_vec(),
+            assets: g.assets.to_be_bytes::<32>().to_vec(),
+            liabilities: g.liabilities.to_be_bytes::<32>().to_vec(),
+        }),
+        Message::DrawProposal(d) => Body::DrawProposal(pb::DrawProposal {
+            incident: Some(incident_pb(&d.key)),
+            attempt: d.attempt,
+            proposer_index: u32::from(d.proposer),
+            pinned: d
+                .pinned
+                .iter()
+                .map(|b| pb::PinnedBlock {
+                    chain_id: b.chain_id,
+                    number: b.number,
+                    hash: b.hash.to_vec(),
+                })
+                .collect(),
+            draw: Some(draw_pb(&d.draw)),
+        }),
+        Message::DrawAttestation(a) => Body::DrawAttestation(pb::DrawAttestation {
+            incident: Some(incident_pb(&a.key)),
+            attempt: a.attempt,
+            draw_digest: a.digest.to_vec(),
+            signature: Some(guardian_sig_pb(&a.signature)),
+        }),
+        Message::LegAttestation(l) => Body::LegAttestation(pb::LegAttestation {
+            vault: Some(vault_pb(&l.vault)),
+            release: Some(pb::LegRelease {
+                draw_hash: l.release.drawHash.to_vec(),
+                member: l.release.member.to_vec(),
+                seq: l.release.seq,
+                amount: l.release.amount.to_be_bytes::<32>().to_vec(),
+                deadline: l.release.deadline,
             }),
-            Self::DrawAttestation(a) => Body::DrawAttestation(pb::DrawAttestation {
-                incident: Some(incident_pb(&a.incident)),
-                attempt: a.attempt,
-                draw_digest: a.draw_digest.to_vec(),
-                signature: Some(guardian_sig_pb(&a.signature)),
-            }),
-            Self::LegAttestation(l) => Body::LegAttestation(pb::LegAttestation {
-                vault: Some(vault_pb(&l.vault)),
-                release: Some(pb::LegRelease {
-                    draw_hash: l.release.drawHash.to_vec(),
-                    member: l.release.member.to_vec(),
-                    seq: l.release.seq,
-                    amount: l.release.amount.to_be_bytes::<32>().to_vec(),
-                    deadline: l.release.deadline,
-                }),
-                signature: Some(guardian_sig_pb(&l.signature)),
-            }),
-            Self::ActionProposal(a) => Body::ActionProposal(pb::ActionProposal {
-                vault: Some(vault_pb(&a.vault)),
-                action: Some(action_pb(&a.action)),
-            }),
-            Self::ActionAttestation(a) => Body::ActionAttestation(pb::ActionAttestation {
-                vault: Some(vault_pb(&a.vault)),
-                action: Some(action_pb(&a.action)),
-                signature: Some(guardian_sig_pb(&a.signature)),
-            }),
-        };
-        pb::Payload { body: Some(body) }
-    }
+            signature: Some(guardian_sig_pb(&l.signature)),
+        }),
+        Message::ActionProposal(a) => Body::ActionProposal(pb::ActionProposal {
+            vault: Some(vault_pb(&a.vault)),
+            action: Some(action_pb(&a.action)),
+        }),
+        Message::ActionAttestation(a) => Body::ActionAttestation(pb::ActionAttestation {
+            vault: Some(vault_pb(&a.vault)),
+            action: Some(action_pb(&a.action)),
+            signature: Some(guardian_sig_pb(&a.signature)),
+        }),
+    };
+    pb::Payload { body: Some(body) }
 }
 
 fn exact<const N: usize>(field: &'static str, bytes: &[u8]) -> Result<[u8; N], PayloadError> {
@@ -615,31 +394,31 @@ fn leg_release(p: pb::LegRelease) -> Result<LegRelease, PayloadError> {
     })
 }
 
-fn action(p: Option<pb::Action>) -> Result<Action, PayloadError> {
+fn action(p: Option<pb::Action>) -> Result<ThresholdAction, PayloadError> {
     use pb::action::Kind;
     let kind = p
         .and_then(|a| a.kind)
         .ok_or(PayloadError::Missing("action"))?;
     Ok(match kind {
-        Kind::FreezeMember(a) => Action::FreezeMember(FreezeMember {
+        Kind::FreezeMember(a) => ThresholdAction::Freeze(FreezeMember {
             member: b256("freeze.member", &a.member)?,
             id: b256("freeze.id", &a.id)?,
             deadline: a.deadline,
         }),
-        Kind::UnfreezeMember(a) => Action::UnfreezeMember(UnfreezeMember {
+        Kind::UnfreezeMember(a) => ThresholdAction::Unfreeze(UnfreezeMember {
             member: b256("unfreeze.member", &a.member)?,
             id: b256("unfreeze.id", &a.id)?,
             deadline: a.deadline,
         }),
-        Kind::Pause(a) => Action::Pause(Pause {
+        Kind::Pause(a) => ThresholdAction::Pause(Pause {
             id: b256("pause.id", &a.id)?,
             deadline: a.deadline,
         }),
-        Kind::Unpause(a) => Action::Unpause(Unpause {
+        Kind::Unpause(a) => ThresholdAction::Unpause(Unpause {
             id: b256("unpause.id", &a.id)?,
             deadline: a.deadline,
         }),
-        Kind::RaiseAlert(a) => Action::RaiseAlert(RaiseAlert {
+        Kind::RaiseAlert(a) => ThresholdAction::RaiseAlert(RaiseAlert {
             subject: b256("alert.subject", &a.subject)?,
             level: u8::try_from(a.level).map_err(|_| PayloadError::Invalid {
                 field: "alert.level",
@@ -648,7 +427,7 @@ fn action(p: Option<pb::Action>) -> Result<Action, PayloadError> {
             id: b256("alert.id", &a.id)?,
             deadline: a.deadline,
         }),
-        Kind::ClearAlert(a) => Action::ClearAlert(ClearAlert {
+        Kind::ClearAlert(a) => ThresholdAction::ClearAlert(ClearAlert {
             subject: b256("clear.subject", &a.subject)?,
             id: b256("clear.id", &a.id)?,
             deadline: a.deadline,
@@ -656,34 +435,34 @@ fn action(p: Option<pb::Action>) -> Result<Action, PayloadError> {
     })
 }
 
-fn action_pb(a: &Action) -> pb::Action {
+fn action_pb(a: &ThresholdAction) -> pb::Action {
     use pb::action::Kind;
     let kind = match a {
-        Action::FreezeMember(a) => Kind::FreezeMember(pb::FreezeMember {
+        ThresholdAction::Freeze(a) => Kind::FreezeMember(pb::FreezeMember {
             member: a.member.to_vec(),
             id: a.id.to_vec(),
             deadline: a.deadline,
         }),
-        Action::UnfreezeMember(a) => Kind::UnfreezeMember(pb::UnfreezeMember {
+        ThresholdAction::Unfreeze(a) => Kind::UnfreezeMember(pb::UnfreezeMember {
             member: a.member.to_vec(),
             id: a.id.to_vec(),
             deadline: a.deadline,
         }),
-        Action::Pause(a) => Kind::Pause(pb::Pause {
+        ThresholdAction::Pause(a) => Kind::Pause(pb::Pause {
             id: a.id.to_vec(),
             deadline: a.deadline,
         }),
-        Action::Unpause(a) => Kind::Unpause(pb::Unpause {
+        ThresholdAction::Unpause(a) => Kind::Unpause(pb::Unpause {
             id: a.id.to_vec(),
             deadline: a.deadline,
         }),
-        Action::RaiseAlert(a) => Kind::RaiseAlert(pb::RaiseAlert {
+        ThresholdAction::RaiseAlert(a) => Kind::RaiseAlert(pb::RaiseAlert {
             subject: a.subject.to_vec(),
             level: u32::from(a.level),
             id: a.id.to_vec(),
             deadline: a.deadline,
         }),
-        Action::ClearAlert(a) => Kind::ClearAlert(pb::ClearAlert {
+        ThresholdAction::ClearAlert(a) => Kind::ClearAlert(pb::ClearAlert {
             subject: a.subject.to_vec(),
             id: a.id.to_vec(),
             deadline: a.deadline,

@@ -64,12 +64,13 @@ mod admission;
 pub use admission::{MEMBER_PENDING, PENDING_PER_IP, PENDING_TOTAL, PendingRefused};
 
 use crate::catchup::{self, CatchUpCodec, CatchUpStore};
-use crate::consortium::Consortium;
 use crate::envelope;
-use crate::message::GossipMessage;
+use crate::message::Wire;
 use crate::validation::{
     Acceptance, Counters, Origin, Validated, ValidationConfig, Validator, Verdict,
 };
+use backstop_types::Consortium;
+use backstop_types::Message;
 
 /// Gossipsub topic of every Backstop gossip message.
 pub const TOPIC: &str = "/backstop/gossip/v1";
@@ -182,7 +183,7 @@ pub struct ConnectionCounters {
 
 enum Command {
     Publish {
-        message: GossipMessage,
+        message: Message,
         reply: oneshot::Sender<Result<[u8; 32], NetworkError>>,
     },
     #[cfg(feature = "test-util")]
@@ -216,7 +217,7 @@ impl NetworkHandle {
     /// Signs `message` with this node's key and gossips it. Returns its content id.
     /// The envelope is recorded in the catch-up store before it is sent, so even when
     /// this fails because no peer is subscribed yet, peers that catch up later get it.
-    pub async fn publish(&self, message: GossipMessage) -> Result<[u8; 32], NetworkError> {
+    pub async fn publish(&self, message: Message) -> Result<[u8; 32], NetworkError> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Publish { message, reply })
@@ -393,7 +394,8 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
     let own_key = config.identity.verifying_key().to_bytes();
     let own_index = config
         .consortium
-        .index_of_key(&own_key)
+        .index_of_identity(&own_key)
+        .map(usize::from)
         .ok_or_else(|| NetworkError::Config("this node's key is not in the consortium".into()))?;
     let keypair = identity::Keypair::ed25519_from_bytes(config.identity.to_bytes())
         .map_err(|e| NetworkError::Config(e.to_string()))?;
@@ -401,7 +403,7 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
 
     let mut peer_index = HashMap::new();
     for (i, node) in config.consortium.nodes().iter().enumerate() {
-        peer_index.insert(peer_id_of(&node.public_key.to_bytes())?, i);
+        peer_index.insert(peer_id_of(&node.identity)?, i);
     }
     for p in &config.peers {
         if !peer_index.contains_key(&p.peer) {
@@ -415,7 +417,7 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
     let topic = IdentTopic::new(TOPIC);
     let max_envelope = config.validation.max_envelope_bytes;
     let heartbeat = config.heartbeat;
-    let n = config.consortium.len() as u32;
+    let n = config.consortium.n() as u32;
     let members: Vec<PeerId> = peer_index
         .keys()
         .copied()
@@ -664,7 +666,7 @@ impl Task {
     /// Signs, records (store and seen-cache), then gossips. The record comes first: if
     /// gossipsub refuses (no peer yet), the envelope is still served to peers that catch
     /// up later, and the caller gets the error.
-    fn publish(&mut self, message: GossipMessage) -> Result<[u8; 32], NetworkError> {
+    fn publish(&mut self, message: Message) -> Result<[u8; 32], NetworkError> {
         let env = envelope::seal(&self.identity, now_ms(), message.encode());
         let content_id = env.content_id();
         let bytes = env.encode();

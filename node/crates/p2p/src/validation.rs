@@ -51,9 +51,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ed25519_dalek::Signature;
 use sha2::{Digest, Sha256};
 
-use crate::consortium::Consortium;
 use crate::envelope::{ENVELOPE_VERSION, Envelope, EnvelopeError};
-use crate::message::GossipMessage;
+use crate::message::Wire;
+use backstop_types::Consortium;
+use backstop_types::Message;
 
 /// Validation limits.
 #[derive(Clone, Debug, PartialEq)]
@@ -218,7 +219,7 @@ pub struct Validated {
     /// Content id (see [`Envelope::content_id`]).
     pub content_id: [u8; 32],
     /// The message.
-    pub message: GossipMessage,
+    pub message: Message,
     /// The envelope bytes as received (what a catch-up store keeps and serves).
     pub envelope: Vec<u8>,
     /// True when it arrived through catch-up rather than gossip.
@@ -347,7 +348,7 @@ struct Pending {
     envelope: Envelope,
     bytes: Vec<u8>,
     signer: usize,
-    message: GossipMessage,
+    message: Message,
 }
 
 /// The validator. See the module docs for the table it implements.
@@ -368,7 +369,7 @@ impl Validator {
                 tokens: f64::from(config.rate_burst),
                 last_ms: 0,
             };
-            consortium.len()
+            consortium.n()
         ];
         Self {
             seen: SeenCache::new(config.seen_capacity),
@@ -400,7 +401,7 @@ impl Validator {
         let verdict = match self.precheck(now_ms, origin, bytes) {
             Err(reason) => Verdict::drop(reason),
             Ok(p) => {
-                let key = &self.consortium.nodes()[p.signer].public_key;
+                let key = &self.consortium.verifying_keys()[p.signer];
                 let signature = Signature::from_bytes(&p.envelope.signature);
                 if key.verify_strict(&p.signing, &signature).is_ok() {
                     self.finish(p)
@@ -441,7 +442,7 @@ impl Validator {
             .collect();
         let keys: Vec<_> = pending
             .iter()
-            .map(|(_, p)| self.consortium.nodes()[p.signer].public_key)
+            .map(|(_, p)| self.consortium.verifying_keys()[p.signer])
             .collect();
         // A batch of one gains nothing: verify it strictly, like `validate`.
         let batch_ok =
@@ -472,7 +473,7 @@ impl Validator {
     ) -> Result<Pending, DropReason> {
         let (max_age, gossip) = match origin {
             Origin::Gossip { forwarder, .. } => {
-                if forwarder.is_none_or(|i| i >= self.consortium.len()) {
+                if forwarder.is_none_or(|i| i >= self.consortium.n()) {
                     return Err(DropReason::UnknownPeer);
                 }
                 (self.config.max_age_ms, true)
@@ -489,7 +490,8 @@ impl Validator {
         }
         let signer = self
             .consortium
-            .index_of_key(&envelope.signer)
+            .index_of_identity(&envelope.signer)
+            .map(usize::from)
             .ok_or(DropReason::NotMember)?;
         if let Origin::Gossip { source, .. } = origin
             && source != Some(signer)
@@ -515,8 +517,7 @@ impl Validator {
         {
             return Err(DropReason::RateLimited);
         }
-        let message =
-            GossipMessage::decode(&envelope.payload).map_err(|_| DropReason::InvalidPayload)?;
+        let message = Message::decode(&envelope.payload).map_err(|_| DropReason::InvalidPayload)?;
         Ok(Pending {
             catch_up: !gossip,
             signing,

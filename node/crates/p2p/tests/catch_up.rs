@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::B256;
-use backstop_p2p::message::IncidentKey;
 use backstop_p2p::validation::Validated;
 use backstop_p2p::{CatchUpStore, DropReason, PeerAddr};
+use backstop_types::IncidentKey;
 use common::*;
 use tokio::sync::broadcast;
 

@@ -5,8 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use alloy::primitives::B256;
+use backstop_p2p::Wire;
 use backstop_p2p::fuzz::Harness;
-use backstop_p2p::message::{GapObservation, GossipMessage, IncidentKey, Signal, SignalKind};
+use backstop_types::{GapObservation, IncidentKey, Message, Signal, SignalKind};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -24,14 +25,14 @@ impl Rng {
 
 fn seeds(h: &Harness) -> Vec<Vec<u8>> {
     let msgs = [
-        GossipMessage::Signal(Signal {
+        Message::Signal(Signal {
             kind: SignalKind::ChainHalt,
             subject: B256::repeat_byte(1),
             observed_at_ms: 5,
             evidence: vec![1; 40].into(),
         }),
-        GossipMessage::GapObservation(GapObservation {
-            incident: IncidentKey {
+        Message::GapObservation(GapObservation {
+            key: IncidentKey {
                 member: B256::repeat_byte(2),
                 seq: 7,
             },

@@ -12,21 +12,16 @@ mod common;
 use std::time::Duration;
 
 use backstop_p2p::DropReason;
+use backstop_p2p::PeerAddr;
 use backstop_p2p::envelope::{self, Envelope};
-use backstop_p2p::{GossipMessage, PeerAddr};
+use backstop_types::Message;
+use backstop_types::time::now_ms;
 use common::*;
 use tokio::sync::broadcast::error::TryRecvError;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 async fn recv_one(
     sub: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<backstop_p2p::validation::Validated>>,
-) -> GossipMessage {
+) -> Message {
     tokio::time::timeout(Duration::from_secs(30), sub.recv())
         .await
         .expect("message not delivered")

@@ -7,8 +7,10 @@ use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, Leg, LegRelease, Pause, RaiseAlert, Signable, UnfreezeMember,
     Unpause, VaultId, sign_digest,
 };
+use backstop_p2p::Wire;
 use backstop_p2p::message::*;
 use backstop_proto::gossip::v1 as pb;
+use backstop_types::*;
 use prost::Message as _;
 
 fn vault() -> VaultId {
@@ -41,7 +43,7 @@ fn draw() -> Draw {
     }
 }
 
-fn all_messages() -> Vec<GossipMessage> {
+fn all_messages() -> Vec<Message> {
     let guardian = PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).unwrap();
     let incident = IncidentKey {
         member: B256::repeat_byte(1),
@@ -58,49 +60,49 @@ fn all_messages() -> Vec<GossipMessage> {
     };
     let id = B256::repeat_byte(9);
     let actions = vec![
-        Action::FreezeMember(FreezeMember {
+        ThresholdAction::Freeze(FreezeMember {
             member: incident.member,
             id,
             deadline: 5,
         }),
-        Action::UnfreezeMember(UnfreezeMember {
+        ThresholdAction::Unfreeze(UnfreezeMember {
             member: incident.member,
             id,
             deadline: 5,
         }),
-        Action::Pause(Pause { id, deadline: 5 }),
-        Action::Unpause(Unpause { id, deadline: 5 }),
-        Action::RaiseAlert(RaiseAlert {
+        ThresholdAction::Pause(Pause { id, deadline: 5 }),
+        ThresholdAction::Unpause(Unpause { id, deadline: 5 }),
+        ThresholdAction::RaiseAlert(RaiseAlert {
             subject: B256::repeat_byte(4),
             level: 255,
             id,
             deadline: 5,
         }),
-        Action::ClearAlert(ClearAlert {
+        ThresholdAction::ClearAlert(ClearAlert {
             subject: B256::repeat_byte(4),
             id,
             deadline: 5,
         }),
     ];
     let mut out = vec![
-        GossipMessage::Signal(Signal {
+        Message::Signal(Signal {
             kind: SignalKind::OracleStale,
             subject: B256::repeat_byte(2),
             observed_at_ms: 99,
             evidence: vec![1, 2, 3].into(),
         }),
-        GossipMessage::GapObservation(GapObservation {
-            incident,
+        Message::GapObservation(GapObservation {
+            key: incident,
             home_chain_id: 10,
             block_number: 1234,
             block_hash: B256::repeat_byte(3),
             assets: U256::from(1u64),
             liabilities: U256::MAX,
         }),
-        GossipMessage::DrawProposal(DrawProposal {
-            incident,
+        Message::DrawProposal(DrawProposal {
+            key: incident,
             attempt: 2,
-            proposer_index: 1,
+            proposer: 1,
             pinned: vec![
                 PinnedBlock {
                     chain_id: 10,
@@ -115,25 +117,25 @@ fn all_messages() -> Vec<GossipMessage> {
             ],
             draw: d.clone(),
         }),
-        GossipMessage::DrawAttestation(DrawAttestation {
-            incident,
+        Message::DrawAttestation(DrawAttestation {
+            key: incident,
             attempt: 2,
-            draw_digest: digest,
+            digest,
             signature: sign_digest(&guardian, digest).unwrap(),
         }),
-        GossipMessage::LegAttestation(LegAttestation {
+        Message::LegAttestation(LegAttestation {
             vault: vault(),
             release: release.clone(),
             signature: sign_digest(&guardian, release.digest(&vault())).unwrap(),
         }),
     ];
     for a in actions {
-        out.push(GossipMessage::ActionProposal(ActionProposal {
+        out.push(Message::ActionProposal(ActionProposal {
             vault: vault(),
             action: a.clone(),
         }));
         let sig = sign_digest(&guardian, a.digest(&vault())).unwrap();
-        out.push(GossipMessage::ActionAttestation(ActionAttestation {
+        out.push(Message::ActionAttestation(ActionAttestation {
             vault: vault(),
             action: a,
             signature: sig,
@@ -147,18 +149,18 @@ fn every_message_kind_round_trips_and_signatures_still_verify() {
     let messages = all_messages();
     assert_eq!(messages.len(), 5 + 12);
     for m in messages {
-        let decoded = GossipMessage::decode(&m.encode()).unwrap();
+        let decoded = Message::decode(&m.encode()).unwrap();
         assert_eq!(decoded, m);
         // The guardian signature that travelled still recovers over the recomputed digest.
         match &decoded {
-            GossipMessage::LegAttestation(l) => {
+            Message::LegAttestation(l) => {
                 l.signature.verify(l.release.digest(&l.vault)).unwrap();
                 assert_eq!(l.draw_hash(), draw().digest(&vault()));
             }
-            GossipMessage::ActionAttestation(a) => {
+            Message::ActionAttestation(a) => {
                 a.signature.verify(a.action.digest(&a.vault)).unwrap();
             }
-            GossipMessage::DrawAttestation(a) => a.signature.verify(a.draw_digest).unwrap(),
+            Message::DrawAttestation(a) => a.signature.verify(a.digest).unwrap(),
             _ => {}
         }
     }
@@ -179,14 +181,14 @@ fn incident_keys_and_action_classes() {
         .iter()
         .step_by(2)
         .map(|p| match p {
-            GossipMessage::ActionProposal(p) => p.action.is_emergency(),
+            Message::ActionProposal(p) => p.action.is_emergency(),
             _ => unreachable!(),
         })
         .collect();
     assert_eq!(emergency, [true, false, true, false, true, false]);
 }
 
-fn payload_of(m: &GossipMessage) -> pb::Payload {
+fn payload_of(m: &Message) -> pb::Payload {
     pb::Payload::decode(m.encode().as_slice()).unwrap()
 }
 
@@ -200,7 +202,7 @@ fn wrong_lengths_and_bounds_are_refused() {
         s.subject.pop();
     }
     assert!(matches!(
-        GossipMessage::decode(&p.encode_to_vec()),
+        Message::decode(&p.encode_to_vec()),
         Err(PayloadError::Length {
             field: "signal.subject",
             expected: 32,
@@ -214,7 +216,7 @@ fn wrong_lengths_and_bounds_are_refused() {
         s.evidence = vec![0; MAX_EVIDENCE_LEN + 1];
     }
     assert!(matches!(
-        GossipMessage::decode(&p.encode_to_vec()),
+        Message::decode(&p.encode_to_vec()),
         Err(PayloadError::TooMany { .. })
     ));
 
@@ -224,7 +226,7 @@ fn wrong_lengths_and_bounds_are_refused() {
         s.kind = 77;
     }
     assert!(matches!(
-        GossipMessage::decode(&p.encode_to_vec()),
+        Message::decode(&p.encode_to_vec()),
         Err(PayloadError::Invalid { .. })
     ));
 
@@ -234,7 +236,7 @@ fn wrong_lengths_and_bounds_are_refused() {
         g.assets.push(0);
     }
     assert!(matches!(
-        GossipMessage::decode(&p.encode_to_vec()),
+        Message::decode(&p.encode_to_vec()),
         Err(PayloadError::Length { .. })
     ));
 
@@ -245,7 +247,7 @@ fn wrong_lengths_and_bounds_are_refused() {
         d.draw.as_mut().unwrap().legs = vec![leg; MAX_LEGS + 1];
     }
     assert!(matches!(
-        GossipMessage::decode(&p.encode_to_vec()),
+        Message::decode(&p.encode_to_vec()),
         Err(PayloadError::TooMany {
             field: "draw.legs",
             ..
@@ -256,7 +258,7 @@ fn wrong_lengths_and_bounds_are_refused() {
         d.draw = None;
     }
     assert_eq!(
-        GossipMessage::decode(&p.encode_to_vec()),
+        Message::decode(&p.encode_to_vec()),
         Err(PayloadError::Missing("proposal.draw"))
     );
 
@@ -274,7 +276,7 @@ fn wrong_lengths_and_bounds_are_refused() {
         if let Some(pb::payload::Body::DrawAttestation(a)) = &mut p.body {
             mutate(a.signature.as_mut().unwrap());
         }
-        assert!(GossipMessage::decode(&p.encode_to_vec()).is_err());
+        assert!(Message::decode(&p.encode_to_vec()).is_err());
     }
 
     // Alert level above u8.
@@ -287,7 +289,7 @@ fn wrong_lengths_and_bounds_are_refused() {
         }
     }
     assert!(matches!(
-        GossipMessage::decode(&p.encode_to_vec()),
+        Message::decode(&p.encode_to_vec()),
         Err(PayloadError::Invalid {
             field: "alert.level",
             ..
@@ -295,9 +297,9 @@ fn wrong_lengths_and_bounds_are_refused() {
     ));
 
     // Empty payload and garbage.
-    assert_eq!(GossipMessage::decode(&[]), Err(PayloadError::Empty));
+    assert_eq!(Message::decode(&[]), Err(PayloadError::Empty));
     assert!(matches!(
-        GossipMessage::decode(&[0xff; 8]),
+        Message::decode(&[0xff; 8]),
         Err(PayloadError::Decode(_))
     ));
 }

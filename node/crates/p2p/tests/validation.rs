@@ -7,10 +7,13 @@ use std::sync::Arc;
 use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::sign_digest;
+use backstop_p2p::DropReason;
+use backstop_p2p::Wire;
 use backstop_p2p::envelope::{self, Envelope, seal};
-use backstop_p2p::message::{DrawAttestation, GossipMessage, IncidentKey, Signal, SignalKind};
 use backstop_p2p::validation::{Acceptance, Origin, ValidationConfig, Validator, Verdict};
-use backstop_p2p::{Consortium, ConsortiumNode, DropReason};
+use backstop_types::{
+    Consortium, DrawAttestation, IncidentKey, Message, NodeInfo, Signal, SignalKind,
+};
 use ed25519_dalek::SigningKey;
 
 const NOW: u64 = 1_800_000_000_000;
@@ -31,8 +34,8 @@ fn fx(config: ValidationConfig) -> Fx {
     let c = Consortium::new(
         keys.iter()
             .zip(&guardians)
-            .map(|(k, g)| ConsortiumNode {
-                public_key: k.verifying_key(),
+            .map(|(k, g)| NodeInfo {
+                identity: k.verifying_key().to_bytes(),
                 guardian: g.address(),
             })
             .collect(),
@@ -49,7 +52,8 @@ impl Fx {
     fn idx(&self, k: usize) -> usize {
         self.v
             .consortium()
-            .index_of_key(&self.keys[k].verifying_key().to_bytes())
+            .index_of_identity(&self.keys[k].verifying_key().to_bytes())
+            .map(usize::from)
             .unwrap()
     }
     /// Gossip published by node `k`, forwarded by node `fwd`.
@@ -61,8 +65,8 @@ impl Fx {
     }
 }
 
-fn signal(n: u8) -> GossipMessage {
-    GossipMessage::Signal(Signal {
+fn signal(n: u8) -> Message {
+    Message::Signal(Signal {
         kind: SignalKind::Depeg,
         subject: B256::repeat_byte(n),
         observed_at_ms: NOW,
@@ -70,7 +74,7 @@ fn signal(n: u8) -> GossipMessage {
     })
 }
 
-fn signed(key: &SigningKey, at: u64, m: &GossipMessage) -> Vec<u8> {
+fn signed(key: &SigningKey, at: u64, m: &Message) -> Vec<u8> {
     envelope::sign(key, at, m)
 }
 
@@ -127,22 +131,22 @@ fn every_row_of_the_table_gives_its_reason_and_acceptance() {
     let replayed = signed(&f.keys[1], NOW, &signal(5));
     // A draw attestation whose guardian is node 1's, signed (envelope) by node 0.
     let digest = B256::repeat_byte(0xdd);
-    let wrong_guardian = GossipMessage::DrawAttestation(DrawAttestation {
-        incident: IncidentKey {
+    let wrong_guardian = Message::DrawAttestation(DrawAttestation {
+        key: IncidentKey {
             member: B256::repeat_byte(1),
             seq: 0,
         },
         attempt: 0,
-        draw_digest: digest,
+        digest,
         signature: sign_digest(&f.guardians[1], digest).unwrap(),
     });
-    let right_guardian = GossipMessage::DrawAttestation(DrawAttestation {
-        incident: IncidentKey {
+    let right_guardian = Message::DrawAttestation(DrawAttestation {
+        key: IncidentKey {
             member: B256::repeat_byte(1),
             seq: 0,
         },
         attempt: 0,
-        draw_digest: digest,
+        digest,
         signature: sign_digest(&f.guardians[0], digest).unwrap(),
     });
     // Node 0 is guardian 0 in `fx` only up to sorting: look its guardian up.
@@ -165,7 +169,7 @@ fn every_row_of_the_table_gives_its_reason_and_acceptance() {
             signed(
                 &f.keys[0],
                 NOW,
-                &GossipMessage::Signal(Signal {
+                &Message::Signal(Signal {
                     kind: SignalKind::Depeg,
                     subject: B256::ZERO,
                     observed_at_ms: 0,

@@ -334,7 +334,9 @@ impl<D: Disk> Sim<D> {
         let infos: Vec<NodeInfo> = keys
             .iter()
             .map(|k| NodeInfo {
-                identity: keccak256(k.address()).0,
+                identity: ed25519_dalek::SigningKey::from_bytes(&keccak256(k.address()).0)
+                    .verifying_key()
+                    .to_bytes(),
                 guardian: k.address(),
             })
             .collect();
@@ -664,7 +666,7 @@ impl<D: Disk> Sim<D> {
             Message::LegAttestation(a) => (
                 a.signature.signer,
                 GuardKey::Leg {
-                    draw_hash: a.draw_hash,
+                    draw_hash: a.draw_hash(),
                     vault: a.vault,
                 },
                 a.release.digest(&a.vault),
@@ -729,7 +731,7 @@ impl<D: Disk> Sim<D> {
         };
         let withhold = byz.withhold_permille;
         let equivocate = byz.equivocate;
-        if let (true, Message::Proposal(p)) = (equivocate, &msg) {
+        if let (true, Message::DrawProposal(p)) = (equivocate, &msg) {
             return self.equivocate(i, p.clone());
         }
         for to in 0..self.nodes.len() {
@@ -782,7 +784,7 @@ impl<D: Disk> Sim<D> {
                 continue;
             }
             let which = if self.rng.chance(500) { &p } else { &alt };
-            self.send(i, to, Message::Proposal(which.clone()));
+            self.send(i, to, Message::DrawProposal(which.clone()));
             if let Some(vault) = home {
                 let home_vault = {
                     let w = self.world.borrow();
@@ -853,7 +855,6 @@ impl<D: Disk> Sim<D> {
             };
             if let Ok(sig) = sign_digest(&key, release.digest(&vault)) {
                 msgs.push(Message::LegAttestation(LegAttestation {
-                    draw_hash: release.drawHash,
                     vault,
                     release,
                     signature: sig,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256};
-use backstop_p2p::message::{GapObservation, IncidentKey, Signal, SignalKind};
 use backstop_p2p::network::{self, NetworkHandle, peer_id_of};
-use backstop_p2p::{
-    Consortium, ConsortiumNode, GossipMessage, MemoryCatchUpStore, NetworkConfig, PeerAddr,
+use backstop_p2p::{MemoryCatchUpStore, NetworkConfig, PeerAddr};
+use backstop_types::{
+    Consortium, GapObservation, IncidentKey, Message, NodeInfo, Signal, SignalKind,
 };
 use ed25519_dalek::SigningKey;
 use libp2p::{Multiaddr, PeerId};
@@ -32,8 +32,8 @@ pub fn consortium(keys: &[SigningKey]) -> Arc<Consortium> {
         Consortium::new(
             keys.iter()
                 .enumerate()
-                .map(|(i, k)| ConsortiumNode {
-                    public_key: k.verifying_key(),
+                .map(|(i, k)| NodeInfo {
+                    identity: k.verifying_key().to_bytes(),
                     guardian: guardian(i as u8 + 1),
                 })
                 .collect(),
@@ -65,7 +65,7 @@ pub struct Node {
 impl Node {
     /// Consortium index of `key` (same on every node).
     pub fn handle_consortium_index(&self, key: &[u8; 32]) -> usize {
-        self.consortium.index_of_key(key).unwrap()
+        usize::from(self.consortium.index_of_identity(key).unwrap())
     }
     pub fn tcp_addr(&self) -> Multiaddr {
         self.addr("tcp")
@@ -179,8 +179,8 @@ pub async fn wait_connected(nodes: &[Node]) {
     .await;
 }
 
-pub fn signal(subject: u8, at: u64) -> GossipMessage {
-    GossipMessage::Signal(Signal {
+pub fn signal(subject: u8, at: u64) -> Message {
+    Message::Signal(Signal {
         kind: SignalKind::AbnormalOutflow,
         subject: B256::repeat_byte(subject),
         observed_at_ms: at,
@@ -188,9 +188,9 @@ pub fn signal(subject: u8, at: u64) -> GossipMessage {
     })
 }
 
-pub fn gap(member: u8, seq: u64) -> GossipMessage {
-    GossipMessage::GapObservation(GapObservation {
-        incident: IncidentKey {
+pub fn gap(member: u8, seq: u64) -> Message {
+    Message::GapObservation(GapObservation {
+        key: IncidentKey {
             member: B256::repeat_byte(member),
             seq,
         },
@@ -203,7 +203,7 @@ pub fn gap(member: u8, seq: u64) -> GossipMessage {
 }
 
 /// Publishes `message` from `node`, retrying while gossipsub has no subscribed peer yet.
-pub async fn publish_when_ready(node: &Node, message: GossipMessage) -> [u8; 32] {
+pub async fn publish_when_ready(node: &Node, message: Message) -> [u8; 32] {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match node.handle.publish(message.clone()).await {

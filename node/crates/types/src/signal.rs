@@ -1,0 +1,91 @@
+//! The kinds of signal detectors raise (the policy layer decides what each one does).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// What a detector observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    /// Oracle price deviates from its reference.
+    OracleDeviation,
+    /// Oracle price has not updated within its bound.
+    OracleStale,
+    /// Abnormal outflow from a member's contracts (exploit suspected).
+    AbnormalOutflow,
+    /// Pool token depeg.
+    Depeg,
+    /// No new head on a chain within the bound.
+    ChainHalt,
+    /// Raised by an operator.
+    Operator,
+    /// A covered member's books do not declare a payout booked after the booking timeout.
+    PayoutNotBooked,
+}
+
+/// A name that is no [`SignalKind`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown signal kind {0:?}")]
+pub struct UnknownSignalKind(pub String);
+
+impl SignalKind {
+    /// Every kind.
+    pub const ALL: [SignalKind; 7] = [
+        Self::OracleDeviation,
+        Self::OracleStale,
+        Self::AbnormalOutflow,
+        Self::Depeg,
+        Self::ChainHalt,
+        Self::Operator,
+        Self::PayoutNotBooked,
+    ];
+
+    /// Snake-case name (`oracle_deviation`, …), as in JSON, the CLI and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OracleDeviation => "oracle_deviation",
+            Self::OracleStale => "oracle_stale",
+            Self::AbnormalOutflow => "abnormal_outflow",
+            Self::Depeg => "depeg",
+            Self::ChainHalt => "chain_halt",
+            Self::Operator => "operator",
+            Self::PayoutNotBooked => "payout_not_booked",
+        }
+    }
+}
+
+impl fmt::Display for SignalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SignalKind {
+    type Err = UnknownSignalKind;
+
+    /// Accepts the snake-case name, with `-` for `_`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == norm)
+            .ok_or_else(|| UnknownSignalKind(s.chars().take(64).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_refused() {
+        for k in SignalKind::ALL {
+            assert_eq!(k.as_str().parse::<SignalKind>(), Ok(k));
+            assert_eq!(k.as_str().to_uppercase().replace('_', "-").parse(), Ok(k));
+        }
+        assert!("oracle".parse::<SignalKind>().is_err());
+    }
+}
