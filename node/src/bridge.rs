@@ -22,8 +22,9 @@ use tracing::{debug, warn};
 
 use crate::core::{AdminCommand as CoreCommand, AdminError as CoreAdminError, Notice};
 use crate::journal::IncidentEntry;
-use crate::policy::{Breaker, BreakerKind, Effect, EffectStatus};
+use crate::policy::{Breaker, EffectStatus};
 use crate::runtime::{Observers, Params};
+use backstop_types::Effect;
 
 /// How often the model and metrics are refreshed.
 const REFRESH: Duration = Duration::from_millis(250);
@@ -346,15 +347,7 @@ fn refresh_model(api: &ApiState, facts: &Facts, obs: &Observers, snap: &crate::c
 }
 
 fn breaker_view(b: &Breaker, expiry_ms: u64) -> BreakerView {
-    let kind = match b.id.kind {
-        BreakerKind::Oracle => m::BreakerKind::Oracle,
-        BreakerKind::Exploit => m::BreakerKind::Exploit,
-        BreakerKind::ChainHalt => m::BreakerKind::ChainHalt,
-        BreakerKind::Contagion => m::BreakerKind::Contagion,
-        BreakerKind::Depeg => m::BreakerKind::Depeg,
-        BreakerKind::Operator => m::BreakerKind::Operator,
-        BreakerKind::PayoutNotBooked => m::BreakerKind::PayoutNotBooked,
-    };
+    let kind = b.id.kind;
     BreakerView {
         id: b.id.to_string(),
         kind,

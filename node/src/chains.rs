@@ -30,8 +30,8 @@ use backstop_contracts::eip712::{Draw, Signable, VaultId};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::detect::OracleRead;
 use crate::policy::VaultFact;
+use crate::view::OracleRead;
 use crate::view::{ChainSnapshot, MemberAt};
 
 /// Errors of the chain adapters.

@@ -45,8 +45,9 @@ use crate::chains::{ChainAccess, ChainInput, ChainSpec, FetchSet, fetch_pinned, 
 use crate::clock::{ClockCheck, ClockReport, Skew};
 use crate::detect::{Assertion, Detectors};
 use crate::journal::{Change, Journal};
-use crate::policy::{Breaker, Effect, Output as PolicyOutput, Policy, SignalEntry};
+use crate::policy::{Breaker, Output as PolicyOutput, Policy, SignalEntry};
 use crate::view::{ChainSnapshot, NodeView};
+use backstop_types::Effect;
 use backstop_types::IncidentPhase;
 
 /// Most pinned blocks being fetched at once for proposals.

@@ -22,44 +22,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use alloy::primitives::{Address, B256, I256, U256};
+use alloy::primitives::{Address, B256, U256};
 use backstop_agreement::booking::Payout;
 use backstop_chain::reads::Solvency;
 use backstop_types::SignalKind;
 
-use crate::policy::{chain_subject, oracle_subject};
-use crate::view::ChainSnapshot;
+use crate::view::{ChainSnapshot, SCALE_DECIMALS};
+use backstop_types::{chain_subject, oracle_subject};
 
-/// Prices are compared at 18 decimals.
-const SCALE_DECIMALS: u8 = 18;
 /// Basis points in one.
 const BPS: u64 = 10_000;
-
-/// An oracle's answer at a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OracleRead {
-    /// Answer, in the feed's decimals.
-    pub answer: I256,
-    /// Last update (unix seconds).
-    pub updated_at: u64,
-    /// The feed's decimals.
-    pub decimals: u8,
-}
-
-impl OracleRead {
-    /// The answer at 18 decimals; `None` when zero, negative or absurd.
-    pub fn price(&self) -> Option<U256> {
-        if self.answer <= I256::ZERO || self.decimals > 36 {
-            return None;
-        }
-        let a = self.answer.into_raw();
-        if self.decimals <= SCALE_DECIMALS {
-            a.checked_mul(U256::from(10).pow(U256::from(SCALE_DECIMALS - self.decimals)))
-        } else {
-            Some(a / U256::from(10).pow(U256::from(self.decimals - SCALE_DECIMALS)))
-        }
-    }
-}
 
 /// A configured oracle.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -398,7 +370,9 @@ fn drop_bps(peak: U256, current: U256) -> Option<u64> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::view::OracleRead;
     use crate::view::tests::{member, member_mut, snap};
+    use alloy::primitives::I256;
 
     const A: Address = Address::repeat_byte(0xa1);
     const B: Address = Address::repeat_byte(0xb2);

@@ -1,12 +1,21 @@
 //! The Backstop node as a library: the pieces the `backstop` binary assembles.
 //!
-//! - [`view`]: the node's view of chain state for the agreement core (pure).
-//! - [`chains`]: chain adapters (snapshots, observations, vault facts, start-up checks).
+//! Pure decision logic (no I/O, no async runtime, no network or chain client; `now` is an
+//! input), layered so that nothing imports upwards:
+//! - [`view`]: the node's view of chain state for the agreement core (snapshots, oracle
+//!   reads, what the breakers decide as the view applies it);
+//! - [`detect`]: detectors turning snapshots into signal assertions (imports `view`);
+//! - [`policy`]: signals and circuit breakers (imports `view`);
+//! - [`clock`]: this node's clock against the chains' block timestamps;
 //! - [`journal`]: the operators' account of each incident.
-//! - [`core`]: the task that owns the agreement machine.
-//! - [`runtime`]: assembly, supervision and shutdown; [`params`]: configuration to runtime.
-//! - [`detect`]: detectors turning chain state into signal assertions (pure).
-//! - [`policy`]: signals and circuit breakers (pure).
+//!
+//! The shared vocabulary (consortium, thresholds, messages, signal and breaker kinds,
+//! effects, incident phases) lives in `backstop-types`.
+//!
+//! Adapters around it:
+//! - [`chains`]: chain adapters (snapshots, observations, vault facts, start-up checks);
+//! - [`core`]: the task that owns the agreement machine and feeds the pure parts;
+//! - [`runtime`]: assembly, supervision and shutdown; [`params`]: configuration to runtime;
 //! - [`bridge`]: the API model, event stream, metrics and operator requests.
 
 pub mod bridge;

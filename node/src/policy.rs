@@ -32,8 +32,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use alloy::primitives::{Address, B256, U256, keccak256};
-use backstop_types::SignalKind;
+use alloy::primitives::{B256, U256, keccak256};
+use backstop_types::{BreakerKind, Effect, SignalKind, chain_subject};
 
 use crate::view::BreakerState;
 
@@ -50,50 +50,6 @@ pub const ALERT: u8 = 2;
 /// Alert level of a contagion breaker.
 pub const ALERT_CONTAGION: u8 = 3;
 
-/// The on-chain subject of a chain: its id as a 32-byte big-endian word.
-pub fn chain_subject(chain_id: u64) -> B256 {
-    B256::from(U256::from(chain_id))
-}
-
-/// The subject of an oracle: `keccak256(chain_id as 8 bytes big-endian ‖ address)`.
-pub fn oracle_subject(chain_id: u64, oracle: Address) -> B256 {
-    keccak256([&chain_id.to_be_bytes()[..], oracle.as_slice()].concat())
-}
-
-/// What a breaker guards against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum BreakerKind {
-    /// Oracle deviation or staleness.
-    Oracle,
-    /// Abnormal outflow of a member: exploit suspected.
-    Exploit,
-    /// No new head on a chain.
-    ChainHalt,
-    /// Several members of one chain in trouble.
-    Contagion,
-    /// Pool-token depeg on a chain.
-    Depeg,
-    /// Raised by operators.
-    Operator,
-    /// A covered member's books do not declare its payout booked: frozen on every vault.
-    PayoutNotBooked,
-}
-
-impl BreakerKind {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Oracle => "oracle",
-            Self::Exploit => "exploit",
-            Self::ChainHalt => "chain_halt",
-            Self::Contagion => "contagion",
-            Self::Depeg => "depeg",
-            Self::Operator => "operator",
-            Self::PayoutNotBooked => "payout_not_booked",
-        }
-    }
-}
-
 /// A breaker: its kind and subject (oracle, member or chain subject).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BreakerId {
@@ -106,53 +62,6 @@ pub struct BreakerId {
 impl fmt::Display for BreakerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind.as_str(), self.subject)
-    }
-}
-
-/// An emergency state a breaker puts on a vault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Effect {
-    /// `freezeMember(member)`.
-    Freeze(B256),
-    /// `raiseAlert(subject, level)`.
-    Alert {
-        /// Subject.
-        subject: B256,
-        /// Level.
-        level: u8,
-    },
-}
-
-impl Effect {
-    /// Operator-facing name of the vault call.
-    pub fn action(&self) -> &'static str {
-        match self {
-            Self::Freeze(_) => "freeze member",
-            Self::Alert { .. } => "raise alert",
-        }
-    }
-
-    /// Whether having `self` wanted means signing `other`: the same freeze, or an alert
-    /// of the same subject at most as high.
-    pub fn covers(&self, other: &Effect) -> bool {
-        match (self, other) {
-            (
-                Self::Alert { subject, level },
-                Self::Alert {
-                    subject: s,
-                    level: l,
-                },
-            ) => subject == s && l <= level,
-            _ => self == other,
-        }
-    }
-
-    /// The member or alert subject.
-    pub fn subject(&self) -> B256 {
-        match self {
-            Self::Freeze(m) => *m,
-            Self::Alert { subject, .. } => *subject,
-        }
     }
 }
 
@@ -881,6 +790,8 @@ impl Policy {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use alloy::primitives::Address;
+    use backstop_types::oracle_subject;
 
     const T0: u64 = 1_000_000;
     const WINDOW: u64 = 60_000;

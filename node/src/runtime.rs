@@ -32,8 +32,9 @@ use tracing::{error, info, warn};
 use crate::chains::{self, ChainMember, ChainSpec};
 use crate::core::{AdminRequest, ChainHandle, Core, Notice, Snapshot};
 use crate::detect::{DetectorConfig, Detectors};
-use crate::policy::{Policy, PolicyConfig, oracle_subject};
+use crate::policy::{Policy, PolicyConfig};
 use crate::view::{MemberPolicy, NodeView, ViewConfig};
+use backstop_types::oracle_subject;
 
 /// One consortium node.
 #[derive(Clone, Debug)]

@@ -42,8 +42,8 @@ use backstop_chain::allocation::{Allocation, AllocationInput, VaultCapacity, all
 use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
 use backstop_contracts::eip712::{Draw, VaultId};
 
-use crate::detect::OracleRead;
-use crate::policy::Effect;
+use alloy::primitives::I256;
+use backstop_types::Effect;
 
 /// A member as one vault knows it at one block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +68,35 @@ pub struct ChainSnapshot {
     pub members: Arc<BTreeMap<B256, MemberAt>>,
     /// The chain's configured oracles at the block; `None` where the read failed.
     pub oracles: BTreeMap<Address, Option<OracleRead>>,
+}
+
+/// Prices are compared at 18 decimals.
+pub const SCALE_DECIMALS: u8 = 18;
+
+/// An oracle's answer at a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OracleRead {
+    /// Answer, in the feed's decimals.
+    pub answer: I256,
+    /// Last update (unix seconds).
+    pub updated_at: u64,
+    /// The feed's decimals.
+    pub decimals: u8,
+}
+
+impl OracleRead {
+    /// The answer at 18 decimals; `None` when zero, negative or absurd.
+    pub fn price(&self) -> Option<U256> {
+        if self.answer <= I256::ZERO || self.decimals > 36 {
+            return None;
+        }
+        let a = self.answer.into_raw();
+        if self.decimals <= SCALE_DECIMALS {
+            a.checked_mul(U256::from(10).pow(U256::from(SCALE_DECIMALS - self.decimals)))
+        } else {
+            Some(a / U256::from(10).pow(U256::from(self.decimals - SCALE_DECIMALS)))
+        }
+    }
 }
 
 /// What the breakers decide, as the view applies it (set by the core after each change).

@@ -32,7 +32,7 @@ use backstop_contracts::testing::{
     ChainParams, Consortium, ConsortiumParams, MemberSpec, ORACLE_ANSWER, UNIT, default_limits,
     deploy_consortium,
 };
-use backstop_node::policy::chain_subject;
+use backstop_types::chain_subject;
 use common::{
     Node, Options, TOKEN, balances, breakers, configure, incidents, solvency, start_all, wait_for,
 };

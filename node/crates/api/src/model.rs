@@ -20,7 +20,7 @@
 //!   [`ApiState`] derives it after every update, so the runtime only publishes breakers.
 //!
 //! The module also parses the identifiers the API accepts ([`parse_bytes32`],
-//! [`IncidentId`], [`BreakerKind`]), with errors that name the offending
+//! [`IncidentId`]), with errors that name the offending
 //! field.
 
 use std::fmt;
@@ -30,7 +30,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use backstop_types::time::now_ms;
-pub use backstop_types::{IncidentPhase, SignalKind};
+pub use backstop_types::{BreakerKind, IncidentPhase, SignalKind};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
@@ -72,11 +72,6 @@ pub enum FieldError {
     /// Not an incident id.
     #[error("incident id: expected \"0x<64 hex digits>:<seq>\", got {0:?}")]
     IncidentId(String),
-    /// Not a known breaker kind.
-    #[error(
-        "breaker kind: unknown {0:?} (known: oracle, exploit, chain_halt, contagion, depeg, operator)"
-    )]
-    UnknownBreakerKind(String),
 }
 
 /// Shortens `s` for an error message.
@@ -461,72 +456,6 @@ pub struct SignalView {
     pub expires_ms: Option<u64>,
     /// Lifted.
     pub cleared: bool,
-}
-
-/// What tripped a circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerKind {
-    /// An oracle deviates from its reference or is stale.
-    Oracle,
-    /// Abnormal outflow from a member's contracts (exploit suspected).
-    Exploit,
-    /// A chain stopped producing heads.
-    ChainHalt,
-    /// Several members of one chain in trouble at once.
-    Contagion,
-    /// The pool token lost its peg.
-    Depeg,
-    /// Raised by an operator.
-    Operator,
-    /// A covered member's books do not declare a payout booked after the booking timeout.
-    PayoutNotBooked,
-}
-
-impl BreakerKind {
-    /// Every kind, in wire order.
-    pub const ALL: [BreakerKind; 7] = [
-        Self::Oracle,
-        Self::Exploit,
-        Self::ChainHalt,
-        Self::Contagion,
-        Self::Depeg,
-        Self::Operator,
-        Self::PayoutNotBooked,
-    ];
-
-    /// Snake-case name (`oracle`, `chain_halt`, …), as in breaker ids, JSON, the CLI and
-    /// metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Oracle => "oracle",
-            Self::Exploit => "exploit",
-            Self::ChainHalt => "chain_halt",
-            Self::Contagion => "contagion",
-            Self::Depeg => "depeg",
-            Self::Operator => "operator",
-            Self::PayoutNotBooked => "payout_not_booked",
-        }
-    }
-}
-
-impl fmt::Display for BreakerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for BreakerKind {
-    type Err = FieldError;
-
-    /// Accepts the snake-case name, with `-` for `_`, in any case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == norm)
-            .ok_or_else(|| FieldError::UnknownBreakerKind(shorten(s)))
-    }
 }
 
 /// State of one on-chain effect of a breaker.
@@ -1064,22 +993,6 @@ mod tests {
         assert!(m.ready && api.is_ready());
         api.set_ready(false);
         assert!(!api.status().ready);
-    }
-
-    #[test]
-    fn breaker_kinds_parse_leniently() {
-        assert_eq!(
-            "Chain-Halt".parse::<BreakerKind>().unwrap(),
-            BreakerKind::ChainHalt
-        );
-        for k in BreakerKind::ALL {
-            assert_eq!(k.as_str().parse::<BreakerKind>().unwrap(), k);
-        }
-        let err = "oracle_stale".parse::<BreakerKind>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "breaker kind: unknown \"oracle_stale\" (known: oracle, exploit, chain_halt, contagion, depeg, operator)"
-        );
     }
 
     fn breaker(id: &str, blocked: &[&str], chains: &[u64], active: bool) -> BreakerView {

@@ -19,9 +19,8 @@
 
 use alloy::primitives::{Address, B256, U256};
 use backstop_contracts::bindings::IBackstopVault::{Draw, Leg};
-
 /// Largest number of legs the vault accepts (`BackstopVault.MAX_LEGS`).
-pub const MAX_LEGS: usize = 32;
+pub use backstop_types::MAX_LEGS;
 
 /// What one vault can contribute, read at a pinned block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,20 +3,23 @@
 //! - [`consortium`]: the sorted node set and its thresholds (f, t, p: the one definition
 //!   of the fault bound), the proposer and the submitter rotation;
 //! - [`incident`]: incident keys, attempts and the phases an incident goes through;
-//! - [`signal`]: the kinds of signal detectors raise;
+//! - [`signal`]: the kinds of signal detectors raise, and the subjects of chains and oracles;
+//! - [`breaker`]: what a circuit breaker guards against and the effects it puts on vaults;
 //! - [`message`]: every message the nodes gossip (the wire codec lives in `backstop-p2p`);
 //! - [`time`]: the wall clock, read in one place.
 //!
 //! Invariant of the crate: no I/O but [`time::now_ms`], no async runtime, no network or
 //! chain client; everything here is plain data and pure functions of it.
 
+pub mod breaker;
 pub mod consortium;
 pub mod incident;
 pub mod message;
 pub mod signal;
 pub mod time;
 
+pub use breaker::{BreakerKind, Effect};
 pub use consortium::{Consortium, ConsortiumError, MAX_NODES, NodeIndex, NodeInfo, Thresholds};
 pub use incident::{Attempt, IncidentKey, IncidentPhase};
 pub use message::*;
-pub use signal::SignalKind;
+pub use signal::{SignalKind, chain_subject, oracle_subject};

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use alloy::primitives::{Address, B256, U256, keccak256};
 use serde::Serialize;
 
 /// What a detector observed.
@@ -23,6 +24,16 @@ pub enum SignalKind {
     Operator,
     /// A covered member's books do not declare a payout booked after the booking timeout.
     PayoutNotBooked,
+}
+
+/// The on-chain subject of a chain: its id as a 32-byte big-endian word.
+pub fn chain_subject(chain_id: u64) -> B256 {
+    B256::from(U256::from(chain_id))
+}
+
+/// The subject of an oracle: `keccak256(chain_id as 8 bytes big-endian ‖ address)`.
+pub fn oracle_subject(chain_id: u64, oracle: Address) -> B256 {
+    keccak256([&chain_id.to_be_bytes()[..], oracle.as_slice()].concat())
 }
 
 /// A name that is no [`SignalKind`].
