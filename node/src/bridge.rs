@@ -85,6 +85,7 @@ pub async fn run(
     let mut notices = obs.notices.subscribe();
     let mut refresh = tokio::time::interval(REFRESH);
     let mut rejects_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut refusals_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut subs_seen: BTreeMap<(u64, &'static str), (u64, u64)> = BTreeMap::new();
     loop {
         tokio::select! {
@@ -96,6 +97,11 @@ pub async fn run(
                 for (reason, total) in obs.net.counters().snapshot() {
                     let seen = rejects_seen.entry(reason).or_default();
                     metrics.add_gossip_rejects(reason, total.saturating_sub(*seen));
+                    *seen = total;
+                }
+                for (&reason, &total) in &snap.stats.refusals {
+                    let seen = refusals_seen.entry(reason).or_default();
+                    metrics.add_refusals(reason, total.saturating_sub(*seen));
                     *seen = total;
                 }
                 for (&(chain, kind), &(sent, failed)) in &snap.submissions {

@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
+use backstop_agreement::Refusal;
 use backstop_agreement::booking::{self, Payout};
 use backstop_agreement::machine::{StateView, ViewError};
 use backstop_agreement::state::IncidentRecord;
@@ -338,19 +339,14 @@ impl NodeView {
             .cfg
             .members
             .get(&key.member)
-            .ok_or_else(|| ViewError::Policy("unknown member".into()))?;
+            .ok_or(ViewError::Refused(Refusal::UnknownMember(key.member)))?;
         if pinned.windows(2).any(|w| w[0].chain_id >= w[1].chain_id) {
-            return Err(ViewError::Policy(
-                "pinned blocks not in ascending chain order".into(),
-            ));
+            return Err(Refusal::PinnedOrder.into());
         }
         let mut snaps = Vec::with_capacity(pinned.len());
         for p in pinned {
             if !self.cfg.vaults.contains_key(&p.chain_id) {
-                return Err(ViewError::Policy(format!(
-                    "chain {} is not configured",
-                    p.chain_id
-                )));
+                return Err(Refusal::ChainNotConfigured(p.chain_id).into());
             }
             let s = self.get(p).ok_or_else(|| {
                 ViewError::UnknownBlock(format!(
@@ -359,44 +355,44 @@ impl NodeView {
                 ))
             })?;
             if s.timestamp.saturating_add(self.cfg.max_pin_age_s) < now_ms / 1000 {
-                return Err(ViewError::Policy(format!(
-                    "pinned block {} of chain {} is older than {} s by this node's clock \
-                     (a clock ahead of the chains refuses every block: see the clock in GetStatus)",
-                    p.number, p.chain_id, self.cfg.max_pin_age_s
-                )));
+                return Err(Refusal::PinnedTooOld {
+                    chain_id: p.chain_id,
+                    number: p.number,
+                    max_age_s: self.cfg.max_pin_age_s,
+                }
+                .into());
             }
             snaps.push(s);
         }
         let home = snaps
             .iter()
             .find(|s| s.block.chain_id == policy.home_chain_id)
-            .ok_or_else(|| ViewError::Policy("home chain not pinned".into()))?;
+            .ok_or(ViewError::Refused(Refusal::HomeNotPinned))?;
         if self.is_quarantined(&policy.home_chain_id) {
-            return Err(ViewError::Policy("home chain quarantined".into()));
+            return Err(Refusal::HomeQuarantined.into());
         }
         if let Some(why) = self.breakers.blocked.get(&key.member) {
-            return Err(ViewError::Policy(format!("member blocked: {why}")));
+            return Err(Refusal::MemberBlocked(why.clone()).into());
         }
         if home.vault.paused {
-            return Err(ViewError::Policy("home vault paused".into()));
+            return Err(Refusal::HomePaused.into());
         }
         let m = home
             .members
             .get(&key.member)
-            .ok_or_else(|| ViewError::Policy("member unknown to its home vault".into()))?;
+            .ok_or(ViewError::Refused(Refusal::UnknownToHomeVault))?;
         if m.record.home_chain_id != policy.home_chain_id {
-            return Err(ViewError::Policy(
-                "home vault names another home chain".into(),
-            ));
+            return Err(Refusal::UnknownToHomeVault.into());
         }
         if m.record.frozen {
-            return Err(ViewError::Policy("member frozen on its home vault".into()));
+            return Err(Refusal::MemberFrozen.into());
         }
         if m.record.next_seq != key.seq {
-            return Err(ViewError::Policy(format!(
-                "seq {} is not nextSeq {} at the pinned block",
-                key.seq, m.record.next_seq
-            )));
+            return Err(Refusal::SeqMismatch {
+                seq: key.seq,
+                next_seq: m.record.next_seq,
+            }
+            .into());
         }
         if key.seq > 0 {
             let since = self
@@ -405,12 +401,11 @@ impl NodeView {
                 .filter(|(seq, _)| *seq == key.seq)
                 .map(|(_, t)| *t);
             if since.is_none_or(|t| t.saturating_add(self.cfg.settle_s) > home.timestamp) {
-                return Err(ViewError::Policy(format!(
-                    "draw {} was registered less than {} s before the pinned block \
-                     (the member may not have booked it yet)",
-                    key.seq - 1,
-                    self.cfg.settle_s
-                )));
+                return Err(Refusal::NotSettled {
+                    previous: key.seq - 1,
+                    settle_s: self.cfg.settle_s,
+                }
+                .into());
             }
         }
         let solvency = m
@@ -418,7 +413,7 @@ impl NodeView {
             .ok_or_else(|| ViewError::Unavailable("no solvency read at the pinned block".into()))?;
         let gap = solvency.liabilities.saturating_sub(solvency.assets);
         if gap <= self.cfg.dust {
-            return Err(ViewError::Policy("no gap above dust".into()));
+            return Err(Refusal::NoGap.into());
         }
         if key.seq > 0
             && self
@@ -426,13 +421,12 @@ impl NodeView {
                 .get(&key.member)
                 .is_none_or(|p| p.seq + 1 != key.seq)
         {
-            return Err(ViewError::Policy(format!(
-                "draw {} is not closed here: its legs may still be paid",
-                key.seq - 1
-            )));
+            return Err(Refusal::PreviousOpen(key.seq - 1).into());
         }
-        booking::check(key.seq, solvency.booked_draws)
-            .map_err(|e| ViewError::Policy(e.to_string()))?;
+        booking::check(key.seq, solvency.booked_draws).map_err(Refusal::from)?;
+        if m.record.coverage_available.is_zero() {
+            return Err(Refusal::WindowExhausted.into());
+        }
         // The home vault counts the whole draw against the member's coverage window.
         let mut cap = U256::from(m.record.cap).min(m.record.coverage_available);
         if let Some(local) = policy.local_cap {
@@ -463,9 +457,9 @@ impl NodeView {
             home_chain_id: policy.home_chain_id,
             vaults,
         };
-        let allocation = allocate(&input).map_err(|e| ViewError::Policy(e.to_string()))?;
+        let allocation = allocate(&input).map_err(|e| Refusal::NothingCoverable(e.to_string()))?;
         if allocation.covered.is_zero() {
-            return Err(ViewError::Policy("nothing coverable".into()));
+            return Err(Refusal::NothingCoverable("no capacity within the caps".into()).into());
         }
         let draw = allocation.to_draw(
             key.member,
@@ -542,7 +536,7 @@ impl StateView for NodeView {
             return Ok(());
         }
         if action.deadline() > now_ms / 1000 + self.lift_ttl_s {
-            return Err(ViewError::Policy("deadline too far ahead".into()));
+            return Err(Refusal::DeadlineTooFar.into());
         }
         let wanted = |effect: Effect| {
             self.breakers
@@ -551,7 +545,7 @@ impl StateView for NodeView {
                 .any(|(c, e)| *c == vault.chain_id && e.covers(&effect))
         };
         let lift_of = |subject: &B256| match self.breakers.held.get(subject) {
-            Some(why) => Err(ViewError::Policy(format!("lift refused: {why}"))),
+            Some(why) => Err(Refusal::LiftRefused(why.clone()).into()),
             None => Ok(()),
         };
         match action {
@@ -568,9 +562,7 @@ impl StateView for NodeView {
             }
             ThresholdAction::Freeze(_)
             | ThresholdAction::RaiseAlert(_)
-            | ThresholdAction::Pause(_) => Err(ViewError::Policy(
-                "no tripped breaker or request of this node wants this emergency action".into(),
-            )),
+            | ThresholdAction::Pause(_) => Err(Refusal::NotWanted.into()),
             // A lift requested by another node's operator: approved unless this node's own
             // detectors still assert the condition behind it.
             ThresholdAction::Unfreeze(a) => lift_of(&a.member),
@@ -750,7 +742,7 @@ pub(crate) mod tests {
             v.propose(&key(), now)
         };
         let refused = |r: Result<(Vec<PinnedBlock>, Draw), ViewError>, want: &str| match r {
-            Err(ViewError::Policy(why)) => assert!(why.contains(want), "{why}"),
+            Err(ViewError::Refused(why)) => assert!(why.to_string().contains(want), "{why}"),
             other => panic!("{other:?}"),
         };
         // Draw 4 not declared: refused whatever the gap (unchanged, partly or fully booked).
@@ -785,10 +777,13 @@ pub(crate) mod tests {
         let (_, d) = v.propose(&key(), NOW_S * 1000).unwrap();
         let legs: Vec<u64> = d.legs.iter().map(|l| l.amount.to::<u64>()).collect();
         assert_eq!(legs, vec![400, 50]);
-        // A window of zero: nothing coverable.
+        // A window of zero: refused, and said so.
         member_mut(&mut home).record.coverage_available = U256::ZERO;
         let mut v = view_with(vec![home]);
-        assert!(v.propose(&key(), NOW_S * 1000).is_err());
+        assert!(matches!(
+            v.propose(&key(), NOW_S * 1000),
+            Err(ViewError::Refused(Refusal::WindowExhausted))
+        ));
     }
 
     #[test]
@@ -832,7 +827,10 @@ pub(crate) mod tests {
         let key = key();
         let early = v.pins();
         assert!(
-            matches!(v.propose(&key, NOW_S * 1000), Err(ViewError::Policy(ref why)) if why.contains("booked")),
+            matches!(
+                v.propose(&key, NOW_S * 1000),
+                Err(ViewError::Refused(Refusal::NotSettled { previous: 4, .. }))
+            ),
             "a gap read 2 s after the registration is not priced"
         );
         // A snapshot fetched for a proposal (not canonical) moves nothing.
@@ -877,7 +875,7 @@ pub(crate) mod tests {
         ));
         assert!(matches!(
             v.recompute(&key(), &pinned, (NOW_S + 500) * 1000),
-            Err(ViewError::Policy(_))
+            Err(ViewError::Refused(Refusal::PinnedTooOld { .. }))
         ));
         pinned.reverse();
         assert!(v.recompute(&key(), &pinned, NOW_S * 1000).is_err());

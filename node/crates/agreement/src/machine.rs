@@ -24,6 +24,7 @@
 //!   attestations per guardian, open actions.
 
 use crate::kv::Kv;
+use crate::refusal::Refusal;
 use crate::state::{
     ActionRecord, CloseReason, GuardKey, IncidentRecord, NodeStore, Registration, StoreError,
     SubmissionRecord,
@@ -38,9 +39,12 @@ use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::{
     Draw, GuardianSignature, LegRelease, Signable, VaultId, sign_digest,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use tracing::{debug, info, warn};
+
+/// Most executed action ids remembered (beyond the actions still being gathered).
+pub const MAX_EXECUTED_ACTIONS: usize = 4096;
 
 /// Why the view refuses or cannot answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,9 +52,10 @@ pub enum ViewError {
     /// A pinned block is not a confirmed block of that chain (or not known yet).
     #[error("unknown pinned block: {0}")]
     UnknownBlock(String),
-    /// Policy refuses (member frozen, chain quarantined, breaker tripped, no gap...).
-    #[error("policy refuses: {0}")]
-    Policy(String),
+    /// A rule of the view refuses (member frozen, chain quarantined, breaker tripped, no
+    /// gap...).
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
     /// The state could not be read.
     #[error("state unavailable: {0}")]
     Unavailable(String),
@@ -292,6 +297,9 @@ pub struct Stats {
     pub dropped_stale: u64,
     /// Proposals the view refused or that differ from the view's draw.
     pub rejected_by_view: u64,
+    /// Proposals and actions refused by a rule of the view, by [`Refusal::kind`] (at most
+    /// [`Refusal::KINDS`] entries), counted each time a message asks for the signature.
+    pub refusals: BTreeMap<&'static str, u64>,
     /// Two different proposals for one attempt.
     pub equivocations: u64,
     /// Signatures refused by the sign-guard.
@@ -352,7 +360,10 @@ pub struct Machine<V, S, K> {
     collectors: BTreeMap<B256, Collector>,
     certs: BTreeMap<B256, CertState>,
     actions: BTreeMap<(VaultId, B256), ActionState>,
+    /// Actions known executed (their id is spent on the vault), oldest first, at most
+    /// [`MAX_EXECUTED_ACTIONS`]: one evicted and proposed again is refused by its vault.
     executed_actions: BTreeSet<(VaultId, B256)>,
+    executed_order: VecDeque<(VaultId, B256)>,
     pending: BTreeMap<B256, BTreeMap<Address, Pending>>,
     pending_count: BTreeMap<Address, usize>,
     deferred: BTreeMap<B256, (IncidentKey, B256, Draw, bool)>,
@@ -397,6 +408,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             certs: BTreeMap::new(),
             actions: BTreeMap::new(),
             executed_actions: BTreeSet::new(),
+            executed_order: VecDeque::new(),
             pending: BTreeMap::new(),
             pending_count: BTreeMap::new(),
             deferred: BTreeMap::new(),
@@ -464,7 +476,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         }
         for a in snapshot.actions {
             if a.executed {
-                m.executed_actions.insert((a.vault, a.action.id()));
+                m.remember_executed(a.vault, a.action.id());
                 continue;
             }
             let digest = a.action.digest(&a.vault);
@@ -629,6 +641,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             }
             Event::Tick => self.on_tick(&mut out)?,
         }
+        self.check_invariants();
         if let Some(at) = self.next_wake() {
             out.push(Output::WakeAt(at));
         }
@@ -637,6 +650,34 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
 
     fn now_s(&self) -> u64 {
         self.now / 1000
+    }
+
+    /// What must hold after every event (checked in debug builds: every test and the
+    /// simulation run them).
+    fn check_invariants(&self) {
+        // The open-incident index names exactly the open incidents, one per member.
+        debug_assert!(
+            self.open_by_member.iter().all(|(member, seq)| {
+                let key = IncidentKey {
+                    member: *member,
+                    seq: *seq,
+                };
+                self.incidents
+                    .get(&key)
+                    .is_some_and(|i| i.rec.closed.is_none())
+            }),
+            "open_by_member names an incident that is not open"
+        );
+        debug_assert_eq!(
+            self.open_by_member.len(),
+            self.incidents
+                .values()
+                .filter(|i| i.rec.closed.is_none())
+                .count(),
+            "an open incident is missing from open_by_member"
+        );
+        debug_assert!(self.executed_actions.len() <= MAX_EXECUTED_ACTIONS);
+        debug_assert!(self.actions.len() <= self.cfg.max_actions);
     }
 
     // ------------------------------------------------------------------ incidents
@@ -902,10 +943,17 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             }
             Err(e) => {
                 self.stats.rejected_by_view += 1;
+                self.count_refusal(&e);
                 // Proposals are few (one per attempt): an operator sees why this node did not sign.
                 info!(member = %p.key.member, seq = p.key.seq, attempt = p.attempt, error = %e, "proposal refused; not attesting");
                 false
             }
+        }
+    }
+
+    fn count_refusal(&mut self, e: &ViewError) {
+        if let ViewError::Refused(r) = e {
+            *self.stats.refusals.entry(r.kind()).or_default() += 1;
         }
     }
 
@@ -1102,6 +1150,15 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             digest,
             signatures: c.sigs.values().take(c.quorum).copied().collect(),
         };
+        // A certificate carries exactly a quorum of distinct guardians, ascending.
+        assert!(
+            cert.signatures.len() == c.quorum
+                && cert
+                    .signatures
+                    .windows(2)
+                    .all(|w| w[0].signer < w[1].signer),
+            "certificate over {digest} is not a sorted quorum"
+        );
         self.store.put_certificate(&cert)?;
         self.stats.certificates += 1;
         debug!(%digest, "certificate formed");
@@ -1454,6 +1511,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         }
         if let Err(e) = self.view.approve_action(&vault, &action, self.now) {
             self.stats.rejected_by_view += 1;
+            self.count_refusal(&e);
             debug!(?action, error = %e, "threshold action refused");
             return Ok(());
         }
@@ -1532,8 +1590,21 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         Ok(())
     }
 
+    fn remember_executed(&mut self, vault: VaultId, id: B256) {
+        if !self.executed_actions.insert((vault, id)) {
+            return;
+        }
+        self.executed_order.push_back((vault, id));
+        if self.executed_order.len() > MAX_EXECUTED_ACTIONS
+            && let Some(old) = self.executed_order.pop_front()
+        {
+            self.executed_actions.remove(&old);
+        }
+        debug_assert_eq!(self.executed_actions.len(), self.executed_order.len());
+    }
+
     fn on_action_executed(&mut self, vault: VaultId, id: B256) -> Result<(), MachineError> {
-        self.executed_actions.insert((vault, id));
+        self.remember_executed(vault, id);
         let Some(mut a) = self.actions.remove(&(vault, id)) else {
             return Ok(());
         };

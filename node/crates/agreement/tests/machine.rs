@@ -88,7 +88,12 @@ impl StateView for View {
         _: u64,
     ) -> Result<(Vec<PinnedBlock>, Draw), ViewError> {
         if *key != self::key() {
-            return Err(ViewError::Policy("only seq 0 is scripted".into()));
+            // Only seq 0 is scripted.
+            return Err(backstop_agreement::Refusal::SeqMismatch {
+                seq: key.seq,
+                next_seq: 0,
+            }
+            .into());
         }
         Ok((pinned(self.head), draw_at(self.head)))
     }
@@ -111,7 +116,7 @@ impl StateView for View {
         if self.approved.contains(&a.id()) {
             Ok(())
         } else {
-            Err(ViewError::Policy("not approved".into()))
+            Err(backstop_agreement::Refusal::NotWanted.into())
         }
     }
 }
@@ -914,6 +919,11 @@ fn threshold_actions_need_approval_and_their_own_quorum() {
         0,
         "nodes that do not approve do not sign"
     );
+    // And they count why, by rule, each time a message asks: node 2 refused the pause
+    // (its proposal, the attestations of nodes 0 and 1) and the unpause (its proposal and
+    // node 0's attestation), node 1 only the unpause.
+    let refused = |i: usize| c.nodes[i].stats().refusals.get("not_wanted").copied();
+    assert_eq!((refused(2), refused(1), refused(0)), (Some(5), Some(2), None));
     let subs: Vec<_> = submitted(&c.tick_all(NOW + 100_000))
         .into_iter()
         .filter(|(_, s)| matches!(s, Subject::Action { action, .. } if *action == pause))

@@ -228,7 +228,8 @@ pub(crate) static API_SERVER: LazyLock<ApiServerMetrics> = LazyLock::new(ApiServ
 /// `backstop_chain_confirmed_head{chain}`, `backstop_incidents{phase}`,
 /// `backstop_proposal_to_certificate_seconds`, `backstop_gap_to_closed_seconds`,
 /// `backstop_submissions_total{chain,kind}`, `backstop_submission_failures_total{chain,kind}`,
-/// `backstop_gossip_rejects_total{reason}`, `backstop_signals{kind,state}`,
+/// `backstop_gossip_rejects_total{reason}`, `backstop_refusals_total{reason}`,
+/// `backstop_signals{kind,state}`,
 /// `backstop_breakers_active{kind}`, `backstop_chain_quarantined{chain_id}`,
 /// `backstop_clock_offset_seconds`, `backstop_clock_skewed`, and the
 /// operator API server's own `backstop_api_admin_refused_total{reason}`,
@@ -247,6 +248,7 @@ pub struct Metrics {
     submissions: Family<ChainKindLabels, Counter>,
     submission_failures: Family<ChainKindLabels, Counter>,
     gossip_rejects: Family<ReasonLabel, Counter>,
+    refusals: Family<ReasonLabel, Counter>,
     signals: Family<KindStateLabels, Gauge>,
     breakers_active: Family<KindLabel, Gauge>,
     chain_quarantined: Family<ChainIdLabel, Gauge>,
@@ -273,6 +275,7 @@ impl Metrics {
         let submissions = Family::<ChainKindLabels, Counter>::default();
         let submission_failures = Family::<ChainKindLabels, Counter>::default();
         let gossip_rejects = Family::<ReasonLabel, Counter>::default();
+        let refusals = Family::<ReasonLabel, Counter>::default();
         let signals = Family::<KindStateLabels, Gauge>::default();
         let breakers_active = Family::<KindLabel, Gauge>::default();
         let chain_quarantined = Family::<ChainIdLabel, Gauge>::default();
@@ -334,6 +337,11 @@ impl Metrics {
             gossip_rejects.clone(),
         );
         registry.register(
+            "refusals",
+            "Draw proposals and threshold actions this node refused to sign, by the rule that refused",
+            refusals.clone(),
+        );
+        registry.register(
             "signals",
             "Signals known to the node by kind and state",
             signals.clone(),
@@ -374,6 +382,7 @@ impl Metrics {
             submissions,
             submission_failures,
             gossip_rejects,
+            refusals,
             signals,
             breakers_active,
             chain_quarantined,
@@ -455,6 +464,19 @@ impl Metrics {
             return;
         }
         self.gossip_rejects
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc_by(n);
+    }
+
+    /// Counts `n` refusals to sign by the rule `reason` (a fixed name: the agreement core's
+    /// `Refusal::kind`), for callers that poll cumulative counters and add the difference.
+    pub fn add_refusals(&self, reason: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.refusals
             .get_or_create(&ReasonLabel {
                 reason: reason.to_owned(),
             })
@@ -647,6 +669,8 @@ mod tests {
         m.set_chain_heads(31337, 12, 10);
         m.inc_submission(31337, "register_draw");
         m.inc_gossip_reject("bad_signature");
+        m.add_refusals("not_booked", 2);
+        m.add_refusals("no_gap", 0);
         m.observe_gap_to_closed(Duration::from_millis(1500));
         let text = m.encode().unwrap();
         assert!(
@@ -658,6 +682,8 @@ mod tests {
             text.contains("backstop_submissions_total{chain=\"31337\",kind=\"register_draw\"} 1")
         );
         assert!(text.contains("backstop_gossip_rejects_total{reason=\"bad_signature\"} 1"));
+        assert!(text.contains("backstop_refusals_total{reason=\"not_booked\"} 2"));
+        assert!(!text.contains("reason=\"no_gap\""), "{text}");
         assert!(text.contains("backstop_incidents{phase=\"open\"} 0"));
         assert!(text.contains("backstop_breakers_active{kind=\"contagion\"} 0"));
         assert!(text.contains("backstop_gap_to_closed_seconds_bucket{le=\"2.5\"} 1"));

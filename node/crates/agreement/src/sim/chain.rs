@@ -29,6 +29,7 @@
 
 use crate::booking::{self, Payout};
 use crate::machine::{StateView, ViewError};
+use crate::refusal::Refusal;
 use crate::state::IncidentRecord;
 use crate::types::{Certificate, IncidentKey, PinnedBlock, Subject, ThresholdAction};
 use alloy::primitives::{Address, B256, U256, keccak256};
@@ -271,16 +272,6 @@ pub struct World {
 /// Shared handle to the world (the simulation is single-threaded).
 pub type WorldRef = Rc<RefCell<World>>;
 
-/// Why a view refused to price a draw, for the run's counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Refusal {
-    /// The member's books at the pinned home block do not declare the previous draw booked
-    /// ([`crate::booking::check`]).
-    NotBooked,
-    /// The coverage window left is zero.
-    Window,
-}
-
 /// How a computed draw was priced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pricing {
@@ -293,8 +284,8 @@ pub struct Pricing {
 /// What the simulated nodes' views priced and refused (diagnostics for the report).
 #[derive(Clone, Debug, Default)]
 pub struct ViewNotes {
-    /// Refusals of `(member, seq)` by any view, by reason.
-    pub refused: BTreeSet<(IncidentKey, Refusal)>,
+    /// Refusals of `(member, seq)` by any view, by [`Refusal::kind`].
+    pub refused: BTreeSet<(IncidentKey, &'static str)>,
     /// How each draw some view computed was priced, by its digest on the home vault.
     pub priced: BTreeMap<B256, Pricing>,
 }
@@ -565,7 +556,7 @@ impl World {
     ) -> Result<Draw, ViewError> {
         self.price(key, pinned)
             .map(|(draw, _)| draw)
-            .map_err(|(_, e)| e)
+            .map_err(ViewError::from)
     }
 
     /// The allocation at pinned blocks: checks seq and the previous incident (its remote legs
@@ -580,19 +571,22 @@ impl World {
         &self,
         key: &IncidentKey,
         pinned: &[PinnedBlock],
-    ) -> Result<(Draw, Pricing), (Option<Refusal>, ViewError)> {
-        let policy = |why: String| (None, ViewError::Policy(why));
+    ) -> Result<(Draw, Pricing), Refusal> {
         let m = self
             .member_index(&key.member)
-            .ok_or_else(|| policy("unknown member".into()))?;
+            .ok_or(Refusal::UnknownMember(key.member))?;
         let member = &self.members[m];
         if pinned.len() != self.chains.len() {
-            return Err(policy("one pinned block per chain".into()));
+            return Err(Refusal::PinnedOrder);
         }
         let home_ms = self.block_time_ms(pinned[member.home].number);
         let home_ts = self.block_timestamp(pinned[member.home].number);
-        if self.next_seq(m, home_ms) != key.seq {
-            return Err(policy("seq is not nextSeq at the pinned block".into()));
+        let next_seq = self.next_seq(m, home_ms);
+        if next_seq != key.seq {
+            return Err(Refusal::SeqMismatch {
+                seq: key.seq,
+                next_seq,
+            });
         }
         // The previous draw's remote legs must be paid or expired at the pinned blocks.
         if key.seq > 0 {
@@ -611,19 +605,18 @@ impl World {
                     let at = self.block_time_ms(pinned[c].number);
                     let paid = self.chains[c].leg_paid.get(hash).is_some_and(|t| *t <= at);
                     if !paid && home_ts <= draw.legDeadline {
-                        return Err(policy("previous draw has legs pending".into()));
+                        return Err(Refusal::PreviousOpen(prev.seq));
                     }
                 }
             }
         }
         let gap = self.gap(m, home_ms);
         if gap <= DUST {
-            return Err(policy("no gap".into()));
+            return Err(Refusal::NoGap);
         }
         // The booking rule: the books at the pinned home block declare draw seq - 1 booked.
         let declared = self.booked_draws(m, home_ms);
-        booking::check(key.seq, declared)
-            .map_err(|e| (Some(Refusal::NotBooked), ViewError::Policy(e.to_string())))?;
+        booking::check(key.seq, declared)?;
         let balances: Vec<U256> = pinned
             .iter()
             .enumerate()
@@ -649,8 +642,11 @@ impl World {
             .min(home_window)
             .min(capacity.iter().copied().sum());
         if amount.is_zero() {
-            let refusal = (home_window.is_zero() || amount < unbounded).then_some(Refusal::Window);
-            return Err((refusal, ViewError::Policy("no coverage left".into())));
+            return Err(if home_window.is_zero() || amount < unbounded {
+                Refusal::WindowExhausted
+            } else {
+                Refusal::NothingCoverable("no capacity".into())
+            });
         }
         let home_amount = amount.min(capacity[member.home]);
         let rest = amount - home_amount;
@@ -964,11 +960,9 @@ impl SimView {
                 }
                 Ok(draw)
             }
-            Err((refusal, e)) => {
-                if let Some(r) = refusal {
-                    w.notes.refused.insert((*key, r));
-                }
-                Err(e)
+            Err(refusal) => {
+                w.notes.refused.insert((*key, refusal.kind()));
+                Err(refusal.into())
             }
         }
     }
@@ -1030,9 +1024,7 @@ impl StateView for SimView {
         let w = self.world.borrow();
         match w.approved.get(&(*vault, action.id())) {
             Some(a) if a == action => Ok(()),
-            _ => Err(ViewError::Policy(
-                "no confirmed signal for this action".into(),
-            )),
+            _ => Err(Refusal::NotWanted.into()),
         }
     }
 }
@@ -1187,7 +1179,7 @@ mod tests {
         // Nothing left on the home vault: refused for the window.
         count(&mut w, 0, 3_000, 300).unwrap();
         let refused = w.price(&key, &pinned(&w, 5)).unwrap_err();
-        assert_eq!(refused.0, Some(Refusal::Window));
+        assert_eq!(refused, Refusal::WindowExhausted);
     }
 
     /// Registers draw 0 of member 0 at 3 s, pinned at block 2: 200 paid at home at once,
@@ -1277,14 +1269,14 @@ mod tests {
         let member = B256::repeat_byte(7);
         let key = |seq| IncidentKey { member, seq };
         let refusal = |w: &World, number: u64| {
-            let (r, e) = w.price(&key(1), &pinned(w, number)).unwrap_err();
-            (r, e.to_string())
+            let r = w.price(&key(1), &pinned(w, number)).unwrap_err();
+            (r.kind(), r.to_string())
         };
         let mut w = world(1_000_000, 10);
         draw_zero(&mut w, Some(4_000));
         // The remote leg is pending at block 3: no draw, whatever the books say.
         let (r, why) = refusal(&w, 3);
-        assert!(r.is_none() && why.contains("legs pending"), "{why}");
+        assert_eq!(r, "previous_open", "{why}");
         // Declared (Instant): priced from the books, 500,000 - 300.
         let (draw, pricing) = w.price(&key(1), &pinned(&w, 5)).unwrap();
         assert_eq!((draw.gap, draw.amount), (u(499_700), u(499_700)));
@@ -1292,19 +1284,19 @@ mod tests {
         // Late, not yet declared at block 5: refused; declared at block 9.
         w.members[0].booking = Booking::Late { delay_ms: 5_000 };
         let (r, why) = refusal(&w, 5);
-        assert_eq!(r, Some(Refusal::NotBooked));
+        assert_eq!(r, "not_booked");
         assert!(why.contains("declare 0 draw(s) booked"), "{why}");
         let (draw, _) = w.price(&key(1), &pinned(&w, 9)).unwrap();
         assert_eq!(draw.amount, u(499_700));
         // Never: refused, also after a new loss (the declaration, not the gap, decides).
         w.members[0].booking = Booking::Never;
         w.members[0].shocks.push((4_000, u(1_000)));
-        assert_eq!(refusal(&w, 9).0, Some(Refusal::NotBooked));
+        assert_eq!(refusal(&w, 9).0, "not_booked");
         // No view: covered once.
         w.members[0].booking = Booking::Instant;
         w.members[0].declares = false;
         let (r, why) = refusal(&w, 9);
-        assert_eq!(r, Some(Refusal::NotBooked));
+        assert_eq!(r, "not_booked");
         assert!(why.contains("no bookedDraws() view"), "{why}");
         // A liar is priced again from its whole reported gap: only the windows bound it.
         w.members[0].declares = true;

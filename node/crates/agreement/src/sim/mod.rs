@@ -62,7 +62,7 @@ use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::{
     ClearAlert, FreezeMember, LegRelease, RaiseAlert, Signable, VaultId, sign_digest,
 };
-use chain::{Booking, DUST, Fact, Refusal, SimChain, SimMember, SimView, World, WorldRef};
+use chain::{Booking, DUST, Fact, SimChain, SimMember, SimView, World, WorldRef};
 use rng::Rng;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1023,7 +1023,7 @@ impl<D: Disk> Sim<D> {
                     member: member.id,
                     seq,
                 };
-                if !w.notes.refused.contains(&(key, Refusal::NotBooked)) {
+                if !w.notes.refused.contains(&(key, "not_booked")) {
                     return Some(format!(
                         "member {m} ({:?}, view {}) has a gap {gap} and declares {declared:?}, \
                          yet no view has refused its draw {seq} as not booked",
@@ -1490,7 +1490,7 @@ impl<D: Disk> Sim<D> {
             .count();
         let trace_hash = std::mem::replace(&mut self.trace, Keccak256::new()).finalize();
         let notes = &w.notes;
-        let refused = |r: Refusal| notes.refused.iter().filter(|(_, x)| *x == r).count();
+        let refused = |r: &str| notes.refused.iter().filter(|(_, x)| *x == r).count();
         let mut bookings = [0usize; 5];
         for member in &w.members {
             bookings[member.booking.index()] += 1;
@@ -1513,7 +1513,7 @@ impl<D: Disk> Sim<D> {
                 member.booking.honest()
                     && !member.declares_all()
                     && notes.refused.iter().any(|(k, r)| {
-                        *r == Refusal::NotBooked
+                        *r == "not_booked"
                             && k.member == member.id
                             && registered
                                 .iter()
@@ -1524,7 +1524,7 @@ impl<D: Disk> Sim<D> {
         let refused_then_registered = notes
             .refused
             .iter()
-            .filter(|(k, r)| *r == Refusal::NotBooked && registered.iter().any(|(rk, _)| rk == k))
+            .filter(|(k, r)| *r == "not_booked" && registered.iter().any(|(rk, _)| rk == k))
             .count();
         let window_reverts = w
             .txs
@@ -1580,8 +1580,8 @@ impl<D: Disk> Sim<D> {
                 .iter()
                 .filter(|m| m.coverage_limit.is_zero())
                 .count(),
-            refused_not_booked: refused(Refusal::NotBooked),
-            refused_window: refused(Refusal::Window),
+            refused_not_booked: refused("not_booked"),
+            refused_window: refused("window_exhausted"),
             refused_then_registered,
             stopped_then_refused,
             new_loss_draws,
