@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use backstop_agreement::{Config as MachineConfig, Consortium, Machine, NodeInfo};
+use backstop_agreement::{Config as MachineConfig, Consortium, Machine, NodeIndex, NodeInfo};
 use backstop_chain::rpc::{RpcConfig, RpcPool};
 use backstop_chain::submit::{Submitter, SubmitterConfig};
 use backstop_chain::watcher::{Watcher, WatcherConfig};
@@ -29,7 +29,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::chains::{self, ChainMember, ChainSpec};
+use crate::chains::{self, ChainInput, ChainMember, ChainSpec};
 use crate::core::{AdminRequest, ChainHandle, Core, Notice, Snapshot};
 use crate::detect::{DetectorConfig, Detectors};
 use crate::policy::{Policy, PolicyConfig};
@@ -201,6 +201,9 @@ pub struct Observers {
     pub net: network::NetworkHandle,
 }
 
+/// What a chain's watcher needs: its configuration, pool and spec.
+type WatcherSetup = (WatcherConfig, Arc<RpcPool>, ChainSpec);
+
 /// Builds and runs the node until `shutdown` fires or a task fails. `serve` is called
 /// once everything is up, with the observers, and returns the API tasks to supervise.
 pub async fn run<F>(
@@ -211,7 +214,69 @@ pub async fn run<F>(
 where
     F: FnOnce(Observers, &mut JoinSet<(String, Result<(), String>)>),
 {
-    // The consortium and this node's place in it.
+    let (consortium, me) = consortium_of(&params)?;
+    let policy = policy_of(&params, &consortium, me);
+    let detectors = Detectors::new(params.signals.detectors.clone());
+    let (handles, watchers) = connect_chains(&params, &consortium).await?;
+    let machine = restore_machine(&params, &consortium, me)?;
+    let catchup = Arc::new(MemoryCatchUpStore::new(16_384));
+    let (net, net_task) = start_network(&params, &consortium, catchup.clone()).await?;
+
+    let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
+    tasks.spawn(async move {
+        let r = net_task.await.map_err(|e| e.to_string());
+        ("network".to_string(), r)
+    });
+    let chain_rx = spawn_watchers(watchers, &mut tasks);
+
+    // Core.
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (notices, _) = broadcast::channel(1024);
+    let (admin_tx, admin_rx) = mpsc::channel(16);
+    let core = Core::new(
+        machine,
+        net.clone(),
+        handles,
+        catchup,
+        snap_tx,
+        notices.clone(),
+        params.agreement.action_ttl_s,
+        policy,
+        detectors,
+    );
+    let core_task = tokio::spawn(core.run(chain_rx, admin_rx, shutdown.clone()));
+
+    serve(
+        Observers {
+            snapshot: snap_rx,
+            notices,
+            admin: admin_tx,
+            net: net.clone(),
+        },
+        &mut tasks,
+    );
+    info!(name = %params.name, "node running");
+
+    let outcome = supervise(&mut shutdown, core_task, &mut tasks).await;
+    net.shutdown().await;
+    tasks.abort_all();
+    match outcome {
+        Ok(Some(machine)) => {
+            machine.store().kv().flush()?;
+            info!("store flushed; node stopped");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => {
+            warn!(error = %e, "node stopping on error");
+            Err(e)
+        }
+    }
+}
+
+/// The consortium and this node's place in it (its identity and signer must match one
+/// node's).
+fn consortium_of(params: &Params) -> Result<(Consortium, NodeIndex), RuntimeError> {
     let infos: Vec<NodeInfo> = params
         .peers
         .iter()
@@ -233,7 +298,12 @@ where
             "this node's signer {my_guardian} is not the guardian configured for its identity"
         )));
     }
-    let policy = Policy::new(PolicyConfig {
+    Ok((consortium, me))
+}
+
+/// The policy layer for this node in `consortium`.
+fn policy_of(params: &Params, consortium: &Consortium, me: NodeIndex) -> Policy {
+    Policy::new(PolicyConfig {
         me: usize::from(me),
         n: consortium.n(),
         p: consortium.p(),
@@ -250,10 +320,15 @@ where
                 (m.id, (m.home_chain_id, oracle))
             })
             .collect(),
-    });
-    let detectors = Detectors::new(params.signals.detectors.clone());
+    })
+}
 
-    // Chains: pools, start-up check against the vaults, specs.
+/// Each chain's RPC pool, checked against its vault at start-up, with its spec, submitter
+/// and watcher configuration.
+async fn connect_chains(
+    params: &Params,
+    consortium: &Consortium,
+) -> Result<(BTreeMap<u64, ChainHandle>, Vec<WatcherSetup>), RuntimeError> {
     let mut handles = BTreeMap::new();
     let mut watchers = Vec::new();
     let guardians: Vec<Address> = consortium.nodes().iter().map(|n| n.guardian).collect();
@@ -314,8 +389,15 @@ where
             },
         );
     }
+    Ok((handles, watchers))
+}
 
-    // Store and machine.
+/// Opens the store and restores the agreement machine from it.
+fn restore_machine(
+    params: &Params,
+    consortium: &Consortium,
+    me: NodeIndex,
+) -> Result<crate::core::NodeMachine, RuntimeError> {
     std::fs::create_dir_all(&params.data_dir).map_err(|e| {
         RuntimeError::Config(format!("data_dir {}: {e}", params.data_dir.display()))
     })?;
@@ -362,9 +444,15 @@ where
         open = machine.open_incidents().len(),
         "agreement state restored"
     );
+    Ok(machine)
+}
 
-    // Network.
-    let catchup = Arc::new(MemoryCatchUpStore::new(16_384));
+/// Starts the gossip network towards the other nodes.
+async fn start_network(
+    params: &Params,
+    consortium: &Consortium,
+    catchup: Arc<MemoryCatchUpStore>,
+) -> Result<(network::NetworkHandle, tokio::task::JoinHandle<()>), RuntimeError> {
     let peers: Vec<PeerAddr> = params
         .peers
         .iter()
@@ -381,18 +469,18 @@ where
         Arc::new(consortium.clone()),
         params.listen.clone(),
         peers,
-        catchup.clone(),
+        catchup,
     );
     let (net, net_task) = network::spawn(ncfg).await?;
     info!(peer_id = %net.local_peer_id(), listen = ?net.listen_addrs(), "gossip up");
+    Ok((net, net_task))
+}
 
-    let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
-    tasks.spawn(async move {
-        let r = net_task.await.map_err(|e| e.to_string());
-        ("network".to_string(), r)
-    });
-
-    // Watchers and adapters.
+/// Spawns each chain's watcher and adapter; returns what the adapters send the core.
+fn spawn_watchers(
+    watchers: Vec<WatcherSetup>,
+    tasks: &mut JoinSet<(String, Result<(), String>)>,
+) -> mpsc::Receiver<ChainInput> {
     let (chain_tx, chain_rx) = mpsc::channel(1024);
     for (wcfg, pool, spec) in watchers {
         let chain_id = spec.chain_id;
@@ -409,45 +497,25 @@ where
         });
     }
     drop(chain_tx);
+    chain_rx
+}
 
-    // Core.
-    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
-    let (notices, _) = broadcast::channel(1024);
-    let (admin_tx, admin_rx) = mpsc::channel(16);
-    let core = Core::new(
-        machine,
-        net.clone(),
-        handles,
-        catchup,
-        snap_tx,
-        notices.clone(),
-        params.agreement.action_ttl_s,
-        policy,
-        detectors,
-    );
-    let core_shutdown = shutdown.clone();
-    let core_task = tokio::spawn(core.run(chain_rx, admin_rx, core_shutdown));
-
-    serve(
-        Observers {
-            snapshot: snap_rx,
-            notices,
-            admin: admin_tx,
-            net: net.clone(),
-        },
-        &mut tasks,
-    );
-    info!(name = %params.name, "node running");
-
-    // Supervision: the first of shutdown, a task ending, or the core ending.
-    let mut core_task = core_task;
+/// Waits for the first of shutdown, a supervised task ending, or the core ending; returns
+/// the core's machine when it stopped cleanly.
+async fn supervise(
+    shutdown: &mut watch::Receiver<bool>,
+    mut core_task: tokio::task::JoinHandle<
+        Result<crate::core::NodeMachine, crate::core::CoreError>,
+    >,
+    tasks: &mut JoinSet<(String, Result<(), String>)>,
+) -> Result<Option<crate::core::NodeMachine>, RuntimeError> {
     let core_result =
         |r: Result<Result<crate::core::NodeMachine, _>, tokio::task::JoinError>| match r {
             Ok(Ok(m)) => Ok(Some(m)),
             Ok(Err(e)) => Err(RuntimeError::from(e)),
             Err(e) => Err(RuntimeError::TaskStopped(format!("core: {e}"))),
         };
-    let outcome: Result<Option<crate::core::NodeMachine>, RuntimeError> = tokio::select! {
+    tokio::select! {
         biased;
         _ = shutdown.changed() => {
             info!("shutdown requested");
@@ -470,20 +538,6 @@ where
                 error!(task = %name, reason = %why, "supervised task stopped; stopping the node");
                 Err(RuntimeError::TaskStopped(format!("{name}: {why}")))
             }
-        }
-    };
-    net.shutdown().await;
-    tasks.abort_all();
-    match outcome {
-        Ok(Some(machine)) => {
-            machine.store().kv().flush()?;
-            info!("store flushed; node stopped");
-            Ok(())
-        }
-        Ok(None) => Ok(()),
-        Err(e) => {
-            warn!(error = %e, "node stopping on error");
-            Err(e)
         }
     }
 }
