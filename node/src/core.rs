@@ -426,7 +426,7 @@ impl Core {
                 .closed_through()
                 .get(&key.member)
                 .is_some_and(|&s| s >= key.seq)
-                || machine.resolved().get(&key.member) == Some(&key.seq)
+                || machine.resolved_seq(&key.member) == Some(key.seq)
         };
         let mut closed = Vec::new();
         let mut reopened = Vec::new();

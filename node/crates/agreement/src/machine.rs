@@ -352,8 +352,9 @@ pub struct Machine<V, S, K> {
     open_by_member: BTreeMap<B256, u64>,
     closed_through: BTreeMap<B256, u64>,
     /// Per member, the seq of the newest incident that resolved without a draw (the seq is
-    /// still unused on chain, so a later gap reopens it).
-    resolved: BTreeMap<B256, u64>,
+    /// still unused on chain, so a later gap reopens it) and the attempt a reopening starts
+    /// at: one past the last attempt, whose digests honest nodes may have signed already.
+    resolved: BTreeMap<B256, (u64, Attempt)>,
     /// Per member, until when (ms) a gap does not open the next seq (see `settle_ms`).
     settling: BTreeMap<B256, u64>,
     by_draw_hash: BTreeMap<B256, IncidentKey>,
@@ -429,7 +430,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         }
         for rec in snapshot.incidents {
             if rec.closed == Some(CloseReason::Resolved) {
-                m.resolved.insert(rec.key.member, rec.key.seq);
+                m.resolved
+                    .insert(rec.key.member, (rec.key.seq, rec.attempt.saturating_add(1)));
                 continue;
             }
             if rec.closed.is_some() {
@@ -607,8 +609,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
     }
 
     /// Newest seq of each member that closed resolved (no draw) and was not reopened.
-    pub fn resolved(&self) -> &BTreeMap<B256, u64> {
-        &self.resolved
+    pub fn resolved_seq(&self, member: &B256) -> Option<u64> {
+        self.resolved.get(member).map(|(seq, _)| *seq)
     }
 
     /// Highest seq of each member closed with a registered draw.
@@ -698,6 +700,13 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             debug!(member = %key.member, "unknown member");
             return Ok(false);
         };
+        // A reopened incident starts past every attempt it had: guardians refuse to sign a
+        // second digest for an attempt they signed, so reusing one would stall it.
+        let reopened = match self.resolved.get(&key.member) {
+            Some(&(seq, next)) if seq == key.seq => Some(next),
+            _ => None,
+        };
+        let attempt = reopened.map_or(attempt, |next| attempt.max(next));
         let rec = IncidentRecord {
             key,
             home,
@@ -709,7 +718,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             closed: None,
         };
         self.store.put_incident(&rec)?;
-        if self.resolved.get(&key.member) == Some(&key.seq) {
+        if reopened.is_some() {
             self.resolved.remove(&key.member);
             info!(member = %key.member, seq = key.seq, attempt, "incident reopened");
         } else {
@@ -763,8 +772,12 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         if self.view.home_vault(&key.member).map(|v| v.chain_id) != Some(obs.home_chain_id) {
             return Ok(());
         }
-        if self.open_incident(key, 0)? && self.cfg.consortium.proposer(&key, 0) == self.cfg.me {
-            self.propose(key, 0, out)?;
+        if !self.open_incident(key, 0)? {
+            return Ok(());
+        }
+        let attempt = self.incidents.get(&key).map_or(0, |i| i.rec.attempt);
+        if self.cfg.consortium.proposer(&key, attempt) == self.cfg.me {
+            self.propose(key, attempt, out)?;
         }
         Ok(())
     }
@@ -796,8 +809,21 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             pinned,
             draw,
         };
-        out.push(Output::Broadcast(Message::DrawProposal(proposal.clone())));
-        self.on_proposal(self.cfg.me, proposal, out)
+        // Recorded (by `on_proposal`, with this node's attestation) before it leaves, and
+        // only if recorded: one proposal per attempt, across restarts (callers propose only
+        // for an attempt with no recorded proposal).
+        let mut own = Vec::new();
+        self.on_proposal(self.cfg.me, proposal.clone(), &mut own)?;
+        let recorded = self
+            .incidents
+            .get(&key)
+            .and_then(|i| i.proposals.get(&attempt))
+            .is_some_and(|(p, _)| *p == proposal);
+        if recorded {
+            out.push(Output::Broadcast(Message::DrawProposal(proposal)));
+        }
+        out.extend(own);
+        Ok(())
     }
 
     fn on_proposal(
@@ -1462,7 +1488,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             }
             // No draw was registered: the seq is unused on chain, and a later gap reopens it.
             CloseReason::Resolved => {
-                self.resolved.insert(key.member, key.seq);
+                self.resolved
+                    .insert(key.member, (key.seq, inc.rec.attempt.saturating_add(1)));
             }
         }
         for (_, digest) in inc.proposals.values() {
@@ -1620,8 +1647,19 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
     // ------------------------------------------------------------------ time
 
     fn on_tick(&mut self, out: &mut Vec<Output>) -> Result<(), MachineError> {
+        self.time_out_attempts(out)?;
+        self.register_deferred(out)?;
+        self.close_and_rebroadcast_legs(out)?;
+        self.expire_and_rebroadcast_actions(out);
+        self.schedule_submissions(out)?;
+        self.expire_pending();
+        Ok(())
+    }
+
+    /// Moves incidents whose attempt timed out to the next attempt, proposing when it is
+    /// this node's turn.
+    fn time_out_attempts(&mut self, out: &mut Vec<Output>) -> Result<(), MachineError> {
         let now = self.now;
-        // Attempt timeouts.
         let mut next_attempts = Vec::new();
         for inc in self.incidents.values() {
             if inc.rec.registration.is_none()
@@ -1651,7 +1689,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 self.propose(key, attempt, out)?;
             }
         }
-        // Registrations deferred behind an incident that has closed since.
+        Ok(())
+    }
+
+    /// Handles registrations deferred behind an incident that has closed since.
+    fn register_deferred(&mut self, out: &mut Vec<Output>) -> Result<(), MachineError> {
         let ready: Vec<B256> = self
             .deferred
             .keys()
@@ -1663,7 +1705,12 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 self.on_registered(key, draw_hash, draw, finalized, out)?;
             }
         }
-        // Close incidents whose legs expired; rebroadcast own leg attestations.
+        Ok(())
+    }
+
+    /// Closes incidents whose legs expired; rebroadcasts this node's own leg attestations.
+    fn close_and_rebroadcast_legs(&mut self, out: &mut Vec<Output>) -> Result<(), MachineError> {
+        let now = self.now;
         let keys: Vec<IncidentKey> = self.incidents.keys().copied().collect();
         for key in keys {
             self.maybe_close(key)?;
@@ -1695,7 +1742,12 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 }
             }
         }
-        // Actions: forget expired ones, rebroadcast own attestations.
+        Ok(())
+    }
+
+    /// Forgets expired actions; rebroadcasts this node's own action attestations.
+    fn expire_and_rebroadcast_actions(&mut self, out: &mut Vec<Output>) {
+        let now = self.now;
         let now_s = self.now_s();
         let expired: Vec<(VaultId, B256)> = self
             .actions
@@ -1727,7 +1779,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 )));
             }
         }
-        // Submitter schedule.
+    }
+
+    /// The submitter schedule: submits certificates that are due and not done yet.
+    fn schedule_submissions(&mut self, out: &mut Vec<Output>) -> Result<(), MachineError> {
+        let now = self.now;
         let digests: Vec<B256> = self
             .certs
             .iter()
@@ -1758,7 +1814,12 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             self.store.put_submission(d, &rec)?;
         }
         self.certs.retain(|_, c| !c.done);
-        // Buffered attestations expire.
+        Ok(())
+    }
+
+    /// Buffered attestations expire.
+    fn expire_pending(&mut self) {
+        let now = self.now;
         let ttl = self.cfg.pending_ttl_ms;
         let mut freed: Vec<Address> = Vec::new();
         self.pending.retain(|_, slot| {
@@ -1777,7 +1838,6 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 *c = c.saturating_sub(1);
             }
         }
-        Ok(())
     }
 
     /// The earliest time at which a tick has something to do.

@@ -444,14 +444,14 @@ fn an_incident_resolved_without_a_draw_reopens_when_its_gap_returns_or_its_draw_
     for n in &mut c.nodes {
         n.handle(NOW + 500, solvency(0, 11, 5001)).unwrap();
         assert!(!n.is_open(&key()), "resolved once the gap is gone");
-        assert_eq!(n.resolved().get(&member()), Some(&0));
+        assert_eq!(n.resolved_seq(&member()), Some(0));
         assert_eq!(n.closed_through().get(&member()), None, "seq 0 is unused");
     }
 
     // The gap comes back before any draw: the unused seq reopens.
     c.nodes[0].handle(NOW + 1000, solvency(0, 12, 1)).unwrap();
     assert!(c.nodes[0].is_open(&key()));
-    assert!(c.nodes[0].resolved().is_empty());
+    assert_eq!(c.nodes[0].resolved_seq(&member()), None);
 
     // The draw certified before the gap resolved lands on chain: the home vault's word
     // wins, and a node that had resolved the incident signs its legs.
@@ -475,9 +475,75 @@ fn an_incident_resolved_without_a_draw_reopens_when_its_gap_returns_or_its_draw_
 
     // A restart keeps the seq reopenable.
     let mut n2 = c.start(2);
-    assert_eq!(n2.resolved().get(&member()), Some(&0));
+    assert_eq!(n2.resolved_seq(&member()), Some(0));
     n2.handle(NOW + 2000, solvency(0, 13, 1)).unwrap();
     assert!(n2.is_open(&key()));
+}
+
+#[test]
+fn a_reopened_incident_starts_past_its_attempts_so_honest_nodes_sign_again() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    assert!(
+        c.nodes.iter().all(|n| n.stats().signed >= 1),
+        "attempt 0 signed"
+    );
+    for n in &mut c.nodes {
+        n.handle(NOW + 500, solvency(0, 11, 5001)).unwrap();
+    }
+    // Restarted (the attempt must survive it) with a newer head: the reopened incident's
+    // draw differs from the one every node signed for attempt 0.
+    c.view.head = 11;
+    for i in 0..c.nodes.len() {
+        c.nodes[i] = c.start(i);
+    }
+    c.observe_all(NOW + 1000);
+    for (i, n) in c.nodes.iter().enumerate() {
+        assert_eq!(n.incident(&key()).map(|r| r.attempt), Some(1), "node {i}");
+        assert_eq!(n.stats().guard_conflicts, 0, "node {i} refused to sign");
+        assert_eq!(n.stats().equivocations, 0, "node {i} saw equivocation");
+        assert_eq!(n.stats().certificates, 1, "node {i}: attempt 1 certified");
+    }
+}
+
+#[test]
+fn a_proposal_is_recorded_before_it_leaves_so_a_restart_does_not_propose_again() {
+    let mut c = Cluster::new(4);
+    let p = c.proposer(0);
+    let seen = c.observation();
+    let sent: Vec<_> = c.nodes[p]
+        .handle(NOW, seen)
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(Message::DrawProposal(d)) => Some(d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 1);
+    // Killed once the proposal left; restarted with a newer head, at which a new proposal
+    // would pin another block. The attempt has not timed out: nothing new is proposed, and
+    // the proposal it sent is known (a copy coming back is a duplicate).
+    c.view.head = 11;
+    c.nodes[p] = c.start(p);
+    let seen = c.observation();
+    let outs = c.nodes[p].handle(NOW + 100, seen).unwrap();
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Broadcast(Message::DrawProposal(_)))),
+        "a second proposal for attempt 0: {outs:?}"
+    );
+    c.nodes[p]
+        .handle(
+            NOW + 200,
+            Event::Received {
+                from: p as NodeIndex,
+                message: Message::DrawProposal(sent[0].clone()),
+            },
+        )
+        .unwrap();
+    assert_eq!(c.nodes[p].stats().dropped_duplicate, 1);
 }
 
 #[test]
@@ -923,7 +989,10 @@ fn threshold_actions_need_approval_and_their_own_quorum() {
     // (its proposal, the attestations of nodes 0 and 1) and the unpause (its proposal and
     // node 0's attestation), node 1 only the unpause.
     let refused = |i: usize| c.nodes[i].stats().refusals.get("not_wanted").copied();
-    assert_eq!((refused(2), refused(1), refused(0)), (Some(5), Some(2), None));
+    assert_eq!(
+        (refused(2), refused(1), refused(0)),
+        (Some(5), Some(2), None)
+    );
     let subs: Vec<_> = submitted(&c.tick_all(NOW + 100_000))
         .into_iter()
         .filter(|(_, s)| matches!(s, Subject::Action { action, .. } if *action == pause))
