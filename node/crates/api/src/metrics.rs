@@ -222,6 +222,17 @@ impl ApiServerMetrics {
 /// The process-wide counters of the gRPC server.
 pub(crate) static API_SERVER: LazyLock<ApiServerMetrics> = LazyLock::new(ApiServerMetrics::new);
 
+/// Adds `n` to the counter of `reason` (no series is created for 0).
+fn add_by_reason(family: &Family<ReasonLabel, Counter>, reason: &str, n: u64) {
+    if n > 0 {
+        family
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc_by(n);
+    }
+}
+
 /// Every metric of the node, registered under the prefix `backstop_`.
 ///
 /// Names as exposed: `backstop_peers_connected`, `backstop_chain_head{chain}`,
@@ -460,27 +471,13 @@ impl Metrics {
     /// Counts `n` rejected gossip messages at once (for callers that poll cumulative
     /// counters and add the difference).
     pub fn add_gossip_rejects(&self, reason: &str, n: u64) {
-        if n == 0 {
-            return;
-        }
-        self.gossip_rejects
-            .get_or_create(&ReasonLabel {
-                reason: reason.to_owned(),
-            })
-            .inc_by(n);
+        add_by_reason(&self.gossip_rejects, reason, n);
     }
 
     /// Counts `n` refusals to sign by the rule `reason` (a fixed name: the agreement core's
     /// `Refusal::kind`), for callers that poll cumulative counters and add the difference.
     pub fn add_refusals(&self, reason: &str, n: u64) {
-        if n == 0 {
-            return;
-        }
-        self.refusals
-            .get_or_create(&ReasonLabel {
-                reason: reason.to_owned(),
-            })
-            .inc_by(n);
+        add_by_reason(&self.refusals, reason, n);
     }
 
     /// Sets the number of signals of `kind` in a state (`raised`, `confirmed`, `cleared`).

@@ -72,11 +72,8 @@ impl FromStr for BreakerKind {
 
     /// Accepts the snake-case name, with `-` for `_`, in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == norm)
-            .ok_or_else(|| UnknownBreakerKind(s.chars().take(64).collect()))
+        crate::by_name(&Self::ALL, |k| k.as_str(), s)
+            .ok_or_else(|| UnknownBreakerKind(crate::shorten(s)))
     }
 }
 

@@ -23,3 +23,14 @@ pub use consortium::{Consortium, ConsortiumError, MAX_NODES, NodeIndex, NodeInfo
 pub use incident::{Attempt, IncidentKey, IncidentPhase};
 pub use message::*;
 pub use signal::{SignalKind, chain_subject, oracle_subject};
+
+/// The entry of `all` named `s`: its snake-case name, with `-` for `_`, in any case.
+fn by_name<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str, s: &str) -> Option<T> {
+    let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+    all.iter().copied().find(|k| name(*k) == norm)
+}
+
+/// At most 64 characters of `s`, for an error message.
+fn shorten(s: &str) -> String {
+    s.chars().take(64).collect()
+}
