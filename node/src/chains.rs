@@ -21,7 +21,7 @@ use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolCall;
 use alloy::sol_types::SolEvent;
 use backstop_agreement as ag;
-use backstop_chain::reads::{PinnedBlock as ChainPinned, ReadError, Reader};
+use backstop_chain::reads::{ReadError, Reader};
 use backstop_chain::rpc::{CallError, RpcError, RpcPool};
 use backstop_chain::watcher::{ChainEvent, ConfirmedBlock};
 use backstop_contracts::bindings::BackstopVault;
@@ -163,11 +163,7 @@ pub async fn read_snapshot(
     spec: &ChainSpec,
     block: ag::PinnedBlock,
 ) -> Result<ChainSnapshot, ChainError> {
-    let pinned = ChainPinned {
-        chain_id: block.chain_id,
-        number: block.number,
-        hash: block.hash,
-    };
+    let pinned = block;
     let reader = Reader::new(pool);
     let (header, vault, members) = tokio::try_join!(
         async {
@@ -485,11 +481,7 @@ pub struct VaultSetup {
 pub async fn read_setup(pool: &RpcPool, vault: Address) -> Result<VaultSetup, ChainError> {
     let head = pool.head_number().await?;
     let b = pool.block_ref(head).await?;
-    let pinned = ChainPinned {
-        chain_id: pool.chain_id(),
-        number: b.number,
-        hash: b.hash,
-    };
+    let pinned = b.pinned(pool.chain_id());
     let reader = Reader::new(pool);
     let token = reader.vault_token(&pinned, vault).await?;
     let state = reader.vault_state(&pinned, vault, token).await?;

@@ -576,7 +576,6 @@ impl StateView for NodeView {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub(crate) mod tests {
     use super::*;
-    use backstop_chain::reads::PinnedBlock as ChainPinned;
     use backstop_contracts::bindings::IBackstopVault::Limits;
 
     const HOME: u64 = 1;
@@ -644,11 +643,7 @@ pub(crate) mod tests {
             timestamp: NOW_S - 10,
             oracles: BTreeMap::new(),
             vault: VaultState {
-                block: ChainPinned {
-                    chain_id: chain,
-                    number,
-                    hash: block.hash,
-                },
+                block,
                 vault: vault_addr(chain),
                 token: Address::with_last_byte(0x55),
                 balance: U256::from(available),

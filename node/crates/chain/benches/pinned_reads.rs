@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use backstop_chain::reads::{PinnedBlock, Reader};
+use backstop_chain::reads::Reader;
 use backstop_chain::rpc::validate_header;
 use common::*;
 use futures::StreamExt;
@@ -76,7 +76,7 @@ async fn main() {
         let header = heads.next().await.unwrap();
         let seen = Instant::now();
         let b = validate_header(header.inner.number, &header).unwrap();
-        let at = PinnedBlock::of(31337, &b);
+        let at = b.pinned(31337);
         let vaults = futures::future::try_join_all(
             sets.iter()
                 .map(|s| reader.vault_state(&at, s.vault, s.token)),

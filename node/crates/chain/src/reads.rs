@@ -17,37 +17,17 @@ use backstop_contracts::bindings::{
 };
 
 use crate::rpc::{CallError, RpcError, RpcPool};
-use crate::tracker::BlockRef;
 
-/// A block that reads are pinned to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PinnedBlock {
-    /// Chain.
-    pub chain_id: u64,
-    /// Block number.
-    pub number: u64,
-    /// Block hash.
-    pub hash: B256,
-}
+/// A block that reads are pinned to (the one definition, in `backstop-types`).
+pub use backstop_types::PinnedBlock;
 
-impl PinnedBlock {
-    /// The pinned block of `block` on `chain_id`.
-    pub fn of(chain_id: u64, block: &BlockRef) -> Self {
-        Self {
-            chain_id,
-            number: block.number,
-            hash: block.hash,
-        }
-    }
-
-    /// The block id used in calls: the hash (EIP-1898), so a replaced block is never read
-    /// by number by mistake.
-    pub fn block_id(&self) -> BlockId {
-        BlockId::Hash(RpcBlockHash {
-            block_hash: self.hash,
-            require_canonical: None,
-        })
-    }
+/// The block id used in calls: the hash (EIP-1898), so a replaced block is never read by
+/// number by mistake.
+pub fn block_id(block: &PinnedBlock) -> BlockId {
+    BlockId::Hash(RpcBlockHash {
+        block_hash: block.hash,
+        require_canonical: None,
+    })
 }
 
 /// Why a pinned read failed.
@@ -188,7 +168,7 @@ impl<'a> Reader<'a> {
                 ),
             });
         }
-        Ok(block.block_id())
+        Ok(block_id(block))
     }
 
     /// `solvency()` and `bookedDraws()` of a member protocol, at the same block.

@@ -421,7 +421,7 @@ impl Submitter {
     async fn latest(&self) -> Result<PinnedBlock, SubmitError> {
         let head = self.pool.head_number().await?;
         let b = self.pool.block_ref(head).await?;
-        Ok(PinnedBlock::of(self.pool.chain_id(), &b))
+        Ok(b.pinned(self.pool.chain_id()))
     }
 
     /// Whether the action is done on chain at the latest block.
@@ -685,7 +685,7 @@ impl Submitter {
                 "{tx_hash} reorged out of block {number}"
             )));
         }
-        let block = PinnedBlock::of(self.pool.chain_id(), &canonical);
+        let block = canonical.pinned(self.pool.chain_id());
         if status {
             return Ok(Attempt::Done(SubmitOutcome::Executed { tx_hash, block }));
         }

@@ -32,6 +32,17 @@ pub struct BlockRef {
     pub parent_hash: B256,
 }
 
+impl BlockRef {
+    /// This block of `chain_id`, as reads pin it.
+    pub fn pinned(&self, chain_id: u64) -> backstop_types::PinnedBlock {
+        backstop_types::PinnedBlock {
+            chain_id,
+            number: self.number,
+            hash: self.hash,
+        }
+    }
+}
+
 /// What feeding a block produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {

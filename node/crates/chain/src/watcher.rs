@@ -412,7 +412,7 @@ impl Watcher {
                 self.pool.block_ref(head.saturating_sub(depth)).await?
             }
         };
-        let pinned = PinnedBlock::of(self.pool.chain_id(), &anchor);
+        let pinned = anchor.pinned(self.pool.chain_id());
         self.token = Some(
             Reader::new(&self.pool)
                 .vault_token(&pinned, self.cfg.vault)
@@ -531,7 +531,7 @@ impl Watcher {
         let mut events = self.logs(&blocks).await?;
         let read_all = to - from < self.cfg.max_reads_catchup;
         for b in blocks {
-            let pinned = PinnedBlock::of(chain_id, &b);
+            let pinned = b.pinned(chain_id);
             let (members, oracles) = if read_all || b.number == to {
                 self.read_at(&pinned).await?
             } else {

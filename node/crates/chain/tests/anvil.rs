@@ -317,12 +317,15 @@ async fn pinned_reads_at_an_older_block_return_that_blocks_state() {
     let token = reader.solvency(&y, chain.token).await;
     assert!(token.is_err(), "the token has no solvency(): {token:?}");
     let no_view = reader
-        .booked_draws(y.block_id(), chain.token)
+        .booked_draws(backstop_chain::reads::block_id(&y), chain.token)
         .await
         .unwrap();
     assert_eq!(no_view, None);
     let eoa = reader
-        .booked_draws(y.block_id(), Address::repeat_byte(0x77))
+        .booked_draws(
+            backstop_chain::reads::block_id(&y),
+            Address::repeat_byte(0x77),
+        )
         .await
         .unwrap();
     assert_eq!(eoa, None);
