@@ -38,6 +38,24 @@ use crate::server::MAX_REQUEST_BYTES;
 /// Path prefix of the Backstop service's methods.
 const SERVICE_PREFIX: &str = "/backstop.v1.Backstop/";
 
+/// The unary methods of `backstop.v1.Backstop` whose requests are screened (the request
+/// types are in [`check_message`]).
+pub const METHODS: [&str; 13] = [
+    "GetStatus",
+    "ListPeers",
+    "ListChains",
+    "ListMembers",
+    "ListIncidents",
+    "GetIncident",
+    "ListSignals",
+    "ListBreakers",
+    "StreamEvents",
+    "RaiseSignal",
+    "RequestUnfreeze",
+    "RequestUnpause",
+    "RequestAlertClear",
+];
+
 /// Length of the gRPC message header (flag and big-endian length).
 const HEADER: usize = 5;
 

@@ -27,6 +27,7 @@ pub mod admin;
 pub mod client;
 mod conn;
 mod convert;
+pub mod fuzz;
 mod ingress;
 pub mod logsafe;
 pub mod metrics;
