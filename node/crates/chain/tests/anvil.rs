@@ -1139,3 +1139,15 @@ async fn reorg_of_delivered_blocks_is_reported_deep_and_the_new_blocks_are_deliv
     let numbers: Vec<u64> = after.iter().map(|c| c.block.number).collect();
     assert_eq!(numbers, (b..=head - 1).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_leg_bound_is_the_vaults() {
+    let keys = guardian_keys(4);
+    let chain = start_chain(31337, &keys, 1_000 * UNIT).await;
+    let on_chain = chain.vault().MAX_LEGS().call().await.unwrap();
+    assert_eq!(
+        on_chain,
+        U256::from(backstop_chain::allocation::MAX_LEGS),
+        "backstop_types::MAX_LEGS must be the vault's"
+    );
+}
