@@ -31,8 +31,8 @@ use url::Url;
 
 /// Largest configuration file read (1 MiB).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
-/// Most `[[consortium.nodes]]`.
-pub const MAX_NODES: usize = 255;
+/// Most `[[consortium.nodes]]`: the consortium's own bound.
+pub use backstop_types::MAX_NODES;
 /// Most `[[chains]]`.
 pub const MAX_CHAINS: usize = 32;
 /// Most `[[members]]`.
@@ -49,7 +49,7 @@ pub const MAX_TOKEN_BYTES: u64 = 4096;
 pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// Index of a node in [`Config::nodes`] (sorted by public key, as in the agreement core).
-pub type NodeIndex = u16;
+pub use backstop_types::NodeIndex;
 
 pub mod defaults {
     //! Default values of the optional keys (the operator's reference lists the same values).

@@ -39,7 +39,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use futures::{FutureExt, StreamExt};
@@ -71,6 +71,7 @@ use crate::validation::{
 };
 use backstop_types::Consortium;
 use backstop_types::Message;
+use backstop_types::time::now_ms;
 
 /// Gossipsub topic of every Backstop gossip message.
 pub const TOPIC: &str = "/backstop/gossip/v1";
@@ -342,13 +343,6 @@ fn score_params(
         opportunistic_graft_threshold: 3.0,
     };
     (params, thresholds)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 struct Dialer {
