@@ -95,14 +95,10 @@ pub async fn run(
                 refresh_model(&api, &facts, &obs, &snap);
                 metrics.refresh_from(&api.snapshot());
                 for (reason, total) in obs.net.counters().snapshot() {
-                    let seen = rejects_seen.entry(reason).or_default();
-                    metrics.add_gossip_rejects(reason, total.saturating_sub(*seen));
-                    *seen = total;
+                    metrics.add_gossip_rejects(reason, since_seen(&mut rejects_seen, reason, total));
                 }
                 for (&reason, &total) in &snap.stats.refusals {
-                    let seen = refusals_seen.entry(reason).or_default();
-                    metrics.add_refusals(reason, total.saturating_sub(*seen));
-                    *seen = total;
+                    metrics.add_refusals(reason, since_seen(&mut refusals_seen, reason, total));
                 }
                 for (&(chain, kind), &(sent, failed)) in &snap.submissions {
                     let seen = subs_seen.entry((chain, kind)).or_default();
@@ -186,6 +182,15 @@ async fn admin(obs: &Observers, request: AdminRequest) -> Result<String, AdminEr
             "the node's core did not answer".into(),
         )),
     }
+}
+
+/// What the cumulative counter `key` added since it was last seen at `seen` (which then
+/// remembers `total`).
+fn since_seen(seen: &mut BTreeMap<&'static str, u64>, key: &'static str, total: u64) -> u64 {
+    let last = seen.entry(key).or_default();
+    let added = total.saturating_sub(*last);
+    *last = total;
+    added
 }
 
 /// The API view of a journal entry.

@@ -213,7 +213,6 @@ pub struct ChainHandle {
 pub struct Core {
     machine: NodeMachine,
     net: NetworkHandle,
-    /// p2p consortium index → agreement index.
     chains: BTreeMap<u64, ChainHandle>,
     journal: Journal,
     fetches: FetchSet,
@@ -596,6 +595,10 @@ impl Core {
             }
             let out = self.policy.assert(v.signer, s.kind, s.subject, None, now);
             return self.apply_policy(out).await;
+        }
+        if let Message::GapObservation(_) = &v.message {
+            // A peer's reading is not evidence: this node reads the chains itself.
+            return Ok(());
         }
         // The validator checked that the signer is a member: its index fits.
         let Ok(from) = NodeIndex::try_from(v.signer) else {

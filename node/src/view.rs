@@ -33,7 +33,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, I256, U256};
 use backstop_agreement::Refusal;
 use backstop_agreement::booking::{self, Payout};
 use backstop_agreement::machine::{StateView, ViewError};
@@ -43,7 +43,6 @@ use backstop_chain::allocation::{Allocation, AllocationInput, VaultCapacity, all
 use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
 use backstop_contracts::eip712::{Draw, VaultId};
 
-use alloy::primitives::I256;
 use backstop_types::Effect;
 
 /// A member as one vault knows it at one block.

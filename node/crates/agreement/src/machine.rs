@@ -1023,7 +1023,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 self.consider_action(vault, action, false, out)
             }
             Message::ActionAttestation(a) => self.on_action_attestation(a, out),
-            // The policy layer and the node's view take these, not the agreement core.
+            // Signals are the policy layer's; gap observations come from this node's own
+            // chain reads (`Event::Observed`), never from peers.
             Message::Signal(_) | Message::GapObservation(_) => Ok(()),
         }
     }

@@ -20,8 +20,7 @@
 //!   [`ApiState`] derives it after every update, so the runtime only publishes breakers.
 //!
 //! The module also parses the identifiers the API accepts ([`parse_bytes32`],
-//! [`IncidentId`]), with errors that name the offending
-//! field.
+//! [`IncidentId`]), with errors that name the offending field.
 
 use std::fmt;
 use std::str::FromStr;
