@@ -1,74 +1,54 @@
-//! The node's core task: the one owner of the agreement [`Machine`], fed with chain facts,
-//! gossip, operator requests and time, dispatching what the machine returns (gossip,
-//! vault transactions, wake-ups).
+//! The node's decisions, sans IO: one state machine that owns the agreement [`Machine`]
+//! (over the node's [`NodeView`]), the detectors, the breaker policy, the clock check and
+//! the operators' journal. It is fed [`Input`]s with an injected `now` (unix ms) and returns
+//! [`Action`]s; the tokio task in [`crate::service`] carries inputs in and actions out, and
+//! the whole-node simulation ([`crate::sim`]) drives n copies of it on virtual time.
 //!
 //! Invariants:
-//! - the machine is driven from this task only, so its events are totally ordered; a
-//!   [`MachineError`] (store or signer failure) stops the node rather than letting it go on
-//!   without its sign-guard;
+//! - every decision is made here, in input order, from the inputs and `now` alone: the same
+//!   inputs give the same actions (the simulation replays a seed bit for bit);
+//! - a [`MachineError`] (store or signer failure) is returned and stops the node rather than
+//!   letting it go on without its sign-guard;
 //! - a proposal whose pinned blocks this node has not read is held until they are read
 //!   (only for the attempt's legitimate proposer, at most [`MAX_FETCHES`] blocks at a time,
 //!   and at most [`MAX_PARKED`] proposals waiting for a block another one is fetching) and
 //!   dropped if they cannot be read as confirmed canonical blocks;
-//! - submissions run in their own tasks (a transaction awaiting confirmations never blocks
-//!   the machine); the submitter refuses concurrent sends of one action;
-//! - everything operators see (the [`Snapshot`] published on a watch channel) is derived
-//!   from the machine and the chains, never fed back into decisions.
+//! - a peer's gap observation is never evidence: this node reads the chains itself;
+//! - everything operators see ([`Snapshot`], [`Notice`]) is derived from the state, never
+//!   fed back into decisions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
-use alloy::primitives::{Address, B256, U256};
-use alloy::signers::local::PrivateKeySigner;
-use backstop_agreement::machine::{MachineError, StateView};
+use alloy::primitives::{Address, B256, U256, keccak256};
+use backstop_agreement::kv::Kv;
+use backstop_agreement::machine::{GuardianSigner, MachineError, StateView};
 use backstop_agreement::{
     Certificate, Event, IncidentKey, Machine, Message, NodeIndex, Output, PinnedBlock, Stats,
     Subject, ThresholdAction,
 };
-use backstop_chain::rpc::RpcPool;
-use backstop_chain::submit::{ChainAction, SubmitOutcome, Submitter};
+use backstop_chain::submit::SubmitOutcome;
 use backstop_contracts::eip712::{
-    ClearAlert, FreezeMember, RaiseAlert, SignatureError, UnfreezeMember, Unpause, VaultId,
-    pack_signatures,
+    ClearAlert, Draw, FreezeMember, RaiseAlert, UnfreezeMember, Unpause, VaultId,
 };
-use backstop_p2p::catchup::MemoryCatchUpStore;
-use backstop_p2p::network::NetworkHandle;
-use backstop_p2p::validation::Validated;
-use backstop_store::RocksKv;
-use backstop_types::time::now_ms;
-use backstop_types::{MAX_EVIDENCE_LEN, Signal, SignalKind};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tracing::{debug, error, info, warn};
+use backstop_types::{Effect, IncidentPhase, MAX_EVIDENCE_LEN, Signal, SignalKind};
+use tracing::{debug, info, warn};
 
-use crate::chains::{ChainAccess, ChainInput, ChainSpec, FetchSet, fetch_pinned, reconcile};
+use crate::chains::{ChainInput, FetchSet};
 use crate::clock::{ClockCheck, ClockReport, Skew};
 use crate::detect::{Assertion, Detectors};
 use crate::journal::{Change, Journal};
 use crate::policy::{Breaker, Output as PolicyOutput, Policy, SignalEntry};
 use crate::view::{ChainSnapshot, NodeView};
-use backstop_types::Effect;
-use backstop_types::IncidentPhase;
 
 /// Most pinned blocks being fetched at once for proposals.
 pub const MAX_FETCHES: usize = 32;
 /// Most proposals waiting for a pinned block another proposal is already fetching (many
 /// concurrent incidents pin the same blocks).
 pub const MAX_PARKED: usize = 1024;
-/// How long a pinned block may take to become confirmed on this node's endpoints.
-const FETCH_PATIENCE: Duration = Duration::from_secs(5);
-/// Longest sleep of the loop without a machine wake-up.
-const IDLE_TICK: Duration = Duration::from_secs(1);
-/// How often the operator snapshot is republished.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
-/// How often detectors re-assert and breakers are re-evaluated.
-const POLICY_TICK: Duration = Duration::from_millis(500);
 /// An open incident is checked against the chains this often (ms), in case this node
 /// missed its registration or a leg (it was down, or a block could not be read).
-const RECONCILE_EVERY_MS: u64 = 10_000;
-
-/// The machine as the node runs it.
-pub type NodeMachine = Machine<NodeView, PrivateKeySigner, RocksKv>;
+pub const RECONCILE_EVERY_MS: u64 = 10_000;
 
 /// An operator's request, answered with a line saying what was started.
 #[derive(Debug)]
@@ -113,9 +93,6 @@ pub enum AdminError {
     #[error("unavailable: {0}")]
     Unavailable(String),
 }
-
-/// A request with its reply channel.
-pub type AdminRequest = (AdminCommand, oneshot::Sender<Result<String, AdminError>>);
 
 /// Errors that stop the core.
 #[derive(Debug, thiserror::Error)]
@@ -182,170 +159,219 @@ pub enum Notice {
     Text(String),
 }
 
-enum Internal {
-    Fetched {
-        from: NodeIndex,
+/// What the core is fed.
+#[derive(Debug)]
+pub enum Input {
+    /// A fact read from a chain.
+    Chain(ChainInput),
+    /// A validated message from the consortium member at `signer`.
+    Gossip {
+        /// Consortium index of the (authenticated) signer.
+        signer: usize,
+        /// The message.
         message: Message,
+    },
+    /// The pinned blocks of a held proposal, read (or not).
+    Fetched {
+        /// Proposer.
+        from: NodeIndex,
+        /// The held proposal.
+        message: Message,
+        /// Each block's snapshot, or why it could not be read.
         results: Vec<(PinnedBlock, Result<ChainSnapshot, String>)>,
     },
+    /// A submission's outcome.
     Submitted {
+        /// Chain.
         chain_id: u64,
+        /// Call kind ([`kind_of`]).
         kind: &'static str,
+        /// Outcome.
         result: Result<SubmitOutcome, String>,
     },
+    /// A reconciliation's findings (registration and legs on the chains).
     Reconciled {
+        /// Incident.
         key: IncidentKey,
+        /// Facts found, or why the chains could not be read.
         result: Result<Vec<ChainInput>, String>,
+    },
+    /// The machine's wake-up (attempt timeouts, submitter schedule).
+    Tick,
+    /// Detectors re-assert, breakers are re-evaluated, reconciliations start.
+    PolicyTick,
+}
+
+/// What the core asks its shell to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Gossip a message (already recorded where the machine records).
+    Publish(Message),
+    /// Carry a certificate to its vault.
+    Submit(Certificate),
+    /// Read these pinned blocks, then feed [`Input::Fetched`] with the held proposal.
+    Fetch {
+        /// Proposer.
+        from: NodeIndex,
+        /// The held proposal.
+        message: Message,
+        /// Blocks to read.
+        blocks: Vec<PinnedBlock>,
+    },
+    /// Look for an open incident's registration and legs on the chains, then feed
+    /// [`Input::Reconciled`].
+    Reconcile {
+        /// Incident.
+        key: IncidentKey,
+        /// Its home chain.
+        home_chain_id: u64,
+        /// Its registration as this node knows it.
+        registered: Option<(B256, Draw)>,
+    },
+    /// Tell operators.
+    Notice(Notice),
+    /// An incident closed (`open == false`) or reopened: peers' catch-up follows.
+    CatchUp {
+        /// Incident.
+        key: IncidentKey,
+        /// Reopened rather than closed.
+        open: bool,
     },
 }
 
-/// Per-chain access the core needs.
-pub struct ChainHandle {
-    /// What the adapter reads.
-    pub spec: ChainSpec,
-    /// RPC.
-    pub pool: Arc<RpcPool>,
-    /// The chain's submitter.
-    pub submitter: Arc<Submitter>,
-}
-
-/// The core task's state.
-pub struct Core {
-    machine: NodeMachine,
-    net: NetworkHandle,
-    chains: BTreeMap<u64, ChainHandle>,
+/// The node's decisions over one agreement machine.
+pub struct NodeCore<S, K> {
+    machine: Machine<NodeView, S, K>,
     journal: Journal,
-    fetches: FetchSet,
-    internal_tx: mpsc::Sender<Internal>,
-    internal_rx: mpsc::Receiver<Internal>,
-    status: BTreeMap<u64, ChainStatus>,
-    submissions: BTreeMap<(u64, &'static str), (u64, u64)>,
-    catchup: Arc<MemoryCatchUpStore>,
-    snapshot: watch::Sender<Arc<Snapshot>>,
-    notices: broadcast::Sender<Notice>,
-    action_ttl_s: u64,
-    wake: Option<u64>,
     policy: Policy,
     detectors: Detectors,
     /// This node's clock against the chains' block timestamps.
     clock: ClockCheck,
-    /// Next reconciliation (ms) of each open incident; `None` while one runs.
-    reconcile_at: BTreeMap<IncidentKey, Option<u64>>,
+    status: BTreeMap<u64, ChainStatus>,
+    submissions: BTreeMap<(u64, &'static str), (u64, u64)>,
+    action_ttl_s: u64,
+    wake: Option<u64>,
+    fetches: FetchSet,
     /// Proposals waiting for a block being fetched, by that block.
     parked: BTreeMap<PinnedBlock, Vec<(NodeIndex, Message)>>,
     parked_count: usize,
+    /// Next reconciliation (ms) of each open incident; `None` while one runs.
+    reconcile_at: BTreeMap<IncidentKey, Option<u64>>,
+    now: u64,
+    out: Vec<Action>,
 }
 
-impl Core {
+impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
     /// A core over a restored machine.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        machine: NodeMachine,
-        net: NetworkHandle,
-        chains: BTreeMap<u64, ChainHandle>,
-        catchup: Arc<MemoryCatchUpStore>,
-        snapshot: watch::Sender<Arc<Snapshot>>,
-        notices: broadcast::Sender<Notice>,
-        action_ttl_s: u64,
+        machine: Machine<NodeView, S, K>,
         policy: Policy,
         detectors: Detectors,
+        action_ttl_s: u64,
     ) -> Self {
-        let (internal_tx, internal_rx) = mpsc::channel(256);
         let max_pin_age_s = machine.view().config().max_pin_age_s;
-        let status = chains
+        let status = machine
+            .view()
+            .config()
+            .vaults
             .keys()
             .map(|c| (*c, ChainStatus::default()))
             .collect();
         Self {
             machine,
-            net,
-            chains,
             journal: Journal::default(),
-            fetches: FetchSet::default(),
-            internal_tx,
-            internal_rx,
-            status,
-            submissions: BTreeMap::new(),
-            catchup,
-            snapshot,
-            notices,
-            action_ttl_s,
-            wake: None,
-            clock: ClockCheck::new(max_pin_age_s),
             policy,
             detectors,
-            reconcile_at: BTreeMap::new(),
+            clock: ClockCheck::new(max_pin_age_s),
+            status,
+            submissions: BTreeMap::new(),
+            action_ttl_s,
+            wake: None,
+            fetches: FetchSet::default(),
             parked: BTreeMap::new(),
             parked_count: 0,
+            reconcile_at: BTreeMap::new(),
+            now: 0,
+            out: Vec::new(),
         }
     }
 
-    /// Runs until `shutdown` fires or an input fails. Returns the machine's store for a
-    /// final flush.
-    pub async fn run(
-        mut self,
-        mut chain_rx: mpsc::Receiver<ChainInput>,
-        mut admin_rx: mpsc::Receiver<AdminRequest>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<NodeMachine, CoreError> {
-        let mut gossip = self.net.subscribe();
-        let mut publish = tokio::time::interval(PUBLISH_EVERY);
-        let mut policy_tick = tokio::time::interval(POLICY_TICK);
-        // Incidents restored from the store are checked against the chains at once: their
-        // registration or legs may have happened while this node was down.
+    /// Starts the core: incidents restored from the store are reconciled at once (their
+    /// registration or legs may have happened while this node was down), operators see what
+    /// the store kept, and the machine takes its first tick.
+    pub fn start(&mut self, now: u64) -> Result<Vec<Action>, CoreError> {
+        self.now = now;
         for (key, _) in self.machine.open_incidents() {
             self.reconcile_at.insert(key, Some(0));
         }
-        // Operators see what the store kept, closed incidents included.
         match self.machine.store().load() {
             Ok(stored) => {
-                let now = now_ms();
                 for rec in crate::journal::to_restore(stored.incidents) {
                     self.journal.restored(&rec, now);
                 }
             }
             Err(e) => warn!(error = %e, "stored incidents not shown"),
         }
-        self.feed(Event::Tick).await?;
-        loop {
-            let sleep = match self.wake {
-                Some(at) => Duration::from_millis(at.saturating_sub(now_ms())).min(IDLE_TICK),
-                None => IDLE_TICK,
-            };
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                input = chain_rx.recv() => {
-                    let input = input.ok_or(CoreError::Closed("chain adapters"))?;
-                    self.on_chain(input).await?;
-                }
-                msg = gossip.recv() => match msg {
-                    Ok(v) => self.on_gossip(&v).await?,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        warn!(missed = n, "core lagged behind gossip; peers' rebroadcasts and catch-up fill the gap");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return Err(CoreError::Closed("gossip")),
-                },
-                Some(i) = self.internal_rx.recv() => self.on_internal(i).await?,
-                Some((cmd, reply)) = admin_rx.recv() => {
-                    let r = self.on_admin(cmd).await;
-                    let _ = reply.send(r);
-                }
-                _ = publish.tick() => self.publish(),
-                _ = policy_tick.tick() => self.policy_tick().await?,
-                _ = tokio::time::sleep(sleep) => self.feed(Event::Tick).await?,
-            }
-        }
-        info!("core stopping");
-        Ok(self.machine)
+        self.feed(Event::Tick)?;
+        Ok(std::mem::take(&mut self.out))
     }
 
-    async fn feed(&mut self, event: Event) -> Result<(), CoreError> {
-        let outputs = self.machine.handle(now_ms(), event)?;
+    /// Handles one input at `now` (unix ms).
+    pub fn handle(&mut self, now: u64, input: Input) -> Result<Vec<Action>, CoreError> {
+        self.now = now;
+        match input {
+            Input::Chain(c) => self.on_chain(c)?,
+            Input::Gossip { signer, message } => self.on_gossip(signer, message)?,
+            Input::Fetched {
+                from,
+                message,
+                results,
+            } => self.on_fetched(from, message, results)?,
+            Input::Submitted {
+                chain_id,
+                kind,
+                result,
+            } => self.on_submitted(chain_id, kind, result),
+            Input::Reconciled { key, result } => self.on_reconciled(key, result)?,
+            Input::Tick => self.feed(Event::Tick)?,
+            Input::PolicyTick => self.policy_tick()?,
+        }
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    /// Handles an operator's request at `now`: the answer and the actions it started.
+    pub fn admin(
+        &mut self,
+        now: u64,
+        cmd: AdminCommand,
+    ) -> (Result<String, AdminError>, Vec<Action>) {
+        self.now = now;
+        let r = self.on_admin(cmd);
+        (r, std::mem::take(&mut self.out))
+    }
+
+    /// When the machine next wants a [`Input::Tick`] (unix ms).
+    pub fn wake(&self) -> Option<u64> {
+        self.wake
+    }
+
+    /// The machine.
+    pub fn machine(&self) -> &Machine<NodeView, S, K> {
+        &self.machine
+    }
+
+    /// The machine, for a final flush of its store.
+    pub fn into_machine(self) -> Machine<NodeView, S, K> {
+        self.machine
+    }
+
+    fn feed(&mut self, event: Event) -> Result<(), CoreError> {
+        let outputs = self.machine.handle(self.now, event)?;
         self.wake = None;
         for o in outputs {
             match o {
                 Output::WakeAt(at) => self.wake = Some(at),
-                Output::Broadcast(m) => self.broadcast(m).await,
+                Output::Broadcast(m) => self.broadcast(m),
                 Output::Submit(cert) => self.submit(cert),
             }
         }
@@ -353,16 +379,13 @@ impl Core {
         Ok(())
     }
 
-    async fn broadcast(&mut self, m: Message) {
+    fn broadcast(&mut self, m: Message) {
         self.observe_message(self.machine.config().me, &m);
-        if let Err(e) = self.net.publish(m).await {
-            // Recorded in the catch-up store before sending: peers get it when they connect.
-            debug!(error = %e, "publish failed");
-        }
+        self.out.push(Action::Publish(m));
     }
 
     fn observe_message(&mut self, from: NodeIndex, m: &Message) {
-        let now = now_ms();
+        let now = self.now;
         match m {
             Message::DrawProposal(p) => {
                 if let Some(c) = self.journal.proposed(p.key, p.attempt, &p.draw, from, now) {
@@ -401,7 +424,7 @@ impl Core {
     }
 
     fn notice_incident(&mut self, change: Change) {
-        let now = now_ms();
+        let now = self.now;
         let (since_open_s, since_proposal_s) = match self.journal.get(&change.key) {
             Some(e) => (
                 now.saturating_sub(e.opened_ms) as f64 / 1000.0,
@@ -410,11 +433,15 @@ impl Core {
             None => (0.0, None),
         };
         info!(member = %change.key.member, seq = change.key.seq, phase = change.phase.name(), "{}", change.text);
-        let _ = self.notices.send(Notice::Incident {
+        self.out.push(Action::Notice(Notice::Incident {
             change,
             since_open_s,
             since_proposal_s,
-        });
+        }));
+    }
+
+    fn notice_text(&mut self, text: String) {
+        self.out.push(Action::Notice(Notice::Text(text)));
     }
 
     /// Closes in the journal what the machine closed, and reopens what it reopened.
@@ -440,16 +467,16 @@ impl Core {
                 reopened.push(e.key);
             }
         }
-        let now = now_ms();
+        let now = self.now;
         for key in reopened {
-            self.catchup.reopen(key);
+            self.out.push(Action::CatchUp { key, open: true });
             if let Some(c) = self.journal.reopened(key, now) {
                 self.notice_incident(c);
             }
         }
         for (key, registered) in closed {
             let reason = if registered { "covered" } else { "resolved" };
-            self.catchup.close(key);
+            self.out.push(Action::CatchUp { key, open: false });
             if let Some(c) = self.journal.closed(key, reason, now) {
                 self.notice_incident(c);
             }
@@ -458,176 +485,171 @@ impl Core {
 
     fn submit(&mut self, cert: Certificate) {
         let chain_id = cert.subject.vault().chain_id;
-        let kind = kind_of(&cert.subject);
         if let Subject::Draw { key, .. } = &cert.subject
-            && let Some(c) = self.journal.certified(*key, cert.digest, now_ms())
+            && let Some(c) = self.journal.certified(*key, cert.digest, self.now)
         {
             self.notice_incident(c);
         }
-        let Some(chain) = self.chains.get(&chain_id) else {
+        if !self.status.contains_key(&chain_id) {
             warn!(chain_id, "certificate for an unconfigured chain");
             return;
-        };
-        let action = match chain_action(&cert) {
-            Ok(a) => a,
-            Err(e) => {
-                error!(error = %e, digest = %cert.digest, "certificate cannot be packed");
-                return;
-            }
-        };
-        let submitter = chain.submitter.clone();
-        let tx = self.internal_tx.clone();
-        info!(chain_id, kind, digest = %cert.digest, "submitting");
-        if let Subject::Draw { key, .. } = &cert.subject {
-            self.journal.registration_sent(*key, chain_id, now_ms());
         }
-        tokio::spawn(async move {
-            let result = submitter.submit(&action).await.map_err(|e| e.to_string());
-            let _ = tx
-                .send(Internal::Submitted {
-                    chain_id,
-                    kind,
-                    result,
-                })
-                .await;
-        });
+        if let Subject::Draw { key, .. } = &cert.subject {
+            self.journal.registration_sent(*key, chain_id, self.now);
+        }
+        info!(chain_id, kind = kind_of(&cert.subject), digest = %cert.digest, "submitting");
+        self.out.push(Action::Submit(cert));
     }
 
-    async fn on_internal(&mut self, i: Internal) -> Result<(), CoreError> {
-        match i {
-            Internal::Reconciled { key, result } => {
-                if let Some(at) = self.reconcile_at.get_mut(&key) {
-                    *at = Some(now_ms().saturating_add(RECONCILE_EVERY_MS));
-                }
-                match result {
-                    Ok(inputs) => {
-                        for input in inputs {
-                            if self.machine.is_open(&key) {
-                                debug!(member = %key.member, seq = key.seq, "reconciled from the chains");
-                                self.on_chain(input).await?;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        debug!(member = %key.member, seq = key.seq, error = %e, "reconciliation failed; retried later")
+    fn on_reconciled(
+        &mut self,
+        key: IncidentKey,
+        result: Result<Vec<ChainInput>, String>,
+    ) -> Result<(), CoreError> {
+        if let Some(at) = self.reconcile_at.get_mut(&key) {
+            *at = Some(self.now.saturating_add(RECONCILE_EVERY_MS));
+        }
+        match result {
+            Ok(inputs) => {
+                for input in inputs {
+                    if self.machine.is_open(&key) {
+                        debug!(member = %key.member, seq = key.seq, "reconciled from the chains");
+                        self.on_chain(input)?;
                     }
                 }
             }
-            Internal::Fetched {
-                from,
-                message,
-                results,
-            } => {
-                let mut complete = true;
-                let mut waiting = Vec::new();
-                let mut failed = BTreeSet::new();
-                for (b, r) in results {
-                    self.fetches.done(&b);
-                    if let Some(w) = self.parked.remove(&b) {
-                        self.parked_count = self.parked_count.saturating_sub(w.len());
-                        waiting.extend(w);
-                    }
-                    match r {
-                        Ok(s) => self.machine.view_mut().insert(s, false),
-                        Err(e) => {
-                            complete = false;
-                            failed.insert(b);
-                            debug!(chain_id = b.chain_id, number = b.number, error = %e, "pinned block unreadable; proposal dropped");
-                        }
-                    }
-                }
-                if complete {
-                    self.deliver(from, message).await?;
-                }
-                // Proposals that waited for these blocks: delivered if nothing else is
-                // missing, fetched (or parked) again otherwise.
-                for (from, message) in waiting {
-                    let missing: Vec<PinnedBlock> = match &message {
-                        Message::DrawProposal(p) => p
-                            .pinned
-                            .iter()
-                            .filter(|b| !self.machine.view().has(b))
-                            .copied()
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    if missing.is_empty() {
-                        self.deliver(from, message).await?;
-                    } else if !missing.iter().any(|b| failed.contains(b)) {
-                        self.fetch(from, message, missing);
-                    }
-                }
-            }
-            Internal::Submitted {
-                chain_id,
-                kind,
-                result,
-            } => {
-                let entry = self.submissions.entry((chain_id, kind)).or_default();
-                match result {
-                    Ok(SubmitOutcome::Executed { tx_hash, block }) => {
-                        entry.0 += 1;
-                        info!(chain_id, kind, %tx_hash, block = block.number, "transaction confirmed");
-                    }
-                    Ok(SubmitOutcome::AlreadyDone(d)) => {
-                        debug!(chain_id, kind, ?d, "already done on chain")
-                    }
-                    Ok(SubmitOutcome::InFlight) => {}
-                    Err(e) => {
-                        entry.1 += 1;
-                        warn!(chain_id, kind, error = %e, "submission failed; the machine resubmits");
-                    }
-                }
+            Err(e) => {
+                debug!(member = %key.member, seq = key.seq, error = %e, "reconciliation failed; retried later")
             }
         }
         Ok(())
     }
 
-    async fn on_gossip(&mut self, v: &Validated) -> Result<(), CoreError> {
-        if let Message::Signal(s) = &v.message {
-            // The envelope authenticated the sender; its clock is not trusted, but an
-            // assertion claiming a time outside the window is a replay or a broken clock.
-            let now = now_ms();
-            let window = self.policy.config().window_ms;
-            if s.observed_at_ms.abs_diff(now) > window {
-                debug!(signer = v.signer, kind = ?s.kind, "signal outside the window dropped");
-                return Ok(());
+    fn on_fetched(
+        &mut self,
+        from: NodeIndex,
+        message: Message,
+        results: Vec<(PinnedBlock, Result<ChainSnapshot, String>)>,
+    ) -> Result<(), CoreError> {
+        let mut complete = true;
+        let mut waiting = Vec::new();
+        let mut failed = BTreeSet::new();
+        for (b, r) in results {
+            self.fetches.done(&b);
+            if let Some(w) = self.parked.remove(&b) {
+                self.parked_count = self.parked_count.saturating_sub(w.len());
+                waiting.extend(w);
             }
-            let out = self.policy.assert(v.signer, s.kind, s.subject, None, now);
-            return self.apply_policy(out).await;
-        }
-        if let Message::GapObservation(_) = &v.message {
-            // A peer's reading is not evidence: this node reads the chains itself.
-            return Ok(());
-        }
-        // The validator checked that the signer is a member: its index fits.
-        let Ok(from) = NodeIndex::try_from(v.signer) else {
-            return Ok(());
-        };
-        let message = v.message.clone();
-        if let Message::DrawProposal(p) = &message {
-            // Only the attempt's proposer makes this node read chain state.
-            if self.machine.config().consortium.proposer(&p.key, p.attempt) != from {
-                return self.deliver(from, message).await;
+            match r {
+                Ok(s) if s.block == b => self.machine.view_mut().insert(s, false),
+                Ok(_) => {
+                    complete = false;
+                    failed.insert(b);
+                    debug!(
+                        chain_id = b.chain_id,
+                        number = b.number,
+                        "snapshot of another block; proposal dropped"
+                    );
+                }
+                Err(e) => {
+                    complete = false;
+                    failed.insert(b);
+                    debug!(chain_id = b.chain_id, number = b.number, error = %e, "pinned block unreadable; proposal dropped");
+                }
             }
-            let missing: Vec<PinnedBlock> = p
+        }
+        if complete {
+            self.deliver(from, message)?;
+        }
+        // Proposals that waited for these blocks: delivered if nothing else is missing,
+        // fetched (or parked) again otherwise.
+        for (from, message) in waiting {
+            let missing = self.missing_pins(&message);
+            if missing.is_empty() {
+                self.deliver(from, message)?;
+            } else if !missing.iter().any(|b| failed.contains(b)) {
+                self.fetch(from, message, missing);
+            }
+        }
+        Ok(())
+    }
+
+    /// The blocks a proposal pins that this node has no snapshot of.
+    fn missing_pins(&self, message: &Message) -> Vec<PinnedBlock> {
+        match message {
+            Message::DrawProposal(p) => p
                 .pinned
                 .iter()
                 .filter(|b| !self.machine.view().has(b))
                 .copied()
-                .collect();
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_submitted(
+        &mut self,
+        chain_id: u64,
+        kind: &'static str,
+        result: Result<SubmitOutcome, String>,
+    ) {
+        let entry = self.submissions.entry((chain_id, kind)).or_default();
+        match result {
+            Ok(SubmitOutcome::Executed { tx_hash, block }) => {
+                entry.0 += 1;
+                info!(chain_id, kind, %tx_hash, block = block.number, "transaction confirmed");
+            }
+            Ok(SubmitOutcome::AlreadyDone(d)) => {
+                debug!(chain_id, kind, ?d, "already done on chain")
+            }
+            Ok(SubmitOutcome::InFlight) => {}
+            Err(e) => {
+                entry.1 += 1;
+                warn!(chain_id, kind, error = %e, "submission failed; the machine resubmits");
+            }
+        }
+    }
+
+    fn on_gossip(&mut self, signer: usize, message: Message) -> Result<(), CoreError> {
+        if let Message::Signal(s) = &message {
+            // The envelope authenticated the sender; its clock is not trusted, but an
+            // assertion claiming a time outside the window is a replay or a broken clock.
+            let window = self.policy.config().window_ms;
+            if s.observed_at_ms.abs_diff(self.now) > window {
+                debug!(signer, kind = ?s.kind, "signal outside the window dropped");
+                return Ok(());
+            }
+            let out = self
+                .policy
+                .assert(signer, s.kind, s.subject, None, self.now);
+            return self.apply_policy(out);
+        }
+        if let Message::GapObservation(_) = &message {
+            // A peer's reading is not evidence: this node reads the chains itself.
+            return Ok(());
+        }
+        // The validator checked that the signer is a member: its index fits.
+        let Ok(from) = NodeIndex::try_from(signer) else {
+            return Ok(());
+        };
+        if let Message::DrawProposal(p) = &message {
+            // Only the attempt's proposer makes this node read chain state.
+            if self.machine.config().consortium.proposer(&p.key, p.attempt) != from {
+                return self.deliver(from, message);
+            }
+            let missing = self.missing_pins(&message);
             if !missing.is_empty() {
                 self.fetch(from, message, missing);
                 return Ok(());
             }
         }
-        self.deliver(from, message).await
+        self.deliver(from, message)
     }
 
     fn fetch(&mut self, from: NodeIndex, message: Message, missing: Vec<PinnedBlock>) {
         if let Some(b) = missing
             .iter()
-            .find(|b| !self.chains.contains_key(&b.chain_id))
+            .find(|b| !self.status.contains_key(&b.chain_id))
         {
             debug!(chain_id = b.chain_id, "proposal pins an unconfigured chain");
             return;
@@ -643,87 +665,31 @@ impl Core {
             }
             return;
         }
-        let mut jobs: Vec<(PinnedBlock, Arc<RpcPool>, ChainSpec)> = Vec::new();
-        for b in &missing {
-            let started = self
-                .chains
-                .get(&b.chain_id)
-                .filter(|_| self.fetches.start(*b, MAX_FETCHES));
-            let Some(chain) = started else {
+        for (i, b) in missing.iter().enumerate() {
+            if !self.fetches.start(*b, MAX_FETCHES) {
                 debug!("pinned block already being fetched, or too many fetches");
-                for (blk, _, _) in &jobs {
-                    self.fetches.done(blk);
+                for started in &missing[..i] {
+                    self.fetches.done(started);
                 }
                 return;
-            };
-            jobs.push((*b, chain.pool.clone(), chain.spec.clone()));
+            }
         }
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let reads = jobs.into_iter().map(|(b, pool, spec)| async move {
-                let r = fetch_pinned(&pool, &spec, b, FETCH_PATIENCE)
-                    .await
-                    .map_err(|e| e.to_string());
-                (b, r)
-            });
-            let results = futures::future::join_all(reads).await;
-            let _ = tx
-                .send(Internal::Fetched {
-                    from,
-                    message,
-                    results,
-                })
-                .await;
+        self.out.push(Action::Fetch {
+            from,
+            message,
+            blocks: missing,
         });
     }
 
-    async fn deliver(&mut self, from: NodeIndex, message: Message) -> Result<(), CoreError> {
+    fn deliver(&mut self, from: NodeIndex, message: Message) -> Result<(), CoreError> {
         self.observe_message(from, &message);
-        self.feed(Event::Received { from, message }).await
+        self.feed(Event::Received { from, message })
     }
 
-    async fn on_chain(&mut self, input: ChainInput) -> Result<(), CoreError> {
-        let now = now_ms();
+    fn on_chain(&mut self, input: ChainInput) -> Result<(), CoreError> {
         match input {
-            ChainInput::Snapshot(s) => {
-                let chain_id = s.block.chain_id;
-                let snap = Arc::new((*s).clone());
-                self.machine.view_mut().insert(*s, true);
-                let st = self.status.entry(chain_id).or_default();
-                st.head = st.head.max(snap.block.number);
-                st.confirmed = Some(snap.clone());
-                if let Some(change) = self.clock.on_block(chain_id, snap.timestamp, now) {
-                    log_clock(&change);
-                }
-                // Detectors see the block before the observations it carries reach the
-                // machine, so a suspicion blocks attesting from the same block on.
-                let mut found = self.detectors.on_snapshot(&snap, now);
-                found.extend(self.check_bookings(chain_id, now));
-                self.assert_own(found).await?;
-            }
-            ChainInput::Observed(obs) => {
-                let gap = obs.gap();
-                let key = obs.key;
-                if gap > self.machine.config().dust {
-                    let out = self.policy.trouble(key.member, now);
-                    self.apply_policy(out).await?;
-                }
-                let block = obs.block_number;
-                let deductible = self
-                    .machine
-                    .view()
-                    .latest(obs.home_chain_id)
-                    .and_then(|s| s.members.get(&key.member))
-                    .map_or(U256::ZERO, |m| U256::from(m.record.deductible));
-                self.feed(Event::Observed(obs)).await?;
-                let open = self.machine.is_open(&key);
-                if open
-                    && gap > U256::ZERO
-                    && let Some(c) = self.journal.observed(key, gap, deductible, block, now)
-                {
-                    self.notice_incident(c);
-                }
-            }
+            ChainInput::Snapshot(s) => self.on_snapshot(*s)?,
+            ChainInput::Observed(obs) => self.on_observed(obs)?,
             ChainInput::Registered {
                 key,
                 draw_hash,
@@ -735,7 +701,7 @@ impl Core {
                 if let Some(home) = home
                     && let Some(c) = self
                         .journal
-                        .registered(key, draw_hash, &draw, home, tx_hash, block, now)
+                        .registered(key, draw_hash, &draw, home, tx_hash, block, self.now)
                 {
                     self.notice_incident(c);
                 }
@@ -744,8 +710,7 @@ impl Core {
                     draw_hash,
                     draw,
                     finalized: true,
-                })
-                .await?;
+                })?;
             }
             ChainInput::LegPaid {
                 draw_hash,
@@ -753,10 +718,13 @@ impl Core {
                 tx_hash,
                 block,
             } => {
-                if let Some(c) = self.journal.leg_paid(draw_hash, vault, tx_hash, block, now) {
+                let paid = self
+                    .journal
+                    .leg_paid(draw_hash, vault, tx_hash, block, self.now);
+                if let Some(c) = paid {
                     self.notice_incident(c);
                 }
-                self.feed(Event::LegExecuted { draw_hash, vault }).await?;
+                self.feed(Event::LegExecuted { draw_hash, vault })?;
             }
             ChainInput::ActionExecuted {
                 vault,
@@ -765,14 +733,16 @@ impl Core {
                 fact,
                 tx_hash,
             } => {
-                let _ = self.notices.send(Notice::Text(format!(
+                self.notice_text(format!(
                     "{what} {id} executed on chain {} in {tx_hash}",
                     vault.chain_id
-                )));
-                self.feed(Event::ActionExecuted { vault, id }).await?;
+                ));
+                self.feed(Event::ActionExecuted { vault, id })?;
                 if let Some(fact) = fact {
-                    let out = self.policy.vault_fact(vault.chain_id, fact, tx_hash, now);
-                    self.apply_policy(out).await?;
+                    let out = self
+                        .policy
+                        .vault_fact(vault.chain_id, fact, tx_hash, self.now);
+                    self.apply_policy(out)?;
                 }
             }
             ChainInput::Head { chain_id, number } => {
@@ -787,22 +757,66 @@ impl Core {
                     st.head = top.saturating_sub(1);
                 }
             }
-            ChainInput::Halted { chain_id, halted } => {
-                let text = if halted {
-                    format!("chain {chain_id} halted: quarantined")
-                } else {
-                    format!("chain {chain_id} resumed")
-                };
-                warn!("{text}");
-                let _ = self.notices.send(Notice::Text(text));
-                self.machine.view_mut().set_quarantined(chain_id, halted);
-                self.status.entry(chain_id).or_default().halted = halted;
-                self.policy.set_halted(chain_id, halted);
-                let found = self.detectors.on_halted(chain_id, halted, now);
-                self.assert_own(found).await?;
-            }
+            ChainInput::Halted { chain_id, halted } => self.on_halted(chain_id, halted)?,
         }
         Ok(())
+    }
+
+    fn on_snapshot(&mut self, s: ChainSnapshot) -> Result<(), CoreError> {
+        let now = self.now;
+        let chain_id = s.block.chain_id;
+        let snap = Arc::new(s.clone());
+        self.machine.view_mut().insert(s, true);
+        let st = self.status.entry(chain_id).or_default();
+        st.head = st.head.max(snap.block.number);
+        st.confirmed = Some(snap.clone());
+        if let Some(change) = self.clock.on_block(chain_id, snap.timestamp, now) {
+            log_clock(&change);
+        }
+        // Detectors see the block before the observations it carries reach the machine, so
+        // a suspicion blocks attesting from the same block on.
+        let mut found = self.detectors.on_snapshot(&snap, now);
+        found.extend(self.check_bookings(chain_id, now));
+        self.assert_own(found)
+    }
+
+    fn on_observed(&mut self, obs: backstop_agreement::GapObservation) -> Result<(), CoreError> {
+        let gap = obs.gap();
+        let key = obs.key;
+        if gap > self.machine.config().dust {
+            let out = self.policy.trouble(key.member, self.now);
+            self.apply_policy(out)?;
+        }
+        let block = obs.block_number;
+        let deductible = self
+            .machine
+            .view()
+            .latest(obs.home_chain_id)
+            .and_then(|s| s.members.get(&key.member))
+            .map_or(U256::ZERO, |m| U256::from(m.record.deductible));
+        self.feed(Event::Observed(obs))?;
+        if self.machine.is_open(&key)
+            && gap > U256::ZERO
+            && let Some(c) = self.journal.observed(key, gap, deductible, block, self.now)
+        {
+            self.notice_incident(c);
+        }
+        Ok(())
+    }
+
+    fn on_halted(&mut self, chain_id: u64, halted: bool) -> Result<(), CoreError> {
+        let text = if halted {
+            format!("chain {chain_id} halted: quarantined")
+        } else {
+            format!("chain {chain_id} resumed")
+        };
+        warn!("{text}");
+        self.notice_text(text);
+        self.machine.view_mut().set_quarantined(chain_id, halted);
+        self.status.entry(chain_id).or_default().halted = halted;
+        self.policy.set_halted(chain_id, halted);
+        let found = self.detectors.on_halted(chain_id, halted, self.now);
+        self.assert_own(found)
     }
 
     /// The booking detector over the members homed on `chain_id`, at its newest block.
@@ -821,16 +835,9 @@ impl Core {
             .collect()
     }
 
-    async fn on_admin(&mut self, cmd: AdminCommand) -> Result<String, AdminError> {
-        let deadline = now_ms() / 1000 + self.action_ttl_s;
-        let id = B256::from(alloy::primitives::keccak256(
-            [
-                self.me_guardian().as_slice(),
-                &now_ms().to_be_bytes(),
-                format!("{cmd:?}").as_bytes(),
-            ]
-            .concat(),
-        ));
+    fn on_admin(&mut self, cmd: AdminCommand) -> Result<String, AdminError> {
+        let id = self.action_id(format!("{cmd:?}").as_bytes());
+        let deadline = self.now / 1000 + self.action_ttl_s;
         let (chain_id, action) = match cmd {
             AdminCommand::RaiseSignal {
                 kind,
@@ -843,7 +850,6 @@ impl Core {
                     evidence: format!("operator: {reason}"),
                 };
                 self.assert_own(vec![a])
-                    .await
                     .map_err(|e| AdminError::Unavailable(e.to_string()))?;
                 return Ok(format!("signal {kind:?} for {subject} raised"));
             }
@@ -874,43 +880,55 @@ impl Core {
         let targets = self.vaults(chain_id)?;
         let n = targets.len();
         for vault in targets {
-            self.machine.view_mut().approve(vault, action.clone());
-            let action = action.clone();
-            self.feed(Event::RequestAction { vault, action })
-                .await
+            self.request_action(vault, action.clone())
                 .map_err(|e| AdminError::Unavailable(e.to_string()))?;
         }
         Ok(format!("action {id} proposed on {n} vault(s)"))
     }
 
+    /// A fresh threshold-action id: this guardian, `now` and what the action is for.
+    fn action_id(&self, what: &[u8]) -> B256 {
+        let cfg = self.machine.config();
+        let guardian = cfg
+            .consortium
+            .node(cfg.me)
+            .map_or(Address::ZERO, |n| n.guardian);
+        keccak256([guardian.as_slice(), &self.now.to_be_bytes(), what].concat())
+    }
+
+    /// Approves `action` in the view (so this node attests it) and proposes it.
+    fn request_action(&mut self, vault: VaultId, action: ThresholdAction) -> Result<(), CoreError> {
+        self.machine.view_mut().approve(vault, action.clone());
+        self.feed(Event::RequestAction { vault, action })
+    }
+
     /// This node's own assertions: gossiped, then counted.
-    async fn assert_own(&mut self, found: Vec<Assertion>) -> Result<(), CoreError> {
-        let now = now_ms();
+    fn assert_own(&mut self, found: Vec<Assertion>) -> Result<(), CoreError> {
+        let now = self.now;
         for a in found {
             info!(kind = ?a.kind, subject = %a.subject, evidence = %a.evidence, "signal asserted");
             let mut evidence = a.evidence.clone().into_bytes();
             evidence.truncate(MAX_EVIDENCE_LEN);
-            let signal = Signal {
+            // Re-asserted every interval while the condition holds, so a lost one is
+            // repeated.
+            self.out.push(Action::Publish(Message::Signal(Signal {
                 kind: a.kind,
                 subject: a.subject,
                 observed_at_ms: now,
                 evidence: evidence.into(),
-            };
-            if let Err(e) = self.net.publish(Message::Signal(signal)).await {
-                // Re-asserted every interval while the condition holds.
-                debug!(error = %e, "signal not published");
-            }
+            })));
             let me = self.policy.config().me;
             let out = self
                 .policy
                 .assert(me, a.kind, a.subject, Some(a.evidence), now);
-            self.apply_policy(out).await?;
+            self.apply_policy(out)?;
         }
         Ok(())
     }
 
     /// Starts the due reconciliations of open incidents (one at a time per incident).
-    fn reconcile_due(&mut self, now: u64) {
+    fn reconcile_due(&mut self) {
+        let now = self.now;
         let open: BTreeSet<IncidentKey> = self
             .machine
             .open_incidents()
@@ -930,55 +948,32 @@ impl Core {
             let Some(rec) = self.machine.incident(&key) else {
                 continue;
             };
-            let registered = rec
-                .registration
-                .as_ref()
-                .map(|r| (r.draw_hash, r.draw.clone()));
-            let Some(home) = self.chains.get(&rec.home.chain_id) else {
+            if !self.status.contains_key(&rec.home.chain_id) {
                 continue;
-            };
+            }
             *at = None;
-            let home = (home.pool.clone(), home.spec.clone());
-            let remotes: Vec<(Arc<RpcPool>, ChainSpec)> = self
-                .chains
-                .values()
-                .filter(|c| c.spec.chain_id != home.1.chain_id)
-                .map(|c| (c.pool.clone(), c.spec.clone()))
-                .collect();
-            let tx = self.internal_tx.clone();
-            tokio::spawn(async move {
-                let access: Vec<ChainAccess<'_>> = remotes
-                    .iter()
-                    .map(|(pool, spec)| ChainAccess { pool, spec })
-                    .collect();
-                let result = reconcile(
-                    ChainAccess {
-                        pool: &home.0,
-                        spec: &home.1,
-                    },
-                    &access,
-                    key,
-                    registered,
-                )
-                .await
-                .map_err(|e| e.to_string());
-                let _ = tx.send(Internal::Reconciled { key, result }).await;
+            self.out.push(Action::Reconcile {
+                key,
+                home_chain_id: rec.home.chain_id,
+                registered: rec
+                    .registration
+                    .as_ref()
+                    .map(|r| (r.draw_hash, r.draw.clone())),
             });
         }
     }
 
-    async fn policy_tick(&mut self) -> Result<(), CoreError> {
-        let now = now_ms();
-        self.reconcile_due(now);
-        let found = self.detectors.tick(now);
-        self.assert_own(found).await?;
-        let out = self.policy.tick(now);
-        self.apply_policy(out).await
+    fn policy_tick(&mut self) -> Result<(), CoreError> {
+        self.reconcile_due();
+        let found = self.detectors.tick(self.now);
+        self.assert_own(found)?;
+        let out = self.policy.tick(self.now);
+        self.apply_policy(out)
     }
 
     /// Carries out what the policy returned, and hands its decisions to the view.
-    async fn apply_policy(&mut self, out: Vec<PolicyOutput>) -> Result<(), CoreError> {
-        let now = now_ms();
+    fn apply_policy(&mut self, out: Vec<PolicyOutput>) -> Result<(), CoreError> {
+        let now = self.now;
         let holding = self.detectors.holding().map(|(k, _)| *k).collect();
         let state = self.policy.view_state(now, &holding);
         if *self.machine.view().breakers() != state {
@@ -988,26 +983,29 @@ impl Core {
             match o {
                 PolicyOutput::Notice(text) => {
                     warn!("{text}");
-                    let _ = self.notices.send(Notice::Text(text));
+                    self.notice_text(text);
                 }
                 PolicyOutput::Request {
                     chain_id,
                     effect,
                     breaker,
                 } => {
-                    let Some(vault) = self.chains.get(&chain_id).map(|h| h.spec.vault_id()) else {
+                    let Some(vault) = self
+                        .vaults(Some(chain_id))
+                        .ok()
+                        .and_then(|v| v.first().copied())
+                    else {
                         continue;
                     };
-                    let deadline = now / 1000 + self.action_ttl_s;
-                    let id = B256::from(alloy::primitives::keccak256(
+                    let id = self.action_id(
                         [
-                            self.me_guardian().as_slice(),
-                            &now.to_be_bytes(),
-                            &chain_id.to_be_bytes(),
+                            &chain_id.to_be_bytes()[..],
                             format!("{breaker} {effect:?}").as_bytes(),
                         ]
-                        .concat(),
-                    ));
+                        .concat()
+                        .as_slice(),
+                    );
+                    let deadline = now / 1000 + self.action_ttl_s;
                     let action = match effect {
                         Effect::Freeze(member) => ThresholdAction::Freeze(FreezeMember {
                             member,
@@ -1024,35 +1022,32 @@ impl Core {
                         }
                     };
                     info!(chain_id, %breaker, ?effect, %id, "asking the consortium for a breaker's effect");
-                    self.machine.view_mut().approve(vault, action.clone());
-                    self.feed(Event::RequestAction { vault, action }).await?;
+                    self.request_action(vault, action)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn me_guardian(&self) -> Address {
-        let cfg = self.machine.config();
-        cfg.consortium
-            .node(cfg.me)
-            .map_or(Address::ZERO, |n| n.guardian)
-    }
-
+    /// The vault on `chain_id`, or on every configured chain.
     fn vaults(&self, chain_id: Option<u64>) -> Result<Vec<VaultId>, AdminError> {
+        let vaults = &self.machine.view().config().vaults;
+        let id = |(chain_id, address): (&u64, &Address)| VaultId {
+            chain_id: *chain_id,
+            address: *address,
+        };
         match chain_id {
-            Some(c) => self
-                .chains
-                .get(&c)
-                .map(|h| vec![h.spec.vault_id()])
+            Some(c) => vaults
+                .get_key_value(&c)
+                .map(|v| vec![id(v)])
                 .ok_or_else(|| AdminError::NotFound(format!("chain {c}"))),
-            None => Ok(self.chains.values().map(|h| h.spec.vault_id()).collect()),
+            None => Ok(vaults.iter().map(id).collect()),
         }
     }
 
-    fn publish(&mut self) {
-        let now = now_ms();
-        let snap = Snapshot {
+    /// What operators see at `now`.
+    pub fn snapshot(&self, now: u64) -> Snapshot {
+        Snapshot {
             chains: self.status.clone(),
             incidents: self.journal.incidents().cloned().collect(),
             by_phase: self.journal.by_phase(),
@@ -1073,8 +1068,7 @@ impl Core {
             expiry_ms: self.policy.config().expiry_ms,
             quarantined: self.machine.view().quarantined(),
             clock: self.clock.report(),
-        };
-        self.snapshot.send_replace(Arc::new(snap));
+        }
     }
 }
 
@@ -1087,7 +1081,8 @@ fn log_clock(change: &ClockReport) {
     }
 }
 
-fn kind_of(s: &Subject) -> &'static str {
+/// The vault call a certificate carries out, as submissions are counted.
+pub fn kind_of(s: &Subject) -> &'static str {
     match s {
         Subject::Draw { .. } => "register_draw",
         Subject::Leg { .. } => "release_leg",
@@ -1100,29 +1095,4 @@ fn kind_of(s: &Subject) -> &'static str {
             ThresholdAction::ClearAlert(_) => "clear_alert",
         },
     }
-}
-
-/// The vault call that carries out a certificate.
-pub fn chain_action(cert: &Certificate) -> Result<ChainAction, SignatureError> {
-    let signatures = pack_signatures(&cert.signatures)?;
-    Ok(match cert.subject.clone() {
-        Subject::Draw { draw, .. } => ChainAction::RegisterDraw { draw, signatures },
-        Subject::Leg { release, .. } => ChainAction::ReleaseLeg {
-            release,
-            signatures,
-        },
-        Subject::Action { action, .. } => match action {
-            ThresholdAction::Freeze(action) => ChainAction::FreezeMember { action, signatures },
-            ThresholdAction::Unfreeze(action) => ChainAction::UnfreezeMember { action, signatures },
-            ThresholdAction::Pause(action) => ChainAction::Pause { action, signatures },
-            ThresholdAction::Unpause(action) => ChainAction::Unpause { action, signatures },
-            ThresholdAction::RaiseAlert(action) => ChainAction::RaiseAlert { action, signatures },
-            ThresholdAction::ClearAlert(action) => ChainAction::ClearAlert { action, signatures },
-        },
-    })
-}
-
-/// Guardian addresses of the consortium, for start-up checks.
-pub fn guardians_of(consortium: &backstop_agreement::Consortium) -> BTreeSet<Address> {
-    consortium.nodes().iter().map(|n| n.guardian).collect()
 }

@@ -7,14 +7,16 @@
 //! - [`detect`]: detectors turning snapshots into signal assertions (imports `view`);
 //! - [`policy`]: signals and circuit breakers (imports `view`);
 //! - [`clock`]: this node's clock against the chains' block timestamps;
-//! - [`journal`]: the operators' account of each incident.
+//! - [`journal`]: the operators' account of each incident;
+//! - [`core`]: the node's decisions as one state machine over all of the above and the
+//!   agreement machine, fed inputs with an injected `now`, returning actions.
 //!
 //! The shared vocabulary (consortium, thresholds, messages, signal and breaker kinds,
 //! effects, incident phases) lives in `backstop-types`.
 //!
 //! Adapters around it:
 //! - [`chains`]: chain adapters (snapshots, observations, vault facts, start-up checks);
-//! - [`core`]: the task that owns the agreement machine and feeds the pure parts;
+//! - [`service`]: the tokio task around [`core`], carrying inputs in and actions out;
 //! - [`runtime`]: assembly, supervision and shutdown; [`params`]: configuration to runtime;
 //! - [`bridge`]: the API model, event stream, metrics and operator requests.
 
@@ -27,4 +29,5 @@ pub mod journal;
 pub mod params;
 pub mod policy;
 pub mod runtime;
+pub mod service;
 pub mod view;

@@ -30,9 +30,10 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::chains::{self, ChainInput, ChainMember, ChainSpec};
-use crate::core::{AdminRequest, ChainHandle, Core, Notice, Snapshot};
+use crate::core::{NodeCore, Notice, Snapshot};
 use crate::detect::{DetectorConfig, Detectors};
 use crate::policy::{Policy, PolicyConfig};
+use crate::service::{AdminRequest, ChainHandle, Core, NodeMachine};
 use crate::view::{MemberPolicy, NodeView, ViewConfig};
 use backstop_types::oracle_subject;
 
@@ -233,16 +234,14 @@ where
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     let (notices, _) = broadcast::channel(1024);
     let (admin_tx, admin_rx) = mpsc::channel(16);
+    let core = NodeCore::new(machine, policy, detectors, params.agreement.action_ttl_s);
     let core = Core::new(
-        machine,
+        core,
         net.clone(),
         handles,
         catchup,
         snap_tx,
         notices.clone(),
-        params.agreement.action_ttl_s,
-        policy,
-        detectors,
     );
     let core_task = tokio::spawn(core.run(chain_rx, admin_rx, shutdown.clone()));
 
@@ -397,7 +396,7 @@ fn restore_machine(
     params: &Params,
     consortium: &Consortium,
     me: NodeIndex,
-) -> Result<crate::core::NodeMachine, RuntimeError> {
+) -> Result<NodeMachine, RuntimeError> {
     std::fs::create_dir_all(&params.data_dir).map_err(|e| {
         RuntimeError::Config(format!("data_dir {}: {e}", params.data_dir.display()))
     })?;
@@ -504,17 +503,14 @@ fn spawn_watchers(
 /// the core's machine when it stopped cleanly.
 async fn supervise(
     shutdown: &mut watch::Receiver<bool>,
-    mut core_task: tokio::task::JoinHandle<
-        Result<crate::core::NodeMachine, crate::core::CoreError>,
-    >,
+    mut core_task: tokio::task::JoinHandle<Result<NodeMachine, crate::core::CoreError>>,
     tasks: &mut JoinSet<(String, Result<(), String>)>,
-) -> Result<Option<crate::core::NodeMachine>, RuntimeError> {
-    let core_result =
-        |r: Result<Result<crate::core::NodeMachine, _>, tokio::task::JoinError>| match r {
-            Ok(Ok(m)) => Ok(Some(m)),
-            Ok(Err(e)) => Err(RuntimeError::from(e)),
-            Err(e) => Err(RuntimeError::TaskStopped(format!("core: {e}"))),
-        };
+) -> Result<Option<NodeMachine>, RuntimeError> {
+    let core_result = |r: Result<Result<NodeMachine, _>, tokio::task::JoinError>| match r {
+        Ok(Ok(m)) => Ok(Some(m)),
+        Ok(Err(e)) => Err(RuntimeError::from(e)),
+        Err(e) => Err(RuntimeError::TaskStopped(format!("core: {e}"))),
+    };
     tokio::select! {
         biased;
         _ = shutdown.changed() => {
