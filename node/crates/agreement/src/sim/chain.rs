@@ -261,6 +261,9 @@ pub struct World {
     pub pause_threshold: usize,
     /// Actions the nodes' policy approves.
     pub approved: BTreeMap<(VaultId, B256), ThresholdAction>,
+    /// Emergency actions an honest node's own breakers asked for: they may execute without
+    /// being approved (the others' breakers decide), and need not.
+    pub requested: BTreeSet<(VaultId, B256)>,
     /// Facts, in time order.
     pub facts: Vec<(u64, Fact)>,
     /// Transactions submitted, applied or reverted.
@@ -1104,6 +1107,7 @@ mod tests {
             threshold: 1,
             pause_threshold: 1,
             approved: BTreeMap::new(),
+            requested: BTreeSet::new(),
             facts: Vec::new(),
             txs: Vec::new(),
             notes: ViewNotes::default(),

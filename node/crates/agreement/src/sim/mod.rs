@@ -47,22 +47,25 @@
 //! the same hash.
 
 pub mod chain;
+pub mod node;
 pub mod rng;
 
 use crate::codec::Writer;
 use crate::kv::{Kv, KvError, MemoryKv};
-use crate::machine::{Config, Event, Machine, MachineError, Output, SignatureCheck};
+use crate::machine::{Config, Output, SignatureCheck};
 use crate::state::{GuardKey, NodeStore};
 use crate::types::{
-    ActionAttestation, Certificate, Consortium, DrawAttestation, DrawProposal, GapObservation,
-    IncidentKey, LegAttestation, Message, NodeIndex, NodeInfo, PinnedBlock, ThresholdAction,
+    ActionAttestation, Certificate, Consortium, DrawAttestation, DrawProposal, IncidentKey,
+    LegAttestation, Message, NodeIndex, NodeInfo, PinnedBlock, ThresholdAction,
 };
 use alloy::primitives::{Address, B256, Keccak256, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::{
-    ClearAlert, FreezeMember, LegRelease, RaiseAlert, Signable, VaultId, sign_digest,
+    ClearAlert, FreezeMember, LegRelease, RaiseAlert, Signable, UnfreezeMember, VaultId,
+    sign_digest,
 };
-use chain::{Booking, DUST, Fact, SimChain, SimMember, SimView, World, WorldRef};
+use chain::{Booking, DUST, Fact, SimChain, SimMember, World, WorldRef};
+use node::{Ctx, MachineNode, SetupArgs, SimInput, SimNode};
 use rng::Rng;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -232,14 +235,11 @@ struct Byz {
     recorded: Vec<Message>,
 }
 
-type SimMachine<K> = Machine<SimView, PrivateKeySigner, K>;
-
-struct Node<K> {
+struct Node<N> {
     key: PrivateKeySigner,
-    machine: Option<SimMachine<K>>,
+    /// `None` while crashed.
+    machine: Option<N>,
     byz: Option<Byz>,
-    seen_cursor: usize,
-    final_cursor: usize,
 }
 
 struct Net {
@@ -250,7 +250,7 @@ struct Net {
     partitions: Vec<(u64, u64, Vec<bool>)>,
 }
 
-struct Sim<D: Disk> {
+struct Sim<D: Disk, N> {
     seed: u64,
     rng: Rng,
     now: u64,
@@ -260,7 +260,7 @@ struct Sim<D: Disk> {
     world: WorldRef,
     consortium: Consortium,
     order: Vec<usize>,
-    nodes: Vec<Node<D::Kv>>,
+    nodes: Vec<Node<N>>,
     disk: D,
     net: Net,
     trace: Keccak256,
@@ -280,6 +280,17 @@ fn fail(seed: u64, reason: impl Into<String>) -> SimFailure {
 /// Runs seeds `first..first + count` on `threads` threads (each seed is independent and
 /// deterministic); returns the reports and the failures, each ordered by seed.
 pub fn run_many(first: u64, count: u64, threads: usize) -> (Vec<SimReport>, Vec<SimFailure>) {
+    run_many_with(first, count, threads, run)
+}
+
+/// [`run_many`] with any runner of one seed (the node crate's whole-node simulation uses
+/// it).
+pub fn run_many_with(
+    first: u64,
+    count: u64,
+    threads: usize,
+    run: impl Fn(u64) -> Result<SimReport, SimFailure> + Sync,
+) -> (Vec<SimReport>, Vec<SimFailure>) {
     let next = std::sync::atomic::AtomicU64::new(first);
     let results = std::sync::Mutex::new((Vec::new(), Vec::new()));
     std::thread::scope(|scope| {
@@ -314,11 +325,19 @@ pub fn run(seed: u64) -> Result<SimReport, SimFailure> {
 
 /// Runs `seed` with the stores of `disk`.
 pub fn run_on<D: Disk>(seed: u64, disk: D) -> Result<SimReport, SimFailure> {
-    let mut sim = Sim::new(seed, disk)?;
+    run_nodes::<D, MachineNode<D::Kv>>(seed, disk)
+}
+
+/// Runs `seed` with nodes of kind `N` over the stores of `disk`.
+pub fn run_nodes<D: Disk, N: SimNode<Kv = D::Kv>>(
+    seed: u64,
+    disk: D,
+) -> Result<SimReport, SimFailure> {
+    let mut sim = Sim::<D, N>::new(seed, disk)?;
     sim.run()
 }
 
-impl<D: Disk> Sim<D> {
+impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
     fn new(seed: u64, disk: D) -> Result<Self, SimFailure> {
         let mut rng = Rng::new(seed);
         let n = rng.range(4, 10) as usize;
@@ -451,6 +470,7 @@ impl<D: Disk> Sim<D> {
             threshold: consortium.t(),
             pause_threshold: consortium.p(),
             approved: BTreeMap::new(),
+            requested: BTreeSet::new(),
             facts: Vec::new(),
             txs: Vec::new(),
             notes: chain::ViewNotes::default(),
@@ -488,8 +508,6 @@ impl<D: Disk> Sim<D> {
                 key,
                 machine: None,
                 byz,
-                seen_cursor: 0,
-                final_cursor: 0,
             });
         }
         let mut sim = Self {
@@ -553,6 +571,17 @@ impl<D: Disk> Sim<D> {
                     deadline: chain::GENESIS_S + 10_000,
                 }),
             };
+            // A node whose view approves only its own breakers' emergency effects is asked
+            // for a lift instead (its peers approve lifts nothing holds).
+            let action = if N::requestable(&action) {
+                action
+            } else {
+                ThresholdAction::Unfreeze(UnfreezeMember {
+                    member: keccak256([0xee, c as u8]),
+                    id,
+                    deadline: chain::GENESIS_S + 10_000,
+                })
+            };
             sim.world
                 .borrow_mut()
                 .approved
@@ -585,23 +614,25 @@ impl<D: Disk> Sim<D> {
             .map_err(|e| fail(seed, format!("open store of node {i}: {e}")))?;
         let store = NodeStore::open(kv).map_err(|e| fail(seed, format!("node {i}: {e}")))?;
         let me = self.order[i] as NodeIndex;
-        let mut cfg = Config::new(self.consortium.clone(), me);
-        cfg.attempt_timeout_ms = 4_000;
-        cfg.submit_delay_ms = 3_000;
-        let machine = Machine::restore(
-            cfg,
-            SimView::new(self.world.clone()),
-            self.nodes[i].key.clone(),
+        let mut config = Config::new(self.consortium.clone(), me);
+        config.attempt_timeout_ms = 4_000;
+        config.submit_delay_ms = 3_000;
+        let setup = SetupArgs {
+            config,
+            key: self.nodes[i].key.clone(),
             store,
-            self.unix_ms(),
-        )
-        .map_err(|e| fail(seed, format!("restore node {i}: {e}")))?
-        .with_signature_check(self.checker.clone());
-        let node = &mut self.nodes[i];
-        node.machine = Some(machine);
-        node.seen_cursor = 0;
-        node.final_cursor = 0;
-        Ok(())
+            checker: self.checker.clone(),
+        };
+        let ctx = Ctx {
+            world: &self.world,
+            sim_ms: self.now,
+            now_ms: self.unix_ms(),
+            rng: &mut self.rng,
+        };
+        let (node, outputs) =
+            N::start(setup, ctx).map_err(|e| fail(seed, format!("start node {i}: {e}")))?;
+        self.nodes[i].machine = Some(node);
+        self.dispatch(i, outputs)
     }
 
     /// The nodes' clock: unix milliseconds (the chains' timestamps start at GENESIS_S).
@@ -692,15 +723,26 @@ impl<D: Disk> Sim<D> {
         Ok(())
     }
 
-    fn feed(&mut self, i: usize, event: Event) -> Result<(), SimFailure> {
+    fn feed(&mut self, i: usize, input: SimInput) -> Result<(), SimFailure> {
         let seed = self.seed;
-        let now = self.unix_ms();
-        let Some(m) = self.nodes[i].machine.as_mut() else {
+        let now_ms = self.unix_ms();
+        let Some(node) = self.nodes[i].machine.as_mut() else {
             return Ok(());
         };
-        let outputs = m
-            .handle(now, event)
-            .map_err(|e: MachineError| fail(seed, format!("node {i} stopped: {e}")))?;
+        let ctx = Ctx {
+            world: &self.world,
+            sim_ms: self.now,
+            now_ms,
+            rng: &mut self.rng,
+        };
+        let outputs = node
+            .handle(ctx, input)
+            .map_err(|e| fail(seed, format!("node {i}: {e}")))?;
+        self.dispatch(i, outputs)
+    }
+
+    /// Gossips what node `i` broadcast and schedules what it submitted for the next block.
+    fn dispatch(&mut self, i: usize, outputs: Vec<Output>) -> Result<(), SimFailure> {
         for o in outputs {
             match o {
                 Output::Broadcast(msg) => self.emit(i, msg)?,
@@ -899,75 +941,6 @@ impl<D: Disk> Sim<D> {
         }
     }
 
-    fn chain_events(&mut self, i: usize) -> Vec<Event> {
-        let w = self.world.borrow();
-        let node = &mut self.nodes[i];
-        let mut out = Vec::new();
-        while let Some((at, fact)) = w.facts.get(node.seen_cursor) {
-            if *at > self.now {
-                break;
-            }
-            if let Fact::Registered {
-                key,
-                draw_hash,
-                draw,
-            } = fact
-            {
-                out.push(Event::DrawRegistered {
-                    key: *key,
-                    draw_hash: *draw_hash,
-                    draw: draw.clone(),
-                    finalized: false,
-                });
-            }
-            node.seen_cursor += 1;
-        }
-        let depth_ms = w.depth * w.block_ms;
-        while let Some((at, fact)) = w.facts.get(node.final_cursor) {
-            if at + depth_ms > self.now {
-                break;
-            }
-            out.push(match fact {
-                Fact::Registered {
-                    key,
-                    draw_hash,
-                    draw,
-                } => Event::DrawRegistered {
-                    key: *key,
-                    draw_hash: *draw_hash,
-                    draw: draw.clone(),
-                    finalized: true,
-                },
-                Fact::LegPaid { draw_hash, vault } => Event::LegExecuted {
-                    draw_hash: *draw_hash,
-                    vault: *vault,
-                },
-                Fact::ActionExecuted { vault, id } => Event::ActionExecuted {
-                    vault: *vault,
-                    id: *id,
-                },
-            });
-            node.final_cursor += 1;
-        }
-        // Observations at the confirmed head.
-        let head = w.confirmed_head(self.now);
-        let ms = w.block_time_ms(head);
-        for (m, member) in w.members.iter().enumerate() {
-            out.push(Event::Observed(GapObservation {
-                key: IncidentKey {
-                    member: member.id,
-                    seq: w.next_seq(m, ms),
-                },
-                home_chain_id: w.chains[member.home].vault.chain_id,
-                block_number: head,
-                block_hash: w.block_hash(member.home, head),
-                assets: U256::ZERO,
-                liabilities: w.gap(m, ms),
-            }));
-        }
-        out
-    }
-
     /// Whether honest member `m` could be paid more at `ms`: a nonzero coverage limit, a
     /// reported gap above dust, and the booking rule passes its declaration for its next seq.
     /// Neither the window left (with a nonzero limit it frees within two windows) nor the
@@ -1023,7 +996,13 @@ impl<D: Disk> Sim<D> {
                     member: member.id,
                     seq,
                 };
-                if !w.notes.refused.contains(&(key, "not_booked")) {
+                let refused_here = self.nodes.iter().any(|n| {
+                    n.byz.is_none()
+                        && n.machine
+                            .as_ref()
+                            .is_some_and(|m| m.refusal(&key, self.unix_ms()) == Some("not_booked"))
+                });
+                if !w.notes.refused.contains(&(key, "not_booked")) && !refused_here {
                     return Some(format!(
                         "member {m} ({:?}, view {}) has a gap {gap} and declares {declared:?}, \
                          yet no view has refused its draw {seq} as not booked",
@@ -1138,7 +1117,7 @@ impl<D: Disk> Sim<D> {
                     m.open_actions(),
                     w.members
                         .iter()
-                        .filter_map(|member| m.view().payout(&member.id))
+                        .filter_map(|member| m.payout(&member.id))
                         .map(|p| (p.seq, p.paid))
                         .collect::<Vec<_>>(),
                     m.stats()
@@ -1225,7 +1204,9 @@ impl<D: Disk> Sim<D> {
                 }
             }
             for id in c.actions.keys() {
-                if !w.approved.contains_key(&(c.vault, *id)) {
+                if !w.approved.contains_key(&(c.vault, *id))
+                    && !w.requested.contains(&(c.vault, *id))
+                {
                     return Err(fail(seed, format!("unapproved action {id} executed")));
                 }
             }
@@ -1393,7 +1374,7 @@ impl<D: Disk> Sim<D> {
                     let from_idx = self.order[from] as NodeIndex;
                     self.feed(
                         to,
-                        Event::Received {
+                        SimInput::Received {
                             from: from_idx,
                             message: msg,
                         },
@@ -1402,10 +1383,7 @@ impl<D: Disk> Sim<D> {
                 Ev::Tick { node } => {
                     if self.nodes[node].machine.is_some() {
                         self.log(2, node, &[]);
-                        for e in self.chain_events(node) {
-                            self.feed(node, e)?;
-                        }
-                        self.feed(node, Event::Tick)?;
+                        self.feed(node, SimInput::Tick)?;
                     }
                     if settled_at.is_none() {
                         self.schedule(self.now + TICK_MS, Ev::Tick { node });
@@ -1438,7 +1416,7 @@ impl<D: Disk> Sim<D> {
                     self.log(6, node, action.id().as_slice());
                     // A request to a crashed node is lost; the policy would ask again.
                     if self.nodes[node].machine.is_some() {
-                        self.feed(node, Event::RequestAction { vault, action })?;
+                        self.feed(node, SimInput::Request { vault, action })?;
                     } else {
                         self.schedule(
                             self.now + 2_000,
