@@ -182,10 +182,8 @@ pub enum Input {
     },
     /// A submission's outcome.
     Submitted {
-        /// Chain.
-        chain_id: u64,
-        /// Call kind ([`kind_of`]).
-        kind: &'static str,
+        /// What the certificate was for.
+        subject: Subject,
         /// Outcome.
         result: Result<SubmitOutcome, String>,
     },
@@ -195,6 +193,15 @@ pub enum Input {
         key: IncidentKey,
         /// Facts found, or why the chains could not be read.
         result: Result<Vec<ChainInput>, String>,
+    },
+    /// Whether an open threshold action is executed on its vault.
+    ActionChecked {
+        /// Vault.
+        vault: VaultId,
+        /// Action id.
+        id: B256,
+        /// Whether its id is used, or why the vault could not be read.
+        result: Result<bool, String>,
     },
     /// The machine's wake-up (attempt timeouts, submitter schedule).
     Tick,
@@ -228,6 +235,15 @@ pub enum Action {
         /// Its registration as this node knows it.
         registered: Option<(B256, Draw)>,
     },
+    /// Ask the vault whether an open threshold action is executed, then feed
+    /// [`Input::ActionChecked`] (a node that was down when it executed, and holds no
+    /// certificate to submit, hears of it only so).
+    CheckAction {
+        /// Vault.
+        vault: VaultId,
+        /// Action id.
+        id: B256,
+    },
     /// Tell operators.
     Notice(Notice),
     /// An incident closed (`open == false`) or reopened: peers' catch-up follows.
@@ -257,6 +273,8 @@ pub struct NodeCore<S, K> {
     parked_count: usize,
     /// Next reconciliation (ms) of each open incident; `None` while one runs.
     reconcile_at: BTreeMap<IncidentKey, Option<u64>>,
+    /// Next check (ms) of each open threshold action on its vault; `None` while one runs.
+    check_action_at: BTreeMap<(VaultId, B256), Option<u64>>,
     now: u64,
     out: Vec<Action>,
 }
@@ -291,6 +309,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             parked: BTreeMap::new(),
             parked_count: 0,
             reconcile_at: BTreeMap::new(),
+            check_action_at: BTreeMap::new(),
             now: 0,
             out: Vec::new(),
         }
@@ -303,6 +322,9 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         self.now = now;
         for (key, _) in self.machine.open_incidents() {
             self.reconcile_at.insert(key, Some(0));
+        }
+        for action in self.machine.open_action_ids() {
+            self.check_action_at.insert(action, Some(0));
         }
         match self.machine.store().load() {
             Ok(stored) => {
@@ -327,12 +349,11 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 message,
                 results,
             } => self.on_fetched(from, message, results)?,
-            Input::Submitted {
-                chain_id,
-                kind,
-                result,
-            } => self.on_submitted(chain_id, kind, result),
+            Input::Submitted { subject, result } => self.on_submitted(&subject, result)?,
             Input::Reconciled { key, result } => self.on_reconciled(key, result)?,
+            Input::ActionChecked { vault, id, result } => {
+                self.on_action_checked(vault, id, result)?
+            }
             Input::Tick => self.feed(Event::Tick)?,
             Input::PolicyTick => self.policy_tick()?,
         }
@@ -348,6 +369,19 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         self.now = now;
         let r = self.on_admin(cmd);
         (r, std::mem::take(&mut self.out))
+    }
+
+    /// Asks the consortium for a threshold action an operator decided on (approved here,
+    /// proposed to the others, who approve it by their own rules).
+    pub fn request(
+        &mut self,
+        now: u64,
+        vault: VaultId,
+        action: ThresholdAction,
+    ) -> Result<Vec<Action>, CoreError> {
+        self.now = now;
+        self.request_action(vault, action)?;
+        Ok(std::mem::take(&mut self.out))
     }
 
     /// When the machine next wants a [`Input::Tick`] (unix ms).
@@ -525,6 +559,28 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         Ok(())
     }
 
+    fn on_action_checked(
+        &mut self,
+        vault: VaultId,
+        id: B256,
+        result: Result<bool, String>,
+    ) -> Result<(), CoreError> {
+        if let Some(at) = self.check_action_at.get_mut(&(vault, id)) {
+            *at = Some(self.now.saturating_add(RECONCILE_EVERY_MS));
+        }
+        match result {
+            Ok(true) => {
+                debug!(chain_id = vault.chain_id, %id, "action found executed on its vault");
+                self.feed(Event::ActionExecuted { vault, id })
+            }
+            Ok(false) => Ok(()),
+            Err(e) => {
+                debug!(chain_id = vault.chain_id, %id, error = %e, "action check failed; retried later");
+                Ok(())
+            }
+        }
+    }
+
     fn on_fetched(
         &mut self,
         from: NodeIndex,
@@ -589,10 +645,11 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
 
     fn on_submitted(
         &mut self,
-        chain_id: u64,
-        kind: &'static str,
+        subject: &Subject,
         result: Result<SubmitOutcome, String>,
-    ) {
+    ) -> Result<(), CoreError> {
+        let chain_id = subject.vault().chain_id;
+        let kind = kind_of(subject);
         let entry = self.submissions.entry((chain_id, kind)).or_default();
         match result {
             Ok(SubmitOutcome::Executed { tx_hash, block }) => {
@@ -600,7 +657,14 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 info!(chain_id, kind, %tx_hash, block = block.number, "transaction confirmed");
             }
             Ok(SubmitOutcome::AlreadyDone(d)) => {
-                debug!(chain_id, kind, ?d, "already done on chain")
+                debug!(chain_id, kind, ?d, "already done on chain");
+                // An action id is used once: whoever executed it, it is done. (A node that
+                // was down when it executed hears of it only here; draws and legs come back
+                // through reconciliation.)
+                if let Subject::Action { vault, action } = subject {
+                    let (vault, id) = (*vault, action.id());
+                    self.feed(Event::ActionExecuted { vault, id })?;
+                }
             }
             Ok(SubmitOutcome::InFlight) => {}
             Err(e) => {
@@ -608,6 +672,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 warn!(chain_id, kind, error = %e, "submission failed; the machine resubmits");
             }
         }
+        Ok(())
     }
 
     fn on_gossip(&mut self, signer: usize, message: Message) -> Result<(), CoreError> {
@@ -926,7 +991,8 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         Ok(())
     }
 
-    /// Starts the due reconciliations of open incidents (one at a time per incident).
+    /// Starts the due reconciliations of open incidents and checks of open actions (one at
+    /// a time for each).
     fn reconcile_due(&mut self) {
         let now = self.now;
         let open: BTreeSet<IncidentKey> = self
@@ -935,23 +1001,10 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        self.reconcile_at.retain(|k, _| open.contains(k));
-        for key in open {
-            // Restored incidents are checked at once; new ones after a period.
-            let at = self
-                .reconcile_at
-                .entry(key)
-                .or_insert(Some(now.saturating_add(RECONCILE_EVERY_MS)));
-            if at.is_none_or(|t| t > now) {
-                continue;
-            }
+        for key in due(&mut self.reconcile_at, open, now) {
             let Some(rec) = self.machine.incident(&key) else {
                 continue;
             };
-            if !self.status.contains_key(&rec.home.chain_id) {
-                continue;
-            }
-            *at = None;
             self.out.push(Action::Reconcile {
                 key,
                 home_chain_id: rec.home.chain_id,
@@ -960,6 +1013,10 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                     .as_ref()
                     .map(|r| (r.draw_hash, r.draw.clone())),
             });
+        }
+        let open = self.machine.open_action_ids().collect();
+        for (vault, id) in due(&mut self.check_action_at, open, now) {
+            self.out.push(Action::CheckAction { vault, id });
         }
     }
 
@@ -1070,6 +1127,28 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             clock: self.clock.report(),
         }
     }
+}
+
+/// The keys of `open` whose check is due at `now`, marked running (`None`); drops the
+/// schedule of keys no longer open. A key new to the schedule is due a period from now
+/// (restored ones are scheduled at 0 on start).
+fn due<K: Ord + Copy>(
+    schedule: &mut BTreeMap<K, Option<u64>>,
+    open: BTreeSet<K>,
+    now: u64,
+) -> Vec<K> {
+    schedule.retain(|k, _| open.contains(k));
+    let mut due = Vec::new();
+    for key in open {
+        let at = schedule
+            .entry(key)
+            .or_insert(Some(now.saturating_add(RECONCILE_EVERY_MS)));
+        if at.is_some_and(|t| t <= now) {
+            *at = None;
+            due.push(key);
+        }
+    }
+    due
 }
 
 /// Logs a change of the clock verdict: a warning while skewed, a note when it is fine again.

@@ -19,6 +19,9 @@
 //! - [`service`]: the tokio task around [`core`], carrying inputs in and actions out;
 //! - [`runtime`]: assembly, supervision and shutdown; [`params`]: configuration to runtime;
 //! - [`bridge`]: the API model, event stream, metrics and operator requests.
+//!
+//! Behind the `sim` feature (tests, the soak example; not the binary): `sim`, the whole
+//! node under deterministic simulation.
 
 pub mod bridge;
 pub mod chains;
@@ -30,4 +33,6 @@ pub mod params;
 pub mod policy;
 pub mod runtime;
 pub mod service;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod view;

@@ -17,9 +17,10 @@ use std::time::Duration;
 use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
 use backstop_agreement::{Certificate, IncidentKey, Machine, Subject, ThresholdAction};
+use backstop_chain::reads::Reader;
 use backstop_chain::rpc::RpcPool;
 use backstop_chain::submit::{ChainAction, Submitter};
-use backstop_contracts::eip712::{Draw, SignatureError, pack_signatures};
+use backstop_contracts::eip712::{Draw, SignatureError, VaultId, pack_signatures};
 use backstop_p2p::catchup::MemoryCatchUpStore;
 use backstop_p2p::network::NetworkHandle;
 use backstop_store::RocksKv;
@@ -28,9 +29,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::chains::{ChainAccess, ChainInput, ChainSpec, fetch_pinned, reconcile};
-use crate::core::{
-    Action, AdminCommand, AdminError, CoreError, Input, NodeCore, Notice, Snapshot, kind_of,
-};
+use crate::core::{Action, AdminCommand, AdminError, CoreError, Input, NodeCore, Notice, Snapshot};
 use crate::view::NodeView;
 
 /// How long a pinned block may take to become confirmed on this node's endpoints.
@@ -167,6 +166,7 @@ impl Core {
                     home_chain_id,
                     registered,
                 } => self.reconcile(key, home_chain_id, registered),
+                Action::CheckAction { vault, id } => self.check_action(vault, id),
                 Action::Notice(n) => {
                     let _ = self.notices.send(n);
                 }
@@ -189,18 +189,12 @@ impl Core {
                 return;
             }
         };
-        let kind = kind_of(&cert.subject);
+        let subject = cert.subject;
         let submitter = chain.submitter.clone();
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
             let result = submitter.submit(&action).await.map_err(|e| e.to_string());
-            let _ = tx
-                .send(Input::Submitted {
-                    chain_id,
-                    kind,
-                    result,
-                })
-                .await;
+            let _ = tx.send(Input::Submitted { subject, result }).await;
         });
     }
 
@@ -268,6 +262,29 @@ impl Core {
             let _ = tx.send(Input::Reconciled { key, result }).await;
         });
     }
+}
+
+impl Core {
+    fn check_action(&self, vault: VaultId, id: B256) {
+        let Some(pool) = self.chains.get(&vault.chain_id).map(|c| c.pool.clone()) else {
+            return;
+        };
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = action_used(&pool, vault, id).await;
+            let _ = tx.send(Input::ActionChecked { vault, id, result }).await;
+        });
+    }
+}
+
+/// Whether `id` is used on `vault` at the chain's newest block.
+async fn action_used(pool: &RpcPool, vault: VaultId, id: B256) -> Result<bool, String> {
+    let head = pool.head_number().await.map_err(|e| e.to_string())?;
+    let block = pool.block_ref(head).await.map_err(|e| e.to_string())?;
+    Reader::new(pool)
+        .action_used(&block.pinned(vault.chain_id), vault.address, id)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The vault call that carries out a certificate.

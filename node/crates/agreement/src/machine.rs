@@ -623,6 +623,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         self.actions.len()
     }
 
+    /// The vaults and ids of the threshold actions tracked and not yet executed.
+    pub fn open_action_ids(&self) -> impl Iterator<Item = (VaultId, B256)> + '_ {
+        self.actions.keys().copied()
+    }
+
     /// Handles one event at time `now` (ms).
     pub fn handle(&mut self, now: u64, event: Event) -> Result<Vec<Output>, MachineError> {
         self.now = self.now.max(now);

@@ -74,6 +74,8 @@ pub enum Fact {
         vault: VaultId,
         /// Action id.
         id: B256,
+        /// The action.
+        action: ThresholdAction,
     },
 }
 
@@ -261,8 +263,8 @@ pub struct World {
     pub pause_threshold: usize,
     /// Actions the nodes' policy approves.
     pub approved: BTreeMap<(VaultId, B256), ThresholdAction>,
-    /// Emergency actions an honest node's own breakers asked for: they may execute without
-    /// being approved (the others' breakers decide), and need not.
+    /// Actions an honest node asked for or attested (its own breakers wanted them): they
+    /// may execute without being approved here, and need not.
     pub requested: BTreeSet<(VaultId, B256)>,
     /// Facts, in time order.
     pub facts: Vec<(u64, Fact)>,
@@ -904,6 +906,7 @@ impl World {
                     Fact::ActionExecuted {
                         vault: *vault,
                         id: action.id(),
+                        action: action.clone(),
                     },
                 ));
             }

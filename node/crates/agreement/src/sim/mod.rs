@@ -623,9 +623,11 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
             store,
             checker: self.checker.clone(),
         };
+        let _span = tracing::info_span!("sim", node = i, t = self.now).entered();
         let ctx = Ctx {
             world: &self.world,
             sim_ms: self.now,
+            heal_ms: self.heal_at,
             now_ms: self.unix_ms(),
             rng: &mut self.rng,
         };
@@ -729,9 +731,12 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
         let Some(node) = self.nodes[i].machine.as_mut() else {
             return Ok(());
         };
+        // Logs of a replayed seed say which node acted, and when.
+        let _span = tracing::info_span!("sim", node = i, t = self.now).entered();
         let ctx = Ctx {
             world: &self.world,
             sim_ms: self.now,
+            heal_ms: self.heal_at,
             now_ms,
             rng: &mut self.rng,
         };
@@ -768,6 +773,16 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
     fn emit(&mut self, i: usize, msg: Message) -> Result<(), SimFailure> {
         let Some(byz) = self.nodes[i].byz.as_ref() else {
             self.audit(i, &msg)?;
+            // An honest node asked for an action (its operator, or its own breakers), or
+            // approved it.
+            let approved = match &msg {
+                Message::ActionProposal(p) => Some((p.vault, p.action.id())),
+                Message::ActionAttestation(a) => Some((a.vault, a.action.id())),
+                _ => None,
+            };
+            if let Some(action) = approved {
+                self.world.borrow_mut().requested.insert(action);
+            }
             self.broadcast(i, msg);
             return Ok(());
         };
@@ -1000,7 +1015,7 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
                     n.byz.is_none()
                         && n.machine
                             .as_ref()
-                            .is_some_and(|m| m.refusal(&key, self.unix_ms()) == Some("not_booked"))
+                            .is_some_and(|m| m.refuses_unbooked(&key, self.unix_ms()))
                 });
                 if !w.notes.refused.contains(&(key, "not_booked")) && !refused_here {
                     return Some(format!(

@@ -38,6 +38,8 @@ pub struct Ctx<'a> {
     pub sim_ms: u64,
     /// The nodes' clock (unix ms).
     pub now_ms: u64,
+    /// Virtual time when faults end: the network heals and crashed nodes are back (ms).
+    pub heal_ms: u64,
     /// The run's generator, for the faults a node's own reads meet.
     pub rng: &'a mut Rng,
 }
@@ -84,9 +86,10 @@ pub trait SimNode: Sized {
     fn payout(&self, member: &B256) -> Option<&Payout>;
     /// The machine's counters.
     fn stats(&self) -> &Stats;
-    /// Why this node's view would refuse `key` now ([`crate::Refusal::kind`]), when it
-    /// knows without the simulated world's notes.
-    fn refusal(&self, key: &IncidentKey, now_ms: u64) -> Option<&'static str>;
+    /// Whether this node refuses `key` now because the member's books do not show what it
+    /// was paid (the booking rule, or a breaker acting on it), when it knows without the
+    /// simulated world's notes.
+    fn refuses_unbooked(&self, key: &IncidentKey, now_ms: u64) -> bool;
 }
 
 /// The bare agreement machine over [`SimView`]: chain facts arrive as machine events on each
@@ -148,7 +151,7 @@ impl<K: Kv> MachineNode<K> {
                     draw_hash: *draw_hash,
                     vault: *vault,
                 },
-                Fact::ActionExecuted { vault, id } => Event::ActionExecuted {
+                Fact::ActionExecuted { vault, id, .. } => Event::ActionExecuted {
                     vault: *vault,
                     id: *id,
                 },
@@ -240,8 +243,8 @@ impl<K: Kv> SimNode for MachineNode<K> {
         self.machine.stats()
     }
 
-    fn refusal(&self, _: &IncidentKey, _: u64) -> Option<&'static str> {
+    fn refuses_unbooked(&self, _: &IncidentKey, _: u64) -> bool {
         // The simulated view notes its refusals in the world.
-        None
+        false
     }
 }

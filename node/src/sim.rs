@@ -1,0 +1,650 @@
+//! The whole node under deterministic simulation: n copies of [`NodeCore`] (its real view,
+//! allocation, detectors, breaker policy, journal and agreement machine, with real keys and
+//! real stores) on the agreement crate's simulated network and chains
+//! ([`backstop_agreement::sim`]), driven by one seed on virtual time.
+//!
+//! Each node reads its chains the way the chain adapters do ([`crate::chains`]): on every
+//! step, the newest confirmed block of each chain as a [`ChainSnapshot`] (vault state, every
+//! member's record and coverage window left, the home members' solvency and `bookedDraws()`),
+//! then the vault facts of the blocks confirmed since (registrations, paid legs, executed
+//! actions), then its home members' gaps. A node restarted after a crash reads from the
+//! current head on, as a restarted watcher does: what it missed comes back only through the
+//! core's reconciliations of its open incidents. The pinned blocks of a peer's proposal and
+//! the reconciliations are answered from the simulated chains at once.
+//!
+//! Faults on top of the agreement simulation's (byzantine nodes, crashes, loss, delay,
+//! duplication, partitions): each node's reads of a chain fail in outages (whole stretches
+//! before the heal, so the node declares the chain halted and quarantines it, then sees it
+//! resume) and at random (single reads and pinned-block fetches).
+//!
+//! Checked on every run: everything the agreement simulation checks (no double signature,
+//! one draw per `(member, seq)`, each leg paid once, no over-coverage, coverage windows,
+//! declarations, no threshold action executed that no honest node or operator asked for,
+//! liveness after the heal), over the decisions of the real node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use backstop_agreement::booking::Payout;
+use backstop_agreement::kv::Kv;
+use backstop_agreement::machine::{Output, Stats, ViewError};
+use backstop_agreement::sim::MemoryDisk;
+use backstop_agreement::sim::chain::{DRAW_TTL_S, DUST, Fact, LEG_TTL_S, World};
+use backstop_agreement::sim::node::{Ctx, SetupArgs, SimInput, SimNode};
+pub use backstop_agreement::sim::{SimFailure, SimReport as Report};
+use backstop_agreement::state::IncidentRecord;
+use backstop_agreement::{
+    Attempt, Certificate, IncidentKey, Machine, PinnedBlock, Refusal, Subject, ThresholdAction,
+};
+use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
+use backstop_chain::submit::{AlreadyDone, SubmitOutcome};
+use backstop_contracts::bindings::IBackstopVault::Limits;
+use backstop_types::{BreakerKind, SignalKind};
+
+use crate::chains::ChainInput;
+use crate::core::{Action, Input, NodeCore};
+use crate::detect::{DetectorConfig, Detectors};
+use crate::policy::{Policy, PolicyConfig, VaultFact};
+use crate::view::{ChainSnapshot, MemberAt, MemberPolicy, NodeView, ViewConfig};
+
+/// A node's reads of a chain failing this long (ms) make it declare the chain halted.
+const HALT_AFTER_MS: u64 = 3_000;
+/// Chance (per mille) that one read of a chain, or one pinned-block fetch, fails.
+const READ_FAILURE_PERMILLE: u64 = 50;
+/// The breakers' signal window and expiry (ms), and the detectors' re-assertion period.
+/// The expiry is shorter than an operator's default (1 h) so that a breaker whose trigger
+/// stopped holding lapses within the liveness bound.
+const SIGNAL_WINDOW_MS: u64 = 300_000;
+const SIGNAL_EXPIRY_MS: u64 = 60_000;
+const SIGNAL_INTERVAL_MS: u64 = 10_000;
+/// How long a threshold action this node asks for stays valid (s): the least an operator
+/// may configure, so that a breaker's request the others no longer co-sign (their breakers
+/// lapsed first) expires within the liveness bound.
+const ACTION_TTL_S: u64 = 120;
+/// Time a covered member's books get to declare the payout booked (ms).
+const BOOKING_TIMEOUT_MS: u64 = 60_000;
+
+/// Runs `seed` with the whole node core on every simulated node.
+pub fn run(seed: u64) -> Result<Report, SimFailure> {
+    backstop_agreement::sim::run_nodes::<MemoryDisk, WholeNode<_>>(seed, MemoryDisk::default())
+}
+
+/// Runs seeds `first..first + count` on `threads` threads; reports and failures by seed.
+pub fn run_many(first: u64, count: u64, threads: usize) -> (Vec<Report>, Vec<SimFailure>) {
+    backstop_agreement::sim::run_many_with(first, count, threads, run)
+}
+
+/// One chain as a node reads it.
+#[derive(Debug, Default)]
+struct ChainRead {
+    /// Newest block read.
+    block: Option<u64>,
+    /// When a read last succeeded (sim ms).
+    ok_at: u64,
+    /// Declared halted.
+    halted: bool,
+    /// When this node's reads fail wholesale (sim ms).
+    outage: Option<(u64, u64)>,
+}
+
+/// The whole node core as a simulated node.
+pub struct WholeNode<K> {
+    core: NodeCore<PrivateKeySigner, K>,
+    chains: Vec<ChainRead>,
+    /// Facts of the world's log already read.
+    cursor: usize,
+}
+
+impl<K: Kv> WholeNode<K> {
+    /// The core's actions as the simulation carries them: gossip and certificates go out;
+    /// block fetches and reconciliations are answered from the chains at once.
+    fn carry(&mut self, ctx: &mut Ctx<'_>, actions: Vec<Action>) -> Result<Vec<Output>, String> {
+        let mut out = Vec::new();
+        let mut pending = std::collections::VecDeque::from(actions);
+        while let Some(action) = pending.pop_front() {
+            let input = match action {
+                Action::Publish(m) => {
+                    out.push(Output::Broadcast(m));
+                    continue;
+                }
+                Action::Submit(cert) => {
+                    // The submitter's check before sending: what is done on chain is not
+                    // sent again.
+                    let Some(done) = done_on_chain(&ctx.world.borrow(), ctx.sim_ms, &cert) else {
+                        out.push(Output::Submit(cert));
+                        continue;
+                    };
+                    Input::Submitted {
+                        subject: cert.subject,
+                        result: Ok(SubmitOutcome::AlreadyDone(done)),
+                    }
+                }
+                Action::Notice(_) | Action::CatchUp { .. } => continue,
+                Action::Fetch {
+                    from,
+                    message,
+                    blocks,
+                } => {
+                    let results = blocks
+                        .into_iter()
+                        .map(|b| (b, self.fetch(ctx, b)))
+                        .collect();
+                    Input::Fetched {
+                        from,
+                        message,
+                        results,
+                    }
+                }
+                Action::CheckAction { vault, id } => {
+                    let w = ctx.world.borrow();
+                    let head_ms = w.block_time_ms(w.confirmed_head(ctx.sim_ms));
+                    let used = w
+                        .chain_index(vault.chain_id)
+                        .and_then(|c| w.chains[c].actions.get(&id))
+                        .is_some_and(|at| *at <= head_ms);
+                    Input::ActionChecked {
+                        vault,
+                        id,
+                        result: Ok(used),
+                    }
+                }
+                Action::Reconcile {
+                    key, home_chain_id, ..
+                } => Input::Reconciled {
+                    key,
+                    result: Ok(reconcile(
+                        &ctx.world.borrow(),
+                        ctx.sim_ms,
+                        key,
+                        home_chain_id,
+                    )),
+                },
+            };
+            let more = self
+                .core
+                .handle(ctx.now_ms, input)
+                .map_err(|e| e.to_string())?;
+            pending.extend(more);
+        }
+        Ok(out)
+    }
+
+    fn input(&mut self, ctx: &mut Ctx<'_>, input: Input) -> Result<Vec<Output>, String> {
+        let actions = self
+            .core
+            .handle(ctx.now_ms, input)
+            .map_err(|e| e.to_string())?;
+        self.carry(ctx, actions)
+    }
+
+    /// Whether this node's read of chain `c` fails now.
+    fn read_fails(&self, ctx: &mut Ctx<'_>, c: usize) -> bool {
+        let down = self.chains[c]
+            .outage
+            .is_some_and(|(from, until)| ctx.sim_ms >= from && ctx.sim_ms < until);
+        down || (ctx.sim_ms < ctx.heal_ms && ctx.rng.chance(READ_FAILURE_PERMILLE))
+    }
+
+    /// A pinned block of a peer's proposal: its snapshot if it is a confirmed canonical
+    /// block this node can read now.
+    fn fetch(&self, ctx: &mut Ctx<'_>, b: PinnedBlock) -> Result<ChainSnapshot, String> {
+        let w = ctx.world.borrow();
+        let c = w.chain_index(b.chain_id).ok_or("no such chain")?;
+        if b.number > w.confirmed_head(ctx.sim_ms) || w.block_hash(c, b.number) != b.hash {
+            return Err(format!(
+                "block {} is not a confirmed canonical block",
+                b.number
+            ));
+        }
+        drop(w);
+        if self.read_fails(ctx, c) {
+            return Err("read failed".into());
+        }
+        Ok(snapshot(&ctx.world.borrow(), c, b.number))
+    }
+
+    /// One step of the chain adapters: per chain, the halt verdict, the newest confirmed
+    /// block, its facts and its members' gaps.
+    fn read_chains(&mut self, ctx: &mut Ctx<'_>) -> Result<Vec<Output>, String> {
+        let mut out = Vec::new();
+        let chain_count = self.chains.len();
+        for c in 0..chain_count {
+            if self.read_fails(ctx, c) {
+                let silent = ctx.sim_ms.saturating_sub(self.chains[c].ok_at);
+                if !self.chains[c].halted && silent >= HALT_AFTER_MS {
+                    self.chains[c].halted = true;
+                    let chain_id = ctx.world.borrow().chains[c].vault.chain_id;
+                    let halted = ChainInput::Halted {
+                        chain_id,
+                        halted: true,
+                    };
+                    out.extend(self.input(ctx, Input::Chain(halted))?);
+                }
+                continue;
+            }
+            self.chains[c].ok_at = ctx.sim_ms;
+            for input in self.chain_inputs(ctx, c) {
+                out.extend(self.input(ctx, Input::Chain(input))?);
+            }
+        }
+        // Facts of every chain read, in the log's order, up to the first of a chain not read.
+        for input in self.facts(ctx) {
+            out.extend(self.input(ctx, Input::Chain(input))?);
+        }
+        for input in self.observations(ctx) {
+            out.extend(self.input(ctx, Input::Chain(input))?);
+        }
+        Ok(out)
+    }
+
+    /// Chain `c`'s resumption and newest confirmed snapshot, when new.
+    fn chain_inputs(&mut self, ctx: &Ctx<'_>, c: usize) -> Vec<ChainInput> {
+        let w = ctx.world.borrow();
+        let chain_id = w.chains[c].vault.chain_id;
+        let mut inputs = Vec::new();
+        let read = &mut self.chains[c];
+        if read.halted {
+            read.halted = false;
+            inputs.push(ChainInput::Halted {
+                chain_id,
+                halted: false,
+            });
+        }
+        let head = w.confirmed_head(ctx.sim_ms);
+        if read.block.is_none_or(|b| b < head) {
+            read.block = Some(head);
+            inputs.push(ChainInput::Snapshot(Box::new(snapshot(&w, c, head))));
+        }
+        inputs
+    }
+
+    /// The facts confirmed since the last read, as the vault's events.
+    fn facts(&mut self, ctx: &Ctx<'_>) -> Vec<ChainInput> {
+        let w = ctx.world.borrow();
+        let mut inputs = Vec::new();
+        while let Some((at, fact)) = w.facts.get(self.cursor) {
+            let vault = match fact {
+                Fact::Registered { draw, .. } => w
+                    .member_index(&draw.member)
+                    .map(|m| w.chains[w.members[m].home].vault),
+                Fact::LegPaid { vault, .. } | Fact::ActionExecuted { vault, .. } => Some(*vault),
+            };
+            let read = vault
+                .and_then(|v| w.chain_index(v.chain_id))
+                .and_then(|c| self.chains[c].block);
+            let block = w.block_at(*at);
+            if read.is_none_or(|r| r < block) {
+                break;
+            }
+            inputs.push(fact_input(fact, block));
+            self.cursor += 1;
+        }
+        inputs
+    }
+
+    /// Every member's gap at the newest block read of its home chain.
+    fn observations(&self, ctx: &Ctx<'_>) -> Vec<ChainInput> {
+        let w = ctx.world.borrow();
+        w.members
+            .iter()
+            .enumerate()
+            .filter_map(|(m, member)| {
+                let head = self.chains[member.home].block?;
+                let ms = w.block_time_ms(head);
+                Some(ChainInput::Observed(backstop_agreement::GapObservation {
+                    key: IncidentKey {
+                        member: member.id,
+                        seq: w.next_seq(m, ms),
+                    },
+                    home_chain_id: w.chains[member.home].vault.chain_id,
+                    block_number: head,
+                    block_hash: w.block_hash(member.home, head),
+                    assets: U256::ZERO,
+                    liabilities: w.gap(m, ms),
+                }))
+            })
+            .collect()
+    }
+}
+
+/// A vault fact as the chain adapter reports it.
+fn fact_input(fact: &Fact, block: u64) -> ChainInput {
+    let tx_hash = B256::from(U256::from(block));
+    match fact {
+        Fact::Registered {
+            key,
+            draw_hash,
+            draw,
+        } => ChainInput::Registered {
+            key: *key,
+            draw_hash: *draw_hash,
+            draw: draw.clone(),
+            tx_hash,
+            block,
+        },
+        Fact::LegPaid { draw_hash, vault } => ChainInput::LegPaid {
+            draw_hash: *draw_hash,
+            vault: *vault,
+            tx_hash,
+            block,
+        },
+        Fact::ActionExecuted { vault, id, action } => {
+            let (what, fact) = match action {
+                ThresholdAction::Freeze(a) => ("freeze", Some(VaultFact::Frozen(a.member))),
+                ThresholdAction::Unfreeze(a) => ("unfreeze", Some(VaultFact::Unfrozen(a.member))),
+                ThresholdAction::Pause(_) => ("pause", None),
+                ThresholdAction::Unpause(_) => ("unpause", None),
+                ThresholdAction::RaiseAlert(a) => (
+                    "raise alert",
+                    Some(VaultFact::AlertRaised {
+                        subject: a.subject,
+                        level: a.level,
+                    }),
+                ),
+                ThresholdAction::ClearAlert(a) => {
+                    ("clear alert", Some(VaultFact::AlertCleared(a.subject)))
+                }
+            };
+            ChainInput::ActionExecuted {
+                vault: *vault,
+                id: *id,
+                what,
+                fact,
+                tx_hash,
+            }
+        }
+    }
+}
+
+/// What the submitter's check before sending finds of a certificate at the confirmed head.
+fn done_on_chain(w: &World, sim_ms: u64, cert: &Certificate) -> Option<AlreadyDone> {
+    let head_ms = w.block_time_ms(w.confirmed_head(sim_ms));
+    let c = w.chain_index(cert.subject.vault().chain_id)?;
+    let chain = &w.chains[c];
+    match &cert.subject {
+        Subject::Draw { key, .. } => chain
+            .registered
+            .get(key)
+            .filter(|(at, _, _)| *at <= head_ms)
+            .map(|(_, hash, _)| AlreadyDone::OnChain {
+                draw_hash: Some(*hash),
+            }),
+        Subject::Leg { release, .. } => chain
+            .leg_paid
+            .get(&release.drawHash)
+            .filter(|at| **at <= head_ms)
+            .map(|_| AlreadyDone::OnChain {
+                draw_hash: Some(release.drawHash),
+            }),
+        Subject::Action { action, .. } => chain
+            .actions
+            .get(&action.id())
+            .filter(|at| **at <= head_ms)
+            .map(|_| AlreadyDone::OnChain { draw_hash: None }),
+    }
+}
+
+/// What a reconciliation finds of `key` on the chains at `sim_ms`: its registration on the
+/// home vault and the legs paid, once confirmed.
+fn reconcile(w: &World, sim_ms: u64, key: IncidentKey, home_chain_id: u64) -> Vec<ChainInput> {
+    let head_ms = w.block_time_ms(w.confirmed_head(sim_ms));
+    let Some(home) = w.chain_index(home_chain_id) else {
+        return Vec::new();
+    };
+    let Some((at, draw_hash, draw)) = w.chains[home].registered.get(&key) else {
+        return Vec::new();
+    };
+    if *at > head_ms {
+        return Vec::new();
+    }
+    let mut found = vec![fact_input(
+        &Fact::Registered {
+            key,
+            draw_hash: *draw_hash,
+            draw: draw.clone(),
+        },
+        w.block_at(*at),
+    )];
+    for c in &w.chains {
+        if let Some(paid) = c.leg_paid.get(draw_hash).filter(|t| **t <= head_ms) {
+            let leg = Fact::LegPaid {
+                draw_hash: *draw_hash,
+                vault: c.vault,
+            };
+            found.push(fact_input(&leg, w.block_at(*paid)));
+        }
+    }
+    found
+}
+
+/// Chain `c` at block `b` as the chain adapter reads it.
+fn snapshot(w: &World, c: usize, b: u64) -> ChainSnapshot {
+    let ms = w.block_time_ms(b);
+    let chain = &w.chains[c];
+    let block = PinnedBlock {
+        chain_id: chain.vault.chain_id,
+        number: b,
+        hash: w.block_hash(c, b),
+    };
+    let members = w
+        .members
+        .iter()
+        .enumerate()
+        .map(|(m, member)| {
+            let record = MemberRecord {
+                recipient: Address::from_word(member.id),
+                home_chain_id: w.chains[member.home].vault.chain_id,
+                frozen_until: 0,
+                frozen: false,
+                next_seq: w.next_seq(m, ms),
+                cap: member.cap.saturating_to(),
+                deductible: 0,
+                coverage_limit: member.coverage_limit.saturating_to(),
+                coverage_window: member.coverage_window_s,
+                coverage_available: w.coverage_available(c, m, ms),
+            };
+            let solvency = (member.home == c).then(|| Solvency {
+                assets: U256::ZERO,
+                liabilities: w.gap(m, ms),
+                booked_draws: w.booked_draws(m, ms),
+            });
+            (member.id, MemberAt { record, solvency })
+        })
+        .collect();
+    let balance = w.balance(c, ms);
+    ChainSnapshot {
+        block,
+        timestamp: w.block_timestamp(b),
+        vault: VaultState {
+            block,
+            vault: chain.vault.address,
+            token: Address::ZERO,
+            balance,
+            limits: Limits::default(),
+            bucket_available: balance,
+            available_for_payout: balance,
+            paused: false,
+            paused_until: 0,
+            guardians: w.guardians.iter().copied().collect(),
+            threshold: w.threshold as u8,
+            pause_threshold: w.pause_threshold as u8,
+            guardian_set_index: 0,
+        },
+        members: Arc::new(members),
+        oracles: BTreeMap::new(),
+    }
+}
+
+/// The node's view, detectors and policy over the simulated world, with the defaults an
+/// operator's configuration gets (the chains' draw and leg deadlines are the world's).
+fn parts(w: &World, me: usize, settle_ms: u64) -> (NodeView, Detectors, Policy) {
+    let members: BTreeMap<B256, u64> = w
+        .members
+        .iter()
+        .map(|m| (m.id, w.chains[m.home].vault.chain_id))
+        .collect();
+    let view = NodeView::new(ViewConfig {
+        vaults: w
+            .chains
+            .iter()
+            .map(|c| (c.vault.chain_id, c.vault.address))
+            .collect(),
+        members: members
+            .iter()
+            .map(|(id, home)| {
+                let policy = MemberPolicy {
+                    home_chain_id: *home,
+                    local_cap: None,
+                };
+                (*id, policy)
+            })
+            .collect(),
+        dust: DUST,
+        draw_ttl_s: DRAW_TTL_S,
+        leg_ttl_s: LEG_TTL_S,
+        max_pin_age_s: DRAW_TTL_S,
+        settle_s: settle_ms.div_ceil(1000),
+        keep: 256,
+    });
+    let detectors = Detectors::new(DetectorConfig {
+        max_deviation_bps: 500,
+        max_staleness_s: 3_600,
+        outflow_drop_bps: 2_000,
+        outflow_window_blocks: 50,
+        depeg_bps: 200,
+        interval_ms: SIGNAL_INTERVAL_MS,
+        booking_timeout_ms: BOOKING_TIMEOUT_MS,
+        dust: DUST,
+        oracles: Vec::new(),
+        pool_oracles: BTreeMap::new(),
+        members: members.clone(),
+    });
+    let n = w.guardians.len();
+    let policy = Policy::new(PolicyConfig {
+        me,
+        n,
+        p: w.pause_threshold,
+        window_ms: SIGNAL_WINDOW_MS,
+        expiry_ms: SIGNAL_EXPIRY_MS,
+        contagion_members: 2,
+        origin_delay_ms: 3_000,
+        chains: w.chains.iter().map(|c| c.vault.chain_id).collect(),
+        members: members
+            .into_iter()
+            .map(|(id, home)| (id, (home, None)))
+            .collect(),
+    });
+    (view, detectors, policy)
+}
+
+impl<K: Kv> SimNode for WholeNode<K> {
+    type Kv = K;
+
+    fn start(setup: SetupArgs<K>, mut ctx: Ctx<'_>) -> Result<(Self, Vec<Output>), String> {
+        let me = usize::from(setup.config.me);
+        let settle_ms = setup.config.settle_ms;
+        let (view, detectors, policy) = parts(&ctx.world.borrow(), me, settle_ms);
+        let machine = Machine::restore(setup.config, view, setup.key, setup.store, ctx.now_ms)
+            .map_err(|e| format!("restore: {e}"))?
+            .with_signature_check(setup.checker);
+        let chain_count = ctx.world.borrow().chains.len();
+        let chains = (0..chain_count)
+            .map(|_| {
+                // About one chain in four goes dark for this node for a while before the heal.
+                let outage = ctx.rng.chance(250).then(|| {
+                    let from = ctx.rng.range(0, ctx.heal_ms.saturating_sub(1_000));
+                    (from, (from + ctx.rng.range(1_000, 12_000)).min(ctx.heal_ms))
+                });
+                ChainRead {
+                    ok_at: ctx.sim_ms,
+                    outage,
+                    ..ChainRead::default()
+                }
+            })
+            .collect();
+        // A restarted watcher starts at the current head: facts it missed come back through
+        // reconciliation.
+        let cursor = {
+            let w = ctx.world.borrow();
+            let head_ms = w.block_time_ms(w.confirmed_head(ctx.sim_ms));
+            w.facts.iter().take_while(|(at, _)| *at <= head_ms).count()
+        };
+        let mut node = Self {
+            core: NodeCore::new(machine, policy, detectors, ACTION_TTL_S),
+            chains,
+            cursor,
+        };
+        let actions = node.core.start(ctx.now_ms).map_err(|e| e.to_string())?;
+        let out = node.carry(&mut ctx, actions)?;
+        Ok((node, out))
+    }
+
+    fn handle(&mut self, mut ctx: Ctx<'_>, input: SimInput) -> Result<Vec<Output>, String> {
+        match input {
+            SimInput::Received { from, message } => {
+                let gossip = Input::Gossip {
+                    signer: usize::from(from),
+                    message,
+                };
+                self.input(&mut ctx, gossip)
+            }
+            SimInput::Tick => {
+                let mut out = self.read_chains(&mut ctx)?;
+                out.extend(self.input(&mut ctx, Input::PolicyTick)?);
+                out.extend(self.input(&mut ctx, Input::Tick)?);
+                Ok(out)
+            }
+            SimInput::Request { vault, action } => {
+                let actions = self
+                    .core
+                    .request(ctx.now_ms, vault, action)
+                    .map_err(|e| e.to_string())?;
+                self.carry(&mut ctx, actions)
+            }
+        }
+    }
+
+    fn requestable(action: &ThresholdAction) -> bool {
+        // Peers approve lifts; freezes and alerts only when their own breakers want them.
+        matches!(
+            action,
+            ThresholdAction::Unfreeze(_) | ThresholdAction::ClearAlert(_)
+        )
+    }
+
+    fn open_actions(&self) -> usize {
+        self.core.machine().open_actions()
+    }
+
+    fn open_incidents(&self) -> Vec<(IncidentKey, Attempt)> {
+        self.core.machine().open_incidents()
+    }
+
+    fn incident(&self, key: &IncidentKey) -> Option<&IncidentRecord> {
+        self.core.machine().incident(key)
+    }
+
+    fn payout(&self, member: &B256) -> Option<&Payout> {
+        self.core.machine().view().payout(member)
+    }
+
+    fn stats(&self) -> &Stats {
+        self.core.machine().stats()
+    }
+
+    fn refuses_unbooked(&self, key: &IncidentKey, now_ms: u64) -> bool {
+        let view = self.core.machine().view();
+        match view.compute(key, &view.pins(), now_ms) {
+            Err(ViewError::Refused(Refusal::NotBooked(_))) => true,
+            // The payout-not-booked breaker blocks the member (by a breaker of that kind, or
+            // this node's own signal of that kind).
+            Err(ViewError::Refused(Refusal::MemberBlocked(why))) => {
+                why.contains(BreakerKind::PayoutNotBooked.as_str())
+                    || why.contains(&format!("{:?}", SignalKind::PayoutNotBooked))
+            }
+            _ => false,
+        }
+    }
+}
