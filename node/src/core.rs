@@ -389,6 +389,11 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         self.wake
     }
 
+    /// The signals and breakers.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// The machine.
     pub fn machine(&self) -> &Machine<NodeView, S, K> {
         &self.machine

@@ -206,8 +206,11 @@ pub struct Policy {
     signals: BTreeMap<(SignalKind, B256), SignalEntry>,
     /// Latest trouble (ms) of each member.
     troubles: BTreeMap<B256, u64>,
-    /// Per chain, troubles before this (ms) were lifted.
-    contagion_lifted: BTreeMap<u64, u64>,
+    /// Per chain, the last operator lift of its contagion: troubles before it (ms) are
+    /// spent, and the members then in trouble are excused while their trouble goes on (their
+    /// gaps are what the lift lets the consortium cover; counting them again would re-trip
+    /// the breaker at their next observation).
+    contagion_lifted: BTreeMap<u64, (u64, BTreeSet<B256>)>,
     halted: BTreeSet<u64>,
     active: BTreeMap<BreakerId, Breaker>,
     history: Vec<Breaker>,
@@ -394,6 +397,17 @@ impl Policy {
         if !self.cfg.members.contains_key(&member) {
             return Vec::new();
         }
+        // Trouble after a lapse is fresh: a contagion lift no longer excuses it.
+        let window = self.cfg.window_ms;
+        if self
+            .troubles
+            .get(&member)
+            .is_none_or(|at| at.saturating_add(window) < now)
+        {
+            for (_, excused) in self.contagion_lifted.values_mut() {
+                excused.remove(&member);
+            }
+        }
         self.troubles.insert(member, now);
         self.evaluate(now)
     }
@@ -572,8 +586,9 @@ impl Policy {
             let Some(&(home, _)) = self.cfg.members.get(m) else {
                 continue;
             };
-            let lifted = self.contagion_lifted.get(&home).copied().unwrap_or(0);
-            if at >= lifted && at.saturating_add(self.cfg.window_ms) >= now {
+            let (lifted, excused) = self.lifted(home);
+            if at >= lifted && !excused.contains(m) && at.saturating_add(self.cfg.window_ms) >= now
+            {
                 by_chain.entry(home).or_default().insert(*m);
             }
         }
@@ -581,7 +596,7 @@ impl Policy {
             if b.id.kind == BreakerKind::Exploit {
                 for m in &b.blocked_members {
                     if let Some(&(home, _)) = self.cfg.members.get(m)
-                        && b.tripped_ms >= self.contagion_lifted.get(&home).copied().unwrap_or(0)
+                        && b.tripped_ms >= self.lifted(home).0
                     {
                         by_chain.entry(home).or_default().insert(*m);
                     }
@@ -602,8 +617,25 @@ impl Policy {
         out
     }
 
+    /// The last contagion lift on `chain`: when, and the members it excused.
+    fn lifted(&self, chain: u64) -> (u64, &BTreeSet<B256>) {
+        static NONE: BTreeSet<B256> = BTreeSet::new();
+        self.contagion_lifted
+            .get(&chain)
+            .map_or((0, &NONE), |(at, excused)| (*at, excused))
+    }
+
     fn evaluate(&mut self, now: u64) -> Vec<Output> {
         let mut out = Vec::new();
+        // A member excused by a contagion lift counts again once its trouble lapsed.
+        let (troubles, window) = (&self.troubles, self.cfg.window_ms);
+        for (_, excused) in self.contagion_lifted.values_mut() {
+            excused.retain(|m| {
+                troubles
+                    .get(m)
+                    .is_some_and(|at| at.saturating_add(window) >= now)
+            });
+        }
         // Contagion counts members of breakers tripped in this pass: two rounds suffice.
         for _ in 0..2 {
             for (id, cause) in self.triggers(now) {
@@ -756,7 +788,17 @@ impl Policy {
             if id.kind == BreakerKind::Contagion
                 && let Some(c) = self.chain_of(id.subject)
             {
-                self.contagion_lifted.insert(c, now);
+                let window = self.cfg.window_ms;
+                let excused = self
+                    .troubles
+                    .iter()
+                    .filter(|(m, at)| {
+                        at.saturating_add(window) >= now
+                            && self.cfg.members.get(*m).is_some_and(|(home, _)| *home == c)
+                    })
+                    .map(|(m, _)| *m)
+                    .collect();
+                self.contagion_lifted.insert(c, (now, excused));
             }
             if let Some(b) = self.active.get_mut(&id) {
                 for ((c, e), st) in b.effects.iter_mut() {
@@ -1088,6 +1130,24 @@ mod tests {
         assert_eq!(p.active().count(), 0);
         p.tick(T0 + WINDOW + 4);
         assert_eq!(p.active().count(), 0, "troubles before the lift are spent");
+        // The members whose gaps the lift lets the consortium cover stay in trouble until
+        // covered: they do not trip it again.
+        p.trouble(m(1), T0 + WINDOW + 5);
+        p.trouble(m(2), T0 + WINDOW + 6);
+        assert_eq!(
+            p.active().count(),
+            0,
+            "members in trouble at the lift are excused"
+        );
+        // Once their trouble lapsed, fresh trouble counts again.
+        let later = T0 + 3 * WINDOW;
+        p.trouble(m(1), later);
+        p.trouble(m(2), later + 1);
+        assert_eq!(
+            p.active().count(),
+            1,
+            "fresh trouble after the lapse trips it"
+        );
     }
 
     #[test]

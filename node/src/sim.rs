@@ -22,7 +22,7 @@
 //! declarations, no threshold action executed that no honest node or operator asked for,
 //! liveness after the heal), over the decisions of the real node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
@@ -44,7 +44,7 @@ use backstop_contracts::bindings::IBackstopVault::Limits;
 use backstop_types::{BreakerKind, SignalKind};
 
 use crate::chains::ChainInput;
-use crate::core::{Action, Input, NodeCore};
+use crate::core::{Action, AdminCommand, Input, NodeCore};
 use crate::detect::{DetectorConfig, Detectors};
 use crate::policy::{Policy, PolicyConfig, VaultFact};
 use crate::view::{ChainSnapshot, MemberAt, MemberPolicy, NodeView, ViewConfig};
@@ -95,6 +95,8 @@ pub struct WholeNode<K> {
     chains: Vec<ChainRead>,
     /// Facts of the world's log already read.
     cursor: usize,
+    /// Contagion breakers this node's operator lifted (chain subject, trip time).
+    lifted: BTreeSet<(B256, u64)>,
 }
 
 impl<K: Kv> WholeNode<K> {
@@ -177,6 +179,32 @@ impl<K: Kv> WholeNode<K> {
             .handle(ctx.now_ms, input)
             .map_err(|e| e.to_string())?;
         self.carry(ctx, actions)
+    }
+
+    /// The operator's answer to a contagion breaker once the faults are over: the members'
+    /// troubles are understood, their chain is lifted (the alert cleared on its vault), so
+    /// that their gaps can be covered. Without it a contagion holds their chain quarantined
+    /// for as long as their gaps stay uncovered, that is for ever.
+    fn lift_contagion(&mut self, ctx: &mut Ctx<'_>) -> Result<Vec<Output>, String> {
+        let tripped: Vec<(B256, u64)> = self
+            .core
+            .policy()
+            .active()
+            .filter(|b| b.id.kind == BreakerKind::Contagion)
+            .map(|b| (b.id.subject, b.tripped_ms))
+            .filter(|b| !self.lifted.contains(b))
+            .collect();
+        let mut out = Vec::new();
+        for (subject, tripped_ms) in tripped {
+            self.lifted.insert((subject, tripped_ms));
+            let chain_id =
+                u64::try_from(U256::from_be_bytes(subject.0)).map_err(|e| e.to_string())?;
+            let lift = AdminCommand::ClearAlert { chain_id, subject };
+            let (answer, actions) = self.core.admin(ctx.now_ms, lift);
+            answer.map_err(|e| format!("contagion lift refused: {e}"))?;
+            out.extend(self.carry(ctx, actions)?);
+        }
+        Ok(out)
     }
 
     /// Whether this node's read of chain `c` fails now.
@@ -575,6 +603,7 @@ impl<K: Kv> SimNode for WholeNode<K> {
             core: NodeCore::new(machine, policy, detectors, ACTION_TTL_S),
             chains,
             cursor,
+            lifted: BTreeSet::new(),
         };
         let actions = node.core.start(ctx.now_ms).map_err(|e| e.to_string())?;
         let out = node.carry(&mut ctx, actions)?;
@@ -594,6 +623,9 @@ impl<K: Kv> SimNode for WholeNode<K> {
                 let mut out = self.read_chains(&mut ctx)?;
                 out.extend(self.input(&mut ctx, Input::PolicyTick)?);
                 out.extend(self.input(&mut ctx, Input::Tick)?);
+                if ctx.sim_ms >= ctx.heal_ms {
+                    out.extend(self.lift_contagion(&mut ctx)?);
+                }
                 Ok(out)
             }
             SimInput::Request { vault, action } => {

@@ -28,9 +28,6 @@
 //!   is left of it on the paying vault (`coverageAvailable` at the pinned blocks);
 //! - a remote vault that is quarantined, paused, halted, or where the member is unknown or
 //!   frozen gets no leg;
-//! - a chain a breaker quarantines (contagion, depeg, a chain-halt signal) pays no leg but
-//!   stays pinned, so its own members' draws still register there, paid by the other vaults;
-//!   a chain this node sees halted is not pinned, and its members get no draw;
 //! - memory is bounded: at most `keep` snapshots per chain.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -370,9 +367,7 @@ impl NodeView {
             .iter()
             .find(|s| s.block.chain_id == policy.home_chain_id)
             .ok_or(ViewError::Refused(Refusal::HomeNotPinned))?;
-        // A halted home cannot register the draw. A home a breaker quarantines (contagion,
-        // depeg) still does, and pays no leg: the allocation skips it as a source of funds.
-        if self.quarantined.contains(&policy.home_chain_id) {
+        if self.is_quarantined(&policy.home_chain_id) {
             return Err(Refusal::HomeQuarantined.into());
         }
         if let Some(why) = self.breakers.blocked.get(&key.member) {
@@ -476,13 +471,12 @@ impl NodeView {
     }
 
     /// The blocks a proposer pins now: the newest snapshot of every configured chain that
-    /// is not halted, ascending chain id (a chain a breaker quarantines is pinned, so that
-    /// its members' draws can register there, and gets no leg).
+    /// is not quarantined, ascending chain id.
     pub fn pins(&self) -> Vec<PinnedBlock> {
         self.cfg
             .vaults
             .keys()
-            .filter(|c| !self.quarantined.contains(c))
+            .filter(|c| !self.is_quarantined(c))
             .filter_map(|c| self.latest.get(c).copied())
             .collect()
     }
@@ -1008,19 +1002,12 @@ pub(crate) mod tests {
         state.blocked.clear();
         state.quarantined.insert(HOME);
         v.set_breakers(state.clone());
-        // A breaker's quarantine of the home chain: still pinned (the draw registers there),
-        // but it pays nothing; the remote vaults pay the draw.
-        assert!(v.pins().iter().any(|p| p.chain_id == HOME));
-        let remote = v.compute(&key(), &pins, now).unwrap().draw;
-        assert!(remote.legs.iter().all(|l| l.chainId != HOME), "{remote:?}");
-        assert_eq!(remote.amount, full.draw.amount);
-        assert_eq!(v.quarantined(), [HOME].into());
-        // A halted home is neither pinned nor registers a draw.
-        v.set_quarantined(HOME, true);
+        assert!(
+            v.compute(&key(), &pins, now).is_err(),
+            "home chain quarantined"
+        );
         assert!(!v.pins().iter().any(|p| p.chain_id == HOME));
-        let err = v.compute(&key(), &pins, now).unwrap_err().to_string();
-        assert!(err.contains("home chain halted"), "{err}");
-        v.set_quarantined(HOME, false);
+        assert_eq!(v.quarantined(), [HOME].into());
 
         // Emergencies: signed only when a tripped breaker wants them (an alert up to the
         // wanted level); lifts unless this node still asserts the condition.

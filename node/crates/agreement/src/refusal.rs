@@ -36,10 +36,8 @@ pub enum Refusal {
     /// The member's home chain is not pinned (or not the one the calling code expects).
     #[error("home chain not pinned")]
     HomeNotPinned,
-    /// The member's home chain halted (no new head on this node's endpoints): a draw cannot
-    /// be registered there. (A home a breaker quarantines still registers draws, and pays no
-    /// leg.)
-    #[error("home chain halted")]
+    /// The member's home chain is quarantined by a breaker.
+    #[error("home chain quarantined")]
     HomeQuarantined,
     /// A breaker blocks the member.
     #[error("member blocked: {0}")]
