@@ -323,10 +323,15 @@ impl Policy {
         BreakerState {
             blocked: self.blocked_members(now),
             quarantined: self.quarantined(),
+            // An effect executed already is not signed again: a byzantine node would
+            // otherwise have any number of freezes (new ids) executed on the honest
+            // submitters' gas while the breaker stands.
             wanted: self
                 .active
                 .values()
-                .flat_map(|b| b.effects.keys().copied())
+                .flat_map(|b| b.effects.iter())
+                .filter(|(_, st)| st.status == EffectStatus::Pending)
+                .map(|(k, _)| *k)
                 .collect(),
             held: self.held(holding),
         }

@@ -431,6 +431,7 @@ fn restore_machine(
         max_pin_age_s: params.agreement.draw_ttl_s.min(300),
         settle_s: (params.agreement.settle.as_millis() as u64).div_ceil(1000),
         keep: 256,
+        action_ttl_s: params.agreement.action_ttl_s,
     });
     let machine = Machine::restore(
         mcfg,

@@ -535,6 +535,7 @@ fn parts(w: &World, me: usize, settle_ms: u64) -> (NodeView, Detectors, Policy) 
         max_pin_age_s: DRAW_TTL_S,
         settle_s: settle_ms.div_ceil(1000),
         keep: 256,
+        action_ttl_s: ACTION_TTL_S,
     });
     let detectors = Detectors::new(DetectorConfig {
         max_deviation_bps: 500,
@@ -638,12 +639,11 @@ impl<K: Kv> SimNode for WholeNode<K> {
         }
     }
 
-    fn requestable(action: &ThresholdAction) -> bool {
-        // Peers approve lifts; freezes and alerts only when their own breakers want them.
-        matches!(
-            action,
-            ThresholdAction::Unfreeze(_) | ThresholdAction::ClearAlert(_)
-        )
+    fn requestable(_: &ThresholdAction) -> bool {
+        // Peers approve an operator's lift (not freezes and alerts: only their own breakers
+        // want those), with a deadline no further than a node sets: the simulation's lift is
+        // made so (the operators' alert clearings are the contagion lifts).
+        false
     }
 
     fn open_actions(&self) -> usize {

@@ -45,6 +45,9 @@ use backstop_contracts::eip712::{Draw, VaultId};
 
 use backstop_types::Effect;
 
+/// Clock skew allowed between nodes on a threshold action's deadline (s).
+pub const ACTION_CLOCK_SLACK_S: u64 = 300;
+
 /// A member as one vault knows it at one block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberAt {
@@ -106,7 +109,8 @@ pub struct BreakerState {
     pub blocked: BTreeMap<B256, String>,
     /// Chains allocations skip by policy.
     pub quarantined: BTreeSet<u64>,
-    /// Emergency effects this node signs on request, by chain.
+    /// Emergency effects this node signs on request, by chain (those of its tripped
+    /// breakers not executed yet).
     pub wanted: BTreeSet<(u64, Effect)>,
     /// Subjects (members, alert subjects) whose lift this node refuses, and why.
     pub held: BTreeMap<B256, String>,
@@ -141,6 +145,9 @@ pub struct ViewConfig {
     pub settle_s: u64,
     /// Snapshots kept per chain.
     pub keep: usize,
+    /// Lifetime of the threshold actions nodes ask for (s): the furthest deadline this node
+    /// signs is this from now, plus [`ACTION_CLOCK_SLACK_S`].
+    pub action_ttl_s: u64,
 }
 
 /// The computed draw with what it leaves uncovered.
@@ -166,7 +173,6 @@ pub struct NodeView {
     quarantined: BTreeSet<u64>,
     breakers: BreakerState,
     approvals: BTreeMap<(VaultId, B256), ThresholdAction>,
-    lift_ttl_s: u64,
 }
 
 impl NodeView {
@@ -181,7 +187,6 @@ impl NodeView {
             quarantined: BTreeSet::new(),
             breakers: BreakerState::default(),
             approvals: BTreeMap::new(),
-            lift_ttl_s: 24 * 3600,
         }
     }
 
@@ -534,7 +539,11 @@ impl StateView for NodeView {
         if self.approvals.get(&(*vault, action.id())) == Some(action) {
             return Ok(());
         }
-        if action.deadline() > now_ms / 1000 + self.lift_ttl_s {
+        // No node sets a deadline further than the consortium's action lifetime (plus the
+        // clock skew between nodes): a further one is a peer's attempt to keep this node
+        // tracking (and rebroadcasting) an action for longer.
+        let bound = self.cfg.action_ttl_s.saturating_add(ACTION_CLOCK_SLACK_S);
+        if action.deadline() > (now_ms / 1000).saturating_add(bound) {
             return Err(Refusal::DeadlineTooFar.into());
         }
         let wanted = |effect: Effect| {
@@ -605,6 +614,7 @@ pub(crate) mod tests {
             max_pin_age_s: 120,
             settle_s: 0,
             keep: 4,
+            action_ttl_s: 3_600,
         }
     }
 

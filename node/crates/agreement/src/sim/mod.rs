@@ -572,14 +572,15 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
                 }),
             };
             // A node whose view approves only its own breakers' emergency effects is asked
-            // for a lift instead (its peers approve lifts nothing holds).
+            // for a lift instead (its peers approve lifts nothing holds, with a deadline no
+            // further than a node would set).
             let action = if N::requestable(&action) {
                 action
             } else {
                 ThresholdAction::Unfreeze(UnfreezeMember {
                     member: keccak256([0xee, c as u8]),
                     id,
-                    deadline: chain::GENESIS_S + 10_000,
+                    deadline: chain::GENESIS_S + heal_at / 1000 + 300,
                 })
             };
             sim.world
