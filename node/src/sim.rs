@@ -30,7 +30,7 @@ use alloy::signers::local::PrivateKeySigner;
 use backstop_agreement::booking::Payout;
 use backstop_agreement::kv::Kv;
 use backstop_agreement::machine::{Output, Stats, ViewError};
-use backstop_agreement::sim::MemoryDisk;
+use backstop_agreement::sim::LossyDisk;
 use backstop_agreement::sim::chain::{DRAW_TTL_S, DUST, Fact, LEG_TTL_S, World};
 use backstop_agreement::sim::node::{Ctx, SetupArgs, SimInput, SimNode};
 pub use backstop_agreement::sim::{SimFailure, SimReport as Report};
@@ -66,9 +66,10 @@ const ACTION_TTL_S: u64 = 120;
 /// Time a covered member's books get to declare the payout booked (ms).
 const BOOKING_TIMEOUT_MS: u64 = 60_000;
 
-/// Runs `seed` with the whole node core on every simulated node.
+/// Runs `seed` with the whole node core on every simulated node, on stores that lose their
+/// unsynced writes at a crash.
 pub fn run(seed: u64) -> Result<Report, SimFailure> {
-    backstop_agreement::sim::run_nodes::<MemoryDisk, WholeNode<_>>(seed, MemoryDisk::default())
+    backstop_agreement::sim::run_nodes::<LossyDisk, WholeNode<_>>(seed, LossyDisk::default())
 }
 
 /// Runs seeds `first..first + count` on `threads` threads; reports and failures by seed.

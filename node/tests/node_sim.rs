@@ -2,7 +2,9 @@
 //! each checking the safety invariants and liveness after the heal over the real node core.
 //!
 //! `BACKSTOP_NODE_SIM_SEED=<n>` replays one seed alone; `BACKSTOP_NODE_SIM_SEEDS=<count>`
-//! and `BACKSTOP_NODE_SIM_FIRST=<n>` change the range run by `many_seeds_hold_the_invariants`.
+//! and `BACKSTOP_NODE_SIM_FIRST=<n>` change the range run by `node_simulation_holds_the_invariants`
+//! (`testnet/test` runs it apart, with its output). A soak:
+//! `BACKSTOP_NODE_SIM_SEEDS=100000 cargo test --release -p backstop-node --test node_sim -- --nocapture`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use backstop_node::sim;
@@ -12,7 +14,7 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 #[test]
-fn many_seeds_hold_the_invariants() {
+fn node_simulation_holds_the_invariants() {
     if let Some(seed) = env_u64("BACKSTOP_NODE_SIM_SEED") {
         match sim::run(seed) {
             Ok(r) => {
@@ -38,12 +40,14 @@ fn many_seeds_hold_the_invariants() {
     }
     let sum = |f: &dyn Fn(&sim::Report) -> usize| reports.iter().map(f).sum::<usize>();
     println!(
-        "{} seeds ran in {:.1} s: {} with byzantine nodes, {} with crashes; {} draws \
-         registered, {} legs paid, {} threshold actions executed, {} transactions reverted",
+        "{} seeds ran in {:.1} s: {} with byzantine nodes, {} with crashes ({} lost unsynced \
+         writes); {} draws registered, {} legs paid, {} threshold actions executed, {} \
+         transactions reverted",
         reports.len() + failures.len(),
         started.elapsed().as_secs_f64(),
         reports.iter().filter(|r| r.byzantine > 0).count(),
         reports.iter().filter(|r| r.crashes > 0).count(),
+        reports.iter().filter(|r| r.lost_writes > 0).count(),
         sum(&|r| r.registered),
         sum(&|r| r.legs_paid),
         sum(&|r| r.actions_executed),
@@ -59,6 +63,12 @@ fn many_seeds_hold_the_invariants() {
         sum(&|r| r.registered) > 0,
         "no draw was registered in {count} seeds"
     );
+    if count >= 200 {
+        assert!(
+            reports.iter().any(|r| r.lost_writes > 0),
+            "no crash lost an unsynced write"
+        );
+    }
     println!("node simulation: {count} seeds");
 }
 

@@ -70,6 +70,7 @@ use rng::Rng;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 /// Virtual time allowed after the heal for everything to settle.
 pub const LIVENESS_BOUND_MS: u64 = 600_000;
@@ -82,6 +83,10 @@ pub trait Disk {
     type Kv: Kv;
     /// Opens node `node`'s store (the previous handle has been dropped).
     fn open(&mut self, node: usize) -> Result<Self::Kv, KvError>;
+    /// Writes crashes lost so far (none where a crash keeps every write).
+    fn lost_writes(&self) -> u64 {
+        0
+    }
 }
 
 /// Stores in memory; a crash keeps them (they model the disk).
@@ -94,6 +99,87 @@ impl Disk for MemoryDisk {
     type Kv = MemoryKv;
     fn open(&mut self, node: usize) -> Result<MemoryKv, KvError> {
         Ok(self.kvs.entry(node).or_default().clone())
+    }
+}
+
+/// Stores in memory that lose, at a crash, every write not made durable: an unsynced write
+/// reaches "the disk" only with the next synced one (a power cut, not a process exit). What
+/// the sign-guard records before a signature leaves is synced, so no crash may let a node
+/// sign a second digest for one key.
+#[derive(Default, Debug)]
+pub struct LossyDisk {
+    disks: BTreeMap<usize, Arc<Mutex<LossyInner>>>,
+}
+
+#[derive(Default, Debug)]
+struct LossyInner {
+    durable: MemoryKv,
+    pending: Vec<crate::kv::WriteBatch>,
+    lost: u64,
+}
+
+/// A node's handle on a [`LossyDisk`]: reads see every write, the disk keeps the synced
+/// ones and those before them.
+#[derive(Debug)]
+pub struct LossyKv {
+    live: MemoryKv,
+    disk: Arc<Mutex<LossyInner>>,
+}
+
+impl Kv for LossyKv {
+    fn get(&self, cf: crate::kv::Cf, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.live.get(cf, key)
+    }
+
+    fn write(&mut self, batch: crate::kv::WriteBatch, sync: bool) -> Result<(), KvError> {
+        self.live.write(batch.clone(), sync)?;
+        let mut disk = self
+            .disk
+            .lock()
+            .map_err(|_| KvError("lossy disk lock poisoned".into()))?;
+        disk.pending.push(batch);
+        if sync {
+            let pending = std::mem::take(&mut disk.pending);
+            for b in pending {
+                disk.durable.write(b, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan(&self, cf: crate::kv::Cf) -> Result<crate::kv::Entries, KvError> {
+        self.live.scan(cf)
+    }
+}
+
+impl Disk for LossyDisk {
+    type Kv = LossyKv;
+
+    fn lost_writes(&self) -> u64 {
+        self.disks
+            .values()
+            .filter_map(|d| d.lock().ok().map(|d| d.lost))
+            .sum()
+    }
+
+    fn open(&mut self, node: usize) -> Result<LossyKv, KvError> {
+        let disk = self.disks.entry(node).or_default().clone();
+        let mut inner = disk
+            .lock()
+            .map_err(|_| KvError("lossy disk lock poisoned".into()))?;
+        // The crash lost what was not synced; the process starts from what the disk kept.
+        inner.lost += inner.pending.len() as u64;
+        inner.pending.clear();
+        let mut copy = crate::kv::WriteBatch::default();
+        for cf in crate::kv::Cf::ALL {
+            for (k, v) in inner.durable.scan(cf)? {
+                copy.put(cf, k, v);
+            }
+        }
+        let mut live = MemoryKv::new();
+        live.write(copy, true)?;
+        drop(inner);
+        Ok(LossyKv { live, disk })
     }
 }
 
@@ -139,6 +225,8 @@ pub struct SimReport {
     pub byzantine: usize,
     /// Crashes of honest nodes.
     pub crashes: usize,
+    /// Store writes the crashes lost (not synced yet).
+    pub lost_writes: u64,
     /// Keccak of the ordered event log.
     pub trace_hash: B256,
     /// Events processed.
@@ -1558,6 +1646,7 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
             n: self.nodes.len(),
             byzantine: self.nodes.iter().filter(|n| n.byz.is_some()).count(),
             crashes: self.crashes,
+            lost_writes: self.disk.lost_writes(),
             trace_hash,
             events: self.events,
             registered: w.chains.iter().map(|c| c.registered.len()).sum(),
