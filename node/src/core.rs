@@ -38,7 +38,7 @@ use crate::chains::{ChainInput, FetchSet};
 use crate::clock::{ClockCheck, ClockReport, Skew};
 use crate::detect::{Assertion, Detectors};
 use crate::journal::{Change, Journal};
-use crate::policy::{Breaker, Output as PolicyOutput, Policy, SignalEntry};
+use crate::policy::{Breaker, Output as PolicyOutput, Policy, SignalEntry, VaultFact};
 use crate::view::{ChainSnapshot, NodeView};
 
 /// Most pinned blocks being fetched at once for proposals.
@@ -766,22 +766,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 draw,
                 tx_hash,
                 block,
-            } => {
-                let home = StateView::home_vault(self.machine.view(), &key.member);
-                if let Some(home) = home
-                    && let Some(c) = self
-                        .journal
-                        .registered(key, draw_hash, &draw, home, tx_hash, block, self.now)
-                {
-                    self.notice_incident(c);
-                }
-                self.feed(Event::DrawRegistered {
-                    key,
-                    draw_hash,
-                    draw,
-                    finalized: true,
-                })?;
-            }
+            } => self.on_registered(key, draw_hash, draw, tx_hash, block)?,
             ChainInput::LegPaid {
                 draw_hash,
                 vault,
@@ -802,19 +787,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 what,
                 fact,
                 tx_hash,
-            } => {
-                self.notice_text(format!(
-                    "{what} {id} executed on chain {} in {tx_hash}",
-                    vault.chain_id
-                ));
-                self.feed(Event::ActionExecuted { vault, id })?;
-                if let Some(fact) = fact {
-                    let out = self
-                        .policy
-                        .vault_fact(vault.chain_id, fact, tx_hash, self.now);
-                    self.apply_policy(out)?;
-                }
-            }
+            } => self.on_action_executed(vault, id, what, fact, tx_hash)?,
             ChainInput::Head { chain_id, number } => {
                 let st = self.status.entry(chain_id).or_default();
                 st.head = st.head.max(number);
@@ -828,6 +801,52 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 }
             }
             ChainInput::Halted { chain_id, halted } => self.on_halted(chain_id, halted)?,
+        }
+        Ok(())
+    }
+
+    fn on_registered(
+        &mut self,
+        key: IncidentKey,
+        draw_hash: B256,
+        draw: Draw,
+        tx_hash: B256,
+        block: u64,
+    ) -> Result<(), CoreError> {
+        let home = StateView::home_vault(self.machine.view(), &key.member);
+        if let Some(home) = home
+            && let Some(c) = self
+                .journal
+                .registered(key, draw_hash, &draw, home, tx_hash, block, self.now)
+        {
+            self.notice_incident(c);
+        }
+        self.feed(Event::DrawRegistered {
+            key,
+            draw_hash,
+            draw,
+            finalized: true,
+        })
+    }
+
+    fn on_action_executed(
+        &mut self,
+        vault: VaultId,
+        id: B256,
+        what: &'static str,
+        fact: Option<VaultFact>,
+        tx_hash: B256,
+    ) -> Result<(), CoreError> {
+        self.notice_text(format!(
+            "{what} {id} executed on chain {} in {tx_hash}",
+            vault.chain_id
+        ));
+        self.feed(Event::ActionExecuted { vault, id })?;
+        if let Some(fact) = fact {
+            let out = self
+                .policy
+                .vault_fact(vault.chain_id, fact, tx_hash, self.now);
+            self.apply_policy(out)?;
         }
         Ok(())
     }

@@ -90,6 +90,16 @@ struct ChainRead {
     outage: Option<(u64, u64)>,
 }
 
+/// What the simulation does with one of the core's actions.
+enum Step {
+    /// It leaves the node (gossip, a certificate).
+    Out(Output),
+    /// The chains answer it at once.
+    Answer(Input),
+    /// Nothing the simulation checks.
+    Nothing,
+}
+
 /// The whole node core as a simulated node.
 pub struct WholeNode<K> {
     core: NodeCore<PrivateKeySigner, K>,
@@ -102,76 +112,80 @@ pub struct WholeNode<K> {
 
 impl<K: Kv> WholeNode<K> {
     /// The core's actions as the simulation carries them: gossip and certificates go out;
-    /// block fetches and reconciliations are answered from the chains at once.
+    /// block fetches, reconciliations and action checks are answered from the chains at
+    /// once, and the answers fed back.
     fn carry(&mut self, ctx: &mut Ctx<'_>, actions: Vec<Action>) -> Result<Vec<Output>, String> {
         let mut out = Vec::new();
         let mut pending = std::collections::VecDeque::from(actions);
         while let Some(action) = pending.pop_front() {
-            let input = match action {
-                Action::Publish(m) => {
-                    out.push(Output::Broadcast(m));
-                    continue;
+            match self.step(ctx, action) {
+                Step::Out(o) => out.push(o),
+                Step::Answer(input) => {
+                    let more = self
+                        .core
+                        .handle(ctx.now_ms, input)
+                        .map_err(|e| e.to_string())?;
+                    pending.extend(more);
                 }
-                Action::Submit(cert) => {
-                    // The submitter's check before sending: what is done on chain is not
-                    // sent again.
-                    let Some(done) = done_on_chain(&ctx.world.borrow(), ctx.sim_ms, &cert) else {
-                        out.push(Output::Submit(cert));
-                        continue;
-                    };
-                    Input::Submitted {
-                        subject: cert.subject,
-                        result: Ok(SubmitOutcome::AlreadyDone(done)),
-                    }
-                }
-                Action::Notice(_) | Action::CatchUp { .. } => continue,
-                Action::Fetch {
-                    from,
-                    message,
-                    blocks,
-                } => {
-                    let results = blocks
-                        .into_iter()
-                        .map(|b| (b, self.fetch(ctx, b)))
-                        .collect();
-                    Input::Fetched {
-                        from,
-                        message,
-                        results,
-                    }
-                }
-                Action::CheckAction { vault, id } => {
-                    let w = ctx.world.borrow();
-                    let head_ms = w.block_time_ms(w.confirmed_head(ctx.sim_ms));
-                    let used = w
-                        .chain_index(vault.chain_id)
-                        .and_then(|c| w.chains[c].actions.get(&id))
-                        .is_some_and(|at| *at <= head_ms);
-                    Input::ActionChecked {
-                        vault,
-                        id,
-                        result: Ok(used),
-                    }
-                }
-                Action::Reconcile {
-                    key, home_chain_id, ..
-                } => Input::Reconciled {
-                    key,
-                    result: Ok(reconcile(
-                        &ctx.world.borrow(),
-                        ctx.sim_ms,
-                        key,
-                        home_chain_id,
-                    )),
-                },
-            };
-            let more = self
-                .core
-                .handle(ctx.now_ms, input)
-                .map_err(|e| e.to_string())?;
-            pending.extend(more);
+                Step::Nothing => {}
+            }
         }
         Ok(out)
+    }
+
+    /// What one of the core's actions comes to.
+    fn step(&self, ctx: &mut Ctx<'_>, action: Action) -> Step {
+        match action {
+            Action::Publish(m) => Step::Out(Output::Broadcast(m)),
+            // The submitter's check before sending: what is done on chain is not sent again.
+            Action::Submit(cert) => match done_on_chain(&ctx.world.borrow(), ctx.sim_ms, &cert) {
+                None => Step::Out(Output::Submit(cert)),
+                Some(done) => Step::Answer(Input::Submitted {
+                    subject: cert.subject,
+                    result: Ok(SubmitOutcome::AlreadyDone(done)),
+                }),
+            },
+            Action::Notice(_) | Action::CatchUp { .. } => Step::Nothing,
+            Action::Fetch {
+                from,
+                message,
+                blocks,
+            } => {
+                let results = blocks
+                    .into_iter()
+                    .map(|b| (b, self.fetch(ctx, b)))
+                    .collect();
+                Step::Answer(Input::Fetched {
+                    from,
+                    message,
+                    results,
+                })
+            }
+            Action::CheckAction { vault, id } => {
+                let w = ctx.world.borrow();
+                let head_ms = w.block_time_ms(w.confirmed_head(ctx.sim_ms));
+                let used = w
+                    .chain_index(vault.chain_id)
+                    .and_then(|c| w.chains[c].actions.get(&id))
+                    .is_some_and(|at| *at <= head_ms);
+                Step::Answer(Input::ActionChecked {
+                    vault,
+                    id,
+                    result: Ok(used),
+                })
+            }
+            Action::Reconcile {
+                key, home_chain_id, ..
+            } => Step::Answer(Input::Reconciled {
+                key,
+                result: Ok(reconcile(
+                    &ctx.world.borrow(),
+                    ctx.sim_ms,
+                    key,
+                    home_chain_id,
+                )),
+            }),
+        }
     }
 
     fn input(&mut self, ctx: &mut Ctx<'_>, input: Input) -> Result<Vec<Output>, String> {
@@ -514,7 +528,40 @@ fn parts(w: &World, me: usize, settle_ms: u64) -> (NodeView, Detectors, Policy) 
         .iter()
         .map(|m| (m.id, w.chains[m.home].vault.chain_id))
         .collect();
-    let view = NodeView::new(ViewConfig {
+    let view = NodeView::new(view_config(w, &members, settle_ms));
+    let detectors = Detectors::new(DetectorConfig {
+        max_deviation_bps: 500,
+        max_staleness_s: 3_600,
+        outflow_drop_bps: 2_000,
+        outflow_window_blocks: 50,
+        depeg_bps: 200,
+        interval_ms: SIGNAL_INTERVAL_MS,
+        booking_timeout_ms: BOOKING_TIMEOUT_MS,
+        dust: DUST,
+        oracles: Vec::new(),
+        pool_oracles: BTreeMap::new(),
+        members: members.clone(),
+    });
+    let policy = Policy::new(PolicyConfig {
+        me,
+        n: w.guardians.len(),
+        p: w.pause_threshold,
+        window_ms: SIGNAL_WINDOW_MS,
+        expiry_ms: SIGNAL_EXPIRY_MS,
+        contagion_members: 2,
+        origin_delay_ms: 3_000,
+        chains: w.chains.iter().map(|c| c.vault.chain_id).collect(),
+        members: members
+            .into_iter()
+            .map(|(id, home)| (id, (home, None)))
+            .collect(),
+    });
+    (view, detectors, policy)
+}
+
+/// The view's configuration: the world's vaults and members (by home chain).
+fn view_config(w: &World, members: &BTreeMap<B256, u64>, settle_ms: u64) -> ViewConfig {
+    ViewConfig {
         vaults: w
             .chains
             .iter()
@@ -537,36 +584,7 @@ fn parts(w: &World, me: usize, settle_ms: u64) -> (NodeView, Detectors, Policy) 
         settle_s: settle_ms.div_ceil(1000),
         keep: 256,
         action_ttl_s: ACTION_TTL_S,
-    });
-    let detectors = Detectors::new(DetectorConfig {
-        max_deviation_bps: 500,
-        max_staleness_s: 3_600,
-        outflow_drop_bps: 2_000,
-        outflow_window_blocks: 50,
-        depeg_bps: 200,
-        interval_ms: SIGNAL_INTERVAL_MS,
-        booking_timeout_ms: BOOKING_TIMEOUT_MS,
-        dust: DUST,
-        oracles: Vec::new(),
-        pool_oracles: BTreeMap::new(),
-        members: members.clone(),
-    });
-    let n = w.guardians.len();
-    let policy = Policy::new(PolicyConfig {
-        me,
-        n,
-        p: w.pause_threshold,
-        window_ms: SIGNAL_WINDOW_MS,
-        expiry_ms: SIGNAL_EXPIRY_MS,
-        contagion_members: 2,
-        origin_delay_ms: 3_000,
-        chains: w.chains.iter().map(|c| c.vault.chain_id).collect(),
-        members: members
-            .into_iter()
-            .map(|(id, home)| (id, (home, None)))
-            .collect(),
-    });
-    (view, detectors, policy)
+    }
 }
 
 impl<K: Kv> SimNode for WholeNode<K> {

@@ -10,7 +10,7 @@ use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::VaultId;
 
-use super::chain::{Fact, SimView, WorldRef};
+use super::chain::{Fact, SimView, World, WorldRef};
 use super::rng::Rng;
 use crate::booking::Payout;
 use crate::kv::Kv;
@@ -158,24 +158,28 @@ impl<K: Kv> MachineNode<K> {
             });
             self.final_cursor += 1;
         }
-        // Observations at the confirmed head.
-        let head = w.confirmed_head(sim_ms);
-        let ms = w.block_time_ms(head);
-        for (m, member) in w.members.iter().enumerate() {
-            out.push(Event::Observed(GapObservation {
-                key: IncidentKey {
-                    member: member.id,
-                    seq: w.next_seq(m, ms),
-                },
-                home_chain_id: w.chains[member.home].vault.chain_id,
-                block_number: head,
-                block_hash: w.block_hash(member.home, head),
-                assets: U256::ZERO,
-                liabilities: w.gap(m, ms),
-            }));
-        }
+        out.extend(observations(&w, sim_ms));
         out
     }
+}
+
+/// Every member's gap at the confirmed head of its home chain.
+fn observations(w: &World, sim_ms: u64) -> impl Iterator<Item = Event> + '_ {
+    let head = w.confirmed_head(sim_ms);
+    let ms = w.block_time_ms(head);
+    w.members.iter().enumerate().map(move |(m, member)| {
+        Event::Observed(GapObservation {
+            key: IncidentKey {
+                member: member.id,
+                seq: w.next_seq(m, ms),
+            },
+            home_chain_id: w.chains[member.home].vault.chain_id,
+            block_number: head,
+            block_hash: w.block_hash(member.home, head),
+            assets: U256::ZERO,
+            liabilities: w.gap(m, ms),
+        })
+    })
 }
 
 impl<K: Kv> SimNode for MachineNode<K> {
