@@ -53,6 +53,16 @@ fn node_simulation_holds_the_invariants() {
         sum(&|r| r.actions_executed),
         sum(&|r| r.txs_reverted),
     );
+    // Runs in which each breaker effect (and lift) executed, and each fault occurred.
+    let mut tally: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
+    for r in &reports {
+        for (name, n) in &r.tally {
+            let e = tally.entry(name).or_default();
+            e.0 += usize::from(*n > 0);
+            e.1 += n;
+        }
+    }
+    println!("runs (total) with: {tally:?}");
     assert!(
         failures.is_empty(),
         "{} of {count} seeds failed; first: {}",
@@ -68,6 +78,21 @@ fn node_simulation_holds_the_invariants() {
             reports.iter().any(|r| r.lost_writes > 0),
             "no crash lost an unsynced write"
         );
+        // Every row of the recovery table the simulation can reach acts somewhere.
+        for name in [
+            "feed faults",
+            "member alerts",
+            "freezes",
+            "chain alerts",
+            "contagion alerts",
+            "alerts cleared",
+            "unfreezes",
+        ] {
+            assert!(
+                tally.get(name).is_some_and(|t| t.0 > 0),
+                "no run with {name}: {tally:?}"
+            );
+        }
     }
     println!("node simulation: {count} seeds");
 }

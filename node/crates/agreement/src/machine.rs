@@ -519,6 +519,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 c.sigs.insert(sig.signer, sig);
             }
         }
+        m.resign_lost()?;
         for c in snapshot.certificates {
             if let Some(col) = m.collectors.get_mut(&c.digest) {
                 col.certified = true;
@@ -552,6 +553,31 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             "agreement state restored"
         );
         Ok(m)
+    }
+
+    /// Signs again what the sign-guard says this node signed, where the signature itself is
+    /// gone: the guard's record is synced before a signature leaves, the attestation record
+    /// after it is not, so a power cut between them loses the signature while peers may
+    /// have it. Without this, an action or draw whose quorum needs this node's signature
+    /// would wait for it until its deadline. The digest is the recorded one, so the
+    /// sign-guard's rule holds; the signature is the same (deterministic signing).
+    fn resign_lost(&mut self) -> Result<(), MachineError> {
+        for (_, digest) in self.store.guard_entries()? {
+            let lost = self
+                .collectors
+                .get(&digest)
+                .is_some_and(|c| !c.sigs.contains_key(&self.me_guardian));
+            if !lost {
+                continue;
+            }
+            let sig = self.signer.sign(digest)?;
+            self.store.put_attestation(digest, &sig)?;
+            if let Some(c) = self.collectors.get_mut(&digest) {
+                c.sigs.insert(sig.signer, sig);
+            }
+            info!(%digest, "signature lost with unsynced writes made again");
+        }
+        Ok(())
     }
 
     /// Replaces the signature check (the simulation shares a memo of verified signatures

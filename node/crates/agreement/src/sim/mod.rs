@@ -227,6 +227,8 @@ pub struct SimReport {
     pub crashes: usize,
     /// Store writes the crashes lost (not synced yet).
     pub lost_writes: u64,
+    /// What the kind of node counts of its run ([`node::SimNode::tally`]).
+    pub tally: Vec<(&'static str, u64)>,
     /// Keccak of the ordered event log.
     pub trace_hash: B256,
     /// Events processed.
@@ -1253,6 +1255,7 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
     fn check_safety(&self) -> Result<(), SimFailure> {
         let w = self.world.borrow();
         let seed = self.seed;
+        N::check_world(&w, self.heal_at).map_err(|e| fail(seed, e))?;
         let mut registered: BTreeMap<B256, (IncidentKey, backstop_contracts::eip712::Draw)> =
             BTreeMap::new();
         let mut keys = BTreeSet::new();
@@ -1647,6 +1650,7 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
             byzantine: self.nodes.iter().filter(|n| n.byz.is_some()).count(),
             crashes: self.crashes,
             lost_writes: self.disk.lost_writes(),
+            tally: N::tally(&w, self.heal_at),
             trace_hash,
             events: self.events,
             registered: w.chains.iter().map(|c| c.registered.len()).sum(),

@@ -73,6 +73,15 @@ pub trait SimNode: Sized {
     fn start(setup: SetupArgs<Self::Kv>, ctx: Ctx<'_>) -> Result<(Self, Vec<Output>), String>;
     /// Handles one input; what it gossips and what it submits.
     fn handle(&mut self, ctx: Ctx<'_>, input: SimInput) -> Result<Vec<Output>, String>;
+    /// Invariants of this kind of node over the whole run, checked with the simulation's
+    /// (`heal_ms`: when the faults end).
+    fn check_world(_world: &World, _heal_ms: u64) -> Result<(), String> {
+        Ok(())
+    }
+    /// Counts of what this kind of node did in a run, for the run's report (by name).
+    fn tally(_world: &World, _heal_ms: u64) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
     /// Whether an operator of this kind of node may ask for `action` (the others must
     /// approve it for it to execute).
     fn requestable(action: &ThresholdAction) -> bool;

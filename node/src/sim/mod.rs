@@ -15,12 +15,18 @@
 //! Faults on top of the agreement simulation's (byzantine nodes, crashes, loss, delay,
 //! duplication, partitions): each node's reads of a chain fail in outages (whole stretches
 //! before the heal, so the node declares the chain halted and quarantines it, then sees it
-//! resume) and at random (single reads and pinned-block fetches).
+//! resume) and at random (single reads and pinned-block fetches); a price feed deviates or
+//! goes stale for a while ([`oracles`]); stores lose their unsynced writes at a crash.
 //!
 //! Checked on every run: everything the agreement simulation checks (no double signature,
 //! one draw per `(member, seq)`, each leg paid once, no over-coverage, coverage windows,
 //! declarations, no threshold action executed that no honest node or operator asked for,
-//! liveness after the heal), over the decisions of the real node.
+//! liveness after the heal), over the decisions of the real node; and the recovery table:
+//! no node attests a draw of a member whose feed its own newest snapshot shows faulty, no
+//! member alert executes without a fault of the member's feed, no freeze of a member whose
+//! books show every payout.
+
+pub mod oracles;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -36,17 +42,20 @@ use backstop_agreement::sim::node::{Ctx, SetupArgs, SimInput, SimNode};
 pub use backstop_agreement::sim::{SimFailure, SimReport as Report};
 use backstop_agreement::state::IncidentRecord;
 use backstop_agreement::{
-    Attempt, Certificate, IncidentKey, Machine, PinnedBlock, Refusal, Subject, ThresholdAction,
+    Attempt, Certificate, IncidentKey, Machine, Message, PinnedBlock, Refusal, Subject,
+    ThresholdAction,
 };
 use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
 use backstop_chain::submit::{AlreadyDone, SubmitOutcome};
 use backstop_contracts::bindings::IBackstopVault::Limits;
-use backstop_types::{BreakerKind, SignalKind};
+use backstop_types::{BreakerKind, SignalKind, oracle_subject};
+
+use self::oracles::Fault;
 
 use crate::chains::ChainInput;
 use crate::core::{Action, AdminCommand, Input, NodeCore};
 use crate::detect::{DetectorConfig, Detectors};
-use crate::policy::{Policy, PolicyConfig, VaultFact};
+use crate::policy::{ALERT_CONTAGION, Policy, PolicyConfig, VaultFact};
 use crate::view::{ChainSnapshot, MemberAt, MemberPolicy, NodeView, ViewConfig};
 
 /// A node's reads of a chain failing this long (ms) make it declare the chain halted.
@@ -108,6 +117,10 @@ pub struct WholeNode<K> {
     cursor: usize,
     /// Contagion breakers this node's operator lifted (chain subject, trip time).
     lifted: BTreeSet<(B256, u64)>,
+    /// The run's feed fault.
+    fault: Option<Fault>,
+    /// Whether the newest snapshot this node read of the fault's chain shows it.
+    sees_fault: bool,
 }
 
 impl<K: Kv> WholeNode<K> {
@@ -119,7 +132,10 @@ impl<K: Kv> WholeNode<K> {
         let mut pending = std::collections::VecDeque::from(actions);
         while let Some(action) = pending.pop_front() {
             match self.step(ctx, action) {
-                Step::Out(o) => out.push(o),
+                Step::Out(o) => {
+                    self.check_attestation(ctx, &o)?;
+                    out.push(o);
+                }
                 Step::Answer(input) => {
                     let more = self
                         .core
@@ -131,6 +147,25 @@ impl<K: Kv> WholeNode<K> {
             }
         }
         Ok(out)
+    }
+
+    /// The recovery table for a broken feed: a node that sees the fault itself refuses at
+    /// once to attest the draws it prices.
+    fn check_attestation(&self, ctx: &Ctx<'_>, o: &Output) -> Result<(), String> {
+        let (Output::Broadcast(Message::DrawAttestation(a)), Some(f)) = (o, self.fault) else {
+            return Ok(());
+        };
+        let w = ctx.world.borrow();
+        let priced = w
+            .member_index(&a.key.member)
+            .is_some_and(|m| w.members[m].home == f.chain);
+        if priced && self.sees_fault {
+            return Err(format!(
+                "attested draw {:?} while its newest snapshot showed the member's feed faulty ({f:?})",
+                a.key
+            ));
+        }
+        Ok(())
     }
 
     /// What one of the core's actions comes to.
@@ -245,7 +280,7 @@ impl<K: Kv> WholeNode<K> {
         if self.read_fails(ctx, c) {
             return Err("read failed".into());
         }
-        Ok(snapshot(&ctx.world.borrow(), c, b.number))
+        Ok(snapshot(&ctx.world.borrow(), self.fault, c, b.number))
     }
 
     /// One step of the chain adapters: per chain, the halt verdict, the newest confirmed
@@ -298,7 +333,12 @@ impl<K: Kv> WholeNode<K> {
         let head = w.confirmed_head(ctx.sim_ms);
         if read.block.is_none_or(|b| b < head) {
             read.block = Some(head);
-            inputs.push(ChainInput::Snapshot(Box::new(snapshot(&w, c, head))));
+            if let Some(f) = self.fault.filter(|f| f.chain == c) {
+                self.sees_fault = f.shows(c, w.block_time_ms(head), w.block_timestamp(head));
+            }
+            inputs.push(ChainInput::Snapshot(Box::new(snapshot(
+                &w, self.fault, c, head,
+            ))));
         }
         inputs
     }
@@ -350,6 +390,41 @@ impl<K: Kv> WholeNode<K> {
             })
             .collect()
     }
+}
+
+/// No breaker effect executes without its cause: a member's alert only after a fault of the
+/// feed that prices it, a member's freeze only for a member whose books do not show every
+/// payout.
+fn check_recovery_table(w: &World, fault: Option<Fault>) -> Result<(), String> {
+    for (at, fact) in &w.facts {
+        let Fact::ActionExecuted { action, .. } = fact else {
+            continue;
+        };
+        match action {
+            ThresholdAction::RaiseAlert(a) => {
+                let Some(m) = w.member_index(&a.subject) else {
+                    continue;
+                };
+                if fault.is_none_or(|f| f.chain != w.members[m].home || *at < f.from_ms) {
+                    return Err(format!(
+                        "alert on member {m} executed at {at} ms without a fault of its feed ({fault:?})"
+                    ));
+                }
+            }
+            ThresholdAction::Freeze(a) => {
+                if let Some(m) = w.member_index(&a.member)
+                    && w.members[m].declares_all()
+                {
+                    return Err(format!(
+                        "member {m} ({:?}) frozen at {at} ms, yet its books show every payout",
+                        w.members[m].booking
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A vault fact as the chain adapter reports it.
@@ -462,8 +537,8 @@ fn reconcile(w: &World, sim_ms: u64, key: IncidentKey, home_chain_id: u64) -> Ve
     found
 }
 
-/// Chain `c` at block `b` as the chain adapter reads it.
-fn snapshot(w: &World, c: usize, b: u64) -> ChainSnapshot {
+/// Chain `c` at block `b` as the chain adapter reads it (with the run's feed fault).
+fn snapshot(w: &World, fault: Option<Fault>, c: usize, b: u64) -> ChainSnapshot {
     let ms = w.block_time_ms(b);
     let chain = &w.chains[c];
     let block = PinnedBlock {
@@ -516,7 +591,7 @@ fn snapshot(w: &World, c: usize, b: u64) -> ChainSnapshot {
             guardian_set_index: 0,
         },
         members: Arc::new(members),
-        oracles: BTreeMap::new(),
+        oracles: oracles::reads(fault, c, ms, w.block_timestamp(b)),
     }
 }
 
@@ -528,17 +603,27 @@ fn parts(w: &World, me: usize, settle_ms: u64) -> (NodeView, Detectors, Policy) 
         .iter()
         .map(|m| (m.id, w.chains[m.home].vault.chain_id))
         .collect();
+    // Each member is priced by its home chain's member feed.
+    let priced: BTreeMap<B256, (u64, Option<B256>)> = w
+        .members
+        .iter()
+        .map(|m| {
+            let chain_id = w.chains[m.home].vault.chain_id;
+            let feed = oracle_subject(chain_id, oracles::feed(m.home, false));
+            (m.id, (chain_id, Some(feed)))
+        })
+        .collect();
     let view = NodeView::new(view_config(w, &members, settle_ms));
     let detectors = Detectors::new(DetectorConfig {
         max_deviation_bps: 500,
-        max_staleness_s: 3_600,
+        max_staleness_s: oracles::MAX_STALENESS_S,
         outflow_drop_bps: 2_000,
         outflow_window_blocks: 50,
         depeg_bps: 200,
         interval_ms: SIGNAL_INTERVAL_MS,
         booking_timeout_ms: BOOKING_TIMEOUT_MS,
         dust: DUST,
-        oracles: Vec::new(),
+        oracles: oracles::specs(w),
         pool_oracles: BTreeMap::new(),
         members: members.clone(),
     });
@@ -551,10 +636,7 @@ fn parts(w: &World, me: usize, settle_ms: u64) -> (NodeView, Detectors, Policy) 
         contagion_members: 2,
         origin_delay_ms: 3_000,
         chains: w.chains.iter().map(|c| c.vault.chain_id).collect(),
-        members: members
-            .into_iter()
-            .map(|(id, home)| (id, (home, None)))
-            .collect(),
+        members: priced,
     });
     (view, detectors, policy)
 }
@@ -598,6 +680,7 @@ impl<K: Kv> SimNode for WholeNode<K> {
             .map_err(|e| format!("restore: {e}"))?
             .with_signature_check(setup.checker);
         let chain_count = ctx.world.borrow().chains.len();
+        let fault = Fault::of(&ctx.world.borrow(), ctx.heal_ms);
         let chains = (0..chain_count)
             .map(|_| {
                 // About one chain in four goes dark for this node for a while before the heal.
@@ -624,6 +707,8 @@ impl<K: Kv> SimNode for WholeNode<K> {
             chains,
             cursor,
             lifted: BTreeSet::new(),
+            fault,
+            sees_fault: false,
         };
         let actions = node.core.start(ctx.now_ms).map_err(|e| e.to_string())?;
         let out = node.carry(&mut ctx, actions)?;
@@ -656,6 +741,35 @@ impl<K: Kv> SimNode for WholeNode<K> {
                 self.carry(&mut ctx, actions)
             }
         }
+    }
+
+    fn check_world(w: &World, heal_ms: u64) -> Result<(), String> {
+        check_recovery_table(w, Fault::of(w, heal_ms))
+    }
+
+    fn tally(w: &World, heal_ms: u64) -> Vec<(&'static str, u64)> {
+        let mut tally: BTreeMap<&'static str, u64> = BTreeMap::new();
+        if Fault::of(w, heal_ms).is_some() {
+            *tally.entry("feed faults").or_default() += 1;
+        }
+        for (_, fact) in &w.facts {
+            let Fact::ActionExecuted { action, .. } = fact else {
+                continue;
+            };
+            let name = match action {
+                ThresholdAction::RaiseAlert(a) if w.member_index(&a.subject).is_some() => {
+                    "member alerts"
+                }
+                ThresholdAction::RaiseAlert(a) if a.level >= ALERT_CONTAGION => "contagion alerts",
+                ThresholdAction::RaiseAlert(_) => "chain alerts",
+                ThresholdAction::Freeze(_) => "freezes",
+                ThresholdAction::ClearAlert(_) => "alerts cleared",
+                ThresholdAction::Unfreeze(_) => "unfreezes",
+                ThresholdAction::Pause(_) | ThresholdAction::Unpause(_) => "pauses",
+            };
+            *tally.entry(name).or_default() += 1;
+        }
+        tally.into_iter().collect()
     }
 
     fn requestable(_: &ThresholdAction) -> bool {
