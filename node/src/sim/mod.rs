@@ -375,18 +375,7 @@ impl<K: Kv> WholeNode<K> {
             .enumerate()
             .filter_map(|(m, member)| {
                 let head = self.chains[member.home].block?;
-                let ms = w.block_time_ms(head);
-                Some(ChainInput::Observed(backstop_agreement::GapObservation {
-                    key: IncidentKey {
-                        member: member.id,
-                        seq: w.next_seq(m, ms),
-                    },
-                    home_chain_id: w.chains[member.home].vault.chain_id,
-                    block_number: head,
-                    block_hash: w.block_hash(member.home, head),
-                    assets: U256::ZERO,
-                    liabilities: w.gap(m, ms),
-                }))
+                Some(ChainInput::Observed(w.observation(m, head)))
             })
             .collect()
     }

@@ -296,6 +296,23 @@ pub struct ViewNotes {
 }
 
 impl World {
+    /// Member `m`'s gap as a reader of its home chain sees it at block `head`.
+    pub fn observation(&self, m: usize, head: u64) -> crate::types::GapObservation {
+        let member = &self.members[m];
+        let ms = self.block_time_ms(head);
+        crate::types::GapObservation {
+            key: IncidentKey {
+                member: member.id,
+                seq: self.next_seq(m, ms),
+            },
+            home_chain_id: self.chains[member.home].vault.chain_id,
+            block_number: head,
+            block_hash: self.block_hash(member.home, head),
+            assets: U256::ZERO,
+            liabilities: self.gap(m, ms),
+        }
+    }
+
     /// Block number at time `ms`.
     pub fn block_at(&self, ms: u64) -> u64 {
         ms / self.block_ms

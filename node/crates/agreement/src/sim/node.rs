@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::B256;
 use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::VaultId;
 
@@ -16,7 +16,7 @@ use crate::booking::Payout;
 use crate::kv::Kv;
 use crate::machine::{Config, Event, Machine, Output, SignatureCheck, Stats};
 use crate::state::{IncidentRecord, NodeStore};
-use crate::types::{Attempt, GapObservation, IncidentKey, Message, NodeIndex, ThresholdAction};
+use crate::types::{Attempt, IncidentKey, Message, NodeIndex, ThresholdAction};
 
 /// What a node is started (or restarted after a crash) with.
 pub struct SetupArgs<K> {
@@ -175,20 +175,7 @@ impl<K: Kv> MachineNode<K> {
 /// Every member's gap at the confirmed head of its home chain.
 fn observations(w: &World, sim_ms: u64) -> impl Iterator<Item = Event> + '_ {
     let head = w.confirmed_head(sim_ms);
-    let ms = w.block_time_ms(head);
-    w.members.iter().enumerate().map(move |(m, member)| {
-        Event::Observed(GapObservation {
-            key: IncidentKey {
-                member: member.id,
-                seq: w.next_seq(m, ms),
-            },
-            home_chain_id: w.chains[member.home].vault.chain_id,
-            block_number: head,
-            block_hash: w.block_hash(member.home, head),
-            assets: U256::ZERO,
-            liabilities: w.gap(m, ms),
-        })
-    })
+    (0..w.members.len()).map(move |m| Event::Observed(w.observation(m, head)))
 }
 
 impl<K: Kv> SimNode for MachineNode<K> {
