@@ -267,6 +267,7 @@ fn refresh_model(api: &ApiState, facts: &Facts, obs: &Observers, snap: &crate::c
             confirmed_head: st.confirmed.as_ref().map_or(0, |c| c.block.number),
             halted: st.halted,
             quarantined: snap.quarantined.contains(id),
+            deep_reorgs: st.deep_reorgs,
             vault: st.confirmed.as_ref().map(|c| VaultView {
                 address: c.vault.vault.to_string(),
                 balance: c.vault.balance.to_string(),

@@ -146,6 +146,8 @@ pub enum ChainInput {
         chain_id: u64,
         /// Dropped blocks (number, hash).
         dropped: Vec<(u64, B256)>,
+        /// Some were confirmed (the reorg is deeper than the confirmation depth).
+        deep: bool,
     },
     /// The chain halted (`true`) or resumed.
     Halted {
@@ -325,10 +327,14 @@ pub async fn run_adapter(
                 number: block.number,
             }],
             ChainEvent::Reorg {
-                chain_id, dropped, ..
+                chain_id,
+                dropped,
+                deep,
+                ..
             } => vec![ChainInput::Reorg {
                 chain_id,
                 dropped: dropped.iter().map(|b| (b.number, b.hash)).collect(),
+                deep,
             }],
             ChainEvent::Halted { chain_id, .. } => vec![ChainInput::Halted {
                 chain_id,

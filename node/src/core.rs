@@ -32,7 +32,7 @@ use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, RaiseAlert, UnfreezeMember, Unpause, VaultId,
 };
 use backstop_types::{Effect, IncidentPhase, MAX_EVIDENCE_LEN, Signal, SignalKind};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::chains::{ChainInput, FetchSet};
 use crate::clock::{ClockCheck, ClockReport, Skew};
@@ -114,6 +114,8 @@ pub struct ChainStatus {
     pub confirmed: Option<Arc<ChainSnapshot>>,
     /// Halted (no head within the bound).
     pub halted: bool,
+    /// Reorgs deeper than the confirmation depth seen since start.
+    pub deep_reorgs: u64,
 }
 
 /// What the core publishes for the API and metrics.
@@ -412,10 +414,39 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 Output::WakeAt(at) => self.wake = Some(at),
                 Output::Broadcast(m) => self.broadcast(m),
                 Output::Submit(cert) => self.submit(cert),
+                Output::Rewound {
+                    key,
+                    chain_id,
+                    registration,
+                    legs,
+                    reopened,
+                } => self.rewound(key, chain_id, registration, &legs, reopened),
             }
         }
         self.check_closed();
         Ok(())
+    }
+
+    /// A deep reorg took back what the chain had shown of an incident: the journal follows
+    /// the chain, and operators hear of it.
+    fn rewound(
+        &mut self,
+        key: IncidentKey,
+        chain_id: u64,
+        registration: bool,
+        legs: &[VaultId],
+        reopened: bool,
+    ) {
+        error!(member = %key.member, seq = key.seq, chain_id, registration, legs = legs.len(), reopened, "a deep reorg took back an incident's registration or legs");
+        if let Some(c) = self
+            .journal
+            .rewound(key, chain_id, registration, legs, reopened, self.now)
+        {
+            self.notice_incident(c);
+        }
+        if reopened {
+            self.out.push(Action::CatchUp { key, open: true });
+        }
     }
 
     fn broadcast(&mut self, m: Message) {
@@ -779,7 +810,11 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 if let Some(c) = paid {
                     self.notice_incident(c);
                 }
-                self.feed(Event::LegExecuted { draw_hash, vault })?;
+                self.feed(Event::LegExecuted {
+                    draw_hash,
+                    vault,
+                    block,
+                })?;
             }
             ChainInput::ActionExecuted {
                 vault,
@@ -792,14 +827,11 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 let st = self.status.entry(chain_id).or_default();
                 st.head = st.head.max(number);
             }
-            ChainInput::Reorg { chain_id, dropped } => {
-                warn!(chain_id, dropped = dropped.len(), "reorg");
-                self.machine.view_mut().drop_blocks(chain_id, &dropped);
-                let st = self.status.entry(chain_id).or_default();
-                if let Some(top) = dropped.iter().map(|(n, _)| *n).min() {
-                    st.head = top.saturating_sub(1);
-                }
-            }
+            ChainInput::Reorg {
+                chain_id,
+                dropped,
+                deep,
+            } => self.on_reorg(chain_id, &dropped, deep)?,
             ChainInput::Halted { chain_id, halted } => self.on_halted(chain_id, halted)?,
         }
         Ok(())
@@ -826,7 +858,35 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             draw_hash,
             draw,
             finalized: true,
+            block,
         })
+    }
+
+    /// Blocks dropped by a reorg leave the view; a deep one (below the confirmation depth)
+    /// also takes back what the machine saw in them, and operators hear of it.
+    fn on_reorg(
+        &mut self,
+        chain_id: u64,
+        dropped: &[(u64, B256)],
+        deep: bool,
+    ) -> Result<(), CoreError> {
+        warn!(chain_id, dropped = dropped.len(), deep, "reorg");
+        self.machine.view_mut().drop_blocks(chain_id, dropped);
+        let Some(lowest) = dropped.iter().map(|(n, _)| *n).min() else {
+            return Ok(());
+        };
+        let after = lowest.saturating_sub(1);
+        let st = self.status.entry(chain_id).or_default();
+        st.head = after;
+        if deep {
+            st.deep_reorgs = st.deep_reorgs.saturating_add(1);
+            self.notice_text(format!(
+                "deep reorg on chain {chain_id}: {} confirmed block(s) above {after} replaced",
+                dropped.len()
+            ));
+            self.feed(Event::Rewound { chain_id, after })?;
+        }
+        Ok(())
     }
 
     fn on_action_executed(

@@ -397,7 +397,7 @@ impl Journal {
                     LegEntry {
                         vault,
                         amount: l.amount,
-                        paid: vault == rec.home || rec.legs_done.contains(&vault),
+                        paid: vault == rec.home || rec.legs_done.contains_key(&vault),
                         tx_hash: None,
                     }
                 })
@@ -437,6 +437,50 @@ impl Journal {
             key,
             phase: IncidentPhase::Open,
             text,
+        })
+    }
+
+    /// A deep reorg on `chain_id` took back the registration (`registration`) and the
+    /// remote `legs` the journal showed: they show unpaid again and the phase moves back
+    /// (the one way it does) to where the chain now stands, unless the incident could not
+    /// be reopened (then it stays as it was, with the loss in its timeline).
+    pub fn rewound(
+        &mut self,
+        key: IncidentKey,
+        chain_id: u64,
+        registration: bool,
+        legs: &[VaultId],
+        reopened: bool,
+        now: u64,
+    ) -> Option<Change> {
+        let e = self.incidents.get_mut(&key)?;
+        let what = match (registration, legs.len()) {
+            (true, _) => "the registration".to_string(),
+            (false, n) => format!("{n} paid leg(s)"),
+        };
+        let mut line = format!("a deep reorg on chain {chain_id} took back {what}");
+        if reopened {
+            for leg in &mut e.legs {
+                if legs.contains(&leg.vault) || (registration && leg.vault.chain_id == chain_id) {
+                    leg.paid = false;
+                    leg.tx_hash = None;
+                }
+            }
+            e.phase = if registration {
+                IncidentPhase::Certified
+            } else {
+                IncidentPhase::Releasing
+            };
+            e.closed_ms = None;
+            line.push_str("; reopened to put it back");
+        } else {
+            line.push_str("; it could not be reopened: operators must act");
+        }
+        e.log(now, None, line.clone());
+        Some(Change {
+            key,
+            phase: e.phase,
+            text: format!("incident {}: {line}", e.id()),
         })
     }
 
@@ -528,8 +572,10 @@ mod tests {
                 draw_hash: h,
                 draw: draw.clone(),
                 finalized: true,
+                block: 1,
+                rewound: false,
             }),
-            legs_done: Vec::new(),
+            legs_done: BTreeMap::new(),
             closed: None,
         };
         let mut j = Journal::default();
@@ -538,7 +584,7 @@ mod tests {
         assert_eq!(e.phase, IncidentPhase::Releasing);
         assert_eq!(e.legs.iter().filter(|l| l.paid).count(), 1, "the home leg");
         rec.key.seq = 1;
-        rec.legs_done = vec![remote];
+        rec.legs_done = BTreeMap::from([(remote, 1)]);
         rec.closed = Some(backstop_agreement::state::CloseReason::Covered);
         j.restored(&rec, 11);
         let e = j.get(&rec.key).unwrap();
@@ -561,7 +607,7 @@ mod tests {
             attempt: 0,
             attempt_started: opened_at,
             registration: None,
-            legs_done: Vec::new(),
+            legs_done: BTreeMap::new(),
             closed: closed.then_some(backstop_agreement::state::CloseReason::Resolved),
         };
         let mut stored: Vec<IncidentRecord> = (0..MAX_INCIDENTS as u64 + 10)

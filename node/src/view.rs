@@ -716,8 +716,10 @@ pub(crate) mod tests {
                     legDeadline: 0,
                 },
                 finalized: true,
+                block: 1,
+                rewound: false,
             }),
-            legs_done: vec![],
+            legs_done: BTreeMap::new(),
             closed: Some(CloseReason::Covered),
         };
         v.covered(&rec, 0);

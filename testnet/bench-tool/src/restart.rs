@@ -133,8 +133,10 @@ fn write_records(path: &Path, net: &Consortium, records: usize) -> Result<f64> {
                 draw_hash: keccak256(format!("backstop bench record draw {i}")),
                 draw,
                 finalized: true,
+                block: 1,
+                rewound: false,
             }),
-            legs_done: vaults.iter().skip(1).copied().collect(),
+            legs_done: vaults.iter().skip(1).map(|v| (*v, 1)).collect(),
             closed: Some(CloseReason::Covered),
         };
         store

@@ -31,6 +31,7 @@
 use alloy::primitives::U256;
 
 use crate::state::{CloseReason, IncidentRecord};
+use backstop_contracts::eip712::VaultId;
 
 /// What was paid for a member's newest covered incident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,10 +59,10 @@ impl Payout {
             .iter()
             .filter(|leg| {
                 leg.chainId == home
-                    || rec
-                        .legs_done
-                        .iter()
-                        .any(|v| v.chain_id == leg.chainId && v.address == leg.vault)
+                    || rec.legs_done.contains_key(&VaultId {
+                        chain_id: leg.chainId,
+                        address: leg.vault,
+                    })
             })
             .fold(U256::ZERO, |sum, leg| sum.saturating_add(leg.amount));
         Some(Self {
@@ -113,6 +114,7 @@ pub fn check(seq: u64, booked_draws: Option<u64>) -> Result<(), NotBooked> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn the_first_draw_needs_no_declaration() {
@@ -207,8 +209,10 @@ mod tests {
                     legDeadline: 0,
                 },
                 finalized: true,
+                block: 1,
+                rewound: false,
             }),
-            legs_done: vec![remote],
+            legs_done: BTreeMap::from([(remote, 1)]),
             closed: None,
         };
         assert_eq!(Payout::of_record(&rec, 5), None);

@@ -17,6 +17,7 @@ use crate::types::{Certificate, DrawProposal, IncidentKey, PinnedBlock, Subject,
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::{Draw, Leg, Pause, VaultId, sign_digest};
+use std::collections::BTreeMap;
 
 /// A place a backend can be (re)opened from: a directory, a shared memory table...
 pub trait Reopen {
@@ -139,8 +140,10 @@ fn records_survive_reopen<R: Reopen>(mut place: R) {
             draw_hash: B256::repeat_byte(7),
             draw: draw(),
             finalized: true,
+            block: 1,
+            rewound: false,
         }),
-        legs_done: vec![vault(2)],
+        legs_done: BTreeMap::from([(vault(2), 1)]),
         closed: Some(CloseReason::Covered),
     };
     let proposal = DrawProposal {
@@ -203,24 +206,64 @@ fn records_survive_reopen<R: Reopen>(mut place: R) {
     drop(s);
     let mut s = NodeStore::open(place.open()).unwrap();
     let mut open = incident;
+    open.registration.as_mut().unwrap().rewound = true;
     open.closed = None;
     s.put_incident(&open).unwrap();
     assert_eq!(s.load().unwrap().incidents, vec![open.clone()]);
-    // Records of the first booking rule end with a flag it kept: still read, flag ignored.
-    let (k, mut v) = s.kv().scan(Cf::Incidents).unwrap().remove(0);
-    v.push(1);
-    drop(s);
-    let s = NodeStore::open(put_raw(&mut place, Cf::Incidents, k.clone(), v.clone())).unwrap();
-    assert_eq!(
-        s.load().unwrap().incidents,
-        vec![open],
-        "old records still load"
-    );
+    // Version-1 records (no blocks) still load, with block 0 where none was kept; those
+    // of the first booking rule end with a flag it kept, which is ignored.
+    let (k, _) = s.kv().scan(Cf::Incidents).unwrap().remove(0);
+    let mut v = v1_record(&open);
+    let mut old = open.clone();
+    for b in old.legs_done.values_mut() {
+        *b = 0;
+    }
+    if let Some(r) = old.registration.as_mut() {
+        r.block = 0;
+        r.rewound = false;
+    }
+    for flag in [false, true] {
+        if flag {
+            v.push(1);
+        }
+        drop(s);
+        s = NodeStore::open(put_raw(&mut place, Cf::Incidents, k.clone(), v.clone())).unwrap();
+        assert_eq!(
+            s.load().unwrap().incidents,
+            vec![old.clone()],
+            "old records still load"
+        );
+    }
     // Anything beyond that flag is corruption.
     drop(s);
     v.push(0);
     let s = NodeStore::open(put_raw(&mut place, Cf::Incidents, k, v)).unwrap();
     assert_incidents_corrupt(&s, "trailing bytes are refused");
+}
+
+/// `rec` as version 1 of the incident record wrote it (before blocks were kept).
+fn v1_record(rec: &IncidentRecord) -> Vec<u8> {
+    let mut w = crate::codec::Writer::new();
+    w.u8(1)
+        .key(&rec.key)
+        .vault(&rec.home)
+        .u64(rec.opened_at)
+        .u32(rec.attempt)
+        .u64(rec.attempt_started);
+    match &rec.registration {
+        None => w.u8(0),
+        Some(r) => w.u8(1).b256(&r.draw_hash).draw(&r.draw).bool(r.finalized),
+    };
+    w.u32(rec.legs_done.len() as u32);
+    for v in rec.legs_done.keys() {
+        w.vault(v);
+    }
+    w.u8(match rec.closed {
+        None => 0,
+        Some(CloseReason::Covered) => 1,
+        Some(CloseReason::Resolved) => 2,
+    });
+    w.into_bytes()
 }
 
 /// Writes `value` under `key` in `cf` directly, bypassing the store's encoding; returns the

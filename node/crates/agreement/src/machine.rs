@@ -45,6 +45,8 @@ use tracing::{debug, info, warn};
 
 /// Most executed action ids remembered (beyond the actions still being gathered).
 pub const MAX_EXECUTED_ACTIONS: usize = 4096;
+/// Most covered incidents kept for a deep reorg to reopen (one per member is the usual).
+pub const MAX_RECENT_COVERED: usize = 1024;
 
 /// Why the view refuses or cannot answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -239,6 +241,8 @@ pub enum Event {
         draw: Draw,
         /// At confirmed depth.
         finalized: bool,
+        /// The block that showed it.
+        block: u64,
     },
     /// The chain layer saw a remote leg paid.
     LegExecuted {
@@ -246,6 +250,16 @@ pub enum Event {
         draw_hash: B256,
         /// Paying vault.
         vault: VaultId,
+        /// The block that showed it.
+        block: u64,
+    },
+    /// A reorg deeper than the confirmation depth replaced the blocks of `chain_id` above
+    /// `after`: the registrations and legs they showed are gone from the chain.
+    Rewound {
+        /// Chain.
+        chain_id: u64,
+        /// The newest block the reorg kept.
+        after: u64,
     },
     /// The chain layer saw a threshold action executed.
     ActionExecuted {
@@ -274,6 +288,21 @@ pub enum Output {
     Submit(Certificate),
     /// Deliver a [`Event::Tick`] at or after this time (ms).
     WakeAt(u64),
+    /// A deep reorg took back what the chain had shown of an incident: operators must hear
+    /// of it. The machine submits the same draw and releases again where it can.
+    Rewound {
+        /// Incident.
+        key: IncidentKey,
+        /// Chain of the reorg.
+        chain_id: u64,
+        /// Its registration was taken back.
+        registration: bool,
+        /// Remote legs taken back.
+        legs: Vec<VaultId>,
+        /// The incident is open again (false: it could not be reopened, because a later
+        /// incident of the member is open or closed; operators must act).
+        reopened: bool,
+    },
 }
 
 /// Counters of what the machine did and dropped.
@@ -306,6 +335,15 @@ pub struct Stats {
     pub guard_conflicts: u64,
     /// Buffered attestations dropped (quota or age).
     pub dropped_pending: u64,
+}
+
+/// A registration as the chain layer reported it.
+#[derive(Clone, Debug)]
+struct Seen {
+    draw_hash: B256,
+    draw: Draw,
+    finalized: bool,
+    block: u64,
 }
 
 struct Collector {
@@ -358,6 +396,10 @@ pub struct Machine<V, S, K> {
     /// Per member, until when (ms) a gap does not open the next seq (see `settle_ms`).
     settling: BTreeMap<B256, u64>,
     by_draw_hash: BTreeMap<B256, IncidentKey>,
+    /// Incidents closed covered whose registration or legs a deep reorg could still take
+    /// back and the consortium still put back: until the leg deadline, at most
+    /// [`MAX_RECENT_COVERED`].
+    recent: BTreeMap<IncidentKey, IncidentRecord>,
     collectors: BTreeMap<B256, Collector>,
     certs: BTreeMap<B256, CertState>,
     actions: BTreeMap<(VaultId, B256), ActionState>,
@@ -367,7 +409,7 @@ pub struct Machine<V, S, K> {
     executed_order: VecDeque<(VaultId, B256)>,
     pending: BTreeMap<B256, BTreeMap<Address, Pending>>,
     pending_count: BTreeMap<Address, usize>,
-    deferred: BTreeMap<B256, (IncidentKey, B256, Draw, bool)>,
+    deferred: BTreeMap<B256, (IncidentKey, Seen)>,
     stats: Stats,
     now: u64,
     checker: Arc<dyn SignatureCheck + Send + Sync>,
@@ -405,6 +447,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             resolved: BTreeMap::new(),
             settling: BTreeMap::new(),
             by_draw_hash: BTreeMap::new(),
+            recent: BTreeMap::new(),
             collectors: BTreeMap::new(),
             certs: BTreeMap::new(),
             actions: BTreeMap::new(),
@@ -440,6 +483,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                     .entry(rec.key.member)
                     .or_insert(rec.key.seq);
                 *c = (*c).max(rec.key.seq);
+                m.remember_covered(rec);
                 continue;
             }
             m.open_by_member.insert(rec.key.member, rec.key.seq);
@@ -524,7 +568,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             if let Some(col) = m.collectors.get_mut(&c.digest) {
                 col.certified = true;
             }
-            let done = m.subject_done(&c.subject);
+            let done = m.subject_done(&c.digest, &c.subject);
             let due = now + m.submit_delay_for(&c.digest);
             m.certs.insert(
                 c.digest,
@@ -666,8 +710,22 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 draw_hash,
                 draw,
                 finalized,
-            } => self.on_registered(key, draw_hash, draw, finalized, &mut out)?,
-            Event::LegExecuted { draw_hash, vault } => self.on_leg_executed(draw_hash, vault)?,
+                block,
+            } => {
+                let seen = Seen {
+                    draw_hash,
+                    draw,
+                    finalized,
+                    block,
+                };
+                self.on_registered(key, seen, &mut out)?
+            }
+            Event::LegExecuted {
+                draw_hash,
+                vault,
+                block,
+            } => self.on_leg_executed(draw_hash, vault, block)?,
+            Event::Rewound { chain_id, after } => self.on_rewound(chain_id, after, &mut out)?,
             Event::ActionExecuted { vault, id } => self.on_action_executed(vault, id)?,
             Event::RequestAction { vault, action } => {
                 self.consider_action(vault, action, true, &mut out)?
@@ -710,6 +768,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             "an open incident is missing from open_by_member"
         );
         debug_assert!(self.executed_actions.len() <= MAX_EXECUTED_ACTIONS);
+        debug_assert!(
+            self.recent.len() <= MAX_RECENT_COVERED
+                && self.recent.keys().all(|k| !self.incidents.contains_key(k)),
+            "recently covered incidents are bounded and closed"
+        );
         debug_assert!(self.actions.len() <= self.cfg.max_actions);
     }
 
@@ -745,7 +808,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             attempt,
             attempt_started: self.now,
             registration: None,
-            legs_done: Vec::new(),
+            legs_done: BTreeMap::new(),
             closed: None,
         };
         self.store.put_incident(&rec)?;
@@ -1233,7 +1296,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             let rec = inc.rec.clone();
             self.store.put_incident(&rec)?;
         }
-        let done = self.subject_done(&cert.subject);
+        let done = self.subject_done(&digest, &cert.subject);
         let due = self.now + self.submit_delay_for(&digest);
         self.certs.insert(
             digest,
@@ -1253,17 +1316,21 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             .submit_delay(c.submitter_rank(c.designated_submitter(digest), self.cfg.me))
     }
 
-    /// Whether the chain already did what `subject` asks (or it can no longer be done).
-    fn subject_done(&self, subject: &Subject) -> bool {
+    /// Whether the chain already did what `subject` (certified as `digest`) asks, or it
+    /// can no longer be done. A draw is done once a draw of its incident is registered,
+    /// unless a deep reorg took back that very draw (then it is registered again).
+    fn subject_done(&self, digest: &B256, subject: &Subject) -> bool {
         match subject {
             Subject::Draw { key, draw, .. } => {
                 self.closed_through
                     .get(&key.member)
                     .is_some_and(|&c| c >= key.seq)
-                    || self
-                        .incidents
-                        .get(key)
-                        .is_none_or(|i| i.rec.registration.is_some())
+                    || self.incidents.get(key).is_none_or(|i| {
+                        i.rec
+                            .registration
+                            .as_ref()
+                            .is_some_and(|r| !(r.rewound && r.draw_hash == *digest))
+                    })
                     || self.now_s() > draw.deadline
             }
             Subject::Leg { vault, release } => {
@@ -1272,7 +1339,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                         .by_draw_hash
                         .get(&release.drawHash)
                         .and_then(|k| self.incidents.get(k))
-                        .is_none_or(|i| i.rec.legs_done.contains(vault))
+                        .is_none_or(|i| i.rec.legs_done.contains_key(vault))
             }
             Subject::Action { vault, action } => {
                 self.now_s() > action.deadline()
@@ -1287,11 +1354,10 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
     fn on_registered(
         &mut self,
         key: IncidentKey,
-        draw_hash: B256,
-        draw: Draw,
-        finalized: bool,
+        seen: Seen,
         out: &mut Vec<Output>,
     ) -> Result<(), MachineError> {
+        let draw = &seen.draw;
         if draw.member != key.member || draw.seq != key.seq || draw.legs.len() > MAX_LEGS {
             warn!(member = %key.member, seq = key.seq, "chain layer reported an inconsistent registration");
             return Ok(());
@@ -1314,10 +1380,9 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 let newer = self
                     .deferred
                     .get(&key.member)
-                    .is_none_or(|(k, _, _, f)| k.seq < key.seq || (k.seq == key.seq && !f));
+                    .is_none_or(|(k, s)| k.seq < key.seq || (k.seq == key.seq && !s.finalized));
                 if newer {
-                    self.deferred
-                        .insert(key.member, (key, draw_hash, draw, finalized));
+                    self.deferred.insert(key.member, (key, seen));
                 }
                 return Ok(());
             }
@@ -1328,12 +1393,18 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         let Some(inc) = self.incidents.get_mut(&key) else {
             return Ok(());
         };
+        let finalized = seen.finalized;
         match &mut inc.rec.registration {
-            Some(r) if r.draw_hash == draw_hash => {
+            Some(r) if r.draw_hash == seen.draw_hash => {
                 if r.finalized || !finalized {
                     return Ok(());
                 }
                 r.finalized = true;
+                r.block = seen.block;
+                if r.rewound {
+                    r.rewound = false;
+                    info!(member = %key.member, seq = key.seq, "draw registered again after a deep reorg");
+                }
             }
             Some(r) if r.finalized => {
                 warn!(member = %key.member, seq = key.seq, "a second registration reported for a final one; ignored");
@@ -1341,16 +1412,18 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             }
             _ => {
                 inc.rec.registration = Some(Registration {
-                    draw_hash,
-                    draw,
+                    draw_hash: seen.draw_hash,
+                    draw: seen.draw,
                     finalized,
+                    block: seen.block,
+                    rewound: false,
                 });
             }
         }
         let rec = inc.rec.clone();
-        self.by_draw_hash.insert(draw_hash, key);
+        self.by_draw_hash.insert(seen.draw_hash, key);
         self.store.put_incident(&rec)?;
-        info!(member = %key.member, seq = key.seq, %draw_hash, finalized, "draw registered");
+        info!(member = %key.member, seq = key.seq, draw_hash = %seen.draw_hash, finalized, "draw registered");
         if finalized {
             self.setup_legs(key, out)?;
             self.maybe_close(key)?;
@@ -1405,7 +1478,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             let done = self
                 .incidents
                 .get(&key)
-                .is_some_and(|i| i.rec.legs_done.contains(&vault));
+                .is_some_and(|i| i.rec.legs_done.contains_key(&vault));
             if !signed && !done && now_s <= release.deadline {
                 let guard = GuardKey::Leg {
                     draw_hash: reg.draw_hash,
@@ -1455,17 +1528,22 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         Ok(())
     }
 
-    fn on_leg_executed(&mut self, draw_hash: B256, vault: VaultId) -> Result<(), MachineError> {
+    fn on_leg_executed(
+        &mut self,
+        draw_hash: B256,
+        vault: VaultId,
+        block: u64,
+    ) -> Result<(), MachineError> {
         let Some(&key) = self.by_draw_hash.get(&draw_hash) else {
             return Ok(());
         };
         let Some(inc) = self.incidents.get_mut(&key) else {
             return Ok(());
         };
-        if inc.rec.legs_done.contains(&vault) {
+        if inc.rec.legs_done.contains_key(&vault) {
             return Ok(());
         }
-        inc.rec.legs_done.push(vault);
+        inc.rec.legs_done.insert(vault, block);
         let rec = inc.rec.clone();
         if let Some(d) = inc.legs.get(&vault)
             && let Some(c) = self.certs.get_mut(d)
@@ -1490,7 +1568,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         let all = reg.draw.legs.iter().all(|leg| {
             leg.chainId == inc.rec.home.chain_id
                 || leg.amount.is_zero()
-                || inc.rec.legs_done.contains(&VaultId {
+                || inc.rec.legs_done.contains_key(&VaultId {
                     chain_id: leg.chainId,
                     address: leg.vault,
                 })
@@ -1540,6 +1618,202 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             self.by_draw_hash.remove(&r.draw_hash);
         }
         info!(member = %key.member, seq = key.seq, ?reason, "incident closed");
+        if reason == CloseReason::Covered {
+            self.remember_covered(inc.rec);
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ deep reorgs
+
+    /// Keeps a covered incident until its leg deadline, for a deep reorg to reopen; beyond
+    /// [`MAX_RECENT_COVERED`], the expired go first, then the lowest keys.
+    fn remember_covered(&mut self, rec: IncidentRecord) {
+        let now_s = self.now_s();
+        let live = |r: &IncidentRecord| {
+            r.registration
+                .as_ref()
+                .is_some_and(|g| now_s <= g.draw.legDeadline)
+        };
+        if !live(&rec) {
+            return;
+        }
+        self.recent.insert(rec.key, rec);
+        if self.recent.len() > MAX_RECENT_COVERED {
+            self.recent.retain(|_, r| live(r));
+            while self.recent.len() > MAX_RECENT_COVERED {
+                self.recent.pop_first();
+            }
+        }
+    }
+
+    /// What the blocks of `chain_id` above `after` showed of `rec`: its registration, and
+    /// which remote legs.
+    fn taken_back(rec: &IncidentRecord, chain_id: u64, after: u64) -> (bool, Vec<VaultId>) {
+        let registration = rec.home.chain_id == chain_id
+            && rec
+                .registration
+                .as_ref()
+                .is_some_and(|r| r.finalized && r.block > after);
+        let legs = rec
+            .legs_done
+            .iter()
+            .filter(|(v, block)| v.chain_id == chain_id && **block > after)
+            .map(|(v, _)| *v)
+            .collect();
+        (registration, legs)
+    }
+
+    /// A deep reorg on `chain_id`: every open or recently covered incident whose
+    /// registration or legs it took back is open again, with the same draw registered
+    /// again (its certificate submitted again) and the same releases signed again. The
+    /// vaults pay each leg once per `(member, seq)`, so nothing is paid twice.
+    fn on_rewound(
+        &mut self,
+        chain_id: u64,
+        after: u64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        let mut hit: Vec<(IncidentKey, bool, Vec<VaultId>)> = self
+            .incidents
+            .values()
+            .map(|i| &i.rec)
+            .chain(self.recent.values())
+            .map(|rec| (rec.key, Self::taken_back(rec, chain_id, after)))
+            .filter(|(_, (reg, legs))| *reg || !legs.is_empty())
+            .map(|(key, (reg, legs))| (key, reg, legs))
+            .collect();
+        hit.sort_by_key(|(key, _, _)| key.seq);
+        for (key, registration, legs) in hit {
+            let reopened =
+                self.incidents.contains_key(&key) || self.reopen_covered(key, registration)?;
+            if reopened {
+                self.put_back(key, registration, &legs, out)?;
+            }
+            warn!(member = %key.member, seq = key.seq, chain_id, registration, legs = legs.len(), reopened, "a deep reorg took back what the chain showed of an incident");
+            out.push(Output::Rewound {
+                key,
+                chain_id,
+                registration,
+                legs,
+                reopened,
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens a covered incident again. Refused when another incident of the member is open
+    /// or a later one closed since (the vault's seq order makes that one wait for this
+    /// one), or when the deadline of what must be done again has passed.
+    fn reopen_covered(
+        &mut self,
+        key: IncidentKey,
+        registration: bool,
+    ) -> Result<bool, MachineError> {
+        let now_s = self.now_s();
+        let doable = self
+            .recent
+            .get(&key)
+            .and_then(|r| r.registration.as_ref())
+            .is_some_and(|r| {
+                let deadline = if registration {
+                    r.draw.deadline
+                } else {
+                    r.draw.legDeadline
+                };
+                now_s <= deadline
+            });
+        if !doable
+            || self.open_by_member.contains_key(&key.member)
+            || self.closed_through.get(&key.member) != Some(&key.seq)
+        {
+            return Ok(false);
+        }
+        let Some(mut rec) = self.recent.remove(&key) else {
+            return Ok(false);
+        };
+        rec.closed = None;
+        self.store.put_incident(&rec)?;
+        match key.seq.checked_sub(1) {
+            Some(prev) => self.closed_through.insert(key.member, prev),
+            None => self.closed_through.remove(&key.member),
+        };
+        if let Some(r) = &rec.registration {
+            self.by_draw_hash.insert(r.draw_hash, key);
+        }
+        self.open_by_member.insert(key.member, key.seq);
+        self.incidents.insert(
+            key,
+            Incident {
+                rec,
+                proposals: BTreeMap::new(),
+                legs: BTreeMap::new(),
+                next_rebroadcast: self.now,
+                last_far_jump: None,
+            },
+        );
+        info!(member = %key.member, seq = key.seq, "covered incident reopened by a deep reorg");
+        Ok(true)
+    }
+
+    /// Undoes what the reorg took back of an open incident and starts putting it back.
+    fn put_back(
+        &mut self,
+        key: IncidentKey,
+        registration: bool,
+        legs: &[VaultId],
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        let Some(inc) = self.incidents.get_mut(&key) else {
+            return Ok(());
+        };
+        for v in legs {
+            inc.rec.legs_done.remove(v);
+        }
+        let mut resubmit = None;
+        if registration && let Some(r) = inc.rec.registration.as_mut() {
+            r.finalized = false;
+            r.rewound = true;
+            resubmit = Some(r.draw_hash);
+        }
+        let rec = inc.rec.clone();
+        self.store.put_incident(&rec)?;
+        if let Some(digest) = resubmit {
+            // The legs follow once the same draw is final again.
+            return self.resubmit_certificate(digest);
+        }
+        self.setup_legs(key, out)?;
+        let digests: Vec<B256> = self
+            .incidents
+            .get(&key)
+            .map(|i| legs.iter().filter_map(|v| i.legs.get(v).copied()).collect())
+            .unwrap_or_default();
+        for digest in digests {
+            self.resubmit_certificate(digest)?;
+        }
+        Ok(())
+    }
+
+    /// Puts the stored certificate over `digest` back on the submitter schedule (a node
+    /// that never formed it leaves the submission to those that did).
+    fn resubmit_certificate(&mut self, digest: B256) -> Result<(), MachineError> {
+        if self.certs.get(&digest).is_some_and(|c| !c.done) {
+            return Ok(());
+        }
+        let Some(cert) = self.store.get_certificate(&digest)? else {
+            warn!(%digest, "no certificate of the taken-back draw here; peers submit theirs");
+            return Ok(());
+        };
+        let due = self.now + self.submit_delay_for(&digest);
+        self.certs.insert(
+            digest,
+            CertState {
+                cert,
+                due,
+                submission: None,
+                done: false,
+            },
+        );
         Ok(())
     }
 
@@ -1733,8 +2007,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             .copied()
             .collect();
         for m in ready {
-            if let Some((key, draw_hash, draw, finalized)) = self.deferred.remove(&m) {
-                self.on_registered(key, draw_hash, draw, finalized, out)?;
+            if let Some((key, seen)) = self.deferred.remove(&m) {
+                self.on_registered(key, seen, out)?;
             }
         }
         Ok(())
@@ -1757,7 +2031,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 continue;
             }
             for (vault, digest) in &inc.legs {
-                if inc.rec.legs_done.contains(vault) {
+                if inc.rec.legs_done.contains_key(vault) {
                     continue;
                 }
                 let Some(c) = self.collectors.get(digest) else {
@@ -1826,7 +2100,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             let done = self
                 .certs
                 .get(&d)
-                .is_none_or(|c| self.subject_done(&c.cert.subject));
+                .is_none_or(|c| self.subject_done(&d, &c.cert.subject));
             let resubmit = self.cfg.resubmit_ms;
             let Some(c) = self.certs.get_mut(&d) else {
                 continue;

@@ -14,12 +14,15 @@ use crate::kv::{Cf, Kv, KvError, WriteBatch};
 use crate::types::{Attempt, Certificate, DrawProposal, IncidentKey, ThresholdAction};
 use alloy::primitives::B256;
 use backstop_contracts::eip712::{Draw, GuardianSignature, VaultId};
+use std::collections::BTreeMap;
 
 /// Schema version written in `meta` by this build.
 pub const SCHEMA_VERSION: u32 = 1;
 /// Key of the schema version in `meta`.
 pub const SCHEMA_KEY: &[u8] = b"schema_version";
 const RECORD_V1: u8 = 1;
+/// Incident records since registrations and legs carry the block that showed them.
+const RECORD_V2: u8 = 2;
 
 /// Errors of the node store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,6 +147,12 @@ pub struct Registration {
     pub draw: Draw,
     /// Whether it is at confirmed depth.
     pub finalized: bool,
+    /// The home-chain block that showed it (0 in records written before blocks were kept).
+    pub block: u64,
+    /// A reorg deeper than the confirmation depth removed it after it was final: the same
+    /// draw must be registered again (its certificate is submitted again), and nothing
+    /// else may be (see `Machine`'s rewind handling).
+    pub rewound: bool,
 }
 
 /// Why an incident closed.
@@ -170,8 +179,8 @@ pub struct IncidentRecord {
     pub attempt_started: u64,
     /// The registered draw, once seen on chain.
     pub registration: Option<Registration>,
-    /// Remote legs seen executed.
-    pub legs_done: Vec<VaultId>,
+    /// Remote legs seen executed, with the block that showed each (0 in old records).
+    pub legs_done: BTreeMap<VaultId, u64>,
     /// Set when closed.
     pub closed: Option<CloseReason>,
 }
@@ -331,7 +340,7 @@ impl<K: Kv> NodeStore<K> {
         let mut k = Writer::new();
         k.key(&rec.key);
         let mut w = Writer::new();
-        w.u8(RECORD_V1)
+        w.u8(RECORD_V2)
             .key(&rec.key)
             .vault(&rec.home)
             .u64(rec.opened_at)
@@ -339,11 +348,17 @@ impl<K: Kv> NodeStore<K> {
             .u64(rec.attempt_started);
         match &rec.registration {
             None => w.u8(0),
-            Some(r) => w.u8(1).b256(&r.draw_hash).draw(&r.draw).bool(r.finalized),
+            Some(r) => w
+                .u8(1)
+                .b256(&r.draw_hash)
+                .draw(&r.draw)
+                .bool(r.finalized)
+                .u64(r.block)
+                .bool(r.rewound),
         };
         w.u32(rec.legs_done.len() as u32);
-        for v in &rec.legs_done {
-            w.vault(v);
+        for (v, block) in &rec.legs_done {
+            w.vault(v).u64(*block);
         }
         w.u8(match rec.closed {
             None => 0,
@@ -366,7 +381,17 @@ impl<K: Kv> NodeStore<K> {
     }
 
     fn decode_incident(raw: &[u8]) -> Result<IncidentRecord, DecodeError> {
-        let mut r = versioned(raw, "incident")?;
+        let mut r = Reader::new(raw);
+        let v2 = match r.u8()? {
+            RECORD_V1 => false,
+            RECORD_V2 => true,
+            version => {
+                return Err(DecodeError::Version {
+                    what: "incident",
+                    version,
+                });
+            }
+        };
         let key = r.key()?;
         let home = r.vault()?;
         let opened_at = r.u64()?;
@@ -378,6 +403,8 @@ impl<K: Kv> NodeStore<K> {
                 draw_hash: r.b256()?,
                 draw: r.draw()?,
                 finalized: r.bool()?,
+                block: if v2 { r.u64()? } else { 0 },
+                rewound: v2 && r.bool()?,
             }),
             tag => {
                 return Err(DecodeError::Tag {
@@ -387,9 +414,11 @@ impl<K: Kv> NodeStore<K> {
             }
         };
         let count = r.len("legs_done", crate::types::MAX_LEGS)?;
-        let mut legs_done = Vec::with_capacity(count);
+        let mut legs_done = BTreeMap::new();
         for _ in 0..count {
-            legs_done.push(r.vault()?);
+            let vault = r.vault()?;
+            let block = if v2 { r.u64()? } else { 0 };
+            legs_done.insert(vault, block);
         }
         let closed = match r.u8()? {
             0 => None,
@@ -402,8 +431,9 @@ impl<K: Kv> NodeStore<K> {
                 });
             }
         };
-        // Records of the first booking rule carry a flag it kept; the rule no longer needs it.
-        if !r.is_empty() {
+        // Version-1 records of the first booking rule carry a flag it kept; the rule no
+        // longer needs it.
+        if !v2 && !r.is_empty() {
             r.bool()?;
         }
         r.finish()?;
@@ -446,6 +476,23 @@ impl<K: Kv> NodeStore<K> {
         let mut w = Writer::new();
         w.u8(RECORD_V1).certificate(c);
         self.put(Cf::Certificates, c.digest.to_vec(), w.into_bytes())
+    }
+
+    /// The stored certificate over `digest`, if this node formed one.
+    pub fn get_certificate(&self, digest: &B256) -> Result<Option<Certificate>, StoreError> {
+        let Some(raw) = self.kv.get(Cf::Certificates, digest.as_slice())? else {
+            return Ok(None);
+        };
+        Self::decode_certificate(&raw)
+            .map(Some)
+            .map_err(corrupt(Cf::Certificates))
+    }
+
+    fn decode_certificate(raw: &[u8]) -> Result<Certificate, DecodeError> {
+        let mut r = versioned(raw, "certificate")?;
+        let c = r.certificate()?;
+        r.finish()?;
+        Ok(c)
     }
 
     /// Stores a submission made for the certificate over `digest`.
@@ -501,14 +548,8 @@ impl<K: Kv> NodeStore<K> {
             s.attestations.push(a);
         }
         for (_, v) in self.kv.scan(Cf::Certificates)? {
-            let c = (|| {
-                let mut r = versioned(&v, "certificate")?;
-                let c = r.certificate()?;
-                r.finish()?;
-                Ok(c)
-            })()
-            .map_err(corrupt(Cf::Certificates))?;
-            s.certificates.push(c);
+            s.certificates
+                .push(Self::decode_certificate(&v).map_err(corrupt(Cf::Certificates))?);
         }
         for (k, v) in self.kv.scan(Cf::Submissions)? {
             let e = (|| {

@@ -223,7 +223,7 @@ impl Cluster {
                         queue.extend(outs.into_iter().map(|o| (to, o)));
                     }
                 }
-                Output::Submit(_) => submits.push((from, out)),
+                Output::Submit(_) | Output::Rewound { .. } => submits.push((from, out)),
                 Output::WakeAt(_) => {}
             }
         }
@@ -293,6 +293,7 @@ fn happy_path_certifies_and_designated_submitter_submits_alone_first() {
                 draw_hash: digest,
                 draw: draw_at(10),
                 finalized: false,
+                block: 20,
             },
         )
         .unwrap();
@@ -350,6 +351,7 @@ fn legs_are_signed_only_after_final_registration_and_incident_closes() {
         draw_hash: digest,
         draw: draw_at(10),
         finalized,
+        block: 20,
     };
     let mut first = Vec::new();
     for i in 0..4 {
@@ -386,6 +388,7 @@ fn legs_are_signed_only_after_final_registration_and_incident_closes() {
             Event::LegExecuted {
                 draw_hash: digest,
                 vault: REMOTE,
+                block: 30,
             },
         )
         .unwrap();
@@ -410,6 +413,7 @@ fn incident_closes_when_legs_pass_their_deadline() {
             draw_hash: digest,
             draw: draw_at(10),
             finalized: true,
+            block: 20,
         },
     )
     .unwrap();
@@ -464,6 +468,7 @@ fn an_incident_resolved_without_a_draw_reopens_when_its_gap_returns_or_its_draw_
                 draw_hash: digest,
                 draw: draw_at(10),
                 finalized: true,
+                block: 20,
             },
         )
         .unwrap();
@@ -560,6 +565,7 @@ fn a_gap_left_after_a_covered_incident_opens_the_next_seq_only_once_the_member_s
             draw_hash: digest,
             draw: draw_at(10),
             finalized: true,
+            block: 20,
         },
     )
     .unwrap();
@@ -568,6 +574,7 @@ fn a_gap_left_after_a_covered_incident_opens_the_next_seq_only_once_the_member_s
         Event::LegExecuted {
             draw_hash: digest,
             vault: REMOTE,
+            block: 30,
         },
     )
     .unwrap();
@@ -998,4 +1005,238 @@ fn threshold_actions_need_approval_and_their_own_quorum() {
         .filter(|(_, s)| matches!(s, Subject::Action { action, .. } if *action == pause))
         .collect();
     assert!(!subs.is_empty());
+}
+
+// ------------------------------------------------------------------ deep reorgs
+
+/// Every node sees `event` at `now`; what they broadcast is delivered until quiet.
+fn all_see(c: &mut Cluster, now: u64, event: Event) -> Vec<(usize, Output)> {
+    let mut first = Vec::new();
+    for i in 0..c.nodes.len() {
+        let outs = c.nodes[i].handle(now, event.clone()).unwrap();
+        first.extend(outs.into_iter().map(|o| (i, o)));
+    }
+    c.flood(now, first)
+}
+
+fn registered(block: u64) -> Event {
+    Event::DrawRegistered {
+        key: key(),
+        draw_hash: draw_at(10).digest(&HOME),
+        draw: draw_at(10),
+        finalized: true,
+        block,
+    }
+}
+
+fn leg_paid(block: u64) -> Event {
+    Event::LegExecuted {
+        draw_hash: draw_at(10).digest(&HOME),
+        vault: REMOTE,
+        block,
+    }
+}
+
+/// The reports of a deep reorg among `outs`: (node, registration taken, legs, reopened).
+fn rewinds(outs: &[(usize, Output)]) -> Vec<(usize, bool, Vec<VaultId>, bool)> {
+    outs.iter()
+        .filter_map(|(i, o)| match o {
+            Output::Rewound {
+                key: k,
+                registration,
+                legs,
+                reopened,
+                ..
+            } if *k == key() => Some((*i, *registration, legs.clone(), *reopened)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Certified, registered at block 20 on the home chain, the remote leg certified and paid
+/// at block 30 on chain 2: closed covered on every node.
+fn covered_cluster() -> Cluster {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    all_see(&mut c, NOW + 1000, registered(20));
+    let subs = submitted(&c.tick_all(NOW + 1000));
+    assert!(
+        subs.iter().any(|(_, s)| matches!(s, Subject::Leg { .. })),
+        "{subs:?}"
+    );
+    all_see(&mut c, NOW + 2000, leg_paid(30));
+    for n in &c.nodes {
+        assert!(!n.is_open(&key()) && n.closed_through().get(&member()) == Some(&0));
+    }
+    c
+}
+
+#[test]
+fn a_deep_reorg_of_the_registration_after_the_legs_were_paid_registers_the_same_draw_again() {
+    let mut c = covered_cluster();
+    let digest = draw_at(10).digest(&HOME);
+    // Blocks above 19 of the home chain are replaced: the registration (and the home leg
+    // it paid) are gone. A reorg that keeps block 20 takes nothing back.
+    assert!(
+        rewinds(&all_see(
+            &mut c,
+            NOW + 3000,
+            Event::Rewound {
+                chain_id: 1,
+                after: 20
+            }
+        ))
+        .is_empty()
+    );
+    let outs = all_see(
+        &mut c,
+        NOW + 3000,
+        Event::Rewound {
+            chain_id: 1,
+            after: 19,
+        },
+    );
+    let r = rewinds(&outs);
+    assert_eq!(r.len(), 4, "every node reports it: {r:?}");
+    assert!(
+        r.iter()
+            .all(|(_, reg, legs, reopened)| *reg && legs.is_empty() && *reopened)
+    );
+    for n in &c.nodes {
+        assert!(
+            n.is_open(&key()),
+            "never covered while the chain does not show it"
+        );
+        let rec = n.incident(&key()).unwrap();
+        let reg = rec.registration.as_ref().unwrap();
+        assert!(reg.rewound && !reg.finalized && reg.draw_hash == digest);
+        assert!(
+            rec.legs_done.contains_key(&REMOTE),
+            "the remote leg stays paid"
+        );
+    }
+    // The same certificate goes to the home vault again; no new attempt, no new draw, no
+    // leg signed again.
+    let outs = c.tick_all(NOW + 4000);
+    let subs = submitted(&outs);
+    assert!(!subs.is_empty());
+    assert!(
+        subs.iter()
+            .all(|(_, s)| matches!(s, Subject::Draw { draw, .. } if *draw == draw_at(10))),
+        "{subs:?}"
+    );
+    assert!(
+        outs.iter()
+            .all(|(_, o)| !matches!(o, Output::Broadcast(Message::DrawProposal(_))))
+    );
+    // Registered again (a replacement block): closed covered again, nothing else to pay.
+    let outs = all_see(&mut c, NOW + 5000, registered(21));
+    assert!(submitted(&outs).is_empty());
+    for n in &mut c.nodes {
+        assert!(
+            !n.is_open(&key()),
+            "covered again once the chain shows it again"
+        );
+        assert_eq!(n.closed_through().get(&member()), Some(&0));
+        let later = n.handle(NOW + 60_000, Event::Tick).unwrap();
+        assert!(
+            !later.iter().any(|o| matches!(o, Output::Submit(_))),
+            "{later:?}"
+        );
+    }
+}
+
+#[test]
+fn a_deep_reorg_of_a_paid_leg_releases_the_same_leg_again() {
+    let mut c = covered_cluster();
+    let outs = all_see(
+        &mut c,
+        NOW + 3000,
+        Event::Rewound {
+            chain_id: 2,
+            after: 29,
+        },
+    );
+    let r = rewinds(&outs);
+    assert_eq!(r.len(), 4, "{r:?}");
+    assert!(
+        r.iter()
+            .all(|(_, reg, legs, reopened)| !*reg && *legs == vec![REMOTE] && *reopened)
+    );
+    let subs = submitted(&c.tick_all(NOW + 4000));
+    let releases: Vec<_> = subs
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Subject::Leg { vault, release } => Some((*vault, release.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!releases.is_empty(), "{subs:?}");
+    assert!(releases.iter().all(|(v, rel)| *v == REMOTE
+        && rel.drawHash == draw_at(10).digest(&HOME)
+        && rel.amount == draw_at(10).legs[1].amount));
+    all_see(&mut c, NOW + 5000, leg_paid(31));
+    assert!(c.nodes.iter().all(|n| !n.is_open(&key())));
+}
+
+#[test]
+fn a_deep_reorg_before_the_legs_are_paid_or_before_anything_registered() {
+    // Nothing registered yet: nothing to take back.
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    assert!(
+        rewinds(&all_see(
+            &mut c,
+            NOW + 500,
+            Event::Rewound {
+                chain_id: 1,
+                after: 0
+            }
+        ))
+        .is_empty()
+    );
+    // Registered, legs not paid: the registration is taken back from the open incident and
+    // its certificate submitted again; a restart in between keeps that.
+    all_see(&mut c, NOW + 1000, registered(20));
+    let r = rewinds(&all_see(
+        &mut c,
+        NOW + 2000,
+        Event::Rewound {
+            chain_id: 1,
+            after: 10,
+        },
+    ));
+    assert!(
+        r.len() == 4 && r.iter().all(|(_, reg, _, reopened)| *reg && *reopened),
+        "{r:?}"
+    );
+    for i in 0..4 {
+        c.nodes[i] = c.start(i);
+    }
+    let subs = submitted(&c.tick_all(NOW + 3000));
+    assert!(
+        subs.iter()
+            .any(|(_, s)| matches!(s, Subject::Draw { draw, .. } if *draw == draw_at(10))),
+        "{subs:?}"
+    );
+    all_see(&mut c, NOW + 4000, registered(22));
+    all_see(&mut c, NOW + 5000, leg_paid(30));
+    assert!(c.nodes.iter().all(|n| !n.is_open(&key())));
+}
+
+#[test]
+fn a_deep_reorg_past_the_draw_deadline_is_reported_and_not_reopened() {
+    let mut c = covered_cluster();
+    let late = (draw_at(10).deadline + 1) * 1000;
+    let r = rewinds(&all_see(
+        &mut c,
+        late,
+        Event::Rewound {
+            chain_id: 1,
+            after: 19,
+        },
+    ));
+    assert_eq!(r.len(), 4, "{r:?}");
+    assert!(r.iter().all(|(_, reg, _, reopened)| *reg && !*reopened));
+    assert!(c.nodes.iter().all(|n| !n.is_open(&key())));
 }

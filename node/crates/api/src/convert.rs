@@ -306,6 +306,7 @@ pub fn chain_to_pb(c: ChainView) -> pb::Chain {
         halted: c.halted,
         quarantined: c.quarantined,
         vault: c.vault.map(vault_to_pb),
+        deep_reorgs: c.deep_reorgs,
     }
 }
 
@@ -319,6 +320,7 @@ pub fn chain_from_pb(c: pb::Chain) -> ChainView {
         confirmed_head: c.confirmed_head,
         halted: c.halted,
         quarantined: c.quarantined,
+        deep_reorgs: c.deep_reorgs,
         vault: c.vault.map(vault_from_pb),
     }
 }

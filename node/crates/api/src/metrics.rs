@@ -242,6 +242,7 @@ fn add_by_reason(family: &Family<ReasonLabel, Counter>, reason: &str, n: u64) {
 /// `backstop_gossip_rejects_total{reason}`, `backstop_refusals_total{reason}`,
 /// `backstop_signals{kind,state}`,
 /// `backstop_breakers_active{kind}`, `backstop_chain_quarantined{chain_id}`,
+/// `backstop_chain_deep_reorgs{chain_id}`,
 /// `backstop_clock_offset_seconds`, `backstop_clock_skewed`, and the
 /// operator API server's own `backstop_api_admin_refused_total{reason}`,
 /// `backstop_api_connections_closed_total{reason}`, `backstop_api_connections_open`,
@@ -263,6 +264,7 @@ pub struct Metrics {
     signals: Family<KindStateLabels, Gauge>,
     breakers_active: Family<KindLabel, Gauge>,
     chain_quarantined: Family<ChainIdLabel, Gauge>,
+    chain_deep_reorgs: Family<ChainIdLabel, Gauge>,
     clock_offset: Gauge<f64, AtomicU64>,
     clock_skewed: Gauge,
 }
@@ -290,6 +292,7 @@ impl Metrics {
         let signals = Family::<KindStateLabels, Gauge>::default();
         let breakers_active = Family::<KindLabel, Gauge>::default();
         let chain_quarantined = Family::<ChainIdLabel, Gauge>::default();
+        let chain_deep_reorgs = Family::<ChainIdLabel, Gauge>::default();
         let clock_offset = Gauge::<f64, AtomicU64>::default();
         let clock_skewed = Gauge::default();
         registry.register(
@@ -367,6 +370,11 @@ impl Metrics {
             "1 while a chain is quarantined (allocations skip its vault), else 0",
             chain_quarantined.clone(),
         );
+        registry.register(
+            "chain_deep_reorgs",
+            "Reorgs deeper than the confirmation depth seen on a chain since the node started",
+            chain_deep_reorgs.clone(),
+        );
         API_SERVER.register(&mut registry);
         for kind in BreakerKind::ALL {
             breakers_active
@@ -397,6 +405,7 @@ impl Metrics {
             signals,
             breakers_active,
             chain_quarantined,
+            chain_deep_reorgs,
             clock_offset,
             clock_skewed,
         }
@@ -553,6 +562,11 @@ impl Metrics {
         }
         for chain in &model.chains {
             self.set_chain_quarantined(chain.chain_id, model.chain_quarantined(chain.chain_id));
+            self.chain_deep_reorgs
+                .get_or_create(&ChainIdLabel {
+                    chain_id: chain.chain_id.to_string(),
+                })
+                .set(i64::try_from(chain.deep_reorgs).unwrap_or(i64::MAX));
         }
     }
 

@@ -295,6 +295,8 @@ pub struct ChainView {
     pub halted: bool,
     /// Allocations skip this chain's vault.
     pub quarantined: bool,
+    /// Reorgs deeper than the confirmation depth seen since the node started.
+    pub deep_reorgs: u64,
     /// The vault, once read.
     pub vault: Option<VaultView>,
 }

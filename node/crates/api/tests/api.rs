@@ -94,6 +94,7 @@ async fn read_calls_return_the_model() {
             confirmed_head: 118,
             halted: false,
             quarantined: false,
+            deep_reorgs: 0,
             vault: Some(pb::Vault {
                 address: format!("0x{}", "c1".repeat(20)),
                 balance: "1000000000000000000000".into(),

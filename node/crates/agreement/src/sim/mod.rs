@@ -855,7 +855,7 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
                     drop(w);
                     self.schedule(at, Ev::Include { cert });
                 }
-                Output::WakeAt(_) => {}
+                Output::WakeAt(_) | Output::Rewound { .. } => {}
             }
         }
         Ok(())

@@ -136,6 +136,7 @@ impl<K: Kv> MachineNode<K> {
                     draw_hash: *draw_hash,
                     draw: draw.clone(),
                     finalized: false,
+                    block: w.block_at(*at),
                 });
             }
             self.seen_cursor += 1;
@@ -145,6 +146,7 @@ impl<K: Kv> MachineNode<K> {
             if at + depth_ms > sim_ms {
                 break;
             }
+            let block = w.block_at(*at);
             out.push(match fact {
                 Fact::Registered {
                     key,
@@ -155,10 +157,12 @@ impl<K: Kv> MachineNode<K> {
                     draw_hash: *draw_hash,
                     draw: draw.clone(),
                     finalized: true,
+                    block,
                 },
                 Fact::LegPaid { draw_hash, vault } => Event::LegExecuted {
                     draw_hash: *draw_hash,
                     vault: *vault,
+                    block,
                 },
                 Fact::ActionExecuted { vault, id, .. } => Event::ActionExecuted {
                     vault: *vault,

@@ -72,6 +72,7 @@ pub fn filled_state() -> ApiState {
             confirmed_head: 118,
             halted: false,
             quarantined: false,
+            deep_reorgs: 0,
             vault: Some(VaultView {
                 address: format!("0x{}", "c1".repeat(20)),
                 balance: "1000000000000000000000".into(),
@@ -93,6 +94,7 @@ pub fn filled_state() -> ApiState {
             confirmed_head: 48,
             halted: true,
             quarantined: true,
+            deep_reorgs: 1,
             vault: None,
         },
     ]);
