@@ -2,8 +2,10 @@
 //! loopback. A member's gap on its home chain is covered from the vaults of all three
 //! chains; every balance afterwards matches the allocation exactly, and the API reports the
 //! incident closed with its transactions. Then, with one node stopped, a second gap is
-//! covered the same way (t = 3 of 4). And a node whose clock disagrees with the chains says
-//! so in its status and its log.
+//! covered the same way (t = 3 of 4). A reorg deeper than the confirmation depth that takes
+//! back a registration after the remote legs were paid is put back: the same draw registered
+//! again, the home leg paid once. And a node whose clock disagrees with the chains says so
+//! in its status and its log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -235,6 +237,143 @@ async fn gap_is_covered_across_three_chains_by_four_nodes_then_by_three() {
         "a graceful stop logs no error:\n{log}"
     );
     cover(&net, &nodes, &[0, 1, 2], 1, U256::from(12_100 * UNIT)).await;
+}
+
+/// The consortium's answer to a reorg deeper than the confirmation depth (confirmations = 1
+/// here) that takes back the home chain's registration and home leg after both remote legs
+/// were paid: every node reopens the incident, the same draw (same hash, so the paid remote
+/// legs stay valid and are not paid again) is registered again, the home leg is paid once on
+/// the new chain, every node reports the deep reorg, and the incident closes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_deeper_than_the_confirmation_depth_registers_the_same_draw_again() {
+    use alloy::providers::Provider;
+    use alloy::providers::ext::AnvilApi;
+    use alloy::rpc::types::Filter;
+    use alloy::rpc::types::anvil::ReorgOptions;
+    use alloy::sol_types::SolEvent;
+    use backstop_contracts::bindings::BackstopVault::DrawRegistered;
+
+    let mut params = ConsortiumParams {
+        mine_every: Some(Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let mut limits = default_limits();
+    limits.refillPerSecond = limits.bucketCapacity;
+    params.chain = ChainParams {
+        limits,
+        ..ChainParams::default()
+    };
+    let net = deploy_consortium(&CHAINS, N, &params).await;
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = configure(root.path(), &net, &Options::default());
+    start_all(&mut nodes).await;
+    cover(&net, &nodes, &[0, 1, 2, 3], 0, U256::from(16_100 * UNIT)).await;
+
+    let m = net.member(0);
+    let home = net.chain(m.spec.home_chain_id);
+    let hash = home.vault().drawOf(m.spec.id, 0).call().await.unwrap();
+    let logs = home
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(home.vault)
+                .event_signature(DrawRegistered::SIGNATURE_HASH)
+                .from_block(0u64),
+        )
+        .await
+        .unwrap();
+    let registered_at = logs[0].block_number.unwrap();
+    let recipients = balances(&net, |c| m.spec.recipient_on(c)).await;
+    let home_index = CHAINS.iter().position(|c| *c == home.chain_id).unwrap();
+    let head = home.head().await;
+    assert!(head > registered_at + 1, "the registration is confirmed");
+    home.provider
+        .anvil_reorg(ReorgOptions {
+            depth: head - registered_at + 1,
+            tx_block_pairs: vec![],
+        })
+        .await
+        .unwrap();
+    let reorged = Instant::now();
+    assert!(
+        home.vault()
+            .drawOf(m.spec.id, 0)
+            .call()
+            .await
+            .unwrap()
+            .is_zero()
+    );
+    let taken = recipients[home_index] - home.balance_of(m.spec.recipient_on(home.chain_id)).await;
+    assert!(!taken.is_zero(), "the reorg took back the home leg");
+
+    wait_for(
+        "the same draw registered again",
+        &nodes,
+        Duration::from_secs(90),
+        || async { home.vault().drawOf(m.spec.id, 0).call().await.unwrap() == hash },
+    )
+    .await;
+    wait_for(
+        "every node to report the deep reorg and close the incident again",
+        &nodes,
+        Duration::from_secs(60),
+        || async {
+            for n in &nodes {
+                let Some(inc) = incidents(n).await.into_iter().find(|x| x.seq == 0) else {
+                    return false;
+                };
+                let reopened = inc
+                    .timeline
+                    .iter()
+                    .any(|e| e.what.contains("deep reorg") && e.what.contains("reopened"));
+                if !reopened || inc.phase != IncidentPhase::Closed as i32 {
+                    return false;
+                }
+                let mut c = backstop_api::client::client(&n.api).await.unwrap();
+                let chains = c
+                    .list_chains(backstop_api::proto::ListChainsRequest {})
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .chains;
+                if !chains
+                    .iter()
+                    .any(|ch| ch.chain_id == home.chain_id && ch.deep_reorgs >= 1)
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let again = home
+        .provider
+        .get_logs(
+            &Filter::new()
+                .address(home.vault)
+                .event_signature(DrawRegistered::SIGNATURE_HASH)
+                .from_block(0u64),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "one registration on the new chain");
+    assert_ne!(
+        again[0].transaction_hash, logs[0].transaction_hash,
+        "registered again by a node, not replayed by the chain"
+    );
+    eprintln!(
+        "deep reorg of {} blocks: the draw registered again in block {:?} after {:.2} s",
+        head - registered_at + 1,
+        again[0].block_number,
+        reorged.elapsed().as_secs_f64()
+    );
+    // Paid once each: the home leg again on the new chain, the remote legs not again.
+    let after = balances(&net, |c| m.spec.recipient_on(c)).await;
+    assert_eq!(
+        after, recipients,
+        "every recipient holds exactly its leg, once"
+    );
 }
 
 /// Runs `backstop node` on a config and returns its exit status and output.

@@ -13,7 +13,9 @@
 //! 4. signs an EIP-1559 transaction with the next local nonce ([`NonceTracker`]: read from the
 //!    chain's pending nonce at start and after "nonce too low") and fees from [`FeePolicy`];
 //! 5. waits for a receipt, replacing a stuck transaction (same nonce, bumped fees) after
-//!    `stuck_after`; any of the sent versions may be the one mined;
+//!    `stuck_after`; any of the sent versions may be the one mined; a transaction stuck
+//!    above the chain's pending nonce (a deep reorg took back earlier ones) re-reads the
+//!    nonce and starts again;
 //! 6. waits until the receipt's block is `confirmations` deep and still canonical; a receipt
 //!    reorged out sends the action again (from step 2).
 //!
@@ -625,6 +627,15 @@ impl Submitter {
                 )));
             }
             if last_send.elapsed() >= self.cfg.stuck_after {
+                if self.pending_nonce().await? < nonce {
+                    // Below ours the chain lacks transactions we saw mined: a reorg took
+                    // them back, and ours waits on a gap that fees cannot close.
+                    self.nonce.lock().await.invalidate();
+                    self.counters.nonce_resyncs.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Attempt::Again(format!(
+                        "nonce {nonce} is above the chain's: earlier transactions reorged out"
+                    )));
+                }
                 let (base, hint) = self.fees_now().await?;
                 let Some(bumped) = self.cfg.fees.bump(fees, base, hint) else {
                     return Err(SubmitError::NotMined(format!(
