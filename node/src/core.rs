@@ -277,6 +277,9 @@ pub struct NodeCore<S, K> {
     reconcile_at: BTreeMap<IncidentKey, Option<u64>>,
     /// Next check (ms) of each open threshold action on its vault; `None` while one runs.
     check_action_at: BTreeMap<(VaultId, B256), Option<u64>>,
+    /// Next look-up (ms) of each draw the home vault registered and this node missed (see
+    /// [`NodeCore::missed`]); `None` while one runs.
+    missed_at: BTreeMap<IncidentKey, Option<u64>>,
     now: u64,
     out: Vec<Action>,
 }
@@ -312,6 +315,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             parked_count: 0,
             reconcile_at: BTreeMap::new(),
             check_action_at: BTreeMap::new(),
+            missed_at: BTreeMap::new(),
             now: 0,
             out: Vec::new(),
         }
@@ -576,14 +580,19 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         key: IncidentKey,
         result: Result<Vec<ChainInput>, String>,
     ) -> Result<(), CoreError> {
-        if let Some(at) = self.reconcile_at.get_mut(&key) {
-            *at = Some(self.now.saturating_add(RECONCILE_EVERY_MS));
+        let next = Some(self.now.saturating_add(RECONCILE_EVERY_MS));
+        for schedule in [&mut self.reconcile_at, &mut self.missed_at] {
+            if let Some(at) = schedule.get_mut(&key) {
+                *at = next;
+            }
         }
+        let missed = self.missed_at.contains_key(&key);
         match result {
             Ok(inputs) => {
                 for input in inputs {
-                    if self.machine.is_open(&key) {
-                        debug!(member = %key.member, seq = key.seq, "reconciled from the chains");
+                    // A missed draw opens its incident here, which then takes its legs.
+                    if self.machine.is_open(&key) || missed {
+                        debug!(member = %key.member, seq = key.seq, missed, "reconciled from the chains");
                         self.on_chain(input)?;
                     }
                 }
@@ -1102,6 +1111,54 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         for (vault, id) in due(&mut self.check_action_at, open, now) {
             self.out.push(Action::CheckAction { vault, id });
         }
+        let missed = self.missed();
+        for key in due(&mut self.missed_at, missed, now) {
+            let Some(home) = self.home_chain(&key.member) else {
+                continue;
+            };
+            self.out.push(Action::Reconcile {
+                key,
+                home_chain_id: home,
+                registered: None,
+            });
+        }
+    }
+
+    fn home_chain(&self, member: &B256) -> Option<u64> {
+        let members = &self.machine.view().config().members;
+        members.get(member).map(|m| m.home_chain_id)
+    }
+
+    /// The incidents whose draw the home vault registered (its `nextSeq` at the confirmed
+    /// head is past them) and that this node has neither open nor closed covered: it was
+    /// down or could not read the chain when they happened, or closed them resolved before
+    /// it saw the registration. At most [`MAX_MISSED_PER_MEMBER`] per member, the newest.
+    fn missed(&self) -> BTreeSet<IncidentKey> {
+        let mut out = BTreeSet::new();
+        for (member, policy) in &self.machine.view().config().members {
+            let next_seq = self
+                .status
+                .get(&policy.home_chain_id)
+                .and_then(|st| st.confirmed.as_ref())
+                .and_then(|c| c.members.get(member))
+                .map_or(0, |m| m.record.next_seq);
+            let known = self
+                .machine
+                .closed_through()
+                .get(member)
+                .map_or(0, |c| c + 1);
+            let from = known.max(next_seq.saturating_sub(MAX_MISSED_PER_MEMBER));
+            for seq in from..next_seq {
+                let key = IncidentKey {
+                    member: *member,
+                    seq,
+                };
+                if !self.machine.is_open(&key) {
+                    out.insert(key);
+                }
+            }
+        }
+        out
     }
 
     fn policy_tick(&mut self) -> Result<(), CoreError> {
@@ -1212,6 +1269,9 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         }
     }
 }
+
+/// Most draws per member that [`NodeCore::missed`] looks up on the chains.
+pub const MAX_MISSED_PER_MEMBER: u64 = 4;
 
 /// The keys of `open` whose check is due at `now`, marked running (`None`); drops the
 /// schedule of keys no longer open. A key new to the schedule is due a period from now

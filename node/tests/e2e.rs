@@ -237,6 +237,30 @@ async fn gap_is_covered_across_three_chains_by_four_nodes_then_by_three() {
         "a graceful stop logs no error:\n{log}"
     );
     cover(&net, &nodes, &[0, 1, 2], 1, U256::from(12_100 * UNIT)).await;
+
+    // Restarted, the node that was down learns from the chains what it missed: its history
+    // agrees with its peers' (the draw, its legs and their transactions).
+    nodes[3].start();
+    let peer = incidents(&nodes[0])
+        .await
+        .into_iter()
+        .find(|x| x.seq == 1)
+        .unwrap();
+    wait_for(
+        "the restarted node to learn the draw it missed",
+        &nodes,
+        Duration::from_secs(60),
+        || async {
+            incidents(&nodes[3]).await.into_iter().any(|x| {
+                x.seq == 1
+                    && x.phase == IncidentPhase::Closed as i32
+                    && x.draw_amount == peer.draw_amount
+                    && x.legs.len() == peer.legs.len()
+                    && x.legs.iter().all(|l| !l.tx_hash.is_empty())
+            })
+        },
+    )
+    .await;
 }
 
 /// The consortium's answer to a reorg deeper than the confirmation depth (confirmations = 1
