@@ -86,6 +86,7 @@ pub async fn run(
     let mut refresh = tokio::time::interval(REFRESH);
     let mut rejects_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut refusals_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut conflicts_seen = 0u64;
     let mut subs_seen: BTreeMap<(u64, &'static str), (u64, u64)> = BTreeMap::new();
     loop {
         tokio::select! {
@@ -100,6 +101,9 @@ pub async fn run(
                 for (&reason, &total) in &snap.stats.refusals {
                     metrics.add_refusals(reason, since_seen(&mut refusals_seen, reason, total));
                 }
+                let conflicts = snap.stats.guard_conflicts;
+                metrics.add_sign_guard_conflicts(conflicts.saturating_sub(conflicts_seen));
+                conflicts_seen = conflicts_seen.max(conflicts);
                 for (&(chain, kind), &(sent, failed)) in &snap.submissions {
                     let seen = subs_seen.entry((chain, kind)).or_default();
                     for _ in seen.0..sent {

@@ -33,7 +33,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::model::{BreakerKind, IncidentPhase, Model, SignalKind};
+use crate::model::{BreakerKind, ChainView, IncidentPhase, Model, SignalKind};
 
 /// Histogram buckets for protocol latencies, in seconds: 10 ms … 120 s.
 pub const LATENCY_BUCKETS: [f64; 15] = [
@@ -65,6 +65,22 @@ pub enum MetricsError {
 struct ChainLabel {
     chain: String,
 }
+
+/// Name and help of the vault gauges, in [`Metrics::set_vault`]'s order.
+const VAULT_GAUGES: [(&str, &str); 3] = [
+    (
+        "vault_balance",
+        "The vault's pool-token balance at the confirmed head (base units)",
+    ),
+    (
+        "vault_reserve_floor",
+        "The vault's reserve floor (base units): it pays nothing below it",
+    ),
+    (
+        "vault_available_for_payout",
+        "What the vault can pay now: its bucket, above its reserve floor (base units)",
+    ),
+];
 
 /// Labels `chain` and `kind`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -242,7 +258,11 @@ fn add_by_reason(family: &Family<ReasonLabel, Counter>, reason: &str, n: u64) {
 /// `backstop_gossip_rejects_total{reason}`, `backstop_refusals_total{reason}`,
 /// `backstop_signals{kind,state}`,
 /// `backstop_breakers_active{kind}`, `backstop_chain_quarantined{chain_id}`,
-/// `backstop_chain_deep_reorgs{chain_id}`,
+/// `backstop_chain_deep_reorgs{chain_id}`, the vault of each chain at the confirmed head
+/// (`backstop_vault_balance{chain}`, `backstop_vault_reserve_floor{chain}`,
+/// `backstop_vault_available_for_payout{chain}`, pool-token base units),
+/// `backstop_incident_oldest_open_timestamp_seconds` (0 when none is open),
+/// `backstop_sign_guard_conflicts_total`, `backstop_process_start_time_seconds`,
 /// `backstop_clock_offset_seconds`, `backstop_clock_skewed`, and the
 /// operator API server's own `backstop_api_admin_refused_total{reason}`,
 /// `backstop_api_connections_closed_total{reason}`, `backstop_api_connections_open`,
@@ -265,6 +285,9 @@ pub struct Metrics {
     breakers_active: Family<KindLabel, Gauge>,
     chain_quarantined: Family<ChainIdLabel, Gauge>,
     chain_deep_reorgs: Family<ChainIdLabel, Gauge>,
+    vault: [Family<ChainLabel, Gauge<f64, AtomicU64>>; 3],
+    oldest_open: Gauge<f64, AtomicU64>,
+    sign_guard_conflicts: Counter,
     clock_offset: Gauge<f64, AtomicU64>,
     clock_skewed: Gauge,
 }
@@ -293,6 +316,33 @@ impl Metrics {
         let breakers_active = Family::<KindLabel, Gauge>::default();
         let chain_quarantined = Family::<ChainIdLabel, Gauge>::default();
         let chain_deep_reorgs = Family::<ChainIdLabel, Gauge>::default();
+        let vault: [Family<ChainLabel, Gauge<f64, AtomicU64>>; 3] = Default::default();
+        let oldest_open = Gauge::<f64, AtomicU64>::default();
+        let sign_guard_conflicts = Counter::default();
+        let start_time = Gauge::<f64, AtomicU64>::default();
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        registry.register(
+            "process_start_time_seconds",
+            "When the node process started, seconds since the Unix epoch",
+            start_time,
+        );
+        for (family, (name, help)) in vault.iter().zip(VAULT_GAUGES) {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "incident_oldest_open_timestamp_seconds",
+            "When the oldest incident not closed was first seen, seconds since the Unix epoch; 0 when none is open",
+            oldest_open.clone(),
+        );
+        registry.register(
+            "sign_guard_conflicts",
+            "Signatures the sign-guard refused: another digest is recorded for the same key",
+            sign_guard_conflicts.clone(),
+        );
         let clock_offset = Gauge::<f64, AtomicU64>::default();
         let clock_skewed = Gauge::default();
         registry.register(
@@ -406,6 +456,9 @@ impl Metrics {
             breakers_active,
             chain_quarantined,
             chain_deep_reorgs,
+            vault,
+            oldest_open,
+            sign_guard_conflicts,
             clock_offset,
             clock_skewed,
         }
@@ -567,7 +620,41 @@ impl Metrics {
                     chain_id: chain.chain_id.to_string(),
                 })
                 .set(i64::try_from(chain.deep_reorgs).unwrap_or(i64::MAX));
+            self.set_vault(chain);
         }
+        let oldest = model
+            .incidents
+            .iter()
+            .filter(|i| i.phase != IncidentPhase::Closed)
+            .filter_map(|i| i.timeline.first().map(|e| e.timestamp_ms))
+            .min();
+        self.oldest_open
+            .set(oldest.map_or(0.0, |ms| ms as f64 / 1000.0));
+    }
+
+    /// The vault gauges of `chain` (absent until its vault was read; a figure that is not a
+    /// decimal number is left as it was).
+    fn set_vault(&self, chain: &ChainView) {
+        let Some(v) = &chain.vault else {
+            return;
+        };
+        let label = ChainLabel {
+            chain: chain.chain_id.to_string(),
+        };
+        for (family, figure) in self
+            .vault
+            .iter()
+            .zip([&v.balance, &v.reserve, &v.available_for_payout])
+        {
+            if let Ok(x) = figure.parse::<f64>() {
+                family.get_or_create(&label).set(x);
+            }
+        }
+    }
+
+    /// Counts `n` more signatures refused by the sign-guard.
+    pub fn add_sign_guard_conflicts(&self, n: u64) {
+        self.sign_guard_conflicts.inc_by(n);
     }
 
     /// The text exposition of every metric.

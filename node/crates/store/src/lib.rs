@@ -8,11 +8,16 @@
 //! - a batch is applied atomically (one RocksDB `WriteBatch`);
 //! - [`open_node_store`] refuses a directory holding column families this build does not
 //!   know, or a schema version other than `backstop_agreement::state::SCHEMA_VERSION`;
-//! - RocksDB's lock file keeps a second process from opening the same directory.
+//! - RocksDB's lock file keeps a second process from opening the same directory;
+//! - its memory is bounded whatever the history it holds: every memtable together stays
+//!   within [`MEMTABLE_BUDGET`] (RocksDB flushes past it) and the block cache, index and
+//!   filter blocks included, within [`BLOCK_CACHE`] ([`RocksKv::memory`] reports both).
 
 use backstop_agreement::kv::{Cf, Entries, Kv, KvError, WriteBatch};
 use backstop_agreement::state::{self, NodeStore};
-use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions,
+};
 use std::path::Path;
 
 /// Errors opening the store.
@@ -29,10 +34,48 @@ pub enum StoreError {
     State(#[from] state::StoreError),
 }
 
+/// Most memory all memtables together may hold (bytes): RocksDB's default is 64 MiB per
+/// column family, which a node writing every incident's records reaches only after hours,
+/// so memory grew with every incident until then.
+pub const MEMTABLE_BUDGET: usize = 8 << 20;
+/// Size of the block cache shared by every column family, index and filter blocks
+/// included (bytes).
+pub const BLOCK_CACHE: usize = 8 << 20;
+/// Size of one memtable (bytes) before it is flushed.
+const MEMTABLE_SIZE: usize = 1 << 20;
+
+/// Memory held by the store (bytes), as RocksDB reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// Every memtable of every column family.
+    pub memtables: u64,
+    /// The block cache.
+    pub block_cache: u64,
+}
+
 /// The node state on RocksDB.
-#[derive(Debug)]
 pub struct RocksKv {
     db: DB,
+    cache: Cache,
+}
+
+impl std::fmt::Debug for RocksKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksKv")
+            .field("path", &self.db.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of every column family: small memtables, the shared bounded block cache.
+fn cf_options(cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    let mut o = Options::default();
+    o.set_block_based_table_factory(&table);
+    o.set_write_buffer_size(MEMTABLE_SIZE);
+    o
 }
 
 fn kv_err(e: rocksdb::Error) -> KvError {
@@ -43,9 +86,11 @@ impl RocksKv {
     /// Opens (or creates) the database at `path` with every column family.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
-        let mut opts = Options::default();
+        let cache = Cache::new_lru_cache(BLOCK_CACHE);
+        let mut opts = cf_options(&cache);
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
         if let Ok(existing) = DB::list_cf(&Options::default(), path) {
             for name in existing {
                 if name != "default" && !Cf::ALL.iter().any(|cf| cf.name() == name) {
@@ -55,10 +100,26 @@ impl RocksKv {
         }
         let cfs = Cf::ALL
             .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(&cache)));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         tracing::debug!(path = %path.display(), "store opened");
-        Ok(Self { db })
+        Ok(Self { db, cache })
+    }
+
+    /// The memory the store holds now.
+    pub fn memory(&self) -> Result<StoreMemory, StoreError> {
+        let mut memtables = 0u64;
+        for cf in Cf::ALL {
+            let h = self.handle(*cf).map_err(state::StoreError::from)?;
+            memtables += self
+                .db
+                .property_int_value_cf(h, "rocksdb.cur-size-all-mem-tables")?
+                .unwrap_or(0);
+        }
+        Ok(StoreMemory {
+            memtables,
+            block_cache: self.cache.get_usage() as u64,
+        })
     }
 
     /// Persists everything written so far (memtables and the write-ahead log); called at

@@ -7,7 +7,7 @@ use backstop_agreement::contract::{Reopen, check_store_contract};
 use backstop_agreement::kv::{Cf, Kv, KvError, WriteBatch};
 use backstop_agreement::sim::{self, Disk};
 use backstop_agreement::state::{SCHEMA_KEY, StoreError as StateError};
-use backstop_store::{RocksKv, StoreError, open_node_store};
+use backstop_store::{BLOCK_CACHE, MEMTABLE_BUDGET, RocksKv, StoreError, open_node_store};
 use tempfile::TempDir;
 
 struct Dir(TempDir);
@@ -104,4 +104,36 @@ fn simulation_on_rocksdb_matches_memory_and_holds_the_invariants() {
         crashes > 0,
         "some seed crashes and restarts a node from RocksDB"
     );
+}
+
+/// A node writes records for every incident and never deletes them: the store's memory must
+/// not grow with them. 24 MiB of records (what some 2,000 incidents write) leave the
+/// memtables within their budget and the block cache within its size, and everything
+/// written reads back.
+#[test]
+fn memory_stays_bounded_however_much_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kv = RocksKv::open(dir.path()).unwrap();
+    let value = vec![0x5a; 1024];
+    let records = 24 * 1024;
+    for i in 0..records {
+        let mut b = WriteBatch::default();
+        let cf = [Cf::Incidents, Cf::Attestations, Cf::Certificates][i % 3];
+        b.put(cf, (i as u64).to_be_bytes().to_vec(), value.clone());
+        kv.write(b, false).unwrap();
+    }
+    let mut read = 0;
+    for cf in [Cf::Incidents, Cf::Attestations, Cf::Certificates] {
+        read += kv.scan(cf).unwrap().len();
+    }
+    assert_eq!(read, records);
+    let m = kv.memory().unwrap();
+    eprintln!("after {records} records of 1 KiB: {m:?}");
+    // RocksDB flushes once the budget is passed, so one memtable's worth may be over it.
+    assert!(
+        m.memtables <= (MEMTABLE_BUDGET + (2 << 20)) as u64,
+        "memtables hold {} bytes",
+        m.memtables
+    );
+    assert!(m.block_cache <= BLOCK_CACHE as u64, "{m:?}");
 }
