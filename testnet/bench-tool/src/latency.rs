@@ -111,6 +111,9 @@ pub struct Sample {
     pub release_gas: Vec<u64>,
 }
 
+/// A long series samples the nodes' memory after every this many incidents.
+pub const RSS_EVERY: usize = 25;
+
 /// One series: a fresh consortium, `incidents` incidents.
 #[derive(Clone, Debug)]
 pub struct Series {
@@ -134,6 +137,9 @@ pub struct Series {
     pub idle_rss_kib: Vec<u64>,
     /// Per node, VmHWM (KiB) at the end of the series.
     pub hwm_kib: Vec<u64>,
+    /// Largest VmRSS (KiB) over the nodes after every [`RSS_EVERY`] incidents: (incidents
+    /// done, KiB). Long series show whether memory grows with the incidents.
+    pub rss_by_incidents: Vec<(usize, u64)>,
     /// Load averages before and after.
     pub load: ([f64; 3], [f64; 3]),
     /// Lines of the nodes' logs closing an incident as resolved ("reason=Resolved").
@@ -231,6 +237,7 @@ pub async fn run_series(
     }
 
     let mut samples = Vec::with_capacity(incidents);
+    let mut rss_by_incidents = Vec::new();
     for seq in 0..incidents as u64 {
         let sample = match incident(&net, &nodes, mining, seq).await {
             Ok(sample) => sample,
@@ -255,6 +262,19 @@ pub async fn run_series(
             sample.legs,
         ));
         samples.push(sample);
+        if samples.len() % RSS_EVERY == 0 {
+            let rss = nodes
+                .iter()
+                .filter_map(|x| x.pid().and_then(machine::rss_kib))
+                .max()
+                .unwrap_or(0);
+            ctx.progress(&format!(
+                "{label}: after {} incidents the largest node RSS is {} KiB",
+                samples.len(),
+                rss
+            ));
+            rss_by_incidents.push((samples.len(), rss));
+        }
         // The member has `settle_ms` to book a paid draw, and the nodes price its next gap
         // only from a block that many whole seconds (block time) after the registration;
         // wait a little more than that before the next gap.
@@ -296,6 +316,7 @@ pub async fn run_series(
         metric_p2c,
         idle_rss_kib,
         hwm_kib,
+        rss_by_incidents,
         load: (load_before, machine::load_average()),
     })
 }

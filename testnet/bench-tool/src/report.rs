@@ -1031,6 +1031,18 @@ fn agreement_section(o: &mut String, res: &Results) {
     );
 }
 
+/// Memory growth per incident between the first and the last sample of a long series,
+/// from the first sample on (start-up allocations are behind it).
+fn rss_growth(samples: &[(usize, u64)]) -> String {
+    match (samples.first(), samples.last()) {
+        (Some(&(n0, k0)), Some(&(n1, k1))) if n1 > n0 => {
+            let per = (k1 as f64 - k0 as f64) / (n1 - n0) as f64;
+            format!("{per:+.1} KiB per incident over incidents {n0}–{n1}")
+        }
+        _ => "–".to_owned(),
+    }
+}
+
 /// Memory.
 fn memory_section(o: &mut String, res: &Results) {
     let _ = writeln!(o, "## Memory (VmRSS of each node process)\n");
@@ -1064,6 +1076,21 @@ fn memory_section(o: &mut String, res: &Results) {
                 .collect::<Vec<_>>()
                 .join(", "),
             mib(s.hwm_kib.iter().copied().max().unwrap_or(0))
+        );
+    }
+    for s in res.series.iter().filter(|s| s.rss_by_incidents.len() >= 2) {
+        let _ = writeln!(
+            o,
+            "| largest RSS after each {} incidents: {}, run {} | {} | growth {} |",
+            crate::latency::RSS_EVERY,
+            s.label(),
+            s.run,
+            s.rss_by_incidents
+                .iter()
+                .map(|(_, k)| mib(*k))
+                .collect::<Vec<_>>()
+                .join(", "),
+            rss_growth(&s.rss_by_incidents)
         );
     }
     let mut worst = res

@@ -110,7 +110,7 @@ impl RocksKv {
     pub fn memory(&self) -> Result<StoreMemory, StoreError> {
         let mut memtables = 0u64;
         for cf in Cf::ALL {
-            let h = self.handle(*cf).map_err(state::StoreError::from)?;
+            let h = self.handle(cf).map_err(state::StoreError::from)?;
             memtables += self
                 .db
                 .property_int_value_cf(h, "rocksdb.cur-size-all-mem-tables")?
