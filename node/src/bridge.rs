@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::{Address, B256, U256};
 use backstop_api::model::{
     self as m, ApiState, BreakerEffectView, BreakerView, ChainView, ClockView, EventKind,
     IncidentPhase, IncidentView, LegStatus, LegView, MemberView, NodeEvent, PeerView, SignalView,
@@ -39,6 +39,8 @@ pub struct Facts {
     pub chain_names: BTreeMap<u64, String>,
     /// Members: id → (name, home chain).
     pub members: BTreeMap<B256, (String, u64)>,
+    /// Members' `solvency()` contracts on their home chains.
+    pub solvency_contracts: BTreeMap<B256, Address>,
     /// Assertions count for this long (ms).
     pub signal_window_ms: u64,
 }
@@ -68,6 +70,7 @@ impl Facts {
                 .iter()
                 .map(|m| (m.id, (m.name.clone(), m.home_chain_id)))
                 .collect(),
+            solvency_contracts: params.members.iter().map(|m| (m.id, m.solvency)).collect(),
             signal_window_ms: params.signals.window.as_millis() as u64,
         }
     }
@@ -197,8 +200,8 @@ fn since_seen(seen: &mut BTreeMap<&'static str, u64>, key: &'static str, total: 
     added
 }
 
-/// The API view of a journal entry.
-pub fn incident_view(e: &IncidentEntry) -> IncidentView {
+/// The API view of a journal entry (`facts` name the member's solvency contract).
+pub fn incident_view(e: &IncidentEntry, facts: &Facts) -> IncidentView {
     let amount = e.draw.as_ref().map_or(U256::ZERO, |d| d.amount);
     IncidentView {
         member: e.key.member.to_string(),
@@ -222,6 +225,7 @@ pub fn incident_view(e: &IncidentEntry) -> IncidentView {
                     LegStatus::Pending
                 },
                 tx_hash: l.tx_hash.map(|h| h.to_string()).unwrap_or_default(),
+                block_number: l.block,
             })
             .collect(),
         attestations: e
@@ -242,6 +246,29 @@ pub fn incident_view(e: &IncidentEntry) -> IncidentView {
                 what: t.what.clone(),
             })
             .collect(),
+        gap_block: e.gap_block,
+        pinned: e
+            .pinned
+            .iter()
+            .map(|b| m::PinnedBlockView {
+                chain_id: b.chain_id,
+                number: b.number,
+                hash: b.hash.to_string(),
+            })
+            .collect(),
+        draw_gap: e.draw.as_ref().map_or(U256::ZERO, |d| d.gap).to_string(),
+        deductible: e.deductible.to_string(),
+        registration: e.registration.map(|r| m::RegistrationView {
+            chain_id: r.vault.chain_id,
+            vault: r.vault.address.to_string(),
+            tx_hash: r.tx_hash.to_string(),
+            block_number: r.block,
+        }),
+        solvency_contract: facts
+            .solvency_contracts
+            .get(&e.key.member)
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -317,7 +344,11 @@ fn refresh_model(api: &ApiState, facts: &Facts, obs: &Observers, snap: &crate::c
             }
         })
         .collect();
-    let incidents = snap.incidents.iter().map(incident_view).collect();
+    let incidents = snap
+        .incidents
+        .iter()
+        .map(|e| incident_view(e, facts))
+        .collect();
     let name_of = |i: usize| {
         facts
             .peers

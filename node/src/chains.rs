@@ -278,6 +278,19 @@ async fn registered_draw(
     tx_hash: B256,
     draw_hash: B256,
 ) -> Result<Draw, ChainError> {
+    Ok(registration_call(pool, vault, tx_hash, draw_hash)
+        .await?
+        .draw)
+}
+
+/// The `registerDraw` call (draw and guardian signatures) of a registering transaction,
+/// checked against the emitted draw hash.
+pub async fn registration_call(
+    pool: &RpcPool,
+    vault: VaultId,
+    tx_hash: B256,
+    draw_hash: B256,
+) -> Result<BackstopVault::registerDrawCall, ChainError> {
     let input = pool
         .call("eth_getTransactionByHash", |p| async move {
             let tx = p
@@ -299,7 +312,7 @@ async fn registered_draw(
             reason: format!("registration {tx_hash}: calldata does not hash to {draw_hash}"),
         });
     }
-    Ok(call.draw)
+    Ok(call)
 }
 
 /// Turns a watcher's events into core inputs: one task per chain.

@@ -462,7 +462,10 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         let now = self.now;
         match m {
             Message::DrawProposal(p) => {
-                if let Some(c) = self.journal.proposed(p.key, p.attempt, &p.draw, from, now) {
+                if let Some(c) = self
+                    .journal
+                    .proposed(p.key, p.attempt, &p.draw, &p.pinned, from, now)
+                {
                     self.notice_incident(c);
                 }
             }

@@ -2,8 +2,10 @@
 //! transaction hashes and a timeline, built from what the core saw and did.
 //!
 //! It is an observer, never an input of decisions. Invariants: bounded (at most
-//! [`MAX_INCIDENTS`] incidents, oldest closed evicted first; at most [`MAX_TIMELINE`] entries
-//! and [`MAX_ATTESTATIONS`] attestations per incident); phases only move forward.
+//! [`MAX_INCIDENTS`] incidents, oldest closed evicted first; at most [`MAX_TIMELINE`] entries,
+//! [`MAX_ATTESTATIONS`] attestations and [`MAX_PROPOSALS`] remembered proposals per
+//! incident); phases only move forward; the pinned blocks shown for a registered draw are
+//! those of a proposal of exactly that draw, or none.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,7 @@ use alloy::primitives::{Address, B256, U256};
 use backstop_agreement::IncidentKey;
 use backstop_agreement::state::IncidentRecord;
 use backstop_contracts::eip712::{Draw, VaultId};
-use backstop_types::IncidentPhase;
+use backstop_types::{IncidentPhase, PinnedBlock};
 
 /// Most incidents kept.
 pub const MAX_INCIDENTS: usize = 4096;
@@ -19,6 +21,8 @@ pub const MAX_INCIDENTS: usize = 4096;
 pub const MAX_TIMELINE: usize = 256;
 /// Most attestations remembered per incident.
 pub const MAX_ATTESTATIONS: usize = 1024;
+/// Most distinct proposed draws remembered per incident (with their pinned blocks).
+pub const MAX_PROPOSALS: usize = 16;
 
 /// Which stored incidents the journal shows after a restart, oldest first: every open one
 /// and the newest closed ones, [`MAX_INCIDENTS`] in all (a store may hold far more).
@@ -40,6 +44,19 @@ pub struct LegEntry {
     pub paid: bool,
     /// The paying transaction.
     pub tx_hash: Option<B256>,
+    /// Its block.
+    pub block: Option<u64>,
+}
+
+/// Where the draw was registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistrationEntry {
+    /// The member's home vault.
+    pub vault: VaultId,
+    /// The registering transaction.
+    pub tx_hash: B256,
+    /// Its block.
+    pub block: u64,
 }
 
 /// One timeline entry.
@@ -64,6 +81,14 @@ pub struct IncidentEntry {
     pub attempt: u32,
     /// Gap at the latest observation.
     pub gap: U256,
+    /// Home-chain block of the latest observation.
+    pub gap_block: Option<u64>,
+    /// Blocks the draw shown was computed at (empty when its proposal was not seen here).
+    pub pinned: Vec<PinnedBlock>,
+    /// Proposed draws with their pinned blocks, oldest first (at most [`MAX_PROPOSALS`]).
+    proposals: Vec<(Draw, Vec<PinnedBlock>)>,
+    /// The registration, once seen.
+    pub registration: Option<RegistrationEntry>,
     /// The draw (registered, or the latest proposed).
     pub draw: Option<Draw>,
     /// The member's deductible (read with the gap; it bears it itself).
@@ -93,6 +118,10 @@ impl IncidentEntry {
             phase: IncidentPhase::Open,
             attempt: 0,
             gap: U256::ZERO,
+            gap_block: None,
+            pinned: Vec::new(),
+            proposals: Vec::new(),
+            registration: None,
             draw: None,
             deductible: U256::ZERO,
             draw_hash: None,
@@ -138,6 +167,15 @@ impl IncidentEntry {
     pub fn id(&self) -> String {
         format!("{}:{}", self.key.member, self.key.seq)
     }
+}
+
+/// The pinned blocks of the remembered proposal of exactly `draw`; none if it is not known.
+fn pinned_of(proposals: &[(Draw, Vec<PinnedBlock>)], draw: &Draw) -> Vec<PinnedBlock> {
+    proposals
+        .iter()
+        .find(|(d, _)| d == draw)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_default()
 }
 
 /// A phase change, reported to observers (API event stream, metrics).
@@ -202,6 +240,7 @@ impl Journal {
         // The first observation of the gap (a proposal may have created the entry first).
         let fresh = e.gap.is_zero();
         e.gap = gap;
+        e.gap_block = Some(block);
         e.deductible = deductible;
         if fresh {
             e.log(now, Some(block), format!("gap of {gap} seen"));
@@ -214,19 +253,27 @@ impl Journal {
         None
     }
 
-    /// A draw proposed (by anyone) for `attempt`.
+    /// A draw proposed (by anyone) for `attempt`, computed at `pinned`.
     pub fn proposed(
         &mut self,
         key: IncidentKey,
         attempt: u32,
         draw: &Draw,
+        pinned: &[PinnedBlock],
         proposer: u16,
         now: u64,
     ) -> Option<Change> {
         let e = self.entry(key, now);
         e.attempt = e.attempt.max(attempt);
+        if !e.proposals.iter().any(|(d, _)| d == draw) {
+            if e.proposals.len() >= MAX_PROPOSALS {
+                e.proposals.remove(0);
+            }
+            e.proposals.push((draw.clone(), pinned.to_vec()));
+        }
         if e.phase < IncidentPhase::Registered {
             e.draw = Some(draw.clone());
+            e.pinned = pinned.to_vec();
         }
         e.log(
             now,
@@ -278,11 +325,20 @@ impl Journal {
     ) -> Option<Change> {
         self.by_draw.insert(draw_hash, key);
         let e = self.entry(key, now);
+        let registration = RegistrationEntry {
+            vault: home,
+            tx_hash,
+            block,
+        };
         if e.draw_hash == Some(draw_hash) {
+            // The same draw again (registered anew after a deep reorg): where it is now.
+            e.registration = Some(registration);
             return None;
         }
         e.draw_hash = Some(draw_hash);
         e.draw = Some(draw.clone());
+        e.pinned = pinned_of(&e.proposals, draw);
+        e.registration = Some(registration);
         e.legs = draw
             .legs
             .iter()
@@ -294,6 +350,7 @@ impl Journal {
                 amount: l.amount,
                 paid: l.chainId == home.chain_id,
                 tx_hash: (l.chainId == home.chain_id).then_some(tx_hash),
+                block: (l.chainId == home.chain_id).then_some(block),
             })
             .collect();
         if !e.transactions.contains(&tx_hash) {
@@ -336,6 +393,7 @@ impl Journal {
         }
         leg.paid = true;
         leg.tx_hash = Some(tx_hash);
+        leg.block = Some(block);
         let amount = leg.amount;
         if !e.transactions.contains(&tx_hash) {
             e.transactions.push(tx_hash);
@@ -399,6 +457,7 @@ impl Journal {
                         amount: l.amount,
                         paid: vault == rec.home || rec.legs_done.contains_key(&vault),
                         tx_hash: None,
+                        block: None,
                     }
                 })
                 .collect();
@@ -464,6 +523,7 @@ impl Journal {
                 if legs.contains(&leg.vault) || (registration && leg.vault.chain_id == chain_id) {
                     leg.paid = false;
                     leg.tx_hash = None;
+                    leg.block = None;
                 }
             }
             e.phase = if registration {
@@ -535,19 +595,44 @@ mod tests {
             deadline: 1,
             legDeadline: 2,
         };
+        let pinned = [PinnedBlock {
+            chain_id: 1,
+            number: 4,
+            hash: B256::repeat_byte(4),
+        }];
         assert!(j.observed(key, U256::from(100), U256::ZERO, 5, 1).is_some());
         assert!(j.observed(key, U256::from(100), U256::ZERO, 6, 2).is_none());
         assert_eq!(
-            j.proposed(key, 0, &draw, 2, 3).unwrap().phase,
+            j.proposed(key, 0, &draw, &pinned, 2, 3).unwrap().phase,
             IncidentPhase::Proposed
         );
+        // A later attempt proposes another draw; the first one is registered.
+        let mut other = draw.clone();
+        other.deadline = 9;
+        assert!(j.proposed(key, 1, &other, &[], 1, 3).is_none());
+        assert!(j.get(&key).unwrap().pinned.is_empty());
         let h = B256::repeat_byte(9);
         let c = j
             .registered(key, h, &draw, home, B256::repeat_byte(7), 8, 4)
             .unwrap();
         assert_eq!(c.phase, IncidentPhase::Releasing);
+        let e = j.get(&key).unwrap();
+        assert_eq!(
+            e.pinned, pinned,
+            "the pinned blocks of the registered draw's proposal"
+        );
+        assert_eq!(e.gap_block, Some(6));
+        assert_eq!(
+            e.registration.map(|r| (r.tx_hash, r.block)),
+            Some((B256::repeat_byte(7), 8))
+        );
+        assert_eq!(
+            e.legs[0].block,
+            Some(8),
+            "the home leg is paid at registration"
+        );
         // A late proposal does not move the phase back.
-        assert!(j.proposed(key, 1, &draw, 3, 5).is_none());
+        assert!(j.proposed(key, 1, &draw, &[], 3, 5).is_none());
         assert_eq!(j.get(&key).unwrap().phase, IncidentPhase::Releasing);
         assert!(j.leg_paid(h, remote, B256::repeat_byte(8), 9, 6).is_some());
         assert!(j.leg_paid(h, remote, B256::repeat_byte(8), 9, 6).is_none());
@@ -557,6 +642,7 @@ mod tests {
         );
         let e = j.get(&key).unwrap();
         assert!(e.legs.iter().all(|l| l.paid));
+        assert_eq!(e.legs[1].block, Some(9));
         assert_eq!(e.transactions.len(), 2);
         assert_eq!(e.uncovered(), U256::from(10));
         assert_eq!(j.by_phase()[&IncidentPhase::Closed], 1);

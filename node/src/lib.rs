@@ -18,7 +18,8 @@
 //! - [`chains`]: chain adapters (snapshots, observations, vault facts, start-up checks);
 //! - [`service`]: the tokio task around [`core`], carrying inputs in and actions out;
 //! - [`runtime`]: assembly, supervision and shutdown; [`params`]: configuration to runtime;
-//! - [`bridge`]: the API model, event stream, metrics and operator requests.
+//! - [`bridge`]: the API model, event stream, metrics and operator requests;
+//! - [`report`]: incident reports built from nodes' APIs and verified against the chains.
 //!
 //! Behind the `sim` feature (tests, the soak example; not the binary): `sim`, the whole
 //! node under deterministic simulation.
@@ -31,6 +32,7 @@ pub mod detect;
 pub mod journal;
 pub mod params;
 pub mod policy;
+pub mod report;
 pub mod runtime;
 pub mod service;
 #[cfg(feature = "sim")]

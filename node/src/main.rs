@@ -9,6 +9,7 @@ use anyhow::Context;
 use backstop_api::{ApiState, Metrics, Query};
 use backstop_config::{Config, LogFormat};
 use backstop_node::bridge::{self, Facts};
+use backstop_node::report::{self, Which};
 use backstop_node::{params, runtime};
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
@@ -73,8 +74,38 @@ enum Command {
         #[arg(long, global = true, default_value = "http://127.0.0.1:7070")]
         api: String,
     },
+    /// An incident report from one or more nodes (their timelines merged).
+    Report {
+        /// Incident id (`0x<member>:<seq>`); or give --since.
+        id: Option<String>,
+        /// Every incident first seen since: unix seconds, or an age (`90m`, `2h`, `7d`).
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        since: Option<String>,
+        /// A node's gRPC API (repeat it to merge several nodes' accounts).
+        #[arg(long = "api", default_value = "http://127.0.0.1:7070")]
+        apis: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+    },
+    /// Checks a report (JSON) against the chains alone: exit 0 when every figure holds,
+    /// 1 naming each mismatch, 2 on bad input or a failed RPC.
+    VerifyReport {
+        /// The report file (`backstop report <id> --format json`).
+        file: PathBuf,
+        /// `<chain id>=<url>`, for every chain the report names.
+        #[arg(long = "rpc")]
+        rpcs: Vec<String>,
+    },
     /// Version of the binary and of the vault's signing domain.
     Version,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ReportFormat {
+    Md,
+    Json,
+    Html,
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,6 +168,13 @@ struct ApiArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::VerifyReport { file, rpcs } => return verify_report(&file, &rpcs),
+        Command::Report {
+            id,
+            since,
+            apis,
+            format,
+        } => make_report(id, since, &apis, format),
         Command::Version => {
             println!(
                 "backstop {} (vault EIP-712 domain {} v{})",
@@ -203,6 +241,65 @@ fn query(q: Query, args: ApiArgs) -> anyhow::Result<()> {
     let out = rt.block_on(backstop_api::client::query(&args.api, &q, args.json))?;
     println!("{out}");
     Ok(())
+}
+
+fn make_report(
+    id: Option<String>,
+    since: Option<String>,
+    apis: &[String],
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    let which = match (id, since) {
+        (Some(id), _) => Which::Incident(id.parse()?),
+        (None, Some(since)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            Which::Since(report::parse_since(&since, now)?)
+        }
+        (None, None) => anyhow::bail!("give an incident id or --since"),
+    };
+    let rt = runtime_builder()?;
+    let reports = rt.block_on(report::from_nodes(apis, &which))?;
+    let format = match format {
+        ReportFormat::Md => report::Format::Markdown,
+        ReportFormat::Json => report::Format::Json,
+        ReportFormat::Html => report::Format::Html,
+    };
+    println!("{}", report::render(&reports, format)?);
+    Ok(())
+}
+
+/// Exit 0: verified; 1: mismatches; 2: bad input or a failed RPC.
+fn verify_report(file: &std::path::Path, rpcs: &[String]) -> ExitCode {
+    let checked = report::read(file)
+        .map_err(anyhow::Error::from)
+        .and_then(|r| Ok((r, report::parse_rpcs(rpcs)?)))
+        .and_then(|(r, rpcs)| {
+            let rt = runtime_builder()?;
+            Ok(rt.block_on(report::verify(&r, &rpcs))?)
+        });
+    match checked {
+        Ok(v) if v.mismatches.is_empty() => {
+            println!("verified: {} figures match the chains", v.checked);
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            for m in &v.mismatches {
+                println!("mismatch: {m}");
+            }
+            println!(
+                "{} of {} figures do not match the chains",
+                v.mismatches.len(),
+                v.checked
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("backstop: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn admin(command: AdminCommand, token_file: Option<PathBuf>, api: &str) -> anyhow::Result<()> {
@@ -321,7 +418,7 @@ fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
                 if let Some(l) = metrics_listener {
                     let mut s = shutdown.clone();
                     tasks.spawn(async move {
-                        let r = backstop_api::serve_metrics(l, metrics, async move {
+                        let r = backstop_api::serve_metrics(l, metrics, api, async move {
                             let _ = s.changed().await;
                         })
                         .await

@@ -417,6 +417,49 @@ pub async fn events(url: &str) -> Result<EventStream, ClientError> {
     Ok(EventStream { url, inner })
 }
 
+/// Every incident the node at `url` knows, oldest first.
+pub async fn incidents(url: &str) -> Result<Vec<IncidentView>, ClientError> {
+    let (url, mut client) = connect(url, true).await?;
+    client
+        .list_incidents(pb::ListIncidentsRequest { open_only: false })
+        .await
+        .map_err(|s| rpc(&url, s))?
+        .into_inner()
+        .incidents
+        .into_iter()
+        .map(convert::incident_from_pb)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&url, e))
+}
+
+/// Every circuit breaker the node at `url` knows (active and ended).
+pub async fn breakers(url: &str) -> Result<Vec<BreakerView>, ClientError> {
+    let (url, mut client) = connect(url, true).await?;
+    client
+        .list_breakers(pb::ListBreakersRequest { active_only: false })
+        .await
+        .map_err(|s| rpc(&url, s))?
+        .into_inner()
+        .breakers
+        .into_iter()
+        .map(convert::breaker_from_pb)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&url, e))
+}
+
+/// The name the node at `url` gives itself.
+pub async fn node_name(url: &str) -> Result<String, ClientError> {
+    let (url, mut client) = connect(url, true).await?;
+    let status = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|s| rpc(&url, s))?
+        .into_inner()
+        .status
+        .ok_or_else(|| bad(&url, "GetStatus answered without a status"))?;
+    Ok(convert::status_from_pb(status).info.node_name)
+}
+
 /// One event as a line: `<time> <kind> [subject] text`, or one-line JSON.
 pub fn render_event(event: &NodeEvent, json: bool) -> Result<String, ClientError> {
     if json {

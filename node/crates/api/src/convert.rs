@@ -9,8 +9,8 @@ use backstop_proto::v1 as pb;
 use crate::model::{
     AttestationView, BreakerEffectView, BreakerKind, BreakerView, ChainView, ClockView,
     EffectStatus, EventKind, IncidentPhase, IncidentView, LegStatus, LegView, MemberView,
-    NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind, SignalView, StatusCounts, TimelineEntry,
-    VaultView,
+    NodeEvent, NodeInfo, NodeStatus, PeerView, PinnedBlockView, RegistrationView, SignalKind,
+    SignalView, StatusCounts, TimelineEntry, VaultView,
 };
 
 /// An enum value the model does not know.
@@ -377,6 +377,7 @@ pub fn incident_to_pb(i: IncidentView) -> pb::Incident {
                 amount: l.amount,
                 status: leg_status_to_pb(l.status).into(),
                 tx_hash: l.tx_hash,
+                block_number: l.block_number,
             })
             .collect(),
         attestations: i
@@ -397,6 +398,25 @@ pub fn incident_to_pb(i: IncidentView) -> pb::Incident {
                 what: t.what,
             })
             .collect(),
+        gap_block: i.gap_block,
+        pinned: i
+            .pinned
+            .into_iter()
+            .map(|b| pb::PinnedBlock {
+                chain_id: b.chain_id,
+                number: b.number,
+                hash: b.hash,
+            })
+            .collect(),
+        draw_gap: i.draw_gap,
+        deductible: i.deductible,
+        registration: i.registration.map(|r| pb::Registration {
+            chain_id: r.chain_id,
+            vault: r.vault,
+            tx_hash: r.tx_hash,
+            block_number: r.block_number,
+        }),
+        solvency_contract: i.solvency_contract,
     }
 }
 
@@ -420,6 +440,7 @@ pub fn incident_from_pb(i: pb::Incident) -> Result<IncidentView, UnknownEnum> {
                     vault: l.vault,
                     amount: l.amount,
                     tx_hash: l.tx_hash,
+                    block_number: l.block_number,
                 })
             })
             .collect::<Result<_, UnknownEnum>>()?,
@@ -441,6 +462,25 @@ pub fn incident_from_pb(i: pb::Incident) -> Result<IncidentView, UnknownEnum> {
                 what: t.what,
             })
             .collect(),
+        gap_block: i.gap_block,
+        pinned: i
+            .pinned
+            .into_iter()
+            .map(|b| PinnedBlockView {
+                chain_id: b.chain_id,
+                number: b.number,
+                hash: b.hash,
+            })
+            .collect(),
+        draw_gap: i.draw_gap,
+        deductible: i.deductible,
+        registration: i.registration.map(|r| RegistrationView {
+            chain_id: r.chain_id,
+            vault: r.vault,
+            tx_hash: r.tx_hash,
+            block_number: r.block_number,
+        }),
+        solvency_contract: i.solvency_contract,
     })
 }
 

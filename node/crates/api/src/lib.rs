@@ -8,8 +8,9 @@
 //! and server reflection) over that state; it never changes the state itself;
 //! [`serve_with`] does the same with explicit [`ServerOptions`] (connection cap, handshake,
 //! idle and read timeouts, streams per connection, keepalive, log interval).
-//! [`Metrics`] and [`serve_metrics`] expose Prometheus metrics over HTTP. The [`client`]
-//! module is what the CLI uses to query a node and print the answers.
+//! [`Metrics`] and [`serve_metrics`] expose Prometheus metrics over HTTP, and on the same
+//! port the read-only operator [`dashboard`] (a web page polling the state as JSON). The
+//! [`client`] module is what the CLI uses to query a node and print the answers.
 //!
 //! Modules:
 //! - [`model`]: the data shown and the shared [`ApiState`] handle;
@@ -18,6 +19,7 @@
 //!   the private modules `conn` and `ingress`);
 //! - [`logsafe`]: escaping of untrusted text and rate limiting of log lines;
 //! - [`metrics`]: the metrics registry and HTTP endpoint;
+//! - [`dashboard`]: the operator web page and its JSON, served by the metrics endpoint;
 //! - [`client`]: queries and admin calls for the CLI, rendered as tables or JSON.
 //!
 //! The crate depends on neither alloy nor libp2p: every hash, address and amount is
@@ -27,6 +29,7 @@ pub mod admin;
 pub mod client;
 mod conn;
 mod convert;
+pub mod dashboard;
 pub mod fuzz;
 mod ingress;
 pub mod logsafe;

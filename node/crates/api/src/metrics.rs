@@ -3,7 +3,8 @@
 //! [`Metrics`] holds every metric in one `prometheus-client` registry (prefix
 //! `backstop_`); the runtime updates it through the methods below, from any thread.
 //! [`serve_metrics`] answers `GET /metrics` with the text exposition (OpenMetrics 1.0,
-//! which Prometheus scrapes natively) and 404 on every other path.
+//! which Prometheus scrapes natively), serves the operator dashboard's page and JSON on the
+//! same port (`/`, see [`crate::dashboard`]) and answers 404 on every other path.
 //!
 //! Invariants kept here:
 //! - label values are chain ids, phases, signal and breaker kinds and states, and the
@@ -33,7 +34,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::model::{BreakerKind, ChainView, IncidentPhase, Model, SignalKind};
+use crate::dashboard::{self, Page};
+use crate::model::{ApiState, BreakerKind, ChainView, IncidentPhase, Model, SignalKind};
 
 /// Histogram buckets for protocol latencies, in seconds: 10 ms … 120 s.
 pub const LATENCY_BUCKETS: [f64; 15] = [
@@ -641,10 +643,10 @@ impl Metrics {
         let label = ChainLabel {
             chain: chain.chain_id.to_string(),
         };
-        for (family, figure) in self
-            .vault
-            .iter()
-            .zip([&v.balance, &v.reserve, &v.available_for_payout])
+        for (family, figure) in
+            self.vault
+                .iter()
+                .zip([&v.balance, &v.reserve, &v.available_for_payout])
         {
             if let Ok(x) = figure.parse::<f64>() {
                 family.get_or_create(&label).set(x);
@@ -665,8 +667,18 @@ impl Metrics {
     }
 }
 
+/// What a path serves.
+enum Route {
+    Metrics,
+    Dashboard(Page),
+}
+
 /// Answers one HTTP request.
-fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(
+    metrics: &Metrics,
+    api: &ApiState,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
         *response.status_mut() = status;
@@ -675,19 +687,27 @@ fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Byte
         }
         response
     };
-    if request.uri().path() != "/metrics" {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found: metrics are at /metrics\n".to_owned(),
-        );
-    }
+    let path = request.uri().path();
+    let route = match Page::of(path) {
+        Some(page) => Route::Dashboard(page),
+        None if path == "/metrics" => Route::Metrics,
+        None => {
+            return reply(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found: metrics are at /metrics, the dashboard at /\n".to_owned(),
+            );
+        }
+    };
     if request.method() != Method::GET {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
             "only GET is supported\n".to_owned(),
         );
+    }
+    if let Route::Dashboard(page) = route {
+        return dashboard::respond(api, page);
     }
     match metrics.encode() {
         Ok(body) => reply(StatusCode::OK, CONTENT_TYPE, body),
@@ -702,12 +722,14 @@ fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Byte
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` completes. Accept errors (such as
-/// running out of file descriptors) are retried after a short pause and logged at most
-/// once per [`ACCEPT_ERROR_LOG_INTERVAL`].
+/// Serves `GET /metrics`, and the dashboard of `api` (see [`crate::dashboard`]), on
+/// `listener` until `shutdown` completes. Accept errors (such as running out of file
+/// descriptors) are retried after a short pause and logged at most once per
+/// [`ACCEPT_ERROR_LOG_INTERVAL`].
 pub async fn serve_metrics(
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    api: ApiState,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MetricsError> {
     let local = listener.local_addr().ok();
@@ -730,8 +752,9 @@ pub async fn serve_metrics(
             },
         };
         let metrics = Arc::clone(&metrics);
+        let api = api.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let response = respond(&metrics, &request);
+            let response = respond(&metrics, &api, &request);
             async move { Ok::<_, Infallible>(response) }
         });
         let connection = hyper::server::conn::http1::Builder::new()

@@ -375,6 +375,32 @@ pub struct LegView {
     pub status: LegStatus,
     /// Transaction paying it, empty if none.
     pub tx_hash: String,
+    /// Block of the transaction that paid it, when paid.
+    pub block_number: Option<u64>,
+}
+
+/// A block a draw was computed at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PinnedBlockView {
+    /// Chain.
+    pub chain_id: u64,
+    /// Block number.
+    pub number: u64,
+    /// Block hash (`0x` + 64 hex).
+    pub hash: String,
+}
+
+/// Where a draw was registered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RegistrationView {
+    /// The member's home chain.
+    pub chain_id: u64,
+    /// The home vault.
+    pub vault: String,
+    /// The registering transaction.
+    pub tx_hash: String,
+    /// Its block.
+    pub block_number: u64,
 }
 
 /// A guardian signature the node holds for the draw digest.
@@ -424,6 +450,18 @@ pub struct IncidentView {
     pub tx_hashes: Vec<String>,
     /// History.
     pub timeline: Vec<TimelineEntry>,
+    /// Home-chain block at which `gap` was read (the latest reading).
+    pub gap_block: Option<u64>,
+    /// Blocks the draw was computed at, one per chain (empty when not seen here).
+    pub pinned: Vec<PinnedBlockView>,
+    /// The gap the draw was computed for (decimal), "0" before a proposal.
+    pub draw_gap: String,
+    /// The member's deductible read with the gap (decimal).
+    pub deductible: String,
+    /// The registration on the home vault, once registered.
+    pub registration: Option<RegistrationView>,
+    /// The member's `solvency()` contract (as configured), empty if unknown.
+    pub solvency_contract: String,
 }
 
 impl IncidentView {

@@ -880,6 +880,7 @@ async fn metrics_endpoint_serves_the_registry() {
     let task = tokio::spawn(backstop_api::serve_metrics(
         listener,
         metrics.clone(),
+        filled_state(),
         async move {
             let _ = stop_rx.await;
         },
@@ -922,17 +923,20 @@ async fn metrics_endpoint_serves_the_registry() {
         "backstop_chain_quarantined{chain_id=\"31337\"} 1",
         "backstop_chain_quarantined{chain_id=\"31338\"} 1",
         "backstop_chain_deep_reorgs{chain_id=\"31338\"} 1",
-        // The vault of 31337 (31338's is not read yet: no series).
-        "backstop_vault_balance{chain=\"31337\"} 1000000000000000000000",
-        "backstop_vault_reserve_floor{chain=\"31337\"} 100000000000000000000",
-        "backstop_vault_available_for_payout{chain=\"31337\"} 900000000000000000000",
+        // The vault of 31337 as floats (31338's is not read yet: no series).
+        "backstop_vault_balance{chain=\"31337\"} 1e21",
+        "backstop_vault_reserve_floor{chain=\"31337\"} 100000000000000000000.0",
+        "backstop_vault_available_for_payout{chain=\"31337\"} 900000000000000000000.0",
         "backstop_sign_guard_conflicts_total 0",
         "# TYPE backstop_incident_oldest_open_timestamp_seconds gauge",
         "# TYPE backstop_process_start_time_seconds gauge",
     ] {
         assert!(body.contains(needle), "missing {needle:?} in\n{body}");
     }
-    assert!(!body.contains("backstop_vault_balance{chain=\"31338\"}"), "{body}");
+    assert!(
+        !body.contains("backstop_vault_balance{chain=\"31338\"}"),
+        "{body}"
+    );
 
     // The contagion breaker lifted, chain 31338 no longer flagged (only the lifted oracle
     // breaker lists it): both chains at 0, the contagion count back to 0.
@@ -952,7 +956,7 @@ async fn metrics_endpoint_serves_the_registry() {
         assert!(body.contains(needle), "missing {needle:?} in\n{body}");
     }
 
-    let (status, _) = http_get(addr, "/").await;
+    let (status, _) = http_get(addr, "/favicon.ico").await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");
     let (status, _) = http_get(addr, "/metrics/x").await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");

@@ -124,6 +124,7 @@ async fn thousands_of_idle_connections_do_not_starve_real_clients() {
     let metrics_task = tokio::spawn(backstop_api::serve_metrics(
         metrics_listener,
         Arc::new(Metrics::new()),
+        filled_state(),
         async move {
             let _ = metrics_stopped.await;
         },

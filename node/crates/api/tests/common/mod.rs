@@ -144,6 +144,7 @@ pub fn filled_state() -> ApiState {
                     amount: "60".into(),
                     status: LegStatus::Executed,
                     tx_hash: format!("0x{}", "e1".repeat(32)),
+                    block_number: Some(101),
                 },
                 LegView {
                     chain_id: 31338,
@@ -151,6 +152,7 @@ pub fn filled_state() -> ApiState {
                     amount: "50".into(),
                     status: LegStatus::Expired,
                     tx_hash: String::new(),
+                    block_number: None,
                 },
             ],
             attestations: vec![AttestationView {
@@ -170,6 +172,7 @@ pub fn filled_state() -> ApiState {
                     what: "closed".into(),
                 },
             ],
+            ..IncidentView::default()
         },
         IncidentView {
             member: member_id(0x0a),

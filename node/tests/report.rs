@@ -1,0 +1,245 @@
+//! Incident reports end to end: three anvil chains, four `backstop` node processes. A gap
+//! is covered across the three vaults; `backstop report` builds the incident's report from
+//! two nodes, `backstop verify-report` re-derives it from the chains and accepts it, and
+//! refuses a report with one amount, one signer or one transaction hash changed (naming
+//! it), a file that is not a report, and an RPC that is down (named as such).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, B256, U256};
+use backstop_api::proto::IncidentPhase;
+use backstop_contracts::testing::{
+    ChainParams, ConsortiumParams, UNIT, default_limits, deploy_consortium,
+};
+use backstop_node::report::{self, Report};
+use common::{N, Options, configure, incidents, solvency, start_all, wait_for};
+
+const CHAINS: [u64; 3] = [31337, 31338, 31339];
+
+fn backstop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_backstop"))
+        .args(args)
+        .output()
+        .expect("run backstop")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Verifies `r` in-process; the fields of its mismatches.
+async fn mismatched_fields(r: &Report, rpcs: &BTreeMap<u64, String>) -> Vec<String> {
+    let v = report::verify(r, rpcs).await.unwrap();
+    v.mismatches.into_iter().map(|m| m.field).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_incident_report_verifies_and_a_tampered_one_does_not() {
+    let mut params = ConsortiumParams {
+        mine_every: Some(Duration::from_millis(500)),
+        ..Default::default()
+    };
+    let mut limits = default_limits();
+    limits.refillPerSecond = limits.bucketCapacity;
+    params.chain = ChainParams {
+        limits,
+        ..ChainParams::default()
+    };
+    let net = deploy_consortium(&CHAINS, N, &params).await;
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = configure(root.path(), &net, &Options::default());
+    start_all(&mut nodes).await;
+
+    // A gap the three vaults cover together; the member books the draw once registered.
+    let m = net.member(0);
+    let home = net.chain(m.spec.home_chain_id);
+    let gap = U256::from(16_100 * UNIT);
+    let (assets, _) = solvency(&net, 0).await;
+    net.set_solvency(0, assets, assets + gap).await;
+    let started = Instant::now();
+    while home
+        .vault()
+        .drawOf(m.spec.id, 0)
+        .call()
+        .await
+        .unwrap()
+        .is_zero()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no draw registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    net.set_books(0, (assets + gap, assets + gap), 1).await;
+    wait_for(
+        "the incident closed with every leg paid on nodes 0 and 1",
+        &nodes,
+        Duration::from_secs(90),
+        || async {
+            for n in &nodes[..2] {
+                let done = incidents(n).await.iter().any(|x| {
+                    x.seq == 0
+                        && x.phase == IncidentPhase::Closed as i32
+                        && x.legs.len() == 3
+                        && x.legs.iter().all(|l| !l.tx_hash.is_empty())
+                });
+                if !done {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+
+    // The report, from two nodes, as JSON, Markdown and HTML.
+    let id = format!("{}:0", m.spec.id);
+    let api0 = nodes[0].api.as_str();
+    let api1 = nodes[1].api.as_str();
+    let json = backstop(&[
+        "report", &id, "--api", api0, "--api", api1, "--format", "json",
+    ]);
+    assert!(json.status.success(), "{}", text(&json));
+    let good = report::parse(&json.stdout).unwrap();
+    let draw = good.draw.clone().expect("a registered draw");
+    assert_eq!(draw.legs.len(), 3);
+    assert_eq!(draw.gap, gap);
+    assert_eq!(good.nodes.len(), 2);
+    assert!(good.timeline.iter().any(|s| s.node.starts_with("node-0")));
+    assert!(good.timeline.iter().any(|s| s.node.starts_with("node-1")));
+    assert!(!good.pinned.is_empty(), "the pinned blocks of the draw");
+    assert!(good.signers.len() >= 3, "{:?}", good.signers);
+    let md = backstop(&["report", &id, "--api", api0, "--format", "md"]);
+    assert!(text(&md).contains("## Timeline"), "{}", text(&md));
+    let html = backstop(&["report", "--since", "1h", "--api", api0, "--format", "html"]);
+    assert!(text(&html).contains(&id), "--since lists the incident");
+
+    let dir = root.path();
+    let write = |name: &str, r: &Report| {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_string_pretty(r).unwrap()).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let rpcs: BTreeMap<u64, String> = net.chains.iter().map(|c| (c.chain_id, c.http())).collect();
+    let rpc_args: Vec<String> = rpcs
+        .iter()
+        .flat_map(|(c, u)| ["--rpc".to_string(), format!("{c}={u}")])
+        .collect();
+    let verify = |file: &str, rpc_args: &[String]| {
+        let mut args = vec!["verify-report", file];
+        args.extend(rpc_args.iter().map(String::as_str));
+        backstop(&args)
+    };
+
+    // The untouched report verifies.
+    let out = verify(&write("good.json", &good), &rpc_args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("verified"), "{}", text(&out));
+    eprintln!("{}", text(&out).trim());
+
+    // One amount changed: exit 1, naming it.
+    let mut r = good.clone();
+    r.draw.as_mut().unwrap().amount += U256::from(1);
+    let out = verify(&write("amount.json", &r), &rpc_args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("mismatch: draw.amount"),
+        "{}",
+        text(&out)
+    );
+    eprintln!("{}", text(&out).trim());
+
+    // One signer changed.
+    let mut r = good.clone();
+    r.signers[0] = Address::repeat_byte(0x11);
+    let fields = mismatched_fields(&r, &rpcs).await;
+    assert!(fields.iter().any(|f| f == "signers"), "{fields:?}");
+
+    // One transaction hash changed (a remote leg's).
+    let mut r = good.clone();
+    let remote = r
+        .draw
+        .as_mut()
+        .unwrap()
+        .legs
+        .iter_mut()
+        .find(|l| l.chain_id != draw.registration.chain_id)
+        .unwrap();
+    remote.tx_hash = Some(B256::repeat_byte(0x22));
+    let chain = remote.chain_id;
+    let fields = mismatched_fields(&r, &rpcs).await;
+    assert!(
+        fields.contains(&format!("draw.legs[chain {chain}].tx_hash")),
+        "{fields:?}"
+    );
+
+    // The draw hash and the trigger gap changed.
+    let mut r = good.clone();
+    r.draw.as_mut().unwrap().hash = B256::repeat_byte(0x33);
+    assert!(
+        mismatched_fields(&r, &rpcs)
+            .await
+            .contains(&"draw.hash".to_string())
+    );
+    let mut r = good.clone();
+    r.draw.as_mut().unwrap().gap -= U256::from(1);
+    let fields = mismatched_fields(&r, &rpcs).await;
+    assert!(
+        fields.iter().any(|f| f.starts_with("draw.gap (solvency()")),
+        "{fields:?}"
+    );
+
+    // Not a report: exit 2 with a clear error.
+    let good_text = std::fs::read_to_string(dir.join("good.json")).unwrap();
+    for (name, body, says) in [
+        ("wrong.json", "{\"hello\": 1}".to_string(), "not a report"),
+        (
+            "cut.json",
+            good_text[..good_text.len() / 2].to_string(),
+            "not a report",
+        ),
+        (
+            "v2.json",
+            good_text.replacen("\"version\": 1", "\"version\": 2", 1),
+            "unknown report version 2",
+        ),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        let out = verify(p.to_str().unwrap(), &rpc_args);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        assert!(text(&out).contains(says), "{name}: {}", text(&out));
+    }
+
+    // An RPC that is down is named, not mistaken for a mismatch.
+    let down = format!(
+        "http://127.0.0.1:{}",
+        backstop_contracts::testing::free_port()
+    );
+    let mut args = rpc_args.clone();
+    let home_arg = format!(
+        "{}={}",
+        draw.registration.chain_id, rpcs[&draw.registration.chain_id]
+    );
+    let i = args.iter().position(|a| *a == home_arg).unwrap();
+    args[i] = format!("{}={down}", draw.registration.chain_id);
+    let out = verify(&dir.join("good.json").to_string_lossy(), &args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("rpc failed: chain {}", draw.registration.chain_id))
+            && text(&out).contains(&down),
+        "{}",
+        text(&out)
+    );
+}
