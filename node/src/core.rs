@@ -937,7 +937,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         // Detectors see the block before the observations it carries reach the machine, so
         // a suspicion blocks attesting from the same block on.
         let mut found = self.detectors.on_snapshot(&snap, now);
-        found.extend(self.check_bookings(chain_id, now));
+        found.extend(self.check_bookings(chain_id, snap.timestamp.saturating_mul(1000), now));
         self.assert_own(found)
     }
 
@@ -980,8 +980,9 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         self.assert_own(found)
     }
 
-    /// The booking detector over the members homed on `chain_id`, at its newest block.
-    fn check_bookings(&mut self, chain_id: u64, now: u64) -> Vec<Assertion> {
+    /// The booking detector over the members homed on `chain_id`, at its newest block (of
+    /// time `block_ms`).
+    fn check_bookings(&mut self, chain_id: u64, block_ms: u64, now: u64) -> Vec<Assertion> {
         let view = self.machine.view();
         let homed: Vec<(B256, _)> = view
             .config()
@@ -992,7 +993,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             .collect();
         homed
             .into_iter()
-            .flat_map(|(m, b)| self.detectors.on_booking(m, b, now))
+            .flat_map(|(m, b)| self.detectors.on_booking(m, b, block_ms, now))
             .collect()
     }
 

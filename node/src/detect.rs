@@ -244,11 +244,14 @@ impl Detectors {
     }
 
     /// A member's newest covered payout and its books at the newest home block (`None`
-    /// without payout or read).
+    /// without payout or read), that block's time being `block_ms`. The timeout runs to the
+    /// earlier of `now` and `block_ms`: a node whose reads lag the chain sees the books of
+    /// an old block, and must not blame the member for a booking the chain already has.
     pub fn on_booking(
         &mut self,
         member: B256,
         booking: Option<(Payout, Solvency)>,
+        block_ms: u64,
         now: u64,
     ) -> Vec<Assertion> {
         if !self.cfg.members.contains_key(&member) {
@@ -259,7 +262,7 @@ impl Detectors {
         if let Some((p, books)) = booking
             && !p.is_booked(books.booked_draws)
             && let Some(gap) = books.gap().filter(|g| *g > self.cfg.dust)
-            && now >= p.closed_ms.saturating_add(self.cfg.booking_timeout_ms)
+            && now.min(block_ms) >= p.closed_ms.saturating_add(self.cfg.booking_timeout_ms)
         {
             let declared = books.booked_draws.map_or_else(
                 || "nothing (no bookedDraws() view)".into(),
@@ -268,11 +271,11 @@ impl Detectors {
             found.insert(
                 key,
                 format!(
-                    "{} paid for draw {} not declared booked {} s after it closed: the books \
+                    "{} paid for draw {} not declared booked {} s after it closed (by the block read): the books \
                      declare {declared}, gap {gap}",
                     p.paid,
                     p.seq,
-                    now.saturating_sub(p.closed_ms) / 1000
+                    now.min(block_ms).saturating_sub(p.closed_ms) / 1000
                 ),
             );
         }
@@ -559,26 +562,59 @@ mod tests {
         let not_booked = [(SignalKind::PayoutNotBooked, member())];
         // Within the timeout: nothing yet.
         assert!(
-            d.on_booking(member(), Some((payout, books(300, Some(2)))), NOW + 4_999)
-                .is_empty()
+            d.on_booking(
+                member(),
+                Some((payout, books(300, Some(2)))),
+                NOW + 4_999,
+                NOW + 4_999
+            )
+            .is_empty()
         );
         // Past it, undeclared with a gap: asserted, saying what the books declare.
-        let a = d.on_booking(member(), Some((payout, books(300, Some(2)))), NOW + 5_000);
+        let a = d.on_booking(
+            member(),
+            Some((payout, books(300, Some(2)))),
+            NOW + 5_000,
+            NOW + 5_000,
+        );
         assert_eq!(kinds(&a), not_booked);
         assert!(
             a[0].evidence.contains("declare 2, gap 300"),
             "{}",
             a[0].evidence
         );
+        // A node whose reads lag shows the books of a block read long after the close but
+        // mined within the timeout: nothing, however late the node's own clock is.
+        let mut lagging = detectors(false);
+        assert!(
+            lagging
+                .on_booking(
+                    member(),
+                    Some((payout, books(300, Some(2)))),
+                    NOW + 1_000,
+                    NOW + 300_000
+                )
+                .is_empty()
+        );
         // Declared: the condition ends at once.
         assert!(
-            d.on_booking(member(), Some((payout, books(300, Some(3)))), NOW + 6_000)
-                .is_empty()
+            d.on_booking(
+                member(),
+                Some((payout, books(300, Some(3)))),
+                NOW + 6_000,
+                NOW + 6_000
+            )
+            .is_empty()
         );
         assert!(d.tick(NOW + 60_000).is_empty());
         // No view at all, with a gap: asserted.
         let mut d = detectors(false);
-        let a = d.on_booking(member(), Some((payout, books(300, None))), NOW + 5_000);
+        let a = d.on_booking(
+            member(),
+            Some((payout, books(300, None))),
+            NOW + 5_000,
+            NOW + 5_000,
+        );
         assert_eq!(kinds(&a), not_booked);
         assert!(
             a[0].evidence.contains("no bookedDraws() view"),
@@ -588,15 +624,28 @@ mod tests {
         // Undeclared but whole (a gap within dust): nothing to freeze it for.
         let mut d = detectors(false);
         assert!(
-            d.on_booking(member(), Some((payout, books(10, Some(0)))), NOW + 9_000)
+            d.on_booking(
+                member(),
+                Some((payout, books(10, Some(0)))),
+                NOW + 9_000,
+                NOW + 9_000
+            )
+            .is_empty()
+        );
+        assert!(
+            d.on_booking(member(), None, NOW + 9_000, NOW + 9_000)
                 .is_empty()
         );
-        assert!(d.on_booking(member(), None, NOW + 9_000).is_empty());
         // An unknown member is not watched.
         let other = B256::repeat_byte(0x42);
         assert!(
-            d.on_booking(other, Some((payout, books(300, None))), NOW + 9_000)
-                .is_empty()
+            d.on_booking(
+                other,
+                Some((payout, books(300, None))),
+                NOW + 9_000,
+                NOW + 9_000
+            )
+            .is_empty()
         );
     }
 }

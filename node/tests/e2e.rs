@@ -19,12 +19,13 @@ use alloy::primitives::{Address, U256};
 use backstop_api::proto::IncidentPhase;
 use backstop_chain::allocation::{AllocationInput, VaultCapacity, allocate};
 use backstop_contracts::testing::{
-    BUCKET_CAPACITY, ChainParams, Consortium, ConsortiumParams, MEMBER_CAP, MEMBER_DEDUCTIBLE,
-    RESERVE_FLOOR, UNIT, default_limits, deploy_consortium,
+    BUCKET_CAPACITY, Consortium, ConsortiumParams, MEMBER_CAP, MEMBER_DEDUCTIBLE, RESERVE_FLOOR,
+    UNIT, deploy_consortium,
 };
-use common::{N, Node, Options, balances, configure, incidents, solvency, start_all, wait_for};
-
-const CHAINS: [u64; 3] = [31337, 31338, 31339];
+use common::{
+    CHAINS, N, Node, Options, balances, configure, deploy_fast_refill, incidents, solvency,
+    start_all, wait_for,
+};
 
 /// What each vault can pay, once its bucket is full again at the newest confirmed block
 /// (block timestamps move in whole seconds, so a bucket drained by the previous incident
@@ -174,19 +175,7 @@ async fn cover(net: &Consortium, nodes: &[Node], running: &[usize], seq: u64, ga
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gap_is_covered_across_three_chains_by_four_nodes_then_by_three() {
-    let mut params = ConsortiumParams {
-        mine_every: Some(Duration::from_millis(500)),
-        ..Default::default()
-    };
-    // A bucket that refills at once: what a vault can pay is then its balance above the
-    // reserve, capped by the bucket, whatever the time of the pinned block.
-    let mut limits = default_limits();
-    limits.refillPerSecond = limits.bucketCapacity;
-    params.chain = ChainParams {
-        limits,
-        ..ChainParams::default()
-    };
-    let net = deploy_consortium(&CHAINS, N, &params).await;
+    let net = deploy_fast_refill().await;
     let root = tempfile::tempdir().unwrap();
     let mut nodes = configure(root.path(), &net, &Options::default());
     start_all(&mut nodes).await;
@@ -277,17 +266,7 @@ async fn a_reorg_deeper_than_the_confirmation_depth_registers_the_same_draw_agai
     use alloy::sol_types::SolEvent;
     use backstop_contracts::bindings::BackstopVault::DrawRegistered;
 
-    let mut params = ConsortiumParams {
-        mine_every: Some(Duration::from_millis(500)),
-        ..Default::default()
-    };
-    let mut limits = default_limits();
-    limits.refillPerSecond = limits.bucketCapacity;
-    params.chain = ChainParams {
-        limits,
-        ..ChainParams::default()
-    };
-    let net = deploy_consortium(&CHAINS, N, &params).await;
+    let net = deploy_fast_refill().await;
     let root = tempfile::tempdir().unwrap();
     let mut nodes = configure(root.path(), &net, &Options::default());
     start_all(&mut nodes).await;

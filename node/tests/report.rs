@@ -14,13 +14,9 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, U256};
 use backstop_api::proto::IncidentPhase;
-use backstop_contracts::testing::{
-    ChainParams, ConsortiumParams, UNIT, default_limits, deploy_consortium,
-};
+use backstop_contracts::testing::UNIT;
 use backstop_node::report::{self, Report};
-use common::{N, Options, configure, incidents, solvency, start_all, wait_for};
-
-const CHAINS: [u64; 3] = [31337, 31338, 31339];
+use common::{Options, configure, deploy_fast_refill, incidents, solvency, start_all, wait_for};
 
 fn backstop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_backstop"))
@@ -45,17 +41,7 @@ async fn mismatched_fields(r: &Report, rpcs: &BTreeMap<u64, String>) -> Vec<Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_incident_report_verifies_and_a_tampered_one_does_not() {
-    let mut params = ConsortiumParams {
-        mine_every: Some(Duration::from_millis(500)),
-        ..Default::default()
-    };
-    let mut limits = default_limits();
-    limits.refillPerSecond = limits.bucketCapacity;
-    params.chain = ChainParams {
-        limits,
-        ..ChainParams::default()
-    };
-    let net = deploy_consortium(&CHAINS, N, &params).await;
+    let net = deploy_fast_refill().await;
     let root = tempfile::tempdir().unwrap();
     let mut nodes = configure(root.path(), &net, &Options::default());
     start_all(&mut nodes).await;

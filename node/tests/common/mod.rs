@@ -15,10 +15,14 @@ use backstop_api::proto::{
     Breaker, GetStatusRequest, Incident, ListBreakersRequest, ListIncidentsRequest,
 };
 use backstop_contracts::bindings::MockMember;
-use backstop_contracts::testing::{Consortium, free_port};
+use backstop_contracts::testing::{
+    ChainParams, Consortium, ConsortiumParams, default_limits, deploy_consortium, free_port,
+};
 use ed25519_dalek::SigningKey;
 
 pub const N: usize = 4;
+/// The chains of the end-to-end tests.
+pub const CHAINS: [u64; 3] = [31337, 31338, 31339];
 pub const TOKEN: &str = "e2e-admin-token-0123456789";
 
 /// One node process.
@@ -284,4 +288,21 @@ pub async fn balances(
         out.push(c.balance_of(who(c.chain_id)).await);
     }
     out
+}
+
+/// Deploys [`CHAINS`] for [`N`] nodes with a block every 500 ms and buckets that refill at
+/// once: what a vault can pay is then its balance above the reserve, capped by the bucket,
+/// whatever the time of the pinned block.
+pub async fn deploy_fast_refill() -> Consortium {
+    let mut limits = default_limits();
+    limits.refillPerSecond = limits.bucketCapacity;
+    let params = ConsortiumParams {
+        mine_every: Some(Duration::from_millis(500)),
+        chain: ChainParams {
+            limits,
+            ..ChainParams::default()
+        },
+        ..Default::default()
+    };
+    deploy_consortium(&CHAINS, N, &params).await
 }

@@ -95,6 +95,30 @@ pub struct Concurrent {
     pub load: ([f64; 3], [f64; 3]),
 }
 
+/// `[detectors]` of the nodes: many members of one chain in trouble at once is exactly what
+/// contagion detects; these benchmarks measure agreement and memory, not the breaker.
+pub const NO_CONTAGION: &str = "[detectors]\ncontagion_members = 1024\n";
+
+/// Deploys 3 chains with 1-s blocks and `members` members homed in turn on each chain,
+/// registered on every vault, for `n` nodes; buckets refill at once.
+pub async fn deploy(n: usize, members: usize) -> Consortium {
+    let mut limits = default_limits();
+    limits.refillPerSecond = limits.bucketCapacity;
+    let params = ConsortiumParams {
+        mine_every: Some(Duration::from_secs(1)),
+        chain: ChainParams {
+            limits,
+            deposit: U256::from(crate::latency::DEPOSIT_UNITS * UNIT),
+            ..ChainParams::default()
+        },
+        members: (0..members)
+            .map(|i| MemberSpec::new(i, CHAINS[i % CHAINS.len()]))
+            .collect(),
+        ..Default::default()
+    };
+    deploy_consortium(&CHAINS, n, &params).await
+}
+
 /// Samples the VmRSS of `pids` every 100 ms until `stop`; returns the largest per pid.
 fn spawn_sampler(pids: Vec<u32>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<u64>> {
     tokio::spawn(async move {
@@ -119,22 +143,8 @@ pub async fn run(ctx: &Ctx, members: usize) -> Result<Concurrent> {
     ctx.progress(&format!(
         "{label}: deploying 3 chains and registering {members} members on every vault"
     ));
-    let mut limits = default_limits();
-    limits.refillPerSecond = limits.bucketCapacity;
-    let params = ConsortiumParams {
-        mine_every: Some(Duration::from_secs(1)),
-        chain: ChainParams {
-            limits,
-            deposit: U256::from(crate::latency::DEPOSIT_UNITS * UNIT),
-            ..ChainParams::default()
-        },
-        members: (0..members)
-            .map(|i| MemberSpec::new(i, CHAINS[i % CHAINS.len()]))
-            .collect(),
-        ..Default::default()
-    };
     let t = Instant::now();
-    let net = deploy_consortium(&CHAINS, n, &params).await;
+    let net = deploy(n, members).await;
     let deploy_s = t.elapsed().as_secs_f64();
     ctx.progress(&format!("{label}: deployed in {deploy_s:.1} s"));
 
@@ -143,9 +153,7 @@ pub async fn run(ctx: &Ctx, members: usize) -> Result<Concurrent> {
     // A long settle time: a gap still standing after a paid draw may open the next incident
     // only after this, and the benchmark books 100 draws as they come.
     settings.settle_ms = 20_000;
-    // Many members of one chain in trouble at once is exactly what contagion detects; the
-    // benchmark measures agreement, not the breaker.
-    settings.extra = "[detectors]\ncontagion_members = 1024\n".to_owned();
+    settings.extra = NO_CONTAGION.to_owned();
     let mut nodes = configure(&ctx.node_bin, root.path(), &net, &settings)?;
     let t = Instant::now();
     start_all(&mut nodes).await?;
@@ -212,7 +220,7 @@ fn fixed_fees<D: alloy::contract::CallDecoder>(
 /// pool, so a transaction arriving while its predecessor is being mined can wait forever for
 /// that (already mined) predecessor; the gaps behind it never rise and the bookings behind it
 /// never land, and the nodes pay the unbooked members again every `settle_ms`.
-struct Senders {
+pub(crate) struct Senders {
     /// Per chain, a provider whose wallet holds the keys of the members homed there.
     providers: Vec<DynProvider>,
     /// Per member, the index of its home chain.
@@ -226,7 +234,7 @@ struct Senders {
 impl Senders {
     /// Derives a key per member, funds it on the member's home chain (`anvil_setBalance`, no
     /// transaction) and reads its nonce (pending tag).
-    async fn new(net: &Consortium) -> Result<Self> {
+    pub(crate) async fn new(net: &Consortium) -> Result<Self> {
         let mut home = Vec::with_capacity(net.members.len());
         let mut keys = Vec::with_capacity(net.members.len());
         for (i, m) in net.members.iter().enumerate() {
@@ -311,11 +319,11 @@ impl Senders {
 }
 
 /// A member's books: assets, liabilities and the draws they include (`setBooks`).
-type Books = (U256, U256, u64);
+pub(crate) type Books = (U256, U256, u64);
 
 /// What a followed transaction does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// Raises the member's gap.
     Gap,
     /// Books the member's draw (closes the gap).
@@ -341,7 +349,7 @@ struct Tracked {
 /// Follows the benchmark's transactions until mined: resends those not mined after
 /// [`RESEND_AFTER`], fails naming those not mined after [`GIVE_UP_AFTER`].
 #[derive(Default)]
-struct Tracker {
+pub(crate) struct Tracker {
     txs: Vec<Tracked>,
     /// One line per resent transaction.
     resent: Vec<String>,
@@ -363,20 +371,25 @@ impl Tracker {
     }
 
     /// (mined, sent) transactions of `kind`.
-    fn count(&self, kind: Kind) -> (usize, usize) {
+    pub(crate) fn count(&self, kind: Kind) -> (usize, usize) {
         let of = self.txs.iter().filter(|t| t.kind == kind);
         (of.clone().filter(|t| t.mined).count(), of.count())
     }
 
     /// Transactions not yet seen mined.
-    fn unmined(&self) -> usize {
+    pub(crate) fn unmined(&self) -> usize {
         self.txs.iter().filter(|t| !t.mined).count()
     }
 
     /// Looks up the receipts of every transaction not yet seen mined; resends with doubled
     /// fees each one older than [`RESEND_AFTER`]; fails if one reverted or one is older than
     /// [`GIVE_UP_AFTER`], naming them.
-    async fn check(&mut self, ctx: &Ctx, net: &Consortium, senders: &Senders) -> Result<()> {
+    pub(crate) async fn check(
+        &mut self,
+        ctx: &Ctx,
+        net: &Consortium,
+        senders: &Senders,
+    ) -> Result<()> {
         let open: Vec<usize> = (0..self.txs.len())
             .filter(|k| !self.txs[*k].mined)
             .collect();
@@ -486,18 +499,17 @@ async fn diagnose(senders: &Senders, t: &Tracked) -> String {
 
 /// Raises every member's gap at once: one transaction per member from its own sender, all
 /// sent concurrently. Returns (member, time answered).
-async fn raise_gaps(
+pub(crate) async fn raise_gaps(
     net: &Consortium,
     senders: &mut Senders,
     tracker: &mut Tracker,
-    assets: U256,
-    liabilities: U256,
+    books: Books,
 ) -> Result<Vec<(usize, f64)>> {
     let s = &*senders;
     let sent = futures::future::join_all((0..net.members.len()).map(|i| async move {
         let nonce = s.next_nonce[i];
         let hash = s
-            .send(net, i, nonce, (assets, liabilities, 0), 1)
+            .send(net, i, nonce, books, 1)
             .await
             .with_context(|| format!("send the gap of member {i}"))?;
         anyhow::Ok((i, nonce, hash, now_ms()))
@@ -507,10 +519,72 @@ async fn raise_gaps(
     for r in sent {
         let (i, nonce, hash, at) = r?;
         senders.next_nonce[i] = nonce + 1;
-        tracker.sent(Kind::Gap, i, nonce, (assets, liabilities, 0), hash);
+        tracker.sent(Kind::Gap, i, nonce, books, hash);
         out.push((i, at));
     }
     Ok(out)
+}
+
+/// Books every draw `seq` registered since the last call: reads `drawOf(member, seq)` of each
+/// member not yet booked (all in parallel) and sends `books` at once from the sender of each
+/// member whose draw is there. Marks them in `booked` (when the booking was answered) and
+/// returns, per member booked now, draw seen → booking answered (ms).
+pub(crate) async fn book_registered(
+    net: &Consortium,
+    senders: &mut Senders,
+    tracker: &mut Tracker,
+    seq: u64,
+    books: Books,
+    booked: &mut [Option<f64>],
+) -> Result<Vec<f64>> {
+    let pending: Vec<usize> = (0..booked.len()).filter(|i| booked[*i].is_none()).collect();
+    let draws = futures::future::join_all(pending.iter().map(|&i| async move {
+        let m = net.member(i);
+        let d = net.home(i).vault().drawOf(m.spec.id, seq).call().await;
+        (i, d, now_ms())
+    }))
+    .await;
+    let mut to_book = Vec::new();
+    for (i, d, seen) in draws {
+        if d? == B256::ZERO {
+            continue;
+        }
+        to_book.push((i, seen, senders.next_nonce[i]));
+        senders.next_nonce[i] += 1;
+    }
+    let s = &*senders;
+    let sent = futures::future::join_all(to_book.into_iter().map(|(i, seen, nonce)| async move {
+        let hash = s
+            .send(net, i, nonce, books, 1)
+            .await
+            .with_context(|| format!("book the draw of member {i}"))?;
+        anyhow::Ok((i, seen, nonce, hash, now_ms()))
+    }))
+    .await;
+    let mut delays = Vec::new();
+    for r in sent {
+        let (i, seen, nonce, hash, at) = r?;
+        tracker.sent(Kind::Booking, i, nonce, books, hash);
+        booked[i] = Some(at);
+        delays.push(at - seen);
+    }
+    Ok(delays)
+}
+
+/// Whether every node lists at least `members` closed incidents of draw `seq`.
+pub(crate) async fn closed_on_every_node(nodes: &[Node], seq: u64, members: usize) -> Result<bool> {
+    for node in nodes {
+        let closed = node
+            .incidents()
+            .await?
+            .iter()
+            .filter(|x| x.seq == seq && x.phase == IncidentPhase::Closed as i32)
+            .count();
+        if closed < members {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Raises every member's gap at once, books each draw once registered, and waits until
@@ -528,7 +602,7 @@ async fn incidents(
     let mut senders = Senders::new(net).await?;
     let mut tracker = Tracker::default();
     let mut sent_at = vec![0.0; members];
-    for (i, at) in raise_gaps(net, &mut senders, &mut tracker, solvent, liabilities).await? {
+    for (i, at) in raise_gaps(net, &mut senders, &mut tracker, (solvent, liabilities, 0)).await? {
         sent_at[i] = at;
     }
     let t_first = sent_at.iter().copied().fold(f64::INFINITY, f64::min);
@@ -545,60 +619,26 @@ async fn incidents(
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut last_report = Instant::now();
     loop {
-        let pending: Vec<usize> = (0..members).filter(|i| booked[*i].is_none()).collect();
-        let draws = futures::future::join_all(pending.iter().map(|&i| async move {
-            let m = net.member(i);
-            let d = net.home(i).vault().drawOf(m.spec.id, 0).call().await;
-            (i, d, now_ms())
-        }))
-        .await;
-        // Newly registered draws are booked at once, concurrently (each from its member's
-        // sender, whose gap is mined by then).
-        let mut to_book = Vec::new();
-        for (i, d, seen) in draws {
-            if d? == B256::ZERO {
-                continue;
-            }
-            to_book.push((i, seen, senders.next_nonce[i]));
-            senders.next_nonce[i] += 1;
-        }
-        let s = &senders;
-        let sent =
-            futures::future::join_all(to_book.into_iter().map(|(i, seen, nonce)| async move {
-                let hash = s
-                    .send(net, i, nonce, (liabilities, liabilities, 1), 1)
-                    .await
-                    .with_context(|| format!("book the draw of member {i}"))?;
-                anyhow::Ok((i, seen, nonce, hash, now_ms()))
-            }))
-            .await;
-        for r in sent {
-            let (i, seen, nonce, hash, at) = r?;
-            tracker.sent(Kind::Booking, i, nonce, (liabilities, liabilities, 1), hash);
-            booked[i] = Some(at);
-            booking_delay_ms.push(at - seen);
-        }
+        booking_delay_ms.extend(
+            book_registered(
+                net,
+                &mut senders,
+                &mut tracker,
+                0,
+                (liabilities, liabilities, 1),
+                &mut booked,
+            )
+            .await?,
+        );
         // Fails fast (naming the transaction) rather than waiting for the deadline while the
         // nodes pay members whose booking never lands.
         tracker.check(ctx, net, &senders).await?;
         let registered = booked.iter().filter(|b| b.is_some()).count();
-        if registered == members && tracker.unmined() == 0 {
-            let mut closed_everywhere = true;
-            for node in nodes {
-                let closed = node
-                    .incidents()
-                    .await?
-                    .iter()
-                    .filter(|x| x.seq == 0 && x.phase == IncidentPhase::Closed as i32)
-                    .count();
-                if closed < members {
-                    closed_everywhere = false;
-                    break;
-                }
-            }
-            if closed_everywhere {
-                break;
-            }
+        if registered == members
+            && tracker.unmined() == 0
+            && closed_on_every_node(nodes, 0, members).await?
+        {
+            break;
         }
         let (gaps_mined, _) = tracker.count(Kind::Gap);
         let (bookings_mined, bookings_sent) = tracker.count(Kind::Booking);

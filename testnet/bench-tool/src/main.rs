@@ -15,6 +15,7 @@ mod latency;
 mod machine;
 mod report;
 mod restart;
+mod soak;
 mod stats;
 mod svg;
 mod timeline;
@@ -77,6 +78,14 @@ struct Args {
     /// Skip the restart section.
     #[arg(long)]
     skip_restart: bool,
+    /// Members of the memory soak, each with one incident per round (default 25; 10 with
+    /// --quick).
+    #[arg(long)]
+    soak_members: Option<usize>,
+    /// Rounds of the memory soak (default 40, 1,000 incidents with the default members; 3
+    /// with --quick; 0 skips it).
+    #[arg(long)]
+    soak_rounds: Option<usize>,
     /// Keep each series' directory (node configs, logs, stores, incidents-node-<i>.txt with
     /// every incident as the node reported it) and print where it is, also when the series
     /// fails.
@@ -157,6 +166,8 @@ pub struct Results {
     pub series: Vec<latency::Series>,
     /// Concurrent incidents and memory.
     pub concurrent: Option<concurrent::Concurrent>,
+    /// Memory over many incidents.
+    pub soak: Option<soak::Soak>,
     /// Restart.
     pub restart: Option<restart::Restart>,
     /// Gas.
@@ -185,6 +196,10 @@ async fn main() -> Result<()> {
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 });
     let runs_7 = args.runs_7.unwrap_or(if args.quick { 1 } else { 2 });
     let members = args.members.unwrap_or(if args.quick { 20 } else { 100 });
+    let soak_members = args
+        .soak_members
+        .unwrap_or(if args.quick { 10 } else { 25 });
+    let soak_rounds = args.soak_rounds.unwrap_or(if args.quick { 3 } else { 40 });
     let records = args
         .records
         .unwrap_or(if args.quick { 10_000 } else { 100_000 });
@@ -253,6 +268,16 @@ async fn main() -> Result<()> {
                 ctx.progress(&format!("FAILED: {e:#}"));
                 res.failures
                     .push(("concurrent incidents".to_owned(), format!("{e:#}")));
+            }
+        }
+    }
+    if soak_rounds > 0 && soak_members > 0 {
+        match soak::run(&ctx, soak_members, soak_rounds).await {
+            Ok(s) => res.soak = Some(s),
+            Err(e) => {
+                ctx.progress(&format!("FAILED: {e:#}"));
+                res.failures
+                    .push(("memory soak".to_owned(), format!("{e:#}")));
             }
         }
     }

@@ -314,6 +314,18 @@ fn headline_table(o: &mut String, res: &Results) {
             c.members, c.second_draws, c.members
         );
     }
+    if let Some(k) = &res.soak {
+        let _ = writeln!(
+            o,
+            "| memory over {} incidents ({} members × {} rounds, 4 nodes): largest node RSS after the first round → after the last | {} → {} MiB; {} | flat (issue: ~100 KiB per incident) |",
+            thousands(k.incidents() as f64),
+            k.members,
+            k.rss_by_incidents.len(),
+            opt(k.largest().first().map(|x| x.1 as f64), |v| mib(v as u64)),
+            opt(k.largest().last().map(|x| x.1 as f64), |v| mib(v as u64)),
+            soak_growth(k)
+        );
+    }
     if let Some(r) = &res.restart {
         let _ = writeln!(
             o,
@@ -1043,6 +1055,18 @@ fn rss_growth(samples: &[(usize, u64)]) -> String {
     }
 }
 
+/// Growth per incident of the largest node's RSS over the soak, after its first round
+/// (start-up and first-use allocations are behind it), and over its second half.
+fn soak_growth(k: &crate::soak::Soak) -> String {
+    let largest = k.largest();
+    let half = &largest[largest.len() / 2..];
+    format!(
+        "{}; second half: {}",
+        rss_growth(&largest),
+        rss_growth(if half.len() >= 2 { half } else { &[] })
+    )
+}
+
 /// Memory.
 fn memory_section(o: &mut String, res: &Results) {
     let _ = writeln!(o, "## Memory (VmRSS of each node process)\n");
@@ -1126,6 +1150,33 @@ fn memory_section(o: &mut String, res: &Results) {
             );
             worst = worst.max(v.iter().copied().max().unwrap_or(0));
         }
+    }
+    if let Some(k) = &res.soak {
+        let _ = writeln!(
+            o,
+            "| soak: idle, ~10 s after ready, {} members configured | {} | {} |",
+            k.members,
+            k.idle_rss_kib
+                .iter()
+                .map(|x| mib(*x))
+                .collect::<Vec<_>>()
+                .join(", "),
+            mib(k.idle_rss_kib.iter().copied().max().unwrap_or(0))
+        );
+        let _ = writeln!(
+            o,
+            "| soak: largest node RSS after each round of {} incidents ({} incidents in all, rounds of {:.0}–{:.0} s) | {} | growth {} |",
+            k.members,
+            thousands(k.incidents() as f64),
+            k.round_s.iter().copied().fold(f64::INFINITY, f64::min),
+            k.round_s.iter().copied().fold(0.0, f64::max),
+            k.largest()
+                .iter()
+                .map(|(_, x)| mib(*x))
+                .collect::<Vec<_>>()
+                .join(", "),
+            soak_growth(k)
+        );
     }
     if let Some(r) = &res.restart {
         for (what, k) in [

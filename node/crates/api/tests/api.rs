@@ -14,7 +14,9 @@ use backstop_api::{
     AdminError, AdminRequest, ApiState, EventKind, IncidentPhase, Metrics, NodeEvent, NodeInfo,
     Query, SignalKind, client,
 };
-use common::{TOKEN, breaker_ids, channel, contagion_subject, filled_state, member_id, start};
+use common::{
+    TOKEN, breaker_ids, channel, contagion_subject, filled_state, member_id, start, start_metrics,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
@@ -874,17 +876,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_endpoint_serves_the_registry() {
     let metrics = std::sync::Arc::new(Metrics::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(backstop_api::serve_metrics(
-        listener,
-        metrics.clone(),
-        filled_state(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = start_metrics(metrics.clone(), filled_state()).await;
+    let addr = server.addr;
 
     metrics.refresh_from(&filled_state().snapshot());
     metrics.inc_submission(31337, "register_draw");
@@ -961,12 +954,7 @@ async fn metrics_endpoint_serves_the_registry() {
     let (status, _) = http_get(addr, "/metrics/x").await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use backstop_api::dashboard::{CONTENT_SECURITY_POLICY, JSON_PATH};
 use backstop_api::{IncidentPhase, IncidentView, MemberView, Metrics, TimelineEntry};
-use common::{filled_state, member_id};
+use common::{filled_state, member_id, start_metrics};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Text a malicious member configuration or peer could put in the model.
@@ -94,17 +94,8 @@ async fn serves_the_page_and_the_view_with_hostile_text_as_data() {
         ..IncidentView::default()
     });
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(backstop_api::serve_metrics(
-        listener,
-        Arc::new(Metrics::new()),
-        api.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = start_metrics(Arc::new(Metrics::new()), api.clone()).await;
+    let addr = server.addr;
 
     // The view: the model with ids and derived values, hostile text intact as JSON strings.
     let before = backstop_types::time::now_ms();
@@ -180,10 +171,5 @@ async fn serves_the_page_and_the_view_with_hostile_text_as_data() {
     let (status, _, _) = request(addr, "POST", JSON_PATH).await;
     assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }

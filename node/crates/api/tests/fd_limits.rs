@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use backstop_api::Metrics;
 use backstop_api::proto::backstop_client::BackstopClient;
 use backstop_api::proto::{self as pb};
-use common::{Capture, TOKEN, filled_state, nofile_limits, open_fds, set_nofile_soft, start};
+use common::{
+    Capture, TOKEN, filled_state, nofile_limits, open_fds, set_nofile_soft, start, start_metrics,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -118,17 +120,8 @@ async fn thousands_of_idle_connections_do_not_starve_real_clients() {
     );
 
     let server = start(filled_state(), Some(TOKEN)).await;
-    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics_addr = metrics_listener.local_addr().unwrap();
-    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    let metrics_task = tokio::spawn(backstop_api::serve_metrics(
-        metrics_listener,
-        Arc::new(Metrics::new()),
-        filled_state(),
-        async move {
-            let _ = metrics_stopped.await;
-        },
-    ));
+    let metrics_server = start_metrics(Arc::new(Metrics::new()), filled_state()).await;
+    let metrics_addr = metrics_server.addr;
 
     let t = Instant::now();
     let idle = open_idle(server.addr, want).await;
@@ -170,8 +163,7 @@ async fn thousands_of_idle_connections_do_not_starve_real_clients() {
 
     drop(idle);
     server.stop().await;
-    metrics_stop.send(()).unwrap();
-    metrics_task.await.unwrap().unwrap();
+    metrics_server.stop().await;
 }
 
 /// CPU time used by this process so far (utime + stime), in clock ticks, read from an

@@ -4,11 +4,12 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use backstop_api::{
     AdminCommand, ApiState, AttestationView, BreakerEffectView, BreakerKind, BreakerView,
-    ChainView, EffectStatus, IncidentPhase, IncidentView, LegStatus, LegView, MemberView, NodeInfo,
-    PeerView, SignalKind, SignalView, TimelineEntry, VaultView,
+    ChainView, EffectStatus, IncidentPhase, IncidentView, LegStatus, LegView, MemberView, Metrics,
+    NodeInfo, PeerView, SignalKind, SignalView, TimelineEntry, VaultView,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -336,6 +337,46 @@ pub async fn start(api: ApiState, token: Option<&str>) -> Running {
         addr,
         admin_rx,
         shutdown: Some(shutdown_tx),
+        task,
+    }
+}
+
+/// A running metrics and dashboard endpoint.
+pub struct RunningMetrics {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), backstop_api::MetricsError>>,
+}
+
+impl RunningMetrics {
+    /// Shuts down and waits for `serve_metrics` to return (at most 10 s).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.task)
+            .await
+            .expect("serve_metrics did not return within 10 s of shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Starts the real metrics and dashboard endpoint on 127.0.0.1:0.
+pub async fn start_metrics(metrics: Arc<Metrics>, api: ApiState) -> RunningMetrics {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(backstop_api::serve_metrics(
+        listener,
+        metrics,
+        api,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    RunningMetrics {
+        addr,
+        shutdown,
         task,
     }
 }
