@@ -6,6 +6,8 @@
 //!   packing of guardian signatures in the order the vault requires.
 //! - `testing` (feature `testing`): anvil fixtures that deploy vaults, members and whole
 //!   multi-chain consortia for tests and the local testnet.
+//! - `aave` (feature `testing`): a real Aave v3.0 market deployed from npm `@aave/core-v3`'s
+//!   artifacts (libraries linked by hand) and the `AaveV3Member` adapter over it.
 //!
 //! Invariant: the struct definitions come from the contract's ABI, never from a second
 //! hand-written copy, so a digest computed here is the digest the vault verifies (the
@@ -15,6 +17,8 @@ pub mod bindings;
 pub mod eip712;
 pub mod tools;
 
+#[cfg(feature = "testing")]
+pub mod aave;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -1,5 +1,6 @@
 //! `up` and `down`: three anvil chains with a vault, a pool token, an oracle and mock
-//! members each, and `n` `backstop` node processes configured for them.
+//! members each, a real Aave v3 market with its member adapter on the third chain, and `n`
+//! `backstop` node processes configured for them.
 //!
 //! Invariants:
 //! - `up` refuses to run over a testnet with a live process, and stops everything it
@@ -28,10 +29,11 @@ use backstop_contracts::bindings::MockMember;
 use backstop_contracts::eip712::VaultId;
 use backstop_contracts::testing::{
     ChainParams, Contracts, GUARDIAN_BALANCE_WEI, MemberSpec, deploy_contracts, free_port,
-    guardian_keys, set_member_on, thresholds,
+    guardian_keys, member_id_of, set_member_on, thresholds,
 };
 use ed25519_dalek::SigningKey;
 
+use crate::aave::{self, AAVE_HOME, AAVE_MEMBER, AAVE_NAME};
 use crate::net::{self, Net, dev_provider, wait_until};
 use crate::state::{
     ChainState, MemberState, NodeState, PROCS_FILE, Proc, State, load_procs, save_procs, stop,
@@ -178,31 +180,81 @@ async fn start(dir: &Path, n: usize, backstop: &Path, procs: &mut Vec<Proc>) -> 
         }
     }
 
-    println!("Deploying pool token, vault, oracle and mock member on every chain...");
+    println!(
+        "Deploying pool token, vault, oracle and mock member on every chain, and an Aave v3 \
+         market (npm @aave/core-v3 bytecode) with its member adapter on chain {AAVE_HOME}..."
+    );
     let keys = guardian_keys(n);
+    // The Aave home chain mines instantly while the market's 30 transactions go in (one
+    // block each), then a block a second again like the others.
+    let aave_home = chains
+        .iter()
+        .find(|c| c.chain_id == AAVE_HOME)
+        .context("the Aave home chain")?;
+    let aave_provider = dev_provider(&aave_home.rpc)?;
+    aave_provider.anvil_set_auto_mine(true).await?;
+    let aave_member_id = member_id_of(AAVE_MEMBER);
     let deployed = futures::future::join_all(chains.iter().map(|c| {
-        let (rpc, keys) = (c.rpc.clone(), keys.clone());
+        let (rpc, keys, chain_id) = (c.rpc.clone(), keys.clone(), c.chain_id);
         caught(
             format!("deploying on chain {}", c.chain_id),
             tokio::spawn(async move {
                 let provider = dev_provider(&rpc)?;
                 let depositor = net::dev_address()?;
-                Ok(deploy_contracts(&provider, depositor, &keys, &ChainParams::default()).await)
+                let started = Instant::now();
+                let d =
+                    deploy_contracts(&provider, depositor, &keys, &ChainParams::default()).await;
+                let vault_set = started.elapsed();
+                let market = if chain_id == AAVE_HOME {
+                    let started = Instant::now();
+                    let state = aave::deploy(&rpc, d.token, d.vault, aave_member_id)
+                        .await
+                        .context("deploying the Aave market and its adapter")?;
+                    Some((state, started.elapsed()))
+                } else {
+                    None
+                };
+                Ok((d, vault_set, market))
             }),
         )
     }))
     .await;
+    aave_provider.anvil_set_interval_mining(1).await?;
     let mut contracts: Vec<Contracts> = Vec::new();
+    let mut market = None;
+    let (mut home_total, mut others_total) = (Duration::ZERO, Duration::ZERO);
     for (c, d) in chains.iter_mut().zip(deployed) {
-        let d = d?;
+        let (d, vault_set, m) = d?;
         c.token = d.token;
         c.vault = d.vault;
         c.oracle = d.oracle;
         contracts.push(d);
+        match m {
+            Some((state, took)) => {
+                home_total = vault_set + took;
+                market = Some((state, took));
+            }
+            None => others_total = others_total.max(vault_set),
+        }
     }
+    let (market, market_took) = market.context("no Aave market deployed")?;
+    println!(
+        "  Aave market and adapter: {} transactions, {:.1} M gas, {:.1} s on chain {AAVE_HOME} \
+         (mining instantly meanwhile); this step took {:.1} s there, {:.1} s on the slowest \
+         other chain: the market adds {:.1} s to up (and a fourth member registration, about \
+         1 s); adapter {}",
+        market.deploy_transactions,
+        market.deploy_gas as f64 / 1e6,
+        market_took.as_secs_f64(),
+        home_total.as_secs_f64(),
+        others_total.as_secs_f64(),
+        home_total.saturating_sub(others_total).as_secs_f64(),
+        market.adapter
+    );
 
     // Member 0's mock is the one deployed with the first chain's vault, member 2's the
     // second chain's; member 1 gets its own on the first chain. Each reads its home oracle.
+    // Member 3 is the Aave market, read through its adapter.
     let params = ChainParams::default();
     let first = dev_provider(&chains[0].rpc)?;
     let member1 = *MockMember::deploy(
@@ -214,28 +266,40 @@ async fn start(dir: &Path, n: usize, backstop: &Path, procs: &mut Vec<Proc>) -> 
     .await
     .context("deploying member 1's mock")?
     .address();
-    let specs: Vec<MemberSpec> = MEMBER_HOMES
+    let mut specs: Vec<MemberSpec> = MEMBER_HOMES
         .iter()
         .enumerate()
         .map(|(i, &home)| MemberSpec::new(i, home))
         .collect();
+    let mut aave_spec = MemberSpec::new(AAVE_MEMBER, AAVE_HOME);
+    aave_spec.recipient = market.bridge;
+    aave_spec.recipients = aave::recipients(&market);
+    specs.push(aave_spec);
     let mock_of = [
         contracts[0].member_contract,
         member1,
         contracts[1].member_contract,
+        market.adapter,
     ];
     let members: Vec<MemberState> = specs
         .iter()
         .enumerate()
         .map(|(i, s)| {
             let home = chains.iter().find(|c| c.chain_id == s.home_chain_id);
+            let is_aave = i == AAVE_MEMBER;
             MemberState {
-                name: format!("member-{i}"),
+                name: if is_aave {
+                    AAVE_NAME.to_owned()
+                } else {
+                    format!("member-{i}")
+                },
                 id: s.id,
                 home_chain_id: s.home_chain_id,
                 contract: mock_of[i],
                 recipient: s.recipient,
                 oracle: home.map_or(Address::ZERO, |c| c.oracle),
+                recipients: s.recipients.clone(),
+                aave: is_aave.then(|| market.clone()),
             }
         })
         .collect();
@@ -543,16 +607,30 @@ fn print_summary(state: &State, took: Duration) {
     println!();
     println!(
         "{:<10} {:<6} {:<44} recipient",
-        "member", "home", "mock contract"
+        "member", "home", "solvency() contract"
     );
     for m in &state.members {
+        let recipient = if m.recipients.is_empty() {
+            m.recipient.to_string()
+        } else {
+            format!(
+                "{} at home, {} elsewhere (its bridge)",
+                m.recipient_on(m.home_chain_id),
+                m.recipient
+            )
+        };
         println!(
-            "{:<10} {:<6} {:<44} {}",
+            "{:<10} {:<6} {:<44} {recipient}",
             m.name,
             m.home_chain_id,
             m.contract.to_string(),
-            m.recipient
         );
+        if let Some(a) = &m.aave {
+            println!(
+                "{:<10} Aave v3.0 market: Pool {}, oracle {}, WETH {}, borrowable reserve = the pool token",
+                "", a.pool, a.oracle, a.weth
+            );
+        }
     }
     println!();
     println!(

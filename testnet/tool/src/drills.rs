@@ -28,12 +28,15 @@ use backstop_contracts::testing::{
     BUCKET_CAPACITY, MEMBER_DEDUCTIBLE, ORACLE_ANSWER, REFILL_PER_SECOND,
 };
 
+use crate::aave::{self, AAVE_MEMBER};
 use crate::deploy::{self, HALT_AFTER_SECS, SIGNAL_WINDOW_SECS};
 use crate::net::{self, Net, amount, chain_subject, now_ms, pusd, units, wait_until};
 use crate::state::{Proc, alive};
+use alloy::providers::ext::AnvilApi;
+use backstop_contracts::aave::{IAaveOracle, IAavePool, IMintableErc20, USER_GAS};
 
 /// The drills, in the order `drill all` runs them.
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "margin-exhaustion",
     "oracle-malfunction",
     "exploit",
@@ -43,6 +46,7 @@ pub const NAMES: [&str; 9] = [
     "rpc-outage",
     "pool-exhausted",
     "member-never-books",
+    "aave-bad-debt",
 ];
 
 /// Bound of every wait for the consortium to act.
@@ -141,6 +145,7 @@ pub async fn run(net: &mut Net, name: &str) -> Result<Outcome> {
                 "node-crash" => node_crash(net, &mut r).await,
                 "rpc-outage" => rpc_outage(net, &mut r).await,
                 "member-never-books" => member_never_books(net, &mut r).await,
+                "aave-bad-debt" => aave_bad_debt(net, &mut r).await,
                 _ => pool_exhausted(net, &mut r).await,
             };
             match result {
@@ -1399,4 +1404,449 @@ async fn total_paid(net: &Net, i: usize, before: &[U256]) -> Result<U256> {
         .zip(before)
         .map(|(a, b)| a.saturating_sub(*b))
         .fold(U256::ZERO, |s, x| s + x))
+}
+
+/// Aave bad debt: a borrower of the testnet's real Aave v3 market is caught by a WETH crash
+/// and liquidated in the same block, leaving bad debt on Aave's books; the consortium pays
+/// exactly that bad debt less the deductible, from the vaults of several chains; the
+/// member's bridge brings the remote legs home, the adapter repays the bad debt on Aave
+/// (`settle()`) with them and the deductible the member pays itself, and books the draw
+/// (`bookDraw`).
+async fn aave_bad_debt(net: &mut Net, r: &mut Report) -> Result<Option<(usize, u64)>> {
+    let m = AAVE_MEMBER;
+    let member = net.member(m)?.clone();
+    let Some(mut st) = member.aave.clone() else {
+        bail!("this testnet has no Aave member (it predates it): testnet/down, then testnet/up");
+    };
+    avoid_contagion(net, r, m).await?;
+    let (home, id, name) = (member.home_chain_id, member.id, member.name.clone());
+    let market = st.market();
+    let record = net::bounded("member()", net.vault(home)?.member(id).call()).await?;
+    let deductible = U256::from(record.deductible);
+
+    // Size the loss so that the home vault cannot cover it alone. Earlier drills may have
+    // emptied the outflow buckets (they refill at 1 pUSD a second): wait, bounded, until the
+    // other vaults can pay a leg worth showing.
+    let remote_now = async || -> Result<U256> {
+        let available = net.available().await?;
+        Ok(net
+            .chain_ids()
+            .iter()
+            .zip(&available)
+            .filter(|(c, _)| **c != home)
+            .fold(U256::ZERO, |s, (_, a)| s + *a))
+    };
+    let low = remote_now().await?;
+    if low < units(100) {
+        r.step(format!(
+            "the other vaults can pay {} now (earlier drills emptied their outflow buckets): \
+             waiting until they can pay 100 pUSD (buckets refill {} a second)",
+            pusd(low),
+            pusd(U256::from(REFILL_PER_SECOND))
+        ));
+        wait_until(Duration::from_secs(150), async || {
+            Ok(remote_now().await? >= units(100))
+        })
+        .await;
+    }
+    let available = note_capacity(net, r).await?;
+    let ids = net.chain_ids();
+    let mut a_home = U256::ZERO;
+    let mut remote = U256::ZERO;
+    for (c, a) in ids.iter().zip(&available) {
+        if *c == home {
+            a_home = *a;
+        } else {
+            remote += *a;
+        }
+    }
+    if !r.check(
+        remote >= units(20),
+        format!(
+            "the vaults beyond chain {home} can pay something ({} in all)",
+            pusd(remote)
+        ),
+    ) {
+        return Ok(None);
+    }
+    // Beyond what home can pay: half of what the others can (at most 4,000), plus 60 s of
+    // the home bucket's refill (the draw is planned some seconds after this read).
+    let beyond = (remote / U256::from(2)).min(units(4_000)) + units(60);
+    let coverable = a_home + beyond.min(remote);
+    let target = coverable + deductible;
+    let recovered = units(5_000);
+    let borrowed = target + recovered;
+    let weth_unit = U256::from(10).pow(U256::from(18));
+    let weth = borrowed / units(1_500) + U256::from(1);
+    // The crash price recovers `recovered` by liquidating all the collateral: a liquidator
+    // repays collateral value / 1.05 (the 5% bonus). USD, 8 decimals.
+    let crash_price = recovered * U256::from(105) / weth;
+    r.step(format!(
+        "sizing: chain {home}'s vault can pay {}, the others {} in all; {name} will lose about {} \
+         ({} coverable + its {} deductible), beyond what chain {home} alone pays",
+        pusd(a_home),
+        pusd(remote),
+        pusd(target),
+        pusd(coverable),
+        pusd(deductible)
+    ));
+
+    // The market: WETH at 2,000 again (an earlier run crashed it), liquidity, then a
+    // borrower's position, tracked by the adapter.
+    let home_rpc = net.chain(home)?.rpc.clone();
+    let admin = aave::provider_as(&home_rpc, &aave::actor("admin"))?;
+    let oracle = IAaveOracle::new(market.oracle, admin.clone());
+    let price = net::bounded("getAssetPrice", oracle.getAssetPrice(market.weth).call()).await?;
+    if price != U256::from(backstop_contracts::aave::WETH_PRICE) {
+        let tx = net::mined(
+            "WETH's source back to its 2,000 USD feed",
+            oracle.setAssetSources(vec![market.weth], vec![st.weth_feed]),
+        )
+        .await?;
+        r.step(format!(
+            "WETH's price on Aave back to 2,000 USD (an earlier run left it at {} USD) ({tx})",
+            usd(price)
+        ));
+    }
+    let admin = aave::provider_as(&home_rpc, &aave::actor("admin"))?;
+    let supplier = aave::actor("supplier");
+    let ps = aave::provider_as(&home_rpc, &supplier)?;
+    aave::fund(&ps, supplier.address()).await?;
+    backstop_contracts::aave::supply(
+        &ps,
+        &market,
+        supplier.address(),
+        market.pool_token,
+        borrowed + units(1_000),
+    )
+    .await?;
+    let borrower = aave::actor(&format!("borrower {}", st.runs));
+    st.runs += 1;
+    net.state.members[m].aave = Some(st.clone());
+    net.save()?;
+    let pb = aave::provider_as(&home_rpc, &borrower)?;
+    aave::fund(&pb, borrower.address()).await?;
+    backstop_contracts::aave::supply(
+        &pb,
+        &market,
+        borrower.address(),
+        market.weth,
+        weth * weth_unit,
+    )
+    .await?;
+    backstop_contracts::aave::borrow(&pb, &market, borrower.address(), borrowed).await?;
+    let adapter = aave::adapter(net, &st)?;
+    net::mined(
+        "track the borrower",
+        adapter.track(borrower.address()).gas(USER_GAS),
+    )
+    .await?;
+    let pool = IAavePool::new(market.pool, admin.clone());
+    let data = net::bounded(
+        "getUserAccountData",
+        pool.getUserAccountData(borrower.address()).call(),
+    )
+    .await?;
+    r.step(format!(
+        "on Aave (chain {home}): borrower {} supplies {weth} WETH at 2,000 USD and borrows {} \
+         (collateral {} USD, debt {} USD, health factor {}); the adapter tracks it",
+        borrower.address(),
+        pusd(borrowed),
+        usd(data.totalCollateralBase),
+        usd(data.totalDebtBase),
+        ratio(data.healthFactor)
+    ));
+    let (assets, liabilities) = net.solvency(m).await?;
+    r.check(
+        liabilities <= assets,
+        format!(
+            "{name}'s solvency() shows no gap while the position is healthy ({} / {})",
+            pusd(assets),
+            pusd(liabilities)
+        ),
+    );
+
+    // The crash and the liquidation, in one block.
+    let seq = net.next_seq(m).await?;
+    let recipients = net.recipients(m).await?;
+    let vaults = net.vault_balances().await?;
+    let feed = backstop_contracts::aave::new_feed(&admin, I256::from_raw(crash_price)).await?;
+    let liquidator = aave::actor("liquidator");
+    let pl = aave::provider_as(&home_rpc, &liquidator)?;
+    aave::fund(&pl, liquidator.address()).await?;
+    let token = IMintableErc20::new(market.pool_token, pl.clone());
+    net::mined(
+        "mint to the liquidator",
+        token.mint(liquidator.address(), borrowed),
+    )
+    .await?;
+    net::mined("approve the Pool", token.approve(market.pool, borrowed)).await?;
+    r.step(format!(
+        "WETH crashes to {} USD (the Aave oracle's WETH source is set to a feed answering it) and a \
+         liquidator liquidates the borrower in the same block (mining paused for it)",
+        usd(crash_price)
+    ));
+    net.halt(home).await?;
+    let sent = async {
+        let crash = IAaveOracle::new(market.oracle, admin.clone())
+            .setAssetSources(vec![market.weth], vec![feed])
+            .gas(300_000)
+            .max_fee_per_gas(100_000_000_000)
+            .max_priority_fee_per_gas(2_000_000_000)
+            .send()
+            .await
+            .context("sending the crash")?;
+        let liquidation = IAavePool::new(market.pool, pl.clone())
+            .liquidationCall(
+                market.weth,
+                market.pool_token,
+                borrower.address(),
+                U256::MAX,
+                false,
+            )
+            .gas(USER_GAS)
+            .max_fee_per_gas(100_000_000_000)
+            .max_priority_fee_per_gas(1_000_000_000)
+            .send()
+            .await
+            .context("sending the liquidation")?;
+        net::bounded("anvil_mine", net.provider(home)?.anvil_mine(Some(1), None)).await?;
+        Ok::<_, anyhow::Error>((crash, liquidation))
+    }
+    .await;
+    net.resume(home).await?;
+    let (crash, liquidation) = sent?;
+    let crash = net::bounded("crash receipt", crash.get_receipt()).await?;
+    let liquidation = net::bounded("liquidation receipt", liquidation.get_receipt()).await?;
+    r.note(format!(
+        "setAssetSources {} (block {:?}), liquidationCall {} (block {:?}, {} gas)",
+        crash.transaction_hash,
+        crash.block_number,
+        liquidation.transaction_hash,
+        liquidation.block_number,
+        liquidation.gas_used
+    ));
+    r.check(
+        crash.status() && liquidation.status() && crash.block_number == liquidation.block_number,
+        "the crash and the liquidation succeeded in the same block",
+    );
+    let bad_debt =
+        backstop_contracts::aave::variable_debt(&admin, &market, borrower.address()).await?;
+    let data = net::bounded(
+        "getUserAccountData",
+        pool.getUserAccountData(borrower.address()).call(),
+    )
+    .await?;
+    r.check(
+        data.totalCollateralBase.is_zero() && !bad_debt.is_zero(),
+        format!(
+            "the liquidation took all the collateral and Aave's books keep {} of the borrower's debt \
+             (variable debt token balance; {} USD in getUserAccountData): bad debt",
+            pusd(bad_debt),
+            usd(data.totalDebtBase)
+        ),
+    );
+    net.troubled(m)?;
+    let (assets, liabilities) = net.solvency(m).await?;
+    let measured = liabilities.saturating_sub(assets);
+    r.check(
+        measured == bad_debt,
+        format!(
+            "{name}'s solvency() reports exactly that deficit: liabilities {} - assets {} = {}",
+            pusd(liabilities),
+            pusd(assets),
+            pusd(measured)
+        ),
+    );
+
+    // The consortium covers it.
+    let started = Instant::now();
+    let registered = wait_until(PATIENCE, async || Ok(!net.draw_of(m, seq).await?.is_zero())).await;
+    if !r.check(
+        registered,
+        format!(
+            "the home vault (chain {home}) registered a draw for ({name}, seq {seq}) after {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+    ) {
+        note_phases(net, r, m, seq).await;
+        return Ok(Some((m, seq)));
+    }
+    let draw = aave::registered_draw(net, id, seq).await?;
+    let paid = wait_until(PATIENCE, async || {
+        let now = net.recipients(m).await?;
+        Ok(net.chain_ids().iter().enumerate().all(|(k, c)| {
+            let want = draw
+                .legs
+                .iter()
+                .find(|l| l.chainId == *c)
+                .map_or(U256::ZERO, |l| l.amount);
+            now[k].saturating_sub(recipients[k]) >= want
+        }))
+    })
+    .await;
+    r.check(
+        paid,
+        format!(
+            "every leg paid: the adapter received the home leg, the bridge each remote leg ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    let mut inc = api_incident(net, 0, m, seq).await?;
+    wait_until(Duration::from_secs(30), async || {
+        inc = api_incident(net, 0, m, seq).await?;
+        Ok(!inc.legs.is_empty() && inc.legs.iter().all(|l| !l.tx_hash.is_empty()))
+    })
+    .await;
+    check_payout(net, r, m, &inc, &recipients, Some(&vaults)).await?;
+    let gap = amount(&inc.gap)?;
+    let drawn = amount(&inc.draw_amount)?;
+    r.check(
+        gap == bad_debt && drawn == bad_debt - deductible && amount(&inc.uncovered_amount)?.is_zero(),
+        format!(
+            "the draw is exactly the deficit less the deductible: gap {} (the bad debt), draw {} = {} - {}, nothing uncovered",
+            pusd(gap),
+            pusd(drawn),
+            pusd(bad_debt),
+            pusd(deductible)
+        ),
+    );
+    let chains = leg_chains(&inc)?;
+    r.check(
+        chains.len() >= 2 && chains.iter().any(|c| *c != home),
+        format!("legs on several chains: {chains:?} (home {home})"),
+    );
+
+    // The member books it: deductible, bridge, repayment on Aave, booking.
+    let covered_before = net::bounded("covered()", adapter.covered().call()).await?;
+    let remote_legs: Vec<usize> = (0..draw.legs.len())
+        .filter(|&k| draw.legs[k].chainId != home)
+        .collect();
+    let (deductible_tx, bridged) = futures::join!(
+        aave::pay_in(net, &st, deductible),
+        aave::bring_home(net, &st, &draw, &remote_legs)
+    );
+    r.step(format!(
+        "{name}'s treasury pays its {} deductible into the adapter ({})",
+        pusd(deductible),
+        deductible_tx?
+    ));
+    r.step(format!(
+        "the bridge brings the remote legs home ({}): locks them on their chains, releases \
+         their sum on chain {home}, bringHome for each ({})",
+        remote_legs
+            .iter()
+            .map(|&k| format!(
+                "{} from chain {}",
+                pusd(draw.legs[k].amount),
+                draw.legs[k].chainId
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+        bridged?
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let draw_hash = net.draw_of(m, seq).await?;
+    let mut home_ok = true;
+    for leg in draw.legs.iter().filter(|l| l.chainId != home) {
+        home_ok &=
+            net::bounded("legState", adapter.legState(draw_hash, leg.chainId).call()).await? == 1;
+    }
+    r.check(
+        home_ok,
+        "the adapter shows every remote leg brought home (legState = BroughtHome)",
+    );
+    let held = net.balance(home, st.adapter).await?;
+    // A fresh provider: the admin's nonce moved under the cached one (pay_in).
+    let adapter = aave::adapter(net, &st)?;
+    let tx = net::mined("settle", adapter.settle().gas(USER_GAS)).await?;
+    let covered_after = net::bounded("covered()", adapter.covered().call()).await?;
+    let repaid = covered_after - covered_before;
+    r.step(format!(
+        "settle(): the adapter repays the borrower's debt on Aave with the {} it holds \
+         (Pool.repay onBehalfOf) ({tx})",
+        pusd(held)
+    ));
+    let debt_after =
+        backstop_contracts::aave::variable_debt(&admin, &market, borrower.address()).await?;
+    let repaid_here = bad_debt.saturating_sub(debt_after);
+    r.check(
+        repaid_here == drawn + deductible && debt_after.is_zero(),
+        format!(
+            "repaid on Aave for this borrower: {} = the draw {} + the deductible {}; its variable \
+             debt is now {} (settle() repaid {} in all{})",
+            pusd(repaid_here),
+            pusd(drawn),
+            pusd(deductible),
+            pusd(debt_after),
+            pusd(repaid),
+            if repaid > repaid_here {
+                ", bad debt an earlier run left included"
+            } else {
+                ""
+            }
+        ),
+    );
+    let tx = net::mined("bookDraw", adapter.bookDraw(draw.clone()).gas(USER_GAS)).await?;
+    let booked = net.booked_draws(m).await?;
+    r.check(
+        booked == seq + 1,
+        format!(
+            "bookDraw: the adapter declares {booked} draw(s) booked (draw {seq} included) ({tx})"
+        ),
+    );
+    let (assets, liabilities) = net.solvency(m).await?;
+    let measure = net::bounded("measure()", adapter.measure().call()).await?;
+    r.check(
+        assets >= liabilities && measure.debtBase.is_zero(),
+        format!(
+            "Aave's books show the loss covered: no underwater debt left (measure() debt {}), \
+             solvency() {} / {} (the covered loss on both sides)",
+            usd(measure.debtBase),
+            pusd(assets),
+            pusd(liabilities)
+        ),
+    );
+    net.troubled(m)?;
+    let closed = closed_everywhere(net, m, seq, PATIENCE).await?;
+    r.check(closed, "every node reports the incident closed");
+    if !closed {
+        note_phases(net, r, m, seq).await;
+    }
+    let frozen = net.frozen(m).await?;
+    let levels = net.alert_levels(id).await?;
+    r.check(
+        frozen.iter().all(|f| !f) && levels.iter().all(|l| *l == 0),
+        format!(
+            "{name} neither frozen nor alerted on any vault (frozen {frozen:?}, alert levels {levels:?}): \
+             the liquidation and the repayment read as no exploit and no unbooked payout"
+        ),
+    );
+    net::mined(
+        "untrack the repaid borrower",
+        adapter.untrack(borrower.address()).gas(USER_GAS),
+    )
+    .await?;
+    Ok(Some((m, seq)))
+}
+
+/// A USD amount in Aave's base currency (8 decimals) as `12,345.67`.
+fn usd(base: U256) -> String {
+    // pusd() prints 6 decimals: drop the last two of the 8.
+    pusd(base / U256::from(100))
+        .trim_end_matches(" pUSD")
+        .to_owned()
+}
+
+/// A health factor (18 decimals) as `1.1`.
+fn ratio(wad: U256) -> String {
+    if wad == U256::MAX {
+        return "infinite".into();
+    }
+    pusd(wad / U256::from(10).pow(U256::from(12)))
+        .trim_end_matches(" pUSD")
+        .to_owned()
 }

@@ -1,8 +1,8 @@
 //! `backstop-testnet`: a local Backstop consortium for newcomers and drills.
 //!
 //! Three anvil chains (31337, 31338, 31339), each with a pool token, a `BackstopVault`, a
-//! mock oracle and mock member protocols; three members (two homed on 31337, one on 31338)
-//! registered on every vault; four (or seven) `backstop` node processes guarding them. The
+//! mock oracle and mock member protocols; three mock members (two homed on 31337, one on
+//! 31338) and a real Aave v3 market's adapter (homed on 31339) registered on every vault; four (or seven) `backstop` node processes guarding them. The
 //! state lives in `.testnet/` at the repository root.
 //!
 //! - `up [--nodes 4|7]`: start and deploy everything, wait until the nodes are connected;
@@ -15,6 +15,7 @@
 //!
 //! The `testnet/{up,down,status,drill,demo}` scripts build and run it.
 
+mod aave;
 mod demo;
 mod deploy;
 mod drills;
@@ -58,7 +59,7 @@ enum Cmd {
     /// Run a crisis drill, or `all` of them in order.
     Drill {
         /// margin-exhaustion, oracle-malfunction, exploit, chain-halt, contagion,
-        /// node-crash, rpc-outage, pool-exhausted, or all.
+        /// node-crash, rpc-outage, pool-exhausted, member-never-books, aave-bad-debt, or all.
         name: String,
     },
     /// `up` if needed, the margin-exhaustion drill, and its incident's timeline explained.

@@ -64,18 +64,34 @@ pub struct ChainState {
 /// One member protocol.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MemberState {
-    /// Name in the nodes' configuration (`member-<index>`).
+    /// Name in the nodes' configuration (`member-<index>` for the mocks, `aave-v3`).
     pub name: String,
     /// Member id, as registered on every vault.
     pub id: B256,
     /// Home chain: its vault registers the member's draws.
     pub home_chain_id: u64,
-    /// Its mock protocol (`solvency()`), on the home chain.
+    /// Its `solvency()` contract on the home chain: a mock protocol, or the Aave adapter.
     pub contract: Address,
-    /// Payout recipient (the same on every chain).
+    /// Payout recipient on every chain not in `recipients`.
     pub recipient: Address,
-    /// The oracle its mock reads (the home chain's).
+    /// The oracle it is priced by (the home chain's USD oracle).
     pub oracle: Address,
+    /// Payout recipients that differ from `recipient`, by chain id.
+    #[serde(default)]
+    pub recipients: BTreeMap<u64, Address>,
+    /// The Aave market behind the member, if it is the Aave member (not a mock).
+    #[serde(default)]
+    pub aave: Option<crate::aave::AaveState>,
+}
+
+impl MemberState {
+    /// The payout recipient on chain `chain_id`.
+    pub fn recipient_on(&self, chain_id: u64) -> Address {
+        self.recipients
+            .get(&chain_id)
+            .copied()
+            .unwrap_or(self.recipient)
+    }
 }
 
 /// One node process.
