@@ -24,7 +24,7 @@ use crate::core::{AdminCommand as CoreCommand, AdminError as CoreAdminError, Not
 use crate::journal::IncidentEntry;
 use crate::policy::{Breaker, EffectStatus};
 use crate::runtime::{Observers, Params};
-use backstop_types::Effect;
+use backstop_types::{Effect, IncidentKey};
 
 /// How often the model and metrics are refreshed.
 const REFRESH: Duration = Duration::from_millis(250);
@@ -90,14 +90,15 @@ pub async fn run(
     let mut rejects_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut refusals_seen: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut conflicts_seen = 0u64;
+    let mut views = IncidentViews::default();
     let mut subs_seen: BTreeMap<(u64, &'static str), (u64, u64)> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = refresh.tick() => {
                 let snap = obs.snapshot.borrow().clone();
-                refresh_model(&api, &facts, &obs, &snap);
-                metrics.refresh_from(&api.snapshot());
+                refresh_model(&api, &facts, &obs, &snap, &mut views);
+                api.read(|model| metrics.refresh_from(model));
                 for (reason, total) in obs.net.counters().snapshot() {
                     metrics.add_gossip_rejects(reason, since_seen(&mut rejects_seen, reason, total));
                 }
@@ -272,7 +273,38 @@ pub fn incident_view(e: &IncidentEntry, facts: &Facts) -> IncidentView {
     }
 }
 
-fn refresh_model(api: &ApiState, facts: &Facts, obs: &Observers, snap: &crate::core::Snapshot) {
+/// Rendered incident views, each kept while the journal entry it was rendered from is the
+/// same allocation (`Arc::ptr_eq`; the journal copies an entry it changes while this holds
+/// it), so a refresh renders only the incidents that changed. Holds exactly the incidents
+/// of the latest snapshot (the journal's bound).
+#[derive(Default)]
+struct IncidentViews(BTreeMap<IncidentKey, (Arc<IncidentEntry>, IncidentView)>);
+
+impl IncidentViews {
+    /// The views of `entries`, in their order.
+    fn refresh(&mut self, entries: &[Arc<IncidentEntry>], facts: &Facts) -> Vec<IncidentView> {
+        let mut next = BTreeMap::new();
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let view = match self.0.remove(&e.key) {
+                Some((old, view)) if Arc::ptr_eq(&old, e) => view,
+                _ => incident_view(e, facts),
+            };
+            out.push(view.clone());
+            next.insert(e.key, (e.clone(), view));
+        }
+        self.0 = next;
+        out
+    }
+}
+
+fn refresh_model(
+    api: &ApiState,
+    facts: &Facts,
+    obs: &Observers,
+    snap: &crate::core::Snapshot,
+    views: &mut IncidentViews,
+) {
     let connected: BTreeSet<libp2p::PeerId> = obs.net.peers().into_iter().collect();
     let me = obs.net.local_peer_id();
     let peers = facts
@@ -344,11 +376,7 @@ fn refresh_model(api: &ApiState, facts: &Facts, obs: &Observers, snap: &crate::c
             }
         })
         .collect();
-    let incidents = snap
-        .incidents
-        .iter()
-        .map(|e| incident_view(e, facts))
-        .collect();
+    let incidents = views.refresh(&snap.incidents, facts);
     let name_of = |i: usize| {
         facts
             .peers
@@ -428,5 +456,59 @@ fn breaker_view(b: &Breaker, expiry_ms: u64) -> BreakerView {
             .collect(),
         active: b.ended.is_none(),
         lifted_by: b.ended.clone().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::journal::Journal;
+
+    fn facts() -> Facts {
+        Facts {
+            peers: Vec::new(),
+            chain_names: BTreeMap::new(),
+            members: BTreeMap::new(),
+            solvency_contracts: BTreeMap::new(),
+            signal_window_ms: 0,
+        }
+    }
+
+    fn key(seq: u64) -> IncidentKey {
+        IncidentKey {
+            member: B256::repeat_byte(7),
+            seq,
+        }
+    }
+
+    #[test]
+    fn views_are_rendered_again_only_for_changed_incidents_and_snapshots_stay_as_taken() {
+        let mut journal = Journal::default();
+        for seq in [0, 1] {
+            journal.observed(key(seq), U256::from(500), U256::from(100), 10, 1_000);
+        }
+        let first: Vec<Arc<IncidentEntry>> = journal.shared().cloned().collect();
+        let mut views = IncidentViews::default();
+        let shown = views.refresh(&first, &facts());
+        assert_eq!(shown.len(), 2);
+        assert!(shown.iter().all(|v| v.phase == IncidentPhase::Open));
+
+        // Closing seq 0 copies its entry: the earlier snapshot still shows it open, the new
+        // one closed; seq 1 is the same allocation and keeps its view.
+        journal.closed(key(0), "resolved", 2_000).unwrap();
+        let second: Vec<Arc<IncidentEntry>> = journal.shared().cloned().collect();
+        assert_eq!(first[0].phase, IncidentPhase::Open);
+        assert!(!Arc::ptr_eq(&first[0], &second[0]));
+        assert!(Arc::ptr_eq(&first[1], &second[1]));
+        let shown = views.refresh(&second, &facts());
+        assert_eq!(shown[0].phase, IncidentPhase::Closed);
+        assert_eq!(shown[1].phase, IncidentPhase::Open);
+        assert!(Arc::ptr_eq(&views.0[&key(1)].0, &first[1]));
+
+        // An incident the journal no longer holds leaves the cache.
+        let shown = views.refresh(&second[1..], &facts());
+        assert_eq!(shown.len(), 1);
+        assert_eq!(views.0.len(), 1);
     }
 }

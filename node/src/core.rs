@@ -124,7 +124,7 @@ pub struct Snapshot {
     /// Chains by id.
     pub chains: BTreeMap<u64, ChainStatus>,
     /// Incidents.
-    pub incidents: Vec<crate::journal::IncidentEntry>,
+    pub incidents: Vec<Arc<crate::journal::IncidentEntry>>,
     /// Counts by phase.
     pub by_phase: BTreeMap<IncidentPhase, usize>,
     /// Machine counters.
@@ -1251,7 +1251,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
     pub fn snapshot(&self, now: u64) -> Snapshot {
         Snapshot {
             chains: self.status.clone(),
-            incidents: self.journal.incidents().cloned().collect(),
+            incidents: self.journal.shared().cloned().collect(),
             by_phase: self.journal.by_phase(),
             stats: self.machine.stats().clone(),
             submissions: self.submissions.clone(),

@@ -8,6 +8,7 @@
 //! those of a proposal of exactly that draw, or none.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
 use backstop_agreement::IncidentKey;
@@ -189,22 +190,34 @@ pub struct Change {
     pub text: String,
 }
 
-/// All incidents.
+/// All incidents. Entries are shared (`Arc`) with the snapshots the core publishes every
+/// few hundred milliseconds, so a snapshot copies pointers, not incidents; an entry is
+/// copied only when it changes while a snapshot still holds it (`Arc::make_mut`).
 #[derive(Debug, Default)]
 pub struct Journal {
-    incidents: BTreeMap<IncidentKey, IncidentEntry>,
+    incidents: BTreeMap<IncidentKey, Arc<IncidentEntry>>,
     by_draw: BTreeMap<B256, IncidentKey>,
 }
 
 impl Journal {
     /// The incidents, by key.
     pub fn incidents(&self) -> impl Iterator<Item = &IncidentEntry> {
+        self.incidents.values().map(|e| &**e)
+    }
+
+    /// The incidents, by key, as shared entries (for snapshots).
+    pub fn shared(&self) -> impl Iterator<Item = &Arc<IncidentEntry>> {
         self.incidents.values()
     }
 
     /// One incident.
     pub fn get(&self, key: &IncidentKey) -> Option<&IncidentEntry> {
-        self.incidents.get(key)
+        self.incidents.get(key).map(|e| &**e)
+    }
+
+    /// One incident, to change (copied first if a snapshot still shares it).
+    fn get_mut(&mut self, key: &IncidentKey) -> Option<&mut IncidentEntry> {
+        self.incidents.get_mut(key).map(Arc::make_mut)
     }
 
     fn entry(&mut self, key: IncidentKey, now: u64) -> &mut IncidentEntry {
@@ -222,9 +235,11 @@ impl Journal {
                 self.by_draw.remove(&h);
             }
         }
-        self.incidents
-            .entry(key)
-            .or_insert_with(|| IncidentEntry::new(key, now))
+        Arc::make_mut(
+            self.incidents
+                .entry(key)
+                .or_insert_with(|| Arc::new(IncidentEntry::new(key, now))),
+        )
     }
 
     /// A gap observed at `block` (only acted on when the core has the incident open).
@@ -386,7 +401,7 @@ impl Journal {
         now: u64,
     ) -> Option<Change> {
         let key = *self.by_draw.get(&draw_hash)?;
-        let e = self.incidents.get_mut(&key)?;
+        let e = self.get_mut(&key)?;
         let leg = e.legs.iter_mut().find(|l| l.vault == vault)?;
         if leg.paid && leg.tx_hash == Some(tx_hash) {
             return None;
@@ -415,14 +430,14 @@ impl Journal {
 
     /// This node sent the registration of the incident's certified draw.
     pub fn registration_sent(&mut self, key: IncidentKey, chain_id: u64, now: u64) {
-        if let Some(e) = self.incidents.get_mut(&key) {
+        if let Some(e) = self.get_mut(&key) {
             e.log(now, None, format!("registration sent to chain {chain_id}"));
         }
     }
 
     /// The core closed the incident.
     pub fn closed(&mut self, key: IncidentKey, reason: &str, now: u64) -> Option<Change> {
-        let e = self.incidents.get_mut(&key)?;
+        let e = self.get_mut(&key)?;
         if !e.advance(IncidentPhase::Closed) {
             return None;
         }
@@ -463,7 +478,7 @@ impl Journal {
                 .collect();
             self.by_draw.insert(r.draw_hash, rec.key);
         }
-        let e = self.incidents.get_mut(&rec.key);
+        let e = self.get_mut(&rec.key);
         let Some(e) = e else { return };
         let phase = match (&rec.closed, &rec.registration) {
             (Some(_), _) => IncidentPhase::Closed,
@@ -490,7 +505,12 @@ impl Journal {
         }
         let e = IncidentEntry::new(key, now);
         let text = format!("incident {} reopened: its gap is back", e.id());
-        let e = self.incidents.entry(key).insert_entry(e).into_mut();
+        let e = Arc::make_mut(
+            self.incidents
+                .entry(key)
+                .insert_entry(Arc::new(e))
+                .into_mut(),
+        );
         e.log(now, None, "reopened: the gap is back".into());
         Some(Change {
             key,
@@ -512,7 +532,7 @@ impl Journal {
         reopened: bool,
         now: u64,
     ) -> Option<Change> {
-        let e = self.incidents.get_mut(&key)?;
+        let e = self.get_mut(&key)?;
         let what = match (registration, legs.len()) {
             (true, _) => "the registration".to_string(),
             (false, n) => format!("{n} paid leg(s)"),
