@@ -2,7 +2,9 @@
 //! transaction hashes and a timeline, built from what the core saw and did.
 //!
 //! It is an observer, never an input of decisions. Invariants: bounded (at most
-//! [`MAX_INCIDENTS`] incidents, oldest closed evicted first; at most [`MAX_TIMELINE`] entries,
+//! [`MAX_CLOSED`] closed incidents, the first closed evicted first: the store and the chains keep
+//! them, and memory stays flat however many incidents a node sees; at most
+//! [`MAX_INCIDENTS`] incidents in all; at most [`MAX_TIMELINE`] entries,
 //! [`MAX_ATTESTATIONS`] attestations and [`MAX_PROPOSALS`] remembered proposals per
 //! incident); phases only move forward; the pinned blocks shown for a registered draw are
 //! those of a proposal of exactly that draw, or none.
@@ -16,8 +18,11 @@ use backstop_agreement::state::IncidentRecord;
 use backstop_contracts::eip712::{Draw, VaultId};
 use backstop_types::{IncidentPhase, PinnedBlock};
 
-/// Most incidents kept.
+/// Most incidents kept, open ones included (a node has at most one open per member).
 pub const MAX_INCIDENTS: usize = 4096;
+/// Most closed incidents kept, the last closed: what operators look back on without
+/// reading the store.
+pub const MAX_CLOSED: usize = 256;
 /// Most timeline entries per incident.
 pub const MAX_TIMELINE: usize = 256;
 /// Most attestations remembered per incident.
@@ -26,10 +31,12 @@ pub const MAX_ATTESTATIONS: usize = 1024;
 pub const MAX_PROPOSALS: usize = 16;
 
 /// Which stored incidents the journal shows after a restart, oldest first: every open one
-/// and the newest closed ones, [`MAX_INCIDENTS`] in all (a store may hold far more).
+/// and the newest [`MAX_CLOSED`] closed ones, [`MAX_INCIDENTS`] in all (a store may hold
+/// far more).
 pub fn to_restore(mut stored: Vec<IncidentRecord>) -> Vec<IncidentRecord> {
     stored.sort_by_key(|r| (r.closed.is_some(), std::cmp::Reverse(r.opened_at)));
-    stored.truncate(MAX_INCIDENTS);
+    let open = stored.partition_point(|r| r.closed.is_none());
+    stored.truncate(MAX_INCIDENTS.min(open + MAX_CLOSED));
     stored.sort_by_key(|r| r.opened_at);
     stored
 }
@@ -220,19 +227,42 @@ impl Journal {
         self.incidents.get_mut(key).map(Arc::make_mut)
     }
 
+    /// The closed incident closed first (then opened first).
+    fn oldest_closed(&self) -> Option<IncidentKey> {
+        self.incidents
+            .iter()
+            .filter(|(_, e)| e.phase == IncidentPhase::Closed)
+            .min_by_key(|(_, e)| (e.closed_ms, e.opened_ms))
+            .map(|(k, _)| *k)
+    }
+
+    fn evict(&mut self, key: &IncidentKey) {
+        if let Some(e) = self.incidents.remove(key)
+            && let Some(h) = e.draw_hash
+        {
+            self.by_draw.remove(&h);
+        }
+    }
+
+    /// Evicts the oldest closed incidents beyond [`MAX_CLOSED`].
+    fn bound_closed(&mut self) {
+        let closed = self
+            .incidents
+            .values()
+            .filter(|e| e.phase == IncidentPhase::Closed)
+            .count();
+        for _ in MAX_CLOSED..closed {
+            if let Some(k) = self.oldest_closed() {
+                self.evict(&k);
+            }
+        }
+    }
+
     fn entry(&mut self, key: IncidentKey, now: u64) -> &mut IncidentEntry {
         if !self.incidents.contains_key(&key) && self.incidents.len() >= MAX_INCIDENTS {
-            let oldest_closed = self
-                .incidents
-                .iter()
-                .filter(|(_, e)| e.phase == IncidentPhase::Closed)
-                .min_by_key(|(_, e)| e.opened_ms)
-                .map(|(k, _)| *k);
-            if let Some(k) = oldest_closed.or_else(|| self.incidents.keys().next().copied())
-                && let Some(e) = self.incidents.remove(&k)
-                && let Some(h) = e.draw_hash
-            {
-                self.by_draw.remove(&h);
+            let oldest = self.oldest_closed();
+            if let Some(k) = oldest.or_else(|| self.incidents.keys().next().copied()) {
+                self.evict(&k);
             }
         }
         Arc::make_mut(
@@ -443,10 +473,12 @@ impl Journal {
         }
         e.closed_ms = Some(now);
         e.log(now, None, format!("closed: {reason}"));
+        let text = format!("incident {} closed: {reason}", e.id());
+        self.bound_closed();
         Some(Change {
             key,
             phase: IncidentPhase::Closed,
-            text: format!("incident {} closed: {reason}", e.id()),
+            text,
         })
     }
 
@@ -721,15 +753,64 @@ mod tests {
             .collect();
         stored.push(rec(u64::MAX, 1, false));
         let kept = to_restore(stored);
-        assert_eq!(kept.len(), MAX_INCIDENTS);
+        assert_eq!(kept.len(), 1 + MAX_CLOSED);
         assert!(
             kept.iter().any(|r| r.closed.is_none()),
             "the open one, however old"
         );
         assert!(kept.windows(2).all(|w| w[0].opened_at <= w[1].opened_at));
+        let newest_closed = 100 + MAX_INCIDENTS as u64 + 10 - MAX_CLOSED as u64;
         assert!(
             kept.iter()
-                .all(|r| r.closed.is_none() || r.opened_at >= 100 + 11)
+                .all(|r| r.closed.is_none() || r.opened_at >= newest_closed)
         );
+    }
+
+    /// A node that sees incident after incident holds the same memory: every open incident,
+    /// and only the last [`MAX_CLOSED`] closed ones with their draw hashes.
+    #[test]
+    fn closed_incidents_are_bounded_and_open_ones_kept() {
+        let mut j = Journal::default();
+        let key = |member: u8, seq: u64| IncidentKey {
+            member: B256::repeat_byte(member),
+            seq,
+        };
+        let home = VaultId {
+            chain_id: 1,
+            address: Address::with_last_byte(1),
+        };
+        let draw = |seq: u64| Draw {
+            member: B256::repeat_byte(1),
+            seq,
+            gap: U256::from(10),
+            amount: U256::from(10),
+            legs: vec![Leg {
+                chainId: 1,
+                vault: home.address,
+                amount: U256::from(10),
+            }],
+            deadline: 1,
+            legDeadline: 2,
+        };
+        // One incident stays open from the start; 3 × MAX_CLOSED others open and close.
+        let long = key(2, 0);
+        assert!(j.observed(long, U256::from(5), U256::ZERO, 1, 0).is_some());
+        let total = 3 * MAX_CLOSED as u64;
+        for seq in 0..total {
+            let (k, now) = (key(1, seq), 10 + seq);
+            j.observed(k, U256::from(10), U256::ZERO, now, now);
+            let hash = B256::from(U256::from(seq + 1));
+            j.registered(k, hash, &draw(seq), home, hash, now, now);
+            assert!(j.closed(k, "covered", now).is_some());
+        }
+        assert_eq!(j.by_phase()[&IncidentPhase::Closed], MAX_CLOSED);
+        assert_eq!(j.by_draw.len(), MAX_CLOSED, "draw hashes go with them");
+        assert!(j.get(&long).is_some(), "the open incident, however old");
+        assert!(j.get(&key(1, total - 1)).is_some(), "the last closed");
+        assert!(j.get(&key(1, total - MAX_CLOSED as u64 - 1)).is_none());
+        // An old incident that closes late is kept: it is among the last closed.
+        assert!(j.closed(long, "resolved", 10 + total).is_some());
+        assert!(j.get(&long).is_some());
+        assert_eq!(j.by_phase()[&IncidentPhase::Closed], MAX_CLOSED);
     }
 }

@@ -565,7 +565,10 @@ impl Backstop for Service {
             Some(incident) => Ok(Response::new(pb::GetIncidentResponse {
                 incident: Some(convert::incident_to_pb(incident)),
             })),
-            None => Err(Status::not_found(format!("no incident {id} on this node"))),
+            None => Err(Status::not_found(format!(
+                "no incident {id} on this node (it keeps every open incident and only the \
+                 last closed ones)"
+            ))),
         }
     }
 
