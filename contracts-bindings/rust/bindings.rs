@@ -2,7 +2,13 @@
 //!
 //! `IBackstopVault` holds the signed structs (`Draw`, `Leg`, `LegRelease`, the actions),
 //! the stored records, the custom errors and the events; `BackstopVault` the functions.
-//! `IBackstopMember` is what a member protocol exposes to the nodes.
+//! `IBackstopMember` is what a member protocol exposes to the nodes, `IBackstopRisk` its
+//! optional risk view (`IBackstopRisk::Exposure`). `HostileRisk` is a test member whose
+//! risk view answers whatever a test sets.
+//!
+//! `sol!` gives every contract whose ABI uses `IBackstopRisk.Exposure` its own module
+//! `IBackstopRisk` holding the struct; `MockMember`'s binding lives in a private module so
+//! that the exported `IBackstopRisk` is the interface's, the one `Exposure` type.
 
 #![allow(missing_docs, clippy::too_many_arguments)]
 
@@ -22,18 +28,34 @@ sol!(
 
 sol!(
     #[sol(rpc, all_derives)]
-    MockToken,
-    "artifacts/MockToken.json"
+    IBackstopRisk,
+    "artifacts/IBackstopRisk.json"
 );
 
 sol!(
     #[sol(rpc, all_derives)]
-    MockMember,
-    "artifacts/MockMember.json"
+    MockToken,
+    "artifacts/MockToken.json"
 );
+
+pub use mock_member::MockMember;
+
+mod mock_member {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        MockMember,
+        "artifacts/MockMember.json"
+    );
+}
 
 sol!(
     #[sol(rpc, all_derives)]
     MockOracle,
     "artifacts/MockOracle.json"
+);
+
+sol!(
+    #[sol(rpc, all_derives)]
+    HostileRisk,
+    "artifacts/HostileRisk.json"
 );

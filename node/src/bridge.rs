@@ -139,6 +139,9 @@ pub async fn run(
                         change.text,
                     ));
                 }
+                Ok(Notice::Stress { scenario, text }) => {
+                    api.publish(NodeEvent::now(EventKind::Stress, scenario, text));
+                }
                 Ok(Notice::Text(t)) => {
                     api.publish(NodeEvent::now(EventKind::Chain, "", t));
                 }
@@ -352,7 +355,7 @@ fn refresh_model(
                 .chains
                 .get(home)
                 .and_then(|c| c.confirmed.as_ref())
-                .and_then(|c| c.members.get(id).copied());
+                .and_then(|c| c.members.get(id));
             let (assets, liabilities) = at
                 .and_then(|a| a.solvency)
                 .map_or((U256::ZERO, U256::ZERO), |s| (s.assets, s.liabilities));
@@ -409,6 +412,7 @@ fn refresh_model(
         model.incidents = incidents;
         model.signals = signal_views;
         model.breakers = breakers;
+        model.stress = snap.stress.clone();
         model.clock = ClockView {
             clock_offset_ms: snap.clock.as_ref().map(|c| c.offset_ms),
             clock_warning: snap

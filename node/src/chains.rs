@@ -21,7 +21,7 @@ use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolCall;
 use alloy::sol_types::SolEvent;
 use backstop_agreement as ag;
-use backstop_chain::reads::{ReadError, Reader};
+use backstop_chain::reads::{ReadError, Reader, RiskView};
 use backstop_chain::rpc::{CallError, RpcError, RpcPool};
 use backstop_chain::watcher::{ChainEvent, ConfirmedBlock};
 use backstop_contracts::bindings::BackstopVault;
@@ -158,6 +158,18 @@ pub enum ChainInput {
     },
 }
 
+/// A member's risk view at `block`; `None` when the read failed (the stress test then
+/// projects the member from its history, as for a member without the view).
+async fn risk(reader: &Reader<'_>, block: &ag::PinnedBlock, member: Address) -> Option<RiskView> {
+    match reader.risk(block, member).await {
+        Ok(view) => Some(view),
+        Err(e) => {
+            debug!(chain_id = block.chain_id, %member, error = %e, "risk view unreadable");
+            None
+        }
+    }
+}
+
 /// Reads the snapshot of `block`: vault state, member records and home members' solvency,
 /// and the block's timestamp, all at that block.
 pub async fn read_snapshot(
@@ -184,11 +196,26 @@ pub async fn read_snapshot(
                 let reader = Reader::new(pool);
                 async move {
                     let record = reader.member(&pinned, spec.vault, m.id).await?;
-                    let solvency = match m.solvency {
-                        Some(c) => Some(reader.solvency(&pinned, c).await?),
-                        None => None,
+                    let (solvency, risk) = match m.solvency {
+                        Some(c) => {
+                            let (s, r) = tokio::join!(
+                                reader.solvency(&pinned, c),
+                                risk(&reader, &pinned, c)
+                            );
+                            (Some(s?), r)
+                        }
+                        None => (None, None),
                     };
-                    Ok::<_, ReadError>(record.map(|record| (m.id, MemberAt { record, solvency })))
+                    Ok::<_, ReadError>(record.map(|record| {
+                        (
+                            m.id,
+                            MemberAt {
+                                record,
+                                solvency,
+                                risk,
+                            },
+                        )
+                    }))
                 }
             });
             futures::future::try_join_all(reads)

@@ -31,15 +31,21 @@ use backstop_chain::submit::SubmitOutcome;
 use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, RaiseAlert, UnfreezeMember, Unpause, VaultId,
 };
-use backstop_types::{Effect, IncidentPhase, MAX_EVIDENCE_LEN, Signal, SignalKind};
+use backstop_types::{BreakerKind, Effect, IncidentPhase, MAX_EVIDENCE_LEN, Signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
 use crate::chains::{ChainInput, FetchSet};
 use crate::clock::{ClockCheck, ClockReport, Skew};
 use crate::detect::{Assertion, Detectors};
 use crate::journal::{Change, Journal};
-use crate::policy::{Breaker, Output as PolicyOutput, Policy, SignalEntry, VaultFact};
+use crate::policy::{
+    Breaker, BreakerId, EARLY_WARNING_ACTION_TTL_S, Output as PolicyOutput, Policy, SignalEntry,
+    VaultFact,
+};
+use crate::stress::{self, StressTest};
 use crate::view::{ChainSnapshot, NodeView};
+use crate::warning::{WarningConfig, Warnings};
+use backstop_stress::{BPS, StressReport};
 
 /// Most pinned blocks being fetched at once for proposals.
 pub const MAX_FETCHES: usize = 32;
@@ -143,6 +149,9 @@ pub struct Snapshot {
     pub quarantined: BTreeSet<u64>,
     /// This node's clock against the chains (`None` before the first confirmed block).
     pub clock: Option<ClockReport>,
+    /// The latest evaluation of the stress scenarios (`None` before the first, or without
+    /// scenarios).
+    pub stress: Option<Arc<StressReport>>,
 }
 
 /// Notable events for the API stream and metrics.
@@ -156,6 +165,13 @@ pub enum Notice {
         since_open_s: f64,
         /// Seconds since its first proposal (for the certificate latency).
         since_proposal_s: Option<f64>,
+    },
+    /// A stress scenario's coverage crossed 1.0.
+    Stress {
+        /// The scenario.
+        scenario: String,
+        /// What happened, for operators.
+        text: String,
     },
     /// Anything else worth a line.
     Text(String),
@@ -263,6 +279,11 @@ pub struct NodeCore<S, K> {
     journal: Journal,
     policy: Policy,
     detectors: Detectors,
+    /// Early warnings: precursors of a member's failure.
+    warnings: Warnings,
+    /// The stress scenarios, and their latest evaluation.
+    stress: StressTest,
+    stress_report: Option<Arc<StressReport>>,
     /// This node's clock against the chains' block timestamps.
     clock: ClockCheck,
     status: BTreeMap<u64, ChainStatus>,
@@ -305,6 +326,9 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             journal: Journal::default(),
             policy,
             detectors,
+            warnings: Warnings::new(WarningConfig::default()),
+            stress: StressTest::new(Vec::new(), &[]),
+            stress_report: None,
             clock: ClockCheck::new(max_pin_age_s),
             status,
             submissions: BTreeMap::new(),
@@ -319,6 +343,13 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             now: 0,
             out: Vec::new(),
         }
+    }
+
+    /// The core with early warnings and the stress scenarios (none without this).
+    pub fn with_stress(mut self, warnings: Warnings, stress: StressTest) -> Self {
+        self.warnings = warnings;
+        self.stress = stress;
+        self
     }
 
     /// Starts the core: incidents restored from the store are reconciled at once (their
@@ -938,7 +969,35 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         // a suspicion blocks attesting from the same block on.
         let mut found = self.detectors.on_snapshot(&snap, now);
         found.extend(self.check_bookings(chain_id, snap.timestamp.saturating_mul(1000), now));
+        let early = self.warnings.on_snapshot(&snap);
+        found.extend(self.detectors.on_conditions(early, now));
+        found.extend(self.stress_test(now));
         self.assert_own(found)
+    }
+
+    /// Evaluates the stress scenarios at the newest confirmed heads: the report operators
+    /// see, a notice for each scenario whose coverage crossed 1.0, and the pool's coverage
+    /// warning.
+    fn stress_test(&mut self, now: u64) -> Vec<Assertion> {
+        if self.stress.is_empty() {
+            return Vec::new();
+        }
+        let report = self
+            .stress
+            .evaluate(self.machine.view(), &self.warnings, now);
+        for (scenario, low, text) in stress::crossings(self.stress_report.as_deref(), &report, BPS)
+        {
+            if low {
+                warn!("{text}");
+            } else {
+                info!("{text}");
+            }
+            self.out
+                .push(Action::Notice(Notice::Stress { scenario, text }));
+        }
+        let coverage = self.warnings.on_stress(&report.scenarios);
+        self.stress_report = Some(Arc::new(report));
+        self.detectors.on_conditions(coverage, now)
     }
 
     fn on_observed(&mut self, obs: backstop_agreement::GapObservation) -> Result<(), CoreError> {
@@ -1192,23 +1251,8 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                     effect,
                     breaker,
                 } => {
-                    let Some(vault) = self
-                        .vaults(Some(chain_id))
-                        .ok()
-                        .and_then(|v| v.first().copied())
-                    else {
-                        continue;
-                    };
-                    let id = self.action_id(
-                        [
-                            &chain_id.to_be_bytes()[..],
-                            format!("{breaker} {effect:?}").as_bytes(),
-                        ]
-                        .concat()
-                        .as_slice(),
-                    );
-                    let deadline = now / 1000 + self.action_ttl_s;
-                    let action = match effect {
+                    let what = format!("{breaker} {effect:?}");
+                    self.breaker_action(chain_id, breaker, &what, |id, deadline| match effect {
                         Effect::Freeze(member) => ThresholdAction::Freeze(FreezeMember {
                             member,
                             id,
@@ -1222,13 +1266,56 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                                 deadline,
                             })
                         }
-                    };
-                    info!(chain_id, %breaker, ?effect, %id, "asking the consortium for a breaker's effect");
-                    self.request_action(vault, action)?;
+                    })?;
+                }
+                PolicyOutput::Clear {
+                    chain_id,
+                    subject,
+                    breaker,
+                } => {
+                    let what = format!("{breaker} clear {subject}");
+                    self.breaker_action(chain_id, breaker, &what, |id, deadline| {
+                        ThresholdAction::ClearAlert(ClearAlert {
+                            subject,
+                            id,
+                            deadline,
+                        })
+                    })?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Proposes a breaker's action on the vault of `chain_id`, with a fresh id for `what`
+    /// (an early warning's for [`EARLY_WARNING_ACTION_TTL_S`] at most).
+    fn breaker_action(
+        &mut self,
+        chain_id: u64,
+        breaker: BreakerId,
+        what: &str,
+        action: impl FnOnce(B256, u64) -> ThresholdAction,
+    ) -> Result<(), CoreError> {
+        let Some(vault) = self
+            .vaults(Some(chain_id))
+            .ok()
+            .and_then(|v| v.first().copied())
+        else {
+            return Ok(());
+        };
+        let id = self.action_id(
+            [&chain_id.to_be_bytes()[..], what.as_bytes()]
+                .concat()
+                .as_slice(),
+        );
+        let ttl_s = if breaker.kind == BreakerKind::EarlyWarning {
+            self.action_ttl_s.min(EARLY_WARNING_ACTION_TTL_S)
+        } else {
+            self.action_ttl_s
+        };
+        let action = action(id, self.now / 1000 + ttl_s);
+        info!(chain_id, what, %id, "asking the consortium for a breaker's action");
+        self.request_action(vault, action)
     }
 
     /// The vault on `chain_id`, or on every configured chain.
@@ -1270,6 +1357,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             expiry_ms: self.policy.config().expiry_ms,
             quarantined: self.machine.view().quarantined(),
             clock: self.clock.report(),
+            stress: self.stress_report.clone(),
         }
     }
 }

@@ -84,7 +84,8 @@ pub struct Assertion {
     pub evidence: String,
 }
 
-type Key = (SignalKind, B256);
+/// A condition: what kind, about which subject.
+pub type Key = (SignalKind, B256);
 
 /// The detectors of one node.
 #[derive(Debug)]
@@ -280,6 +281,11 @@ impl Detectors {
             );
         }
         self.apply([key].into(), found, now)
+    }
+
+    /// Conditions judged elsewhere (the early warnings): asserted like this module's own.
+    pub fn on_conditions(&mut self, c: crate::warning::Conditions, now: u64) -> Vec<Assertion> {
+        self.apply(c.affected, c.found, now)
     }
 
     /// The chain watcher's verdict on a chain.

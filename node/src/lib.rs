@@ -37,4 +37,6 @@ pub mod runtime;
 pub mod service;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod stress;
 pub mod view;
+pub mod warning;

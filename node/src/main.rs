@@ -63,6 +63,9 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// The latest stress test of the pool: coverage and shortfall per scenario, the
+    /// members left uncovered, and the risk views refused.
+    Stress(ApiArgs),
     /// Admin calls (they need the node's admin token).
     Admin {
         #[command(subcommand)]
@@ -195,6 +198,7 @@ fn main() -> ExitCode {
         Command::Incidents(a) => query(Query::Incidents, a),
         Command::Incident { id, api } => query(Query::Incident(id), api),
         Command::Signals(a) => query(Query::Signals, a),
+        Command::Stress(a) => query(Query::Stress, a),
         Command::Admin {
             command,
             token_file,

@@ -11,6 +11,7 @@ use crate::detect::{DetectorConfig, OracleSpec};
 use crate::runtime::{
     AgreementParams, ChainParams, MemberParams, Params, PeerParams, SignalParams,
 };
+use crate::warning::WarningConfig;
 
 /// Why the configuration cannot become runtime parameters.
 #[derive(Debug, thiserror::Error)]
@@ -108,16 +109,7 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
             interval_ms: d.signal_interval_secs.saturating_mul(1000),
             booking_timeout_ms: config.agreement().booking_timeout_ms,
             dust: config.agreement().dust,
-            oracles: config
-                .oracles()
-                .iter()
-                .map(|o| OracleSpec {
-                    chain_id: o.chain_id,
-                    address: o.address,
-                    asset: o.asset.clone(),
-                    reference: o.reference,
-                })
-                .collect(),
+            oracles: oracle_specs(config),
             pool_oracles: config
                 .chains()
                 .iter()
@@ -132,6 +124,8 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
         window: Duration::from_secs(d.signal_window_secs),
         expiry: Duration::from_secs(d.signal_expiry_secs),
         contagion_members: d.contagion_members,
+        warnings: warning_config(config),
+        scenarios: config.stress().scenarios.clone(),
     };
     let a = config.agreement();
     Ok(Params {
@@ -157,4 +151,37 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
         admin_token: keys.admin_token().map(|t| t.expose().to_string()),
         metrics_listen: config.metrics().map(|m| m.listen),
     })
+}
+
+/// The early warnings' thresholds, members and oracles.
+fn warning_config(config: &Config) -> WarningConfig {
+    let s = config.stress();
+    WarningConfig {
+        margin_window_blocks: s.margin_window_blocks,
+        margin_horizon_blocks: s.margin_horizon_blocks,
+        history_blocks: s.history_blocks,
+        coverage_alert_bps: s.coverage_alert_bps,
+        volatility_window_blocks: s.volatility_window_blocks,
+        volatility_alert_bps: s.volatility_alert_bps,
+        members: config
+            .members()
+            .iter()
+            .map(|m| (m.id, m.home_chain_id))
+            .collect(),
+        oracles: oracle_specs(config),
+    }
+}
+
+/// The configured oracles, as the detectors see them.
+fn oracle_specs(config: &Config) -> Vec<OracleSpec> {
+    config
+        .oracles()
+        .iter()
+        .map(|o| OracleSpec {
+            chain_id: o.chain_id,
+            address: o.address,
+            asset: o.asset.clone(),
+            reference: o.reference,
+        })
+        .collect()
 }

@@ -13,6 +13,7 @@
 //! | contagion | `contagion_members` members of one chain in trouble within the window | allocations skip the chain | alert level 3 for the chain, every vault |
 //! | depeg | confirmed pool-token depeg on a chain | allocations skip the chain | alert level 2 for the chain, every vault |
 //! | operator | confirmed operator signal | a member subject is blocked, a chain subject quarantined | alert level 2 for the subject, every vault |
+//! | early warning | confirmed margin trend of a member; confirmed low stress coverage or volatility spike (the pool) | nothing | alert level 1 for the member or the pool, every vault |
 //!
 //! Invariants:
 //! - a signal is confirmed only by `p` distinct nodes asserting the same `(kind, subject)`
@@ -20,7 +21,11 @@
 //!   fresh assertion only makes it refuse to attest (refusing is always safe);
 //! - a breaker latches: it ends only when the consortium lifts one of its on-chain effects
 //!   (t signatures, asked for by an operator), or when its trigger has not held for the
-//!   expiry; assertions older than a lift never trip it again;
+//!   expiry; assertions older than a lift never trip it again. Early warnings are the
+//!   exception: one ends as soon as its trigger no longer holds, and the nodes ask the
+//!   consortium to clear its level-1 alerts (t signatures, which a node whose own detectors
+//!   still see the condition refuses), unless another breaker still wants an alert for the
+//!   subject. An early warning never blocks, freezes or quarantines;
 //! - one node originates each on-chain effect first (a rotation keyed by the breaker), the
 //!   others follow after growing delays only if the effect is still not executed, and a
 //!   node that sees another's request for an effect it has pending (or asked for it
@@ -33,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use alloy::primitives::{B256, U256, keccak256};
-use backstop_types::{BreakerKind, Effect, SignalKind, chain_subject};
+use backstop_types::{BreakerKind, Effect, SignalKind, chain_subject, pool_subject};
 
 use crate::view::BreakerState;
 
@@ -49,6 +54,13 @@ pub const MAX_HISTORY: usize = 64;
 pub const ALERT: u8 = 2;
 /// Alert level of a contagion breaker.
 pub const ALERT_CONTAGION: u8 = 3;
+/// Alert level of an early warning.
+pub const ALERT_EARLY_WARNING: u8 = 1;
+/// How long an early warning's alert or clear is signed for (s): an early warning comes and
+/// goes with its condition, so a request the other nodes no longer want expires within
+/// minutes instead of staying open for the consortium's whole action lifetime (the policy
+/// asks again, under a new id, while it still wants the effect).
+pub const EARLY_WARNING_ACTION_TTL_S: u64 = 300;
 
 /// A breaker: its kind and subject (oracle, member or chain subject).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -195,6 +207,16 @@ pub enum Output {
         /// For which breaker.
         breaker: BreakerId,
     },
+    /// Ask the consortium to clear the alert of `subject` on the vault of `chain_id` (t
+    /// signatures): an early warning whose condition cleared.
+    Clear {
+        /// Chain.
+        chain_id: u64,
+        /// Alert subject.
+        subject: B256,
+        /// The early warning that raised it.
+        breaker: BreakerId,
+    },
     /// Something operators should see.
     Notice(String),
 }
@@ -218,6 +240,16 @@ pub struct Policy {
     /// after such a request waits a patience from then. At most [`MAX_SIGNALS`], the
     /// oldest forgotten first; entries older than a patience are dropped.
     requested: BTreeMap<(u64, Effect), u64>,
+    /// Alerts of ended early warnings still to clear, by (chain, subject): when this node
+    /// asks (ms) and for which breaker. At most [`MAX_SIGNALS`].
+    clearing: BTreeMap<(u64, B256), (u64, BreakerId)>,
+    /// Alerts seen raised on each vault, with their transaction and when (ms), whatever
+    /// breaker (if any) wanted them here: a breaker that trips after its alert was raised
+    /// for the other nodes' breakers finds it executed, instead of asking for it again
+    /// under an id the others refuse. Dropped when cleared on chain or after the expiry; at
+    /// most [`MAX_SIGNALS`], the oldest forgotten first. (Freezes are not taken on trust: a
+    /// freeze that lapsed on chain is asked for again.)
+    in_force: BTreeMap<(u64, Effect), (B256, u64)>,
 }
 
 impl Policy {
@@ -232,6 +264,8 @@ impl Policy {
             active: BTreeMap::new(),
             history: Vec::new(),
             requested: BTreeMap::new(),
+            clearing: BTreeMap::new(),
+            in_force: BTreeMap::new(),
         }
     }
 
@@ -439,20 +473,28 @@ impl Policy {
             VaultFact::Frozen(member) => {
                 self.mark_executed(chain_id, |e| *e == Effect::Freeze(member), tx_hash)
             }
-            VaultFact::AlertRaised { subject, level } => self.mark_executed(
-                chain_id,
-                |e| matches!(e, Effect::Alert { subject: s, level: l } if *s == subject && *l <= level),
-                tx_hash,
-            ),
+            VaultFact::AlertRaised { subject, level } => {
+                self.seen_in_force(chain_id, Effect::Alert { subject, level }, tx_hash, now);
+                self.mark_executed(
+                    chain_id,
+                    |e| matches!(e, Effect::Alert { subject: s, level: l } if *s == subject && *l <= level),
+                    tx_hash,
+                )
+            }
             VaultFact::Unfrozen(member) => {
                 self.lift(chain_id, |e| *e == Effect::Freeze(member), now, &mut out)
             }
-            VaultFact::AlertCleared(subject) => self.lift(
-                chain_id,
-                |e| matches!(e, Effect::Alert { subject: s, .. } if *s == subject),
-                now,
-                &mut out,
-            ),
+            VaultFact::AlertCleared(subject) => {
+                self.clearing.remove(&(chain_id, subject));
+                self.in_force
+                    .retain(|(c, e), _| *c != chain_id || e.subject() != subject);
+                self.lift(
+                    chain_id,
+                    |e| matches!(e, Effect::Alert { subject: s, .. } if *s == subject),
+                    now,
+                    &mut out,
+                )
+            }
         }
         out
     }
@@ -471,7 +513,10 @@ impl Policy {
     /// Members a signal is about: the member itself, or the members priced by an oracle.
     fn members_concerned(&self, kind: SignalKind, subject: B256) -> Vec<B256> {
         match kind {
-            SignalKind::AbnormalOutflow | SignalKind::Operator | SignalKind::PayoutNotBooked => {
+            SignalKind::AbnormalOutflow
+            | SignalKind::Operator
+            | SignalKind::PayoutNotBooked
+            | SignalKind::MarginTrend => {
                 if self.cfg.members.contains_key(&subject) {
                     vec![subject]
                 } else {
@@ -485,7 +530,10 @@ impl Policy {
                 .filter(|(_, (_, o))| *o == Some(subject))
                 .map(|(m, _)| *m)
                 .collect(),
-            SignalKind::ChainHalt | SignalKind::Depeg => Vec::new(),
+            SignalKind::ChainHalt
+            | SignalKind::Depeg
+            | SignalKind::CoverageLow
+            | SignalKind::VolatilitySpike => Vec::new(),
         }
     }
 
@@ -506,6 +554,22 @@ impl Policy {
             SignalKind::Operator => BreakerKind::Operator,
             SignalKind::PayoutNotBooked if self.cfg.members.contains_key(&subject) => {
                 BreakerKind::PayoutNotBooked
+            }
+            SignalKind::MarginTrend if self.cfg.members.contains_key(&subject) => {
+                BreakerKind::EarlyWarning
+            }
+            // Pool-wide precursors: one early warning for the pool.
+            SignalKind::CoverageLow if subject == pool_subject() => {
+                return Some(BreakerId {
+                    kind: BreakerKind::EarlyWarning,
+                    subject,
+                });
+            }
+            SignalKind::VolatilitySpike => {
+                return Some(BreakerId {
+                    kind: BreakerKind::EarlyWarning,
+                    subject: pool_subject(),
+                });
             }
             _ => return None,
         };
@@ -551,6 +615,11 @@ impl Policy {
                     .collect();
                 (BTreeSet::new(), chain.into_iter().collect(), effects)
             }
+            BreakerKind::EarlyWarning => (
+                BTreeSet::new(),
+                BTreeSet::new(),
+                every(alert(id.subject, ALERT_EARLY_WARNING)),
+            ),
             BreakerKind::Operator => (
                 self.members_concerned(SignalKind::Operator, id.subject)
                     .into_iter()
@@ -642,8 +711,10 @@ impl Policy {
             });
         }
         // Contagion counts members of breakers tripped in this pass: two rounds suffice.
+        let mut held = BTreeSet::new();
         for _ in 0..2 {
             for (id, cause) in self.triggers(now) {
+                held.insert(id);
                 if let Some(b) = self.active.get_mut(&id) {
                     b.renewed_ms = now;
                     continue;
@@ -669,13 +740,17 @@ impl Policy {
                                 .map(|(_, at)| at.saturating_add(patience))
                                 .max();
                             let at = seen.map_or(start, |s| s.max(start));
-                            (
-                                k,
-                                EffectState {
+                            let state = match self.found_in_force(k.0, &k.1) {
+                                Some(tx) => EffectState {
+                                    status: EffectStatus::Executed(tx),
+                                    request_at: None,
+                                },
+                                None => EffectState {
                                     status: EffectStatus::Pending,
                                     request_at: Some(at),
                                 },
-                            )
+                            };
+                            (k, state)
                         })
                         .collect(),
                     ended: None,
@@ -684,6 +759,7 @@ impl Policy {
                 self.active.insert(id, b);
             }
         }
+        self.end_early_warnings(&held, now, &mut out);
         // Expiry.
         let expired: Vec<BreakerId> = self
             .active
@@ -694,6 +770,7 @@ impl Policy {
         for id in expired {
             self.end(id, "expired: its trigger no longer held".into(), &mut out);
         }
+        self.clears_due(now, &mut out);
         // Effects due: this node's turn came and the effect is still not executed.
         let patience = self.patience_ms();
         for b in self.active.values_mut() {
@@ -713,6 +790,56 @@ impl Policy {
             }
         }
         out
+    }
+
+    /// Ends the early warnings whose trigger no longer holds, and schedules the clearing of
+    /// their executed alerts (this node in its rotation place).
+    fn end_early_warnings(&mut self, held: &BTreeSet<BreakerId>, now: u64, out: &mut Vec<Output>) {
+        let cleared: Vec<BreakerId> = self
+            .active
+            .keys()
+            .filter(|id| id.kind == BreakerKind::EarlyWarning && !held.contains(id))
+            .copied()
+            .collect();
+        for id in cleared {
+            let at = now.saturating_add(self.cfg.origin_delay_ms * self.rank(id) as u64);
+            if let Some(b) = self.active.get(&id) {
+                for (chain_id, e) in b.effects.keys() {
+                    if matches!(
+                        b.effects[&(*chain_id, *e)].status,
+                        EffectStatus::Executed(_)
+                    ) && self.clearing.len() < MAX_SIGNALS
+                    {
+                        self.clearing.insert((*chain_id, e.subject()), (at, id));
+                    }
+                }
+            }
+            self.end(id, "cleared: its condition no longer holds".into(), out);
+        }
+    }
+
+    /// Clears due: an ended early warning's alert that no active breaker wants, asked for
+    /// again after a patience until the vault shows it cleared.
+    fn clears_due(&mut self, now: u64, out: &mut Vec<Output>) {
+        let patience = self.patience_ms();
+        let active = &self.active;
+        self.clearing.retain(|(chain_id, subject), _| {
+            !active.values().any(|b| {
+                b.effects.keys().any(|(c, e)| {
+                    c == chain_id && matches!(e, Effect::Alert { subject: s, .. } if s == subject)
+                })
+            })
+        });
+        for ((chain_id, subject), (at, breaker)) in self.clearing.iter_mut() {
+            if *at <= now {
+                *at = now.saturating_add(patience);
+                out.push(Output::Clear {
+                    chain_id: *chain_id,
+                    subject: *subject,
+                    breaker: *breaker,
+                });
+            }
+        }
     }
 
     /// Another node asked for `effect` on `chain_id`: this node's own request of it waits
@@ -751,6 +878,31 @@ impl Policy {
     /// A request is never suppressed for good: a stalled one is asked again after this.
     fn patience_ms(&self) -> u64 {
         self.cfg.origin_delay_ms * self.cfg.n.max(1) as u64 * PATIENCE_ROTATIONS
+    }
+
+    /// Records the alert `effect` raised on `chain_id` (see `in_force`).
+    fn seen_in_force(&mut self, chain_id: u64, effect: Effect, tx: B256, now: u64) {
+        let expiry = self.cfg.expiry_ms;
+        self.in_force
+            .retain(|_, (_, at)| at.saturating_add(expiry) >= now);
+        if self.in_force.len() >= MAX_SIGNALS
+            && let Some(oldest) = self
+                .in_force
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| *k)
+        {
+            self.in_force.remove(&oldest);
+        }
+        self.in_force.insert((chain_id, effect), (tx, now));
+    }
+
+    /// The transaction of an effect in force on `chain_id` that covers `effect`.
+    fn found_in_force(&self, chain_id: u64, effect: &Effect) -> Option<B256> {
+        self.in_force
+            .iter()
+            .find(|((c, e), _)| *c == chain_id && e.covers(effect))
+            .map(|(_, (tx, _))| *tx)
     }
 
     fn mark_executed(&mut self, chain_id: u64, matches: impl Fn(&Effect) -> bool, tx: B256) {
@@ -878,9 +1030,149 @@ mod tests {
                 Output::Request {
                     chain_id, effect, ..
                 } => Some((*chain_id, *effect)),
-                Output::Notice(_) => None,
+                Output::Notice(_) | Output::Clear { .. } => None,
             })
             .collect()
+    }
+
+    fn clears(out: &[Output]) -> Vec<(u64, B256)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Clear {
+                    chain_id, subject, ..
+                } => Some((*chain_id, *subject)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An alert raised for the other nodes' breaker before this node's tripped is found in
+    /// force: this node does not ask for it again (the others, their effect executed,
+    /// would refuse a new id for good).
+    #[test]
+    fn an_alert_already_raised_is_not_asked_for_again() {
+        let mut p = policy(0);
+        let member = m(2);
+        p.vault_fact(
+            1,
+            VaultFact::AlertRaised {
+                subject: member,
+                level: 1,
+            },
+            B256::repeat_byte(7),
+            T0,
+        );
+        p.assert(1, SignalKind::MarginTrend, member, None, T0 + 1);
+        p.assert(2, SignalKind::MarginTrend, member, None, T0 + 1);
+        let asked: Vec<(u64, Effect)> = (0..20)
+            .flat_map(|k| requests(&p.tick(T0 + 2 + k * 1_000)))
+            .collect();
+        assert!(!asked.iter().any(|(c, _)| *c == 1), "{asked:?}");
+        assert!(
+            asked.iter().any(|(c, _)| *c == 2),
+            "the other vaults still: {asked:?}"
+        );
+        // Once cleared on chain, a later alert is asked for again.
+        p.vault_fact(1, VaultFact::AlertCleared(member), B256::ZERO, T0 + 30_000);
+        assert!(
+            p.found_in_force(
+                1,
+                &Effect::Alert {
+                    subject: member,
+                    level: 1
+                }
+            )
+            .is_none()
+        );
+    }
+
+    /// An early warning raises a level-1 alert, blocks and quarantines nothing, ends once
+    /// its trigger no longer holds, and asks for its executed alerts to be cleared (not the
+    /// ones another breaker still wants), until the vault shows them cleared.
+    #[test]
+    fn an_early_warning_alerts_only_and_clears_itself() {
+        let mut p = policy(0);
+        let member = m(2);
+        p.assert(1, SignalKind::MarginTrend, member, None, T0);
+        let out = p.assert(2, SignalKind::MarginTrend, member, None, T0);
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Notice(t) if t.contains("early_warning")))
+        );
+        assert!(p.blocked_members(T0).is_empty(), "never blocks");
+        assert!(p.quarantined().is_empty(), "never quarantines");
+        let alert = Effect::Alert {
+            subject: member,
+            level: ALERT_EARLY_WARNING,
+        };
+        let asked = requests(&p.tick(T0 + 10 * 1_000));
+        assert!(
+            asked.contains(&(1, alert)) && asked.contains(&(3, alert)),
+            "{asked:?}"
+        );
+        assert!(!asked.iter().any(|(_, e)| matches!(e, Effect::Freeze(_))));
+        // The alert lands on chains 1 and 2 only; then the assertions age out.
+        for chain in [1, 2] {
+            p.vault_fact(
+                chain,
+                VaultFact::AlertRaised {
+                    subject: member,
+                    level: 1,
+                },
+                B256::repeat_byte(chain as u8),
+                T0 + 11_000,
+            );
+        }
+        let later = T0 + WINDOW + 1;
+        let out = p.tick(later);
+        assert_eq!(p.active().count(), 0, "ended with its condition");
+        let mut asked = Vec::new();
+        for k in 0..8 {
+            asked.extend(clears(&p.tick(later + k * 1_000)));
+        }
+        assert_eq!(asked, vec![(1, member), (2, member)], "{out:?}");
+        // Chain 1 shows it cleared: only chain 2 is asked again, after a patience.
+        p.vault_fact(
+            1,
+            VaultFact::AlertCleared(member),
+            B256::ZERO,
+            later + 9_000,
+        );
+        let again: Vec<_> = (0..20)
+            .flat_map(|k| clears(&p.tick(later + 10_000 + k * 1_000)))
+            .collect();
+        assert!(
+            !again.is_empty() && again.iter().all(|c| *c == (2, member)),
+            "{again:?}"
+        );
+
+        // A pool warning whose subject another breaker alerts for is not cleared.
+        let mut p = policy(0);
+        let pool = pool_subject();
+        for node in [1, 2] {
+            p.assert(node, SignalKind::CoverageLow, pool, None, T0);
+            p.assert(node, SignalKind::Operator, pool, None, T0);
+        }
+        p.tick(T0 + 10_000);
+        p.vault_fact(
+            1,
+            VaultFact::AlertRaised {
+                subject: pool,
+                level: 2,
+            },
+            B256::ZERO,
+            T0 + 11_000,
+        );
+        for node in [1, 2] {
+            p.assert(node, SignalKind::Operator, pool, None, T0 + WINDOW);
+        }
+        let asked: Vec<_> = (0..20)
+            .flat_map(|k| clears(&p.tick(T0 + WINDOW + 1 + k * 1_000)))
+            .collect();
+        assert!(
+            asked.is_empty(),
+            "the operator breaker still wants it: {asked:?}"
+        );
     }
 
     fn exploit(member: B256) -> BreakerId {

@@ -103,6 +103,10 @@ pub struct SignalParams {
     pub expiry: Duration,
     /// Members of one chain in trouble within the window that quarantine it.
     pub contagion_members: usize,
+    /// Early-warning thresholds.
+    pub warnings: crate::warning::WarningConfig,
+    /// Stress scenarios evaluated at every confirmed head.
+    pub scenarios: Vec<backstop_stress::Scenario>,
 }
 
 /// Timings of the agreement.
@@ -234,7 +238,13 @@ where
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     let (notices, _) = broadcast::channel(1024);
     let (admin_tx, admin_rx) = mpsc::channel(16);
-    let core = NodeCore::new(machine, policy, detectors, params.agreement.action_ttl_s);
+    let stress = crate::stress::StressTest::new(
+        params.signals.scenarios.clone(),
+        &params.signals.detectors.oracles,
+    );
+    let warnings = crate::warning::Warnings::new(params.signals.warnings.clone());
+    let core = NodeCore::new(machine, policy, detectors, params.agreement.action_ttl_s)
+        .with_stress(warnings, stress);
     let core = Core::new(
         core,
         net.clone(),

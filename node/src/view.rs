@@ -40,7 +40,7 @@ use backstop_agreement::machine::{StateView, ViewError};
 use backstop_agreement::state::IncidentRecord;
 use backstop_agreement::{IncidentKey, PinnedBlock, ThresholdAction};
 use backstop_chain::allocation::{Allocation, AllocationInput, VaultCapacity, allocate};
-use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
+use backstop_chain::reads::{MemberRecord, RiskView, Solvency, VaultState};
 use backstop_contracts::eip712::{Draw, VaultId};
 
 use backstop_types::Effect;
@@ -49,12 +49,15 @@ use backstop_types::Effect;
 pub const ACTION_CLOCK_SLACK_S: u64 = 300;
 
 /// A member as one vault knows it at one block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberAt {
     /// The vault's record of the member.
     pub record: MemberRecord,
     /// `solvency()` at the block (members homed on this chain only).
     pub solvency: Option<Solvency>,
+    /// `riskExposures()` at the block (members homed on this chain only; `None` when not
+    /// read, or its read failed: the stress test then projects from history).
+    pub risk: Option<RiskView>,
 }
 
 /// Everything the node decides on about one chain, read at one confirmed block.
@@ -666,7 +669,17 @@ pub(crate) mod tests {
                 pause_threshold: 2,
                 guardian_set_index: 0,
             },
-            members: Arc::new([(member(), MemberAt { record, solvency })].into()),
+            members: Arc::new(
+                [(
+                    member(),
+                    MemberAt {
+                        record,
+                        solvency,
+                        risk: None,
+                    },
+                )]
+                .into(),
+            ),
         }
     }
 
@@ -725,7 +738,7 @@ pub(crate) mod tests {
         v.covered(&rec, 0);
     }
 
-    fn view_with(snaps: Vec<ChainSnapshot>) -> NodeView {
+    pub(crate) fn view_with(snaps: Vec<ChainSnapshot>) -> NodeView {
         let mut v = NodeView::new(cfg());
         // Draw 4 paid nothing: the books need not show anything for draw 5.
         covered(&mut v, 4, 1_000_000, 0);

@@ -557,7 +557,12 @@ fn snapshot(w: &World, fault: Option<Fault>, c: usize, b: u64) -> ChainSnapshot 
                 liabilities: w.gap(m, ms),
                 booked_draws: w.booked_draws(m, ms),
             });
-            (member.id, MemberAt { record, solvency })
+            let at = MemberAt {
+                record,
+                solvency,
+                risk: None,
+            };
+            (member.id, at)
         })
         .collect();
     let balance = w.balance(c, ms);

@@ -86,6 +86,10 @@ struct Args {
     /// with --quick; 0 skips it).
     #[arg(long)]
     soak_rounds: Option<usize>,
+    /// Output of the stress-evaluation benchmark (`cargo bench -p backstop-stress --bench
+    /// evaluate`, release), which `testnet/bench` runs first, for its section of the report.
+    #[arg(long)]
+    stress_bench: Option<PathBuf>,
     /// Keep each series' directory (node configs, logs, stores, incidents-node-<i>.txt with
     /// every incident as the node reported it) and print where it is, also when the series
     /// fails.
@@ -172,6 +176,8 @@ pub struct Results {
     pub restart: Option<restart::Restart>,
     /// Gas.
     pub gas: Option<gas::Gas>,
+    /// The stress-evaluation benchmark's output, as it printed it.
+    pub stress_bench: Option<String>,
     /// What failed: (phase, error).
     pub failures: Vec<(String, String)>,
     /// Load averages at the start and at the end.
@@ -212,6 +218,14 @@ async fn main() -> Result<()> {
         incidents,
         ..Results::default()
     };
+    if let Some(path) = &args.stress_bench {
+        match read_bounded(path) {
+            Ok(text) => res.stress_bench = Some(text),
+            Err(e) => res
+                .failures
+                .push(("stress evaluation".to_owned(), format!("{e:#}"))),
+        }
+    }
     let load_start = machine::load_average();
     ctx.progress(&format!(
         "backstop-bench: {incidents} incidents per series, {runs} runs per 4-node and {runs_7} per 7-node configuration, {members} concurrent members, {records} records; load average {:.2} {:.2} {:.2}",
@@ -308,4 +322,16 @@ async fn main() -> Result<()> {
     ));
     println!("{}", report::headline(&res));
     Ok(())
+}
+
+/// The text of `path`, at most 64 KiB of it.
+fn read_bounded(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(text)
 }

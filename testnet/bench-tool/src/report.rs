@@ -216,6 +216,7 @@ pub fn markdown(res: &Results) -> String {
     agreement_section(&mut o, res);
     memory_section(&mut o, res);
     restart_section(&mut o, res);
+    stress_section(&mut o, res);
     gas_section(&mut o, res);
     limits_section(&mut o, res);
     raw_section(&mut o, res);
@@ -1392,6 +1393,31 @@ fn gas_section(o: &mut String, res: &Results) {
         );
     }
     let _ = writeln!(o);
+}
+
+/// The stress scenarios' cost per confirmed head, from the release benchmark.
+fn stress_section(o: &mut String, res: &Results) {
+    let Some(text) = &res.stress_bench else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "## Stress evaluation per confirmed head
+"
+    );
+    let _ = writeln!(
+        o,
+        "What a node spends at every confirmed head on the stress scenarios \
+         (`backstop_stress::evaluate`), measured by `cargo bench -p backstop-stress --bench \
+         evaluate` in a release build, which `testnet/bench` runs before the rest:\n"
+    );
+    let _ = writeln!(o, "```\n{}\n```\n", text.trim());
+    let _ = writeln!(
+        o,
+        "The early warning's lead over the gap it announces is measured by \
+         `testnet/drill early-warning` (it prints the home-chain blocks between the level-1 \
+         alert on every vault and the gap; CI runs it).\n"
+    );
 }
 
 /// What could not be measured, and caveats.

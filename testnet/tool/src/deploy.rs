@@ -69,6 +69,23 @@ attempt_timeout_ms = 3000
 submit_delay_ms = 1500
 # Drills book a payout as soon as it is registered; member-never-books waits for this.
 booking_timeout_ms = 15000
+
+[stress]
+# One-second blocks: a margin trend is fitted over 5 blocks and warned of 30 blocks ahead.
+margin_window_blocks = 5
+margin_horizon_blocks = 30
+history_blocks = 60
+
+[[stress.scenarios]]
+name = \"usd-crash-30\"
+moves = { USD = -3000 }
+
+[[stress.scenarios]]
+# A crash in which the pool token also loses 70 % of its value: what the pool can pay
+# shrinks with it (the stress-shortfall drill uses it).
+name = \"usd-crash-depeg\"
+moves = { USD = -5000 }
+depeg_bps = 7000
 ";
 
 /// Starts a testnet of `n` nodes (4 or 7) running `backstop` in `dir`.

@@ -28,16 +28,21 @@ use backstop_contracts::testing::{
     BUCKET_CAPACITY, MEMBER_DEDUCTIBLE, ORACLE_ANSWER, REFILL_PER_SECOND,
 };
 
+mod foresight;
+
 use crate::aave::{self, AAVE_MEMBER};
 use crate::deploy::{self, HALT_AFTER_SECS, SIGNAL_WINDOW_SECS};
 use crate::net::{self, Net, amount, chain_subject, now_ms, pusd, units, wait_until};
 use crate::state::{Proc, alive};
 use alloy::providers::ext::AnvilApi;
 use backstop_contracts::aave::{IAaveOracle, IAavePool, IMintableErc20, USER_GAS};
+use backstop_types::pool_subject;
 
 /// The drills, in the order `drill all` runs them.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 12] = [
     "margin-exhaustion",
+    "stress-shortfall",
+    "early-warning",
     "oracle-malfunction",
     "exploit",
     "chain-halt",
@@ -146,6 +151,8 @@ pub async fn run(net: &mut Net, name: &str) -> Result<Outcome> {
                 "rpc-outage" => rpc_outage(net, &mut r).await,
                 "member-never-books" => member_never_books(net, &mut r).await,
                 "aave-bad-debt" => aave_bad_debt(net, &mut r).await,
+                "early-warning" => foresight::early_warning(net, &mut r).await,
+                "stress-shortfall" => foresight::stress_shortfall(net, &mut r).await,
                 _ => pool_exhausted(net, &mut r).await,
             };
             match result {
@@ -262,6 +269,12 @@ async fn repair(net: &mut Net) -> Result<Vec<String>> {
         if net.close_gap(i).await? {
             done.push(format!("{} had a gap: booked", net.member(i)?.name));
         }
+        if net.clear_exposures(i).await? {
+            done.push(format!(
+                "{} reported exposures: cleared",
+                net.member(i)?.name
+            ));
+        }
     }
     Ok(done)
 }
@@ -289,6 +302,7 @@ async fn raised_alerts(net: &Net) -> Result<Vec<(u64, B256, String, u8)>> {
     for c in net.chain_ids() {
         subjects.push((chain_subject(c), format!("chain {c}")));
     }
+    subjects.push((pool_subject(), "the pool".to_owned()));
     let mut out = Vec::new();
     for (subject, what) in subjects {
         for (c, level) in net

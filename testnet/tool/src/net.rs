@@ -18,8 +18,9 @@ use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, anyhow, bail};
 use backstop_api::AdminRequest;
 use backstop_api::proto::{
-    Breaker, Chain as ApiChain, GetIncidentRequest, GetStatusRequest, Incident, IncidentPhase,
-    ListBreakersRequest, ListChainsRequest, ListIncidentsRequest, NodeStatus,
+    Breaker, Chain as ApiChain, GetIncidentRequest, GetStatusRequest, GetStressReportRequest,
+    Incident, IncidentPhase, ListBreakersRequest, ListChainsRequest, ListIncidentsRequest,
+    NodeStatus, StressReport,
 };
 use backstop_contracts::bindings::{BackstopVault, MockMember, MockOracle, MockToken};
 use backstop_contracts::testing::{ORACLE_ANSWER, UNIT};
@@ -409,6 +410,64 @@ impl Net {
         .await
     }
 
+    /// Sets member `i`'s reported exposure to its oracle (`riskExposures()` of its mock
+    /// protocol): equity changes by `delta` for a +100 % move of the oracle's price.
+    pub async fn set_exposure(&self, i: usize, delta: I256) -> Result<B256> {
+        let m = self.member(i)?;
+        let mock = MockMember::new(m.contract, self.provider(m.home_chain_id)?.clone());
+        mined(
+            &format!("setExposure of {}", m.name),
+            mock.setExposure(m.oracle, delta, I256::ZERO),
+        )
+        .await
+    }
+
+    /// Member `i`'s mock protocol reports no exposure; whether it reported any.
+    pub async fn clear_exposures(&self, i: usize) -> Result<bool> {
+        let m = self.member(i)?;
+        if m.aave.is_some() {
+            return Ok(false);
+        }
+        let mock = MockMember::new(m.contract, self.provider(m.home_chain_id)?.clone());
+        let reported = bounded("riskExposures()", mock.riskExposures().call()).await?;
+        if reported.is_empty() {
+            return Ok(false);
+        }
+        mined(
+            &format!("clearExposures of {}", m.name),
+            mock.clearExposures(),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Deposits `amount` raw units of freshly minted pool tokens into the vault of
+    /// `chain_id` (shares to the dev account).
+    pub async fn deposit(&self, chain_id: u64, amount: U256) -> Result<B256> {
+        let c = self.chain(chain_id)?;
+        let provider = self.provider(chain_id)?.clone();
+        let token = MockToken::new(c.token, provider);
+        let me = dev_address()?;
+        mined("mint pool tokens", token.mint(me, amount)).await?;
+        mined("approve the vault", token.approve(c.vault, amount)).await?;
+        mined(
+            &format!("deposit into the vault of chain {chain_id}"),
+            self.vault(chain_id)?.deposit(amount, me),
+        )
+        .await
+    }
+
+    /// The block that mined transaction `tx` on chain `chain_id`.
+    pub async fn block_of(&self, chain_id: u64, tx: B256) -> Result<u64> {
+        bounded(
+            &format!("receipt of {tx}"),
+            self.provider(chain_id)?.get_transaction_receipt(tx),
+        )
+        .await?
+        .and_then(|r| r.block_number)
+        .with_context(|| format!("{tx} is not mined on chain {chain_id}"))
+    }
+
     /// Opens a gap of `gap` raw units for member `i`: its liabilities rise to its assets +
     /// `gap` (its assets never fall here). Returns the incident's seq (the home vault's
     /// `nextSeq` read before).
@@ -609,6 +668,22 @@ pub async fn breakers(url: &str, active_only: bool) -> Result<Vec<Breaker>> {
                 .into_inner()
                 .breakers,
         )
+    })
+    .await
+}
+
+/// `GetStressReport` of the node at `url`; an error before its first evaluation.
+pub async fn stress(url: &str) -> Result<StressReport> {
+    bounded(&format!("GetStressReport on {url}"), async {
+        let mut c = backstop_api::client::client(url).await?;
+        let answer = c
+            .get_stress_report(GetStressReportRequest {})
+            .await?
+            .into_inner();
+        answer
+            .report
+            .filter(|_| answer.evaluated)
+            .ok_or_else(|| anyhow!("{url} has not evaluated the stress scenarios yet"))
     })
     .await
 }

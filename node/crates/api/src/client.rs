@@ -7,7 +7,8 @@
 //!   error: Connection refused"); RPC failures carry the gRPC code and the server's
 //!   message unchanged;
 //! - JSON output is the model's serde form (ids, hashes and amounts as strings), one
-//!   pretty-printed document per call, so scripts can rely on it;
+//!   pretty-printed document per call, so scripts can rely on it; the stress report, which
+//!   has no model form, is the protobuf answer's fields (see [`stress_json`]);
 //! - an answer with an enum value this build does not know is reported as an error,
 //!   never shown as something else.
 
@@ -16,11 +17,13 @@ use std::time::Duration;
 
 use backstop_proto::v1 as pb;
 use backstop_proto::v1::backstop_client::BackstopClient;
+use backstop_stress::BasisKind;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::admin::AdminRequest;
-use crate::convert;
+use crate::convert::{self, UnknownEnum};
+use crate::logsafe::Escaped;
 use crate::model::{
     BreakerView, ChainView, ClockView, EffectStatus, IncidentView, MemberView, NodeEvent,
     NodeStatus, PeerView, SignalView, to_hex,
@@ -54,6 +57,9 @@ pub enum Query {
         /// Only active breakers.
         active_only: bool,
     },
+    /// `GetStressReport`, with the members' names from `ListMembers`; JSON as
+    /// [`stress_json`] documents.
+    Stress,
 }
 
 /// Why a client call failed.
@@ -298,6 +304,27 @@ pub async fn query(url: &str, q: &Query, json: bool) -> Result<String, ClientErr
                 Ok(render_signals(&signals))
             }
         }
+        Query::Stress => {
+            let report = stress_report(url, &mut client).await?;
+            let members = match &report {
+                Some(_) => client
+                    .list_members(pb::ListMembersRequest {})
+                    .await
+                    .map_err(|s| rpc(url, s))?
+                    .into_inner()
+                    .members
+                    .into_iter()
+                    .map(convert::member_from_pb)
+                    .collect(),
+                None => Vec::new(),
+            };
+            if json {
+                let value = stress_json(report.as_ref(), &members).map_err(|e| bad(url, e))?;
+                Ok(pretty(&value)?)
+            } else {
+                render_stress(report.as_ref(), &members).map_err(|e| bad(url, e))
+            }
+        }
         Query::Breakers { active_only } => {
             let breakers = client
                 .list_breakers(pb::ListBreakersRequest {
@@ -458,6 +485,128 @@ pub async fn node_name(url: &str) -> Result<String, ClientError> {
         .status
         .ok_or_else(|| bad(&url, "GetStatus answered without a status"))?;
     Ok(convert::status_from_pb(status).info.node_name)
+}
+
+/// The node's latest stress report; `None` before its first evaluation. An answer whose
+/// `evaluated` flag disagrees with the presence of its report is refused.
+async fn stress_report(
+    url: &str,
+    client: &mut BackstopClient<Channel>,
+) -> Result<Option<pb::StressReport>, ClientError> {
+    let answer = client
+        .get_stress_report(pb::GetStressReportRequest {})
+        .await
+        .map_err(|s| rpc(url, s))?
+        .into_inner();
+    match (answer.evaluated, answer.report) {
+        (true, Some(report)) => Ok(Some(report)),
+        (false, None) => Ok(None),
+        (true, None) => Err(bad(url, "GetStressReport: evaluated without a report")),
+        (false, Some(_)) => Err(bad(url, "GetStressReport: a report not marked evaluated")),
+    }
+}
+
+/// The name of member `id` in `members` (ids compared without regard to case), or "".
+fn member_name<'a>(members: &'a [MemberView], id: &str) -> &'a str {
+    members
+        .iter()
+        .find(|m| m.id.eq_ignore_ascii_case(id))
+        .map_or("", |m| m.name.as_str())
+}
+
+/// The JSON name of a stress basis: `exposures`, `history` or `invalid_view`.
+fn basis_name(value: i32) -> Result<&'static str, UnknownEnum> {
+    Ok(match convert::basis_from_pb(value)? {
+        BasisKind::Exposures => "exposures",
+        BasisKind::History => "history",
+        BasisKind::InvalidView => "invalid_view",
+    })
+}
+
+/// The JSON of `backstop stress --json`: the fields of `GetStressReportResponse` (see
+/// `api.proto`), with each member's configured `name` ("" when unknown) next to its id and
+/// each basis as `exposures`, `history` or `invalid_view`:
+///
+/// ```text
+/// {"evaluated": bool, "report": null | {
+///   "evaluated_ms": u64,
+///   "heads": [{"chain_id": u64, "block_number": u64}],
+///   "risk": [{"member": "0x…", "name": str, "basis": str, "invalid_reason": str}],
+///   "scenarios": [{"name": str, "need": "<decimal>", "payable_next_block": "<decimal>",
+///     "payable_day": "<decimal>", "coverage_next_block_bps": u64, "coverage_day_bps": u64,
+///     "shortfall": "<decimal>", "members": [{"id": "0x…", "name": str,
+///     "projected_gap": "<decimal>", "need": "<decimal>", "covered": "<decimal>",
+///     "shortfall": "<decimal>", "basis": str, "invalid_reason": str}]}]}}
+/// ```
+///
+/// Amounts stay decimal strings (uint256); coverage is in basis points (10000 covers the
+/// need).
+pub fn stress_json(
+    report: Option<&pb::StressReport>,
+    members: &[MemberView],
+) -> Result<serde_json::Value, UnknownEnum> {
+    use serde_json::json;
+    let Some(r) = report else {
+        return Ok(json!({ "evaluated": false, "report": null }));
+    };
+    let risk = r
+        .risk
+        .iter()
+        .map(|x| {
+            Ok(json!({
+                "member": x.member,
+                "name": member_name(members, &x.member),
+                "basis": basis_name(x.basis)?,
+                "invalid_reason": x.invalid_reason,
+            }))
+        })
+        .collect::<Result<Vec<_>, UnknownEnum>>()?;
+    let scenarios = r
+        .scenarios
+        .iter()
+        .map(|s| {
+            let rows = s
+                .members
+                .iter()
+                .map(|m| {
+                    Ok(json!({
+                        "id": m.id,
+                        "name": member_name(members, &m.id),
+                        "projected_gap": m.projected_gap,
+                        "need": m.need,
+                        "covered": m.covered,
+                        "shortfall": m.shortfall,
+                        "basis": basis_name(m.basis)?,
+                        "invalid_reason": m.invalid_reason,
+                    }))
+                })
+                .collect::<Result<Vec<_>, UnknownEnum>>()?;
+            Ok(json!({
+                "name": s.name,
+                "need": s.need,
+                "payable_next_block": s.payable_next_block,
+                "payable_day": s.payable_day,
+                "coverage_next_block_bps": s.coverage_next_block_bps,
+                "coverage_day_bps": s.coverage_day_bps,
+                "shortfall": s.shortfall,
+                "members": rows,
+            }))
+        })
+        .collect::<Result<Vec<_>, UnknownEnum>>()?;
+    let heads: Vec<_> = r
+        .heads
+        .iter()
+        .map(|h| json!({ "chain_id": h.chain_id, "block_number": h.block_number }))
+        .collect();
+    Ok(json!({
+        "evaluated": true,
+        "report": {
+            "evaluated_ms": r.evaluated_ms,
+            "heads": heads,
+            "risk": risk,
+            "scenarios": scenarios,
+        },
+    }))
 }
 
 /// One event as a line: `<time> <kind> [subject] text`, or one-line JSON.
@@ -1003,6 +1152,124 @@ fn render_breakers(breakers: &[BreakerView]) -> String {
     out
 }
 
+/// A coverage in basis points as a ratio with two decimals, rounded down (`8500` → `0.85`).
+fn fmt_coverage(bps: u64) -> String {
+    format!("{}.{:02}", bps / 10_000, bps % 10_000 / 100)
+}
+
+/// True when a decimal amount is not zero.
+fn nonzero(amount: &str) -> bool {
+    amount.bytes().any(|b| b != b'0')
+}
+
+/// Human form of `GetStressReport`: when and where it was evaluated, one row per scenario,
+/// then the uncovered members of each scenario and the members whose risk view was refused.
+fn render_stress(
+    report: Option<&pb::StressReport>,
+    members: &[MemberView],
+) -> Result<String, UnknownEnum> {
+    let Some(r) = report else {
+        return Ok(
+            "no stress report yet (no scenario configured, or no confirmed head read yet)\n"
+                .to_owned(),
+        );
+    };
+    let heads: Vec<String> = r
+        .heads
+        .iter()
+        .map(|h| format!("{}@{}", h.chain_id, h.block_number))
+        .collect();
+    let mut out = key_values(&[
+        ("evaluated", fmt_ms(r.evaluated_ms)),
+        ("heads", list_or_dash(&heads)),
+    ]);
+    out.push('\n');
+    if r.scenarios.is_empty() {
+        out.push_str("no scenarios\n");
+    } else {
+        let rows: Vec<Vec<String>> = r
+            .scenarios
+            .iter()
+            .map(|s| {
+                let uncovered = s.members.iter().filter(|m| nonzero(&m.shortfall)).count();
+                vec![
+                    s.name.clone(),
+                    s.need.clone(),
+                    s.payable_next_block.clone(),
+                    s.payable_day.clone(),
+                    fmt_coverage(s.coverage_next_block_bps),
+                    fmt_coverage(s.coverage_day_bps),
+                    s.shortfall.clone(),
+                    uncovered.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "SCENARIO",
+                "NEED",
+                "PAYABLE NEXT BLOCK",
+                "PAYABLE 24H",
+                "COVERAGE NEXT BLOCK",
+                "COVERAGE 24H",
+                "SHORTFALL",
+                "UNCOVERED",
+            ],
+            &rows,
+        ));
+    }
+    for s in &r.scenarios {
+        let uncovered: Vec<&pb::StressMember> =
+            s.members.iter().filter(|m| nonzero(&m.shortfall)).collect();
+        if uncovered.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\nuncovered under {}", s.name);
+        let rows = uncovered
+            .iter()
+            .map(|m| {
+                Ok(vec![
+                    m.id.clone(),
+                    or_dash(member_name(members, &m.id)),
+                    m.projected_gap.clone(),
+                    m.need.clone(),
+                    m.covered.clone(),
+                    m.shortfall.clone(),
+                    basis_name(m.basis)?.to_owned(),
+                ])
+            })
+            .collect::<Result<Vec<_>, UnknownEnum>>()?;
+        out.push_str(&table(
+            &[
+                "MEMBER",
+                "NAME",
+                "PROJECTED GAP",
+                "NEED",
+                "COVERED",
+                "SHORTFALL",
+                "BASIS",
+            ],
+            &rows,
+        ));
+    }
+    let mut refused = Vec::new();
+    for x in &r.risk {
+        if convert::basis_from_pb(x.basis)? == BasisKind::InvalidView {
+            refused.push(vec![
+                x.member.clone(),
+                or_dash(member_name(members, &x.member)),
+                // Read from a member's contract: escaped so it cannot rewrite the terminal.
+                or_dash(&Escaped(&x.invalid_reason).to_string()),
+            ]);
+        }
+    }
+    if !refused.is_empty() {
+        out.push_str("\nrisk views refused (stressed from their equity history)\n");
+        out.push_str(&table(&["MEMBER", "NAME", "REASON"], &refused));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -1029,5 +1296,14 @@ mod tests {
         assert_eq!(t, "A          LONG HEADER\nwide cell  x\ny          z\n");
         assert_eq!(fmt_uptime(3723), "1h 02m 03s");
         assert_eq!(normalize_url("127.0.0.1:1"), "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn coverage_renders_as_a_floored_ratio() {
+        assert_eq!(fmt_coverage(8_500), "0.85");
+        assert_eq!(fmt_coverage(9_999), "0.99");
+        assert_eq!(fmt_coverage(10_000), "1.00");
+        assert_eq!(fmt_coverage(1_000_000), "100.00");
+        assert!(nonzero("10") && !nonzero("0") && !nonzero("000"));
     }
 }

@@ -3,14 +3,19 @@
 //! Model → protobuf is total (the server side). Protobuf → model is what the client uses
 //! to render answers; it fails only on enum values this build does not know, so a newer
 //! server's answer is reported instead of being shown wrongly.
+//!
+//! The stress report has no view type: the runtime's typed
+//! [`StressReport`] goes straight to protobuf here (ids as `0x` hex, amounts as decimal
+//! strings), and the client renders the protobuf answer, checking only its enums.
 
 use backstop_proto::v1 as pb;
+use backstop_stress::{BasisKind, MemberResult, RiskStatus, ScenarioResult, StressReport};
 
 use crate::model::{
     AttestationView, BreakerEffectView, BreakerKind, BreakerView, ChainView, ClockView,
     EffectStatus, EventKind, IncidentPhase, IncidentView, LegStatus, LegView, MemberView,
     NodeEvent, NodeInfo, NodeStatus, PeerView, PinnedBlockView, RegistrationView, SignalKind,
-    SignalView, StatusCounts, TimelineEntry, VaultView,
+    SignalView, StatusCounts, TimelineEntry, VaultView, to_hex,
 };
 
 /// An enum value the model does not know.
@@ -86,6 +91,9 @@ pub fn kind_to_pb(k: SignalKind) -> pb::SignalKind {
         SignalKind::ChainHalt => pb::SignalKind::ChainHalt,
         SignalKind::Operator => pb::SignalKind::Operator,
         SignalKind::PayoutNotBooked => pb::SignalKind::PayoutNotBooked,
+        SignalKind::MarginTrend => pb::SignalKind::MarginTrend,
+        SignalKind::CoverageLow => pb::SignalKind::CoverageLow,
+        SignalKind::VolatilitySpike => pb::SignalKind::VolatilitySpike,
     }
 }
 
@@ -103,6 +111,9 @@ pub fn kind_from_pb(v: i32) -> Result<SignalKind, UnknownEnum> {
             pb::SignalKind::ChainHalt => SignalKind::ChainHalt,
             pb::SignalKind::Operator => SignalKind::Operator,
             pb::SignalKind::PayoutNotBooked => SignalKind::PayoutNotBooked,
+            pb::SignalKind::MarginTrend => SignalKind::MarginTrend,
+            pb::SignalKind::CoverageLow => SignalKind::CoverageLow,
+            pb::SignalKind::VolatilitySpike => SignalKind::VolatilitySpike,
             pb::SignalKind::Unspecified => return Err(unknown),
         },
     )
@@ -117,6 +128,7 @@ pub fn breaker_kind_to_pb(k: BreakerKind) -> pb::BreakerKind {
         BreakerKind::Depeg => pb::BreakerKind::Depeg,
         BreakerKind::Operator => pb::BreakerKind::Operator,
         BreakerKind::PayoutNotBooked => pb::BreakerKind::PayoutNotBooked,
+        BreakerKind::EarlyWarning => pb::BreakerKind::EarlyWarning,
     }
 }
 
@@ -134,6 +146,7 @@ pub fn breaker_kind_from_pb(v: i32) -> Result<BreakerKind, UnknownEnum> {
             pb::BreakerKind::Depeg => BreakerKind::Depeg,
             pb::BreakerKind::Operator => BreakerKind::Operator,
             pb::BreakerKind::PayoutNotBooked => BreakerKind::PayoutNotBooked,
+            pb::BreakerKind::EarlyWarning => BreakerKind::EarlyWarning,
             pb::BreakerKind::Unspecified => return Err(unknown),
         },
     )
@@ -171,6 +184,7 @@ pub fn event_kind_to_pb(k: EventKind) -> pb::EventKind {
         EventKind::Action => pb::EventKind::Action,
         EventKind::Node => pb::EventKind::Node,
         EventKind::EventsLost => pb::EventKind::EventsLost,
+        EventKind::Stress => pb::EventKind::Stress,
     }
 }
 
@@ -188,6 +202,7 @@ pub fn event_kind_from_pb(v: i32) -> Result<EventKind, UnknownEnum> {
             pb::EventKind::Action => EventKind::Action,
             pb::EventKind::Node => EventKind::Node,
             pb::EventKind::EventsLost => EventKind::EventsLost,
+            pb::EventKind::Stress => EventKind::Stress,
             pb::EventKind::Unspecified => return Err(unknown),
         },
     )
@@ -582,4 +597,84 @@ pub fn event_from_pb(e: pb::Event) -> Result<NodeEvent, UnknownEnum> {
         subject: e.subject,
         text: e.text,
     })
+}
+
+pub fn basis_to_pb(b: BasisKind) -> pb::StressBasis {
+    match b {
+        BasisKind::Exposures => pb::StressBasis::Exposures,
+        BasisKind::History => pb::StressBasis::History,
+        BasisKind::InvalidView => pb::StressBasis::InvalidView,
+    }
+}
+
+pub fn basis_from_pb(v: i32) -> Result<BasisKind, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "stress basis",
+        value: v,
+    };
+    Ok(
+        match pb::StressBasis::try_from(v).map_err(|_| unknown.clone())? {
+            pb::StressBasis::Exposures => BasisKind::Exposures,
+            pb::StressBasis::History => BasisKind::History,
+            pb::StressBasis::InvalidView => BasisKind::InvalidView,
+            pb::StressBasis::Unspecified => return Err(unknown),
+        },
+    )
+}
+
+/// `GetStressReport`'s answer for the latest report (`None`: no evaluation yet).
+pub fn stress_response_to_pb(report: Option<&StressReport>) -> pb::GetStressReportResponse {
+    pb::GetStressReportResponse {
+        evaluated: report.is_some(),
+        report: report.map(stress_to_pb),
+    }
+}
+
+pub fn stress_to_pb(r: &StressReport) -> pb::StressReport {
+    pb::StressReport {
+        evaluated_ms: r.evaluated_ms,
+        heads: r
+            .heads
+            .iter()
+            .map(|&(chain_id, block_number)| pb::StressHead {
+                chain_id,
+                block_number,
+            })
+            .collect(),
+        risk: r.risk.iter().map(risk_to_pb).collect(),
+        scenarios: r.scenarios.iter().map(scenario_to_pb).collect(),
+    }
+}
+
+fn risk_to_pb(r: &RiskStatus) -> pb::StressRisk {
+    pb::StressRisk {
+        member: to_hex(r.id.as_slice()),
+        basis: basis_to_pb(r.basis).into(),
+        invalid_reason: r.reason.clone().unwrap_or_default(),
+    }
+}
+
+fn scenario_to_pb(s: &ScenarioResult) -> pb::StressScenario {
+    pb::StressScenario {
+        name: s.name.clone(),
+        need: s.need.to_string(),
+        payable_next_block: s.payable_next_block.to_string(),
+        payable_day: s.payable_day.to_string(),
+        coverage_next_block_bps: s.coverage_next_block_bps,
+        coverage_day_bps: s.coverage_day_bps,
+        shortfall: s.shortfall.to_string(),
+        members: s.members.iter().map(stress_member_to_pb).collect(),
+    }
+}
+
+fn stress_member_to_pb(m: &MemberResult) -> pb::StressMember {
+    pb::StressMember {
+        id: to_hex(m.id.as_slice()),
+        projected_gap: m.projected_gap.to_string(),
+        need: m.need.to_string(),
+        covered: m.covered.to_string(),
+        shortfall: m.shortfall.to_string(),
+        basis: basis_to_pb(m.basis).into(),
+        invalid_reason: m.invalid_reason.clone().unwrap_or_default(),
+    }
 }

@@ -40,7 +40,7 @@ const SERVICE_PREFIX: &str = "/backstop.v1.Backstop/";
 
 /// The unary methods of `backstop.v1.Backstop` whose requests are screened (the request
 /// types are in [`check_message`]).
-pub const METHODS: [&str; 13] = [
+pub const METHODS: [&str; 14] = [
     "GetStatus",
     "ListPeers",
     "ListChains",
@@ -50,6 +50,7 @@ pub const METHODS: [&str; 13] = [
     "ListSignals",
     "ListBreakers",
     "StreamEvents",
+    "GetStressReport",
     "RaiseSignal",
     "RequestUnfreeze",
     "RequestUnpause",
@@ -282,6 +283,7 @@ pub fn check_message(method: &str, message: &[u8]) -> Option<Result<(), Status>>
         "ListSignals" => decode::<pb::ListSignalsRequest>(message),
         "ListBreakers" => decode::<pb::ListBreakersRequest>(message),
         "StreamEvents" => decode::<pb::StreamEventsRequest>(message),
+        "GetStressReport" => decode::<pb::GetStressReportRequest>(message),
         "RaiseSignal" => decode::<pb::RaiseSignalRequest>(message),
         "RequestUnfreeze" => decode::<pb::RequestUnfreezeRequest>(message),
         "RequestUnpause" => decode::<pb::RequestUnpauseRequest>(message),
@@ -379,6 +381,10 @@ mod tests {
                 pb::ListBreakersRequest { active_only: true }.encode_to_vec(),
             ),
             ("StreamEvents", pb::StreamEventsRequest {}.encode_to_vec()),
+            (
+                "GetStressReport",
+                pb::GetStressReportRequest {}.encode_to_vec(),
+            ),
             (
                 "RaiseSignal",
                 pb::RaiseSignalRequest {

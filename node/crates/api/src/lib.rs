@@ -22,8 +22,9 @@
 //! - [`dashboard`]: the operator web page and its JSON, served by the metrics endpoint;
 //! - [`client`]: queries and admin calls for the CLI, rendered as tables or JSON.
 //!
-//! The crate depends on neither alloy nor libp2p: every hash, address and amount is
-//! already a string in the model.
+//! The crate talks to no chain and no peer. Every hash, address and amount is already a
+//! string in the model, except the stress report, kept as the evaluation made it
+//! (`backstop_stress::StressReport`, shared) and rendered only when asked for.
 
 pub mod admin;
 pub mod client;

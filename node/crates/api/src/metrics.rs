@@ -7,9 +7,11 @@
 //! same port (`/`, see [`crate::dashboard`]) and answers 404 on every other path.
 //!
 //! Invariants kept here:
-//! - label values are chain ids, phases, signal and breaker kinds and states, and the
-//!   short reason or kind names the runtime passes: callers must pass values from a small
-//!   fixed set, never free text or ids, so the series count stays bounded;
+//! - label values are chain ids, phases, signal and breaker kinds and states, the short
+//!   reason or kind names the runtime passes, and stress scenario names (from the
+//!   configuration, which allows at most 32): callers must pass values from a small fixed
+//!   set, never free text or ids, so the series count stays bounded; the series of a
+//!   scenario no longer reported are removed;
 //! - the endpoint is read-only and bounded: HTTP/1 only, headers must arrive within
 //!   [`HEADER_TIMEOUT`], request bodies are ignored; on shutdown it stops accepting and
 //!   gives open connections [`SHUTDOWN_GRACE`] to finish.
@@ -18,9 +20,10 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
+use backstop_stress::{BPS, MAX_COVERAGE_BPS, StressReport};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -120,6 +123,27 @@ struct ChainIdLabel {
 struct KindStateLabels {
     kind: String,
     state: String,
+}
+
+/// Labels `scenario` and `horizon` (`next_block` or `day`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScenarioHorizonLabels {
+    scenario: String,
+    horizon: String,
+}
+
+/// Label `scenario`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScenarioLabel {
+    scenario: String,
+}
+
+/// The horizons of `backstop_stress_coverage_ratio`.
+const HORIZONS: [&str; 2] = ["next_block", "day"];
+
+/// A coverage in basis points as a ratio (1.0 covers the need), capped as in the report.
+fn coverage_ratio(bps: u64) -> f64 {
+    bps.min(MAX_COVERAGE_BPS) as f64 / BPS as f64
 }
 
 /// State label of a signal: `raised`, `confirmed` or `cleared`.
@@ -265,7 +289,10 @@ fn add_by_reason(family: &Family<ReasonLabel, Counter>, reason: &str, n: u64) {
 /// `backstop_vault_available_for_payout{chain}`, pool-token base units),
 /// `backstop_incident_oldest_open_timestamp_seconds` (0 when none is open),
 /// `backstop_sign_guard_conflicts_total`, `backstop_process_start_time_seconds`,
-/// `backstop_clock_offset_seconds`, `backstop_clock_skewed`, and the
+/// `backstop_clock_offset_seconds`, `backstop_clock_skewed`, the latest stress report
+/// (`backstop_stress_coverage_ratio{scenario,horizon}` with horizon `next_block` or `day`,
+/// `backstop_stress_shortfall{scenario}` in pool-token base units, and
+/// `backstop_stress_evaluated_timestamp_seconds`, 0 before the first), and the
 /// operator API server's own `backstop_api_admin_refused_total{reason}`,
 /// `backstop_api_connections_closed_total{reason}`, `backstop_api_connections_open`,
 /// `backstop_api_accept_errors_total` and `backstop_api_invalid_requests_total`
@@ -292,6 +319,11 @@ pub struct Metrics {
     sign_guard_conflicts: Counter,
     clock_offset: Gauge<f64, AtomicU64>,
     clock_skewed: Gauge,
+    stress_coverage: Family<ScenarioHorizonLabels, Gauge<f64, AtomicU64>>,
+    stress_shortfall: Family<ScenarioLabel, Gauge<f64, AtomicU64>>,
+    stress_evaluated: Gauge<f64, AtomicU64>,
+    /// The scenarios of the stress series now exposed (to remove those no longer reported).
+    stress_scenarios: Mutex<Vec<String>>,
 }
 
 impl Default for Metrics {
@@ -427,6 +459,24 @@ impl Metrics {
             "Reorgs deeper than the confirmation depth seen on a chain since the node started",
             chain_deep_reorgs.clone(),
         );
+        let stress_coverage = Family::<ScenarioHorizonLabels, Gauge<f64, AtomicU64>>::default();
+        let stress_shortfall = Family::<ScenarioLabel, Gauge<f64, AtomicU64>>::default();
+        let stress_evaluated = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "stress_coverage_ratio",
+            "What the vaults can pay within the horizon (next_block or day) over what the pool promised, per stress scenario; 1 covers it, capped at 100 (also when nothing is needed)",
+            stress_coverage.clone(),
+        );
+        registry.register(
+            "stress_shortfall",
+            "What the members would not get under the stress scenario (pool-token base units)",
+            stress_shortfall.clone(),
+        );
+        registry.register(
+            "stress_evaluated_timestamp_seconds",
+            "When the latest stress report was evaluated, seconds since the Unix epoch; 0 before the first",
+            stress_evaluated.clone(),
+        );
         API_SERVER.register(&mut registry);
         for kind in BreakerKind::ALL {
             breakers_active
@@ -463,6 +513,10 @@ impl Metrics {
             sign_guard_conflicts,
             clock_offset,
             clock_skewed,
+            stress_coverage,
+            stress_shortfall,
+            stress_evaluated,
+            stress_scenarios: Mutex::new(Vec::new()),
         }
     }
 
@@ -575,7 +629,8 @@ impl Metrics {
     /// Sets every gauge derivable from the API model: peers connected, chain heads,
     /// incidents by phase, signals by kind and state (every kind × state, zeros included),
     /// active breakers by kind (every kind, zeros included) and, for every chain of the
-    /// model, whether it is quarantined (its view says so or an active breaker lists it).
+    /// model, whether it is quarantined (its view says so or an active breaker lists it),
+    /// its vault, and the gauges of the latest stress report.
     pub fn refresh_from(&self, model: &Model) {
         let connected = model.peers.iter().filter(|p| p.connected).count();
         self.set_peers_connected(u64::try_from(connected).unwrap_or(u64::MAX));
@@ -632,6 +687,53 @@ impl Metrics {
             .min();
         self.oldest_open
             .set(oldest.map_or(0.0, |ms| ms as f64 / 1000.0));
+        self.set_stress(model.stress.as_deref());
+    }
+
+    /// The stress gauges of `report` (none without one): each scenario's coverage ratios
+    /// and shortfall, and when it was evaluated. The series of scenarios it does not list
+    /// are removed.
+    fn set_stress(&self, report: Option<&StressReport>) {
+        let scenarios = report.map_or(&[][..], |r| r.scenarios.as_slice());
+        let mut exposed = self
+            .stress_scenarios
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for gone in exposed
+            .iter()
+            .filter(|name| !scenarios.iter().any(|s| &s.name == *name))
+        {
+            for horizon in HORIZONS {
+                self.stress_coverage.remove(&ScenarioHorizonLabels {
+                    scenario: gone.clone(),
+                    horizon: horizon.to_owned(),
+                });
+            }
+            self.stress_shortfall.remove(&ScenarioLabel {
+                scenario: gone.clone(),
+            });
+        }
+        for s in scenarios {
+            for (horizon, bps) in HORIZONS
+                .into_iter()
+                .zip([s.coverage_next_block_bps, s.coverage_day_bps])
+            {
+                self.stress_coverage
+                    .get_or_create(&ScenarioHorizonLabels {
+                        scenario: s.name.clone(),
+                        horizon: horizon.to_owned(),
+                    })
+                    .set(coverage_ratio(bps));
+            }
+            self.stress_shortfall
+                .get_or_create(&ScenarioLabel {
+                    scenario: s.name.clone(),
+                })
+                .set(f64::from(s.shortfall));
+        }
+        *exposed = scenarios.iter().map(|s| s.name.clone()).collect();
+        self.stress_evaluated
+            .set(report.map_or(0.0, |r| r.evaluated_ms as f64 / 1000.0));
     }
 
     /// The vault gauges of `chain` (absent until its vault was read; a figure that is not a

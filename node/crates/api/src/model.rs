@@ -5,7 +5,9 @@
 //! the [`Model`] as its view changes; the gRPC service only reads snapshots. Values are
 //! already in their display form: hashes, ids and addresses as `0x`-prefixed lowercase hex,
 //! token amounts (uint256) as decimal strings. The model does not check them: the runtime
-//! renders them from typed values.
+//! renders them from typed values. The one exception is the stress report
+//! ([`Model::stress`]): the runtime's typed [`StressReport`], shared as an `Arc` and rendered
+//! only by the API's protobuf conversion (one evaluation is never copied).
 //!
 //! Invariants kept here:
 //! - readers never see a half-applied update: every update takes the write lock once;
@@ -28,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
+use backstop_stress::StressReport;
 use backstop_types::time::now_ms;
 pub use backstop_types::{BreakerKind, IncidentPhase, SignalKind};
 use serde::Serialize;
@@ -607,6 +610,8 @@ pub enum EventKind {
     Node,
     /// The subscriber missed events (only ever produced by the API for a slow subscriber).
     EventsLost,
+    /// A stress scenario's 24-hour coverage crossed 1.0, down or back up.
+    Stress,
 }
 
 impl EventKind {
@@ -620,6 +625,7 @@ impl EventKind {
             Self::Action => "action",
             Self::Node => "node",
             Self::EventsLost => "events_lost",
+            Self::Stress => "stress",
         }
     }
 }
@@ -670,6 +676,9 @@ pub struct Model {
     pub breakers: Vec<BreakerView>,
     /// This node's clock against the chains.
     pub clock: ClockView,
+    /// The latest evaluation of the stress scenarios, shared with the runtime as it is
+    /// (`None` before the first).
+    pub stress: Option<Arc<StressReport>>,
 }
 
 impl Model {
@@ -928,6 +937,16 @@ impl ApiState {
             counts: m.counts(),
             clock: m.clock.clone(),
         })
+    }
+
+    /// Replaces the latest stress report (the runtime's, after every evaluation).
+    pub fn set_stress(&self, report: Arc<StressReport>) {
+        self.update(|m| m.stress = Some(report));
+    }
+
+    /// The latest stress report, if any (the read lock is held only to clone the `Arc`).
+    pub fn stress(&self) -> Option<Arc<StressReport>> {
+        self.read(|m| m.stress.clone())
     }
 
     /// One incident by id.

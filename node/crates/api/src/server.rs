@@ -592,6 +592,16 @@ impl Backstop for Service {
         }))
     }
 
+    async fn get_stress_report(
+        &self,
+        _request: Request<pb::GetStressReportRequest>,
+    ) -> Result<Response<pb::GetStressReportResponse>, Status> {
+        let report = self.api.stress();
+        Ok(Response::new(convert::stress_response_to_pb(
+            report.as_deref(),
+        )))
+    }
+
     type StreamEventsStream = EventStream;
 
     async fn stream_events(

@@ -357,7 +357,10 @@ async fn get_incident_rejects_malformed_and_unknown_ids() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    assert!(err.message().starts_with(&format!("no incident {unknown} on this node")));
+    assert!(
+        err.message()
+            .starts_with(&format!("no incident {unknown} on this node"))
+    );
 
     // Requests above 64 KiB are refused before reaching the service.
     let err = c

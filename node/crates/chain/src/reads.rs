@@ -6,14 +6,24 @@
 //! never produce together (a guardian set out of order, thresholds out of range, a payout
 //! capacity that disagrees with the balance, bucket and floor read at the same block, an
 //! oracle time beyond u64) are [`ReadError::Inconsistent`], never values.
+//!
+//! A member's optional views (`bookedDraws()`, `riskExposures()`) may be absent: a call that
+//! reverts or returns no data is a fact of the block, on which every node agrees, and reads
+//! as "none"; only a failed request is an error. A risk view that answers garbage is
+//! [`RiskView::Invalid`]: its return data is refused unread beyond [`MAX_RISK_VIEW_BYTES`],
+//! then decoded strictly and checked ([`MAX_EXPOSURES`] entries, distinct non-zero oracles,
+//! magnitudes below [`EXPOSURE_BOUND`]), so a hostile member costs a bounded decode.
 
+use std::collections::BTreeSet;
 use std::future::IntoFuture;
 
 use alloy::eips::{BlockId, RpcBlockHash};
-use alloy::primitives::{Address, B256, I256, U256};
-use alloy::providers::DynProvider;
+use alloy::primitives::{Address, B256, Bytes, I256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionRequest;
+use alloy::sol_types::SolCall;
 use backstop_contracts::bindings::{
-    BackstopVault, IBackstopMember, IBackstopVault, MockOracle, MockToken,
+    BackstopVault, IBackstopMember, IBackstopRisk, IBackstopVault, MockOracle, MockToken,
 };
 
 use crate::rpc::{CallError, RpcError, RpcPool};
@@ -68,6 +78,100 @@ impl Solvency {
             .checked_sub(self.assets)
             .filter(|g| !g.is_zero())
     }
+}
+
+/// Most exposures a member may report.
+pub const MAX_EXPOSURES: usize = 16;
+
+/// Most bytes of `riskExposures()` return data that are decoded: [`MAX_EXPOSURES`] entries
+/// ABI-encode to 1,600 bytes; a longer answer is [`RiskView::Invalid`] without decoding.
+pub const MAX_RISK_VIEW_BYTES: usize = 4096;
+
+/// Exclusive bound of `|delta|` and `|gamma|`, 2^127: the product of any two reported values
+/// fits in an `I256`.
+pub const EXPOSURE_BOUND: U256 = U256::from_limbs([0, 1 << 63, 0, 0]);
+
+/// One exposure as read (`IBackstopRisk.Exposure`), pool-token units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exposure {
+    /// The asset's price feed on the member's home chain (non-zero).
+    pub oracle: Address,
+    /// Change of the member's equity for a +100% move of the asset's price (first order);
+    /// `|delta| <` [`EXPOSURE_BOUND`].
+    pub delta: I256,
+    /// Second derivative of the equity in the relative move; `|gamma| <` [`EXPOSURE_BOUND`].
+    pub gamma: I256,
+}
+
+/// What a member's risk view (`IBackstopRisk.riskExposures()`) said at a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RiskView {
+    /// No such view: the call reverts or returns no data (no code, or a fallback).
+    Missing,
+    /// It answered garbage: more than [`MAX_RISK_VIEW_BYTES`], undecodable, more than
+    /// [`MAX_EXPOSURES`] entries, a zero or duplicate oracle, `|delta|` or `|gamma|` at
+    /// least [`EXPOSURE_BOUND`]. The reason names what.
+    Invalid(String),
+    /// Valid exposures, in the order given.
+    Exposures(Vec<Exposure>),
+}
+
+impl RiskView {
+    /// Judges the return data of `riskExposures()`: empty is [`RiskView::Missing`]; beyond
+    /// [`MAX_RISK_VIEW_BYTES`] it is refused unread; otherwise decoded strictly, then checked.
+    pub fn from_return_data(data: &[u8]) -> Self {
+        if data.is_empty() {
+            return RiskView::Missing;
+        }
+        if data.len() > MAX_RISK_VIEW_BYTES {
+            return RiskView::Invalid(format!(
+                "{} bytes of return data, more than {MAX_RISK_VIEW_BYTES}",
+                data.len()
+            ));
+        }
+        let raw = match IBackstopRisk::riskExposuresCall::abi_decode_returns_validate(data) {
+            Ok(raw) => raw,
+            Err(e) => return RiskView::Invalid(format!("undecodable: {e}")),
+        };
+        match validate_exposures(&raw) {
+            Ok(exposures) => RiskView::Exposures(exposures),
+            Err(reason) => RiskView::Invalid(reason),
+        }
+    }
+}
+
+/// Checks decoded exposures against the bounds of [`RiskView::Invalid`].
+fn validate_exposures(raw: &[IBackstopRisk::Exposure]) -> Result<Vec<Exposure>, String> {
+    if raw.len() > MAX_EXPOSURES {
+        return Err(format!(
+            "{} exposures, more than {MAX_EXPOSURES}",
+            raw.len()
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    raw.iter()
+        .map(|e| {
+            if e.oracle == Address::ZERO {
+                return Err("zero oracle".to_string());
+            }
+            if !seen.insert(e.oracle) {
+                return Err(format!("oracle {} listed twice", e.oracle));
+            }
+            for (name, v) in [("delta", e.delta), ("gamma", e.gamma)] {
+                if v.unsigned_abs() >= EXPOSURE_BOUND {
+                    return Err(format!(
+                        "{name} {v} of oracle {} out of range (|{name}| >= 2^127)",
+                        e.oracle
+                    ));
+                }
+            }
+            Ok(Exposure {
+                oracle: e.oracle,
+                delta: e.delta,
+                gamma: e.gamma,
+            })
+        })
+        .collect()
 }
 
 /// An oracle's latest answer at a block.
@@ -195,24 +299,64 @@ impl<'a> Reader<'a> {
 
     /// `bookedDraws()` of a member protocol; `None` when it has no such view: the call
     /// reverts, or returns no data (no code, or a fallback). Both are facts of the block, so
-    /// every node reading it agrees; a failed request is an error, never `None`.
+    /// every node reading it agrees; a failed request or undecodable data is an error, never
+    /// `None`.
     pub async fn booked_draws(
         &self,
         id: BlockId,
         member: Address,
     ) -> Result<Option<u64>, RpcError> {
+        let input = IBackstopMember::bookedDrawsCall {}.abi_encode();
+        self.optional_view("bookedDraws", id, member, input, |data| {
+            IBackstopMember::bookedDrawsCall::abi_decode_returns(&data)
+                .map_err(|e| CallError::Invalid(format!("bookedDraws: {e}")))
+        })
+        .await
+    }
+
+    /// `riskExposures()` of a member protocol (`IBackstopRisk`), judged by
+    /// [`RiskView::from_return_data`]: [`RiskView::Missing`] when the call reverts or returns
+    /// no data, [`RiskView::Invalid`] when it answers garbage; both are facts of the block.
+    /// Only a failed request (or a block of another chain) is an error.
+    pub async fn risk(&self, block: &PinnedBlock, member: Address) -> Result<RiskView, ReadError> {
+        let id = self.check(block)?;
+        let input = IBackstopRisk::riskExposuresCall {}.abi_encode();
+        let view = self
+            .optional_view("riskExposures", id, member, input, |data| {
+                Ok(RiskView::from_return_data(&data))
+            })
+            .await?
+            .unwrap_or(RiskView::Missing);
+        if let RiskView::Invalid(reason) = &view {
+            tracing::debug!(%member, block = block.number, reason, "invalid risk view");
+        }
+        Ok(view)
+    }
+
+    /// A view a contract may lack: `eth_call` of `input` on `to` at `id`, its return data
+    /// passed to `decode`. `None` when the call reverts or returns no data (no code, or a
+    /// fallback): facts of the block, so every node reading it agrees. A failed request is
+    /// an error, never `None`; so is a `decode` error (retried on another endpoint).
+    async fn optional_view<T>(
+        &self,
+        what: &'static str,
+        id: BlockId,
+        to: Address,
+        input: Vec<u8>,
+        decode: impl Fn(Bytes) -> Result<T, CallError>,
+    ) -> Result<Option<T>, RpcError> {
+        let tx = TransactionRequest::default().to(to).input(input.into());
+        let decode = &decode;
         let read = self
             .pool
-            .call("bookedDraws", |p| async move {
-                match IBackstopMember::new(member, p)
-                    .bookedDraws()
-                    .block(id)
-                    .call()
-                    .await
-                {
-                    Ok(n) => Ok(Some(n)),
-                    Err(alloy::contract::Error::ZeroData(..)) => Ok(None),
-                    Err(e) => Err(e.into()),
+            .call(what, |p| {
+                let tx = tx.clone();
+                async move {
+                    let data = p.call(tx).block(id).await?;
+                    if data.is_empty() {
+                        return Ok(None);
+                    }
+                    decode(data).map(Some)
                 }
             })
             .await;
@@ -531,6 +675,85 @@ mod tests {
     #[test]
     fn consistent_state_passes() {
         state().validate().unwrap();
+    }
+
+    fn exposure(oracle: u8, delta: I256, gamma: I256) -> IBackstopRisk::Exposure {
+        IBackstopRisk::Exposure {
+            oracle: Address::with_last_byte(oracle),
+            delta,
+            gamma,
+        }
+    }
+
+    fn answer(exposures: Vec<IBackstopRisk::Exposure>) -> Vec<u8> {
+        IBackstopRisk::riskExposuresCall::abi_encode_returns(&exposures)
+    }
+
+    fn invalid(data: &[u8]) -> String {
+        match RiskView::from_return_data(data) {
+            RiskView::Invalid(reason) => reason,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn risk_view_accepts_bounded_exposures_in_order() {
+        let max = I256::from_raw(EXPOSURE_BOUND - U256::from(1));
+        let min = -max;
+        let raw: Vec<_> = (1..=MAX_EXPOSURES as u8)
+            .rev()
+            .map(|i| exposure(i, max, min))
+            .collect();
+        let data = answer(raw.clone());
+        assert!(data.len() <= MAX_RISK_VIEW_BYTES);
+        let RiskView::Exposures(got) = RiskView::from_return_data(&data) else {
+            panic!("16 bounded exposures are valid");
+        };
+        assert_eq!(got.len(), MAX_EXPOSURES);
+        assert_eq!(got[0].oracle, Address::with_last_byte(16));
+        assert_eq!((got[0].delta, got[0].gamma), (max, min));
+        assert_eq!(got[15].oracle, Address::with_last_byte(1));
+        assert_eq!(
+            RiskView::from_return_data(&answer(vec![])),
+            RiskView::Exposures(vec![])
+        );
+        assert_eq!(RiskView::from_return_data(&[]), RiskView::Missing);
+    }
+
+    #[test]
+    fn risk_view_garbage_is_invalid_and_named() {
+        let one = I256::ONE;
+        let bound = I256::from_raw(EXPOSURE_BOUND);
+        let raw: Vec<_> = (1..=17).map(|i| exposure(i, one, one)).collect();
+        assert!(invalid(&answer(raw)).contains("17 exposures"));
+        let dup = vec![
+            exposure(1, one, one),
+            exposure(2, one, one),
+            exposure(1, one, one),
+        ];
+        assert!(invalid(&answer(dup)).contains("listed twice"));
+        assert!(invalid(&answer(vec![exposure(0, one, one)])).contains("zero oracle"));
+        assert!(invalid(&answer(vec![exposure(1, bound, one)])).contains("delta"));
+        assert!(invalid(&answer(vec![exposure(1, one, -bound)])).contains("gamma"));
+        assert!(invalid(&answer(vec![exposure(1, I256::MIN, one)])).contains("delta"));
+        assert!(invalid(&answer(vec![exposure(1, one, I256::MAX)])).contains("gamma"));
+        // Beyond the byte bound: refused before decoding, even if well formed.
+        let many: Vec<_> = (0..100u32)
+            .map(|i| IBackstopRisk::Exposure {
+                oracle: Address::from_word(B256::from(U256::from(i + 1))),
+                delta: one,
+                gamma: one,
+            })
+            .collect();
+        assert!(invalid(&answer(many)).contains("bytes of return data"));
+        // A header claiming 100,000 entries with no body, a truncated word, a dirty address.
+        let mut lying = U256::from(0x20).to_be_bytes::<32>().to_vec();
+        lying.extend(U256::from(100_000).to_be_bytes::<32>());
+        assert!(invalid(&lying).starts_with("undecodable"));
+        assert!(invalid(&[0u8; 31]).starts_with("undecodable"));
+        let mut dirty = answer(vec![exposure(1, one, one)]);
+        dirty[64] = 0xff;
+        assert!(invalid(&dirty).starts_with("undecodable"));
     }
 
     #[test]

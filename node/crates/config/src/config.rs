@@ -82,6 +82,23 @@ pub mod defaults {
     pub const CONTAGION_MEMBERS: u64 = 2;
     /// `detectors.signal_interval_secs`.
     pub const SIGNAL_INTERVAL_SECS: u64 = 10;
+    /// `stress.margin_window_blocks`: confirmed blocks of a member's equity the trend is
+    /// fitted to.
+    pub const MARGIN_WINDOW_BLOCKS: u64 = 10;
+    /// `stress.margin_horizon_blocks`: a trend reaching insolvency within this many blocks
+    /// raises an early warning.
+    pub const MARGIN_HORIZON_BLOCKS: u64 = 20;
+    /// `stress.history_blocks`: how far back the largest fall of a member's equity is taken
+    /// for members without a risk view.
+    pub const HISTORY_BLOCKS: u64 = 100;
+    /// `stress.coverage_alert_bps`: a scenario's 24-hour coverage under this raises an
+    /// early warning (10 000 = 1.0; 0 disables it).
+    pub const COVERAGE_ALERT_BPS: u64 = 10_000;
+    /// `stress.volatility_window_blocks`.
+    pub const VOLATILITY_WINDOW_BLOCKS: u64 = 20;
+    /// `stress.volatility_alert_bps`: an oracle whose per-block moves have a standard
+    /// deviation above this raises an early warning (0 disables it).
+    pub const VOLATILITY_ALERT_BPS: u64 = 500;
     /// `agreement.dust`.
     pub const DUST: u64 = 0;
     /// `agreement.attempt_timeout_ms`.
@@ -318,6 +335,29 @@ pub struct AgreementSection {
     pub action_ttl_secs: u64,
 }
 
+/// `[stress]`: the stress scenarios evaluated at every confirmed head, and the early
+/// warnings' thresholds.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StressSection {
+    /// Scenarios, in file order (names unique).
+    pub scenarios: Vec<backstop_stress::Scenario>,
+    /// Confirmed blocks of a member's equity the trend is fitted to.
+    pub margin_window_blocks: u64,
+    /// A trend reaching insolvency within this many blocks raises an early warning.
+    pub margin_horizon_blocks: u64,
+    /// Blocks over which the largest fall of a member's equity is taken (members without a
+    /// risk view).
+    pub history_blocks: u64,
+    /// A scenario's 24-hour coverage under this (bps of 1.0) raises an early warning; 0:
+    /// never.
+    pub coverage_alert_bps: u64,
+    /// Confirmed blocks of an oracle's price the volatility is measured over.
+    pub volatility_window_blocks: u64,
+    /// A volatility above this (bps) raises an early warning; 0: never.
+    pub volatility_alert_bps: u64,
+}
+
 /// A validated configuration file. See the crate docs for the file's reference.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -335,6 +375,7 @@ pub struct Config {
     pub(crate) oracles: Vec<OracleSection>,
     pub(crate) detectors: DetectorsSection,
     pub(crate) agreement: AgreementSection,
+    pub(crate) stress: StressSection,
 }
 
 impl Config {
@@ -572,6 +613,11 @@ impl Config {
     /// `[agreement]`.
     pub fn agreement(&self) -> &AgreementSection {
         &self.agreement
+    }
+
+    /// `[stress]`.
+    pub fn stress(&self) -> &StressSection {
+        &self.stress
     }
 
     /// Reads this node's secrets: the identity key, the signer key, the chains' signer

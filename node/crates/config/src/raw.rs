@@ -35,6 +35,8 @@ pub(crate) struct RawFile {
     pub detectors: RawDetectors,
     #[serde(default)]
     pub agreement: RawAgreement,
+    #[serde(default)]
+    pub stress: RawStress,
 }
 
 /// `[node]`.
@@ -223,4 +225,48 @@ impl Default for RawAgreement {
             action_ttl_secs: d::ACTION_TTL_SECS,
         }
     }
+}
+
+/// `[stress]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawStress {
+    pub margin_window_blocks: u64,
+    pub margin_horizon_blocks: u64,
+    pub history_blocks: u64,
+    pub coverage_alert_bps: u64,
+    pub volatility_window_blocks: u64,
+    pub volatility_alert_bps: u64,
+    pub scenarios: Vec<RawScenario>,
+}
+
+impl Default for RawStress {
+    fn default() -> Self {
+        use crate::defaults as d;
+        Self {
+            margin_window_blocks: d::MARGIN_WINDOW_BLOCKS,
+            margin_horizon_blocks: d::MARGIN_HORIZON_BLOCKS,
+            history_blocks: d::HISTORY_BLOCKS,
+            coverage_alert_bps: d::COVERAGE_ALERT_BPS,
+            volatility_window_blocks: d::VOLATILITY_WINDOW_BLOCKS,
+            volatility_alert_bps: d::VOLATILITY_ALERT_BPS,
+            scenarios: Vec::new(),
+        }
+    }
+}
+
+/// `[[stress.scenarios]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub name: Parsed<Name>,
+    /// Asset name → price move (bps).
+    #[serde(default)]
+    pub moves: std::collections::BTreeMap<String, i64>,
+    #[serde(default)]
+    pub all_assets_bps: i64,
+    #[serde(default)]
+    pub halted_chains: Vec<u64>,
+    #[serde(default)]
+    pub depeg_bps: u64,
 }

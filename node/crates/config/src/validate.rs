@@ -8,10 +8,10 @@
 use crate::config::{
     AgreementSection, ApiSection, ChainEntry, Config, ConsortiumNode, DetectorsSection, MAX_ADDRS,
     MAX_CHAINS, MAX_MEMBERS, MAX_NODES, MAX_ORACLES, MAX_RPC_URLS, MetricsSection, NetworkSection,
-    NodeIndex, NodeSection, OracleSection, SecretSource,
+    NodeIndex, NodeSection, OracleSection, SecretSource, StressSection,
 };
 use crate::error::ConfigError;
-use crate::raw::{RawChain, RawConsortium, RawFile, RawMember, RawNode, RawOracle};
+use crate::raw::{RawChain, RawConsortium, RawFile, RawMember, RawNode, RawOracle, RawScenario};
 use crate::value::{EnvName, FilePath, Parsed, ed25519_of_peer, peer_id_of};
 use multiaddr::Protocol;
 use std::collections::HashMap;
@@ -236,6 +236,7 @@ pub(crate) fn validate(raw: RawFile, file: &str, base: &Path) -> Result<Config, 
     let oracles = oracles(&ctx, raw.oracles, &chains)?;
     let members = members(&ctx, raw.members, &chains, &oracles)?;
     let agreement = agreement(&ctx, raw.agreement)?;
+    let stress = stress(&ctx, raw.stress, &chains, &oracles)?;
 
     for chain in &chains {
         if chain.confirmations == 0 {
@@ -263,6 +264,7 @@ pub(crate) fn validate(raw: RawFile, file: &str, base: &Path) -> Result<Config, 
         oracles,
         detectors,
         agreement,
+        stress,
     })
 }
 
@@ -719,6 +721,123 @@ fn detectors(ctx: &Ctx<'_>, d: crate::raw::RawDetectors) -> Result<DetectorsSect
         );
     }
     Ok(out)
+}
+
+/// Most `[[stress.scenarios]]`.
+pub(crate) const MAX_SCENARIOS: usize = 32;
+/// A scenario's price moves, bps: at most a fall of 100 % and a rise of 1,000 %.
+const MOVE_BPS: std::ops::RangeInclusive<i64> =
+    backstop_stress::MIN_MOVE_BPS..=backstop_stress::MAX_MOVE_BPS;
+
+fn stress(
+    ctx: &Ctx<'_>,
+    s: crate::raw::RawStress,
+    chains: &[ChainEntry],
+    oracles: &[OracleSection],
+) -> Result<StressSection, ConfigError> {
+    for (key, value, min, max) in [
+        ("margin_window_blocks", s.margin_window_blocks, 3, 1_000),
+        ("margin_horizon_blocks", s.margin_horizon_blocks, 1, 100_000),
+        ("history_blocks", s.history_blocks, 1, 1_000),
+        ("coverage_alert_bps", s.coverage_alert_bps, 0, 1_000_000),
+        (
+            "volatility_window_blocks",
+            s.volatility_window_blocks,
+            3,
+            1_000,
+        ),
+        ("volatility_alert_bps", s.volatility_alert_bps, 0, 100_000),
+    ] {
+        ctx.range(&format!("stress.{key}"), value, min, max, "")?;
+    }
+    ctx.count(
+        "stress.scenarios",
+        s.scenarios.len(),
+        0,
+        MAX_SCENARIOS,
+        "scenarios",
+    )?;
+    let mut names = HashMap::new();
+    let mut scenarios = Vec::with_capacity(s.scenarios.len());
+    for raw in s.scenarios {
+        let name = raw.name.0.0.clone();
+        unique(
+            ctx,
+            &mut names,
+            name.clone(),
+            format!("stress.scenarios[{name}]"),
+            || format!("scenario name {name:?}"),
+        )?;
+        scenarios.push(scenario(ctx, raw, chains, oracles)?);
+    }
+    Ok(StressSection {
+        scenarios,
+        margin_window_blocks: s.margin_window_blocks,
+        margin_horizon_blocks: s.margin_horizon_blocks,
+        history_blocks: s.history_blocks,
+        coverage_alert_bps: s.coverage_alert_bps,
+        volatility_window_blocks: s.volatility_window_blocks,
+        volatility_alert_bps: s.volatility_alert_bps,
+    })
+}
+
+/// One scenario: every asset it moves is an oracle's asset, every move within
+/// [`MOVE_BPS`], every halted chain configured, the depeg at most 100 %. Errors name the
+/// scenario and the key (`stress.scenarios[<name>].moves.<asset>`).
+fn scenario(
+    ctx: &Ctx<'_>,
+    raw: RawScenario,
+    chains: &[ChainEntry],
+    oracles: &[OracleSection],
+) -> Result<backstop_stress::Scenario, ConfigError> {
+    let name = raw.name.0.0;
+    let path = format!("stress.scenarios[{name}]");
+    let in_range = |key: String, v: i64| {
+        if MOVE_BPS.contains(&v) {
+            Ok(())
+        } else {
+            Err(ctx.err(
+                key,
+                format!(
+                    "{v} bps is out of range {}..={} bps",
+                    MOVE_BPS.start(),
+                    MOVE_BPS.end()
+                ),
+            ))
+        }
+    };
+    for (asset, v) in &raw.moves {
+        let key = format!("{path}.moves.{asset}");
+        if !oracles.iter().any(|o| o.asset == *asset) {
+            return Err(ctx.err(key, "no [[oracles]] entry prices this asset"));
+        }
+        in_range(key, *v)?;
+    }
+    in_range(format!("{path}.all_assets_bps"), raw.all_assets_bps)?;
+    if let Some(c) = raw
+        .halted_chains
+        .iter()
+        .find(|c| !chains.iter().any(|e| e.chain_id == **c))
+    {
+        return Err(ctx.err(
+            format!("{path}.halted_chains"),
+            format!("chain {c} is not configured"),
+        ));
+    }
+    ctx.range(
+        &format!("{path}.depeg_bps"),
+        raw.depeg_bps,
+        0,
+        10_000,
+        " bps",
+    )?;
+    Ok(backstop_stress::Scenario {
+        name,
+        moves_bps: raw.moves,
+        all_assets_bps: raw.all_assets_bps,
+        halted_chains: raw.halted_chains.into_iter().collect(),
+        depeg_bps: raw.depeg_bps,
+    })
 }
 
 fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSection, ConfigError> {

@@ -563,6 +563,73 @@ fn pool_token_oracle_and_new_detector_keys() {
     assert_eq!(c.detectors().signal_interval_secs, 3600);
 }
 
+/// The example's scenarios parse; a bad scenario is refused naming the scenario and key.
+#[test]
+fn stress_scenarios_are_validated() {
+    let c = Config::from_str(EXAMPLE, "node.toml").unwrap();
+    let s = c.stress();
+    assert_eq!(s.scenarios.len(), 4);
+    assert_eq!(s.scenarios[0].name, "eth-crash-30");
+    assert_eq!(s.scenarios[0].moves_bps["ETH-USD"], -3000);
+    assert_eq!(s.scenarios[1].all_assets_bps, -4000);
+    assert!(s.scenarios[2].halted_chains.contains(&42161));
+    assert_eq!(s.scenarios[3].depeg_bps, 1000);
+    assert_eq!((s.margin_window_blocks, s.coverage_alert_bps), (10, 10_000));
+
+    for (from, to, path, reason) in [
+        (
+            "moves = { \"ETH-USD\" = -3000 }",
+            "moves = { \"BTC-USD\" = -3000 }",
+            "stress.scenarios[eth-crash-30].moves.BTC-USD",
+            "no [[oracles]] entry prices this asset",
+        ),
+        (
+            "moves = { \"ETH-USD\" = -3000 }",
+            "moves = { \"ETH-USD\" = -10001 }",
+            "stress.scenarios[eth-crash-30].moves.ETH-USD",
+            "-10001 bps is out of range -10000..=100000",
+        ),
+        (
+            "all_assets_bps = -4000",
+            "all_assets_bps = 100001",
+            "stress.scenarios[correlated-crash-40].all_assets_bps",
+            "out of range",
+        ),
+        (
+            "halted_chains = [42161]",
+            "halted_chains = [7]",
+            "stress.scenarios[arbitrum-halt].halted_chains",
+            "chain 7 is not configured",
+        ),
+        (
+            "depeg_bps = 1000",
+            "depeg_bps = 10001",
+            "stress.scenarios[pool-depeg-10].depeg_bps",
+            "10001 is out of range 0..=10000",
+        ),
+        (
+            "name = \"pool-depeg-10\"",
+            "name = \"eth-crash-30\"",
+            "stress.scenarios[eth-crash-30]",
+            "duplicate scenario name",
+        ),
+        (
+            "margin_window_blocks = 10",
+            "margin_window_blocks = 2",
+            "stress.margin_window_blocks",
+            "2 is out of range 3..=1000",
+        ),
+    ] {
+        assert_refused(&refuse(&edit(EXAMPLE, from, to)), path, reason);
+    }
+    let e = refuse(&edit(
+        EXAMPLE,
+        "depeg_bps = 1000",
+        "depeg_bps = 10\nshock = 1",
+    ));
+    assert!(e.to_string().contains("shock"), "{e}");
+}
+
 #[test]
 fn thresholds_must_match_n() {
     let e = refuse(&edit(EXAMPLE, "threshold = 3", "threshold = 2"));

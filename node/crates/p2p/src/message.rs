@@ -81,6 +81,9 @@ fn kind_from_wire(v: i32) -> Result<SignalKind, PayloadError> {
         Ok(K::ChainHalt) => Ok(S::ChainHalt),
         Ok(K::Operator) => Ok(S::Operator),
         Ok(K::PayoutNotBooked) => Ok(S::PayoutNotBooked),
+        Ok(K::MarginTrend) => Ok(S::MarginTrend),
+        Ok(K::CoverageLow) => Ok(S::CoverageLow),
+        Ok(K::VolatilitySpike) => Ok(S::VolatilitySpike),
         Ok(K::Unspecified) | Err(_) => Err(PayloadError::Invalid {
             field: "signal.kind",
             reason: "unknown kind",
@@ -99,6 +102,9 @@ fn kind_to_wire(kind: SignalKind) -> i32 {
         S::ChainHalt => K::ChainHalt,
         S::Operator => K::Operator,
         S::PayoutNotBooked => K::PayoutNotBooked,
+        S::MarginTrend => K::MarginTrend,
+        S::CoverageLow => K::CoverageLow,
+        S::VolatilitySpike => K::VolatilitySpike,
     }) as i32
 }
 

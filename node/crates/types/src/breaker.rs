@@ -10,7 +10,7 @@ use serde::Serialize;
 /// A name that is no [`BreakerKind`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "breaker kind: unknown {0:?} (known: oracle, exploit, chain_halt, contagion, depeg, operator, payout_not_booked)"
+    "breaker kind: unknown {0:?} (known: oracle, exploit, chain_halt, contagion, depeg, operator, payout_not_booked, early_warning)"
 )]
 pub struct UnknownBreakerKind(pub String);
 
@@ -32,11 +32,14 @@ pub enum BreakerKind {
     Operator,
     /// A covered member's books do not declare a payout booked after the booking timeout.
     PayoutNotBooked,
+    /// A precursor of failure (margin trend, low stress coverage, volatility): a level-1
+    /// alert for the member or the pool, lifted by the nodes once the condition clears.
+    EarlyWarning,
 }
 
 impl BreakerKind {
     /// Every kind, in wire order.
-    pub const ALL: [BreakerKind; 7] = [
+    pub const ALL: [BreakerKind; 8] = [
         Self::Oracle,
         Self::Exploit,
         Self::ChainHalt,
@@ -44,6 +47,7 @@ impl BreakerKind {
         Self::Depeg,
         Self::Operator,
         Self::PayoutNotBooked,
+        Self::EarlyWarning,
     ];
 
     /// Snake-case name (`oracle`, `chain_halt`, …), as in breaker ids, JSON, the CLI and
@@ -57,6 +61,7 @@ impl BreakerKind {
             Self::Depeg => "depeg",
             Self::Operator => "operator",
             Self::PayoutNotBooked => "payout_not_booked",
+            Self::EarlyWarning => "early_warning",
         }
     }
 }
@@ -141,7 +146,7 @@ mod tests {
         let err = "oracle_stale".parse::<BreakerKind>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "breaker kind: unknown \"oracle_stale\" (known: oracle, exploit, chain_halt, contagion, depeg, operator, payout_not_booked)"
+            "breaker kind: unknown \"oracle_stale\" (known: oracle, exploit, chain_halt, contagion, depeg, operator, payout_not_booked, early_warning)"
         );
     }
 

@@ -22,7 +22,7 @@ pub use breaker::{BreakerKind, Effect};
 pub use consortium::{Consortium, ConsortiumError, MAX_NODES, NodeIndex, NodeInfo, Thresholds};
 pub use incident::{Attempt, IncidentKey, IncidentPhase};
 pub use message::*;
-pub use signal::{SignalKind, chain_subject, oracle_subject};
+pub use signal::{SignalKind, chain_subject, oracle_subject, pool_subject};
 
 /// The entry of `all` named `s`: its snake-case name, with `-` for `_`, in any case.
 fn by_name<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str, s: &str) -> Option<T> {

@@ -24,11 +24,26 @@ pub enum SignalKind {
     Operator,
     /// A covered member's books do not declare a payout booked after the booking timeout.
     PayoutNotBooked,
+    /// Early warning: a member's equity falls on a trend that reaches insolvency within
+    /// the configured horizon (subject: the member).
+    MarginTrend,
+    /// Early warning: a stress scenario's coverage ratio is under the configured threshold
+    /// (subject: [`pool_subject`]).
+    CoverageLow,
+    /// Early warning: an oracle's price moves more than the configured volatility (subject:
+    /// the oracle's [`oracle_subject`]).
+    VolatilitySpike,
 }
 
 /// The on-chain subject of a chain: its id as a 32-byte big-endian word.
 pub fn chain_subject(chain_id: u64) -> B256 {
     B256::from(U256::from(chain_id))
+}
+
+/// The subject of the pool as a whole (its alerts on every vault):
+/// `keccak256("backstop.pool")`.
+pub fn pool_subject() -> B256 {
+    keccak256(b"backstop.pool")
 }
 
 /// The subject of an oracle: `keccak256(chain_id as 8 bytes big-endian ‖ address)`.
@@ -43,7 +58,7 @@ pub struct UnknownSignalKind(pub String);
 
 impl SignalKind {
     /// Every kind.
-    pub const ALL: [SignalKind; 7] = [
+    pub const ALL: [SignalKind; 10] = [
         Self::OracleDeviation,
         Self::OracleStale,
         Self::AbnormalOutflow,
@@ -51,7 +66,19 @@ impl SignalKind {
         Self::ChainHalt,
         Self::Operator,
         Self::PayoutNotBooked,
+        Self::MarginTrend,
+        Self::CoverageLow,
+        Self::VolatilitySpike,
     ];
+
+    /// Whether it is an early warning: a precursor that raises a level-1 alert and never
+    /// pays, freezes or quarantines by itself.
+    pub fn is_early_warning(self) -> bool {
+        matches!(
+            self,
+            Self::MarginTrend | Self::CoverageLow | Self::VolatilitySpike
+        )
+    }
 
     /// Snake-case name (`oracle_deviation`, …), as in JSON, the CLI and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -63,6 +90,9 @@ impl SignalKind {
             Self::ChainHalt => "chain_halt",
             Self::Operator => "operator",
             Self::PayoutNotBooked => "payout_not_booked",
+            Self::MarginTrend => "margin_trend",
+            Self::CoverageLow => "coverage_low",
+            Self::VolatilitySpike => "volatility_spike",
         }
     }
 }
