@@ -1,6 +1,8 @@
 //! The `backstop` binary: runs a node, generates its keys, and queries a running node over
 //! its gRPC API.
 
+mod bin_keys;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,7 +36,7 @@ enum Command {
     /// Key management.
     Keys {
         #[command(subcommand)]
-        command: KeysCommand,
+        command: bin_keys::KeysCommand,
     },
     /// The node's status.
     Status(ApiArgs),
@@ -145,19 +147,6 @@ enum AdminCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
-enum KeysCommand {
-    /// Writes a new ed25519 identity and a secp256k1 signer key (files of mode 0600).
-    Generate {
-        /// Directory to write `identity.key` and `signer.key` into.
-        #[arg(long)]
-        out: PathBuf,
-        /// Name for the printed `[[consortium.nodes]]` snippet.
-        #[arg(long, default_value = "node")]
-        name: String,
-    },
-}
-
 #[derive(Args, Debug)]
 struct ApiArgs {
     /// The node's gRPC API.
@@ -187,9 +176,7 @@ fn main() -> ExitCode {
             );
             Ok(())
         }
-        Command::Keys {
-            command: KeysCommand::Generate { out, name },
-        } => generate(&out, &name),
+        Command::Keys { command } => bin_keys::run(command),
         Command::Node { config } => run_node(&config),
         Command::Status(a) => query(Query::Status, a),
         Command::Peers(a) => query(Query::Peers, a),
@@ -218,19 +205,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn generate(out: &std::path::Path, name: &str) -> anyhow::Result<()> {
-    let keys = backstop_config::keys::generate(out)
-        .with_context(|| format!("generating keys in {}", out.display()))?;
-    println!("identity   {}", keys.identity_path.display());
-    println!("signer     {}", keys.signer_path.display());
-    println!("peer id    {}", keys.peer_id);
-    println!("public key {}", keys.public_key_hex());
-    println!("guardian   {}", keys.guardian);
-    println!();
-    println!("{}", keys.node_snippet(name, &[]));
-    Ok(())
 }
 
 fn runtime_builder() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -372,7 +346,7 @@ fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
         let info = backstop_api::model::NodeInfo {
             node_name: params.name.clone(),
             peer_id: keys.peer_id().to_string(),
-            guardian_address: alloy::signers::Signer::address(keys.signer()).to_string(),
+            guardian_address: keys.signer().address().to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             n: config.nodes().len() as u32,
             t: config.threshold() as u32,

@@ -70,20 +70,17 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
     let chains = config
         .chains()
         .iter()
-        .map(|c| {
-            let sender = keys.signer_for(c.chain_id);
-            ChainParams {
-                chain_id: c.chain_id,
-                name: c.name.clone(),
-                rpc_urls: c.rpc_url_strings(),
-                vault: c.vault,
-                confirmations: c.confirmations,
-                poll_interval: c.poll_interval(),
-                halt_after: c.halt_after(),
-                request_timeout: c.request_timeout(),
-                sender: Some(sender.clone()),
-                pool_token_oracle: c.pool_token_oracle,
-            }
+        .map(|c| ChainParams {
+            chain_id: c.chain_id,
+            name: c.name.clone(),
+            rpc_urls: c.rpc_url_strings(),
+            vault: c.vault,
+            confirmations: c.confirmations,
+            poll_interval: c.poll_interval(),
+            halt_after: c.halt_after(),
+            request_timeout: c.request_timeout(),
+            sender: keys.signer_for(c.chain_id).cloned(),
+            pool_token_oracle: c.pool_token_oracle,
         })
         .collect();
     let members = config

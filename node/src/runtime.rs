@@ -23,6 +23,7 @@ use backstop_chain::submit::{Submitter, SubmitterConfig};
 use backstop_chain::watcher::{Watcher, WatcherConfig};
 use backstop_p2p::catchup::MemoryCatchUpStore;
 use backstop_p2p::network::{self, NetworkConfig, PeerAddr};
+use backstop_signer::GuardianKey;
 use ed25519_dalek::SigningKey;
 use libp2p::Multiaddr;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -137,8 +138,9 @@ pub struct Params {
     pub data_dir: PathBuf,
     /// Gossip identity.
     pub identity: SigningKey,
-    /// Guardian key (also the transaction signer).
-    pub signer: PrivateKeySigner,
+    /// Guardian key (also the transaction signer where it is in memory and a chain has no
+    /// sender of its own).
+    pub signer: GuardianKey,
     /// Gossip listen addresses.
     pub listen: Vec<Multiaddr>,
     /// The consortium.
@@ -301,12 +303,13 @@ fn consortium_of(params: &Params) -> Result<(Consortium, NodeIndex), RuntimeErro
         .ok_or_else(|| {
             RuntimeError::Config("this node's identity key is not in the consortium".into())
         })?;
-    let my_guardian = alloy::signers::Signer::address(&params.signer);
+    let my_guardian = params.signer.address();
     if consortium.index_of_guardian(&my_guardian) != Some(me) {
         return Err(RuntimeError::Config(format!(
             "this node's signer {my_guardian} is not the guardian configured for its identity"
         )));
     }
+    info!(guardian = %my_guardian, held = %params.signer.location(), "guardian key ready");
     Ok((consortium, me))
 }
 
@@ -382,7 +385,16 @@ async fn connect_chains(
         };
         let mut scfg = SubmitterConfig::new(c.vault);
         scfg.confirmations = c.confirmations;
-        let sender = c.sender.clone().unwrap_or_else(|| params.signer.clone());
+        let sender = c
+            .sender
+            .clone()
+            .or_else(|| params.signer.local().cloned())
+            .ok_or_else(|| {
+                RuntimeError::Config(format!(
+                    "chain {}: no key sends its transactions (the guardian key is in a token)",
+                    c.chain_id
+                ))
+            })?;
         let submitter = Arc::new(Submitter::new(pool.clone(), sender, scfg));
         let mut wcfg = WatcherConfig::new(rpc, c.vault);
         wcfg.confirmations = c.confirmations;

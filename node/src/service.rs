@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::primitives::B256;
-use alloy::signers::local::PrivateKeySigner;
 use backstop_agreement::{Certificate, IncidentKey, Machine, Subject, ThresholdAction};
 use backstop_chain::reads::Reader;
 use backstop_chain::rpc::RpcPool;
@@ -23,6 +22,7 @@ use backstop_chain::submit::{ChainAction, Submitter};
 use backstop_contracts::eip712::{Draw, SignatureError, VaultId, pack_signatures};
 use backstop_p2p::catchup::MemoryCatchUpStore;
 use backstop_p2p::network::NetworkHandle;
+use backstop_signer::GuardianKey;
 use backstop_store::RocksKv;
 use backstop_types::time::now_ms;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -42,7 +42,7 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 const POLICY_TICK: Duration = Duration::from_millis(500);
 
 /// The machine as the node runs it.
-pub type NodeMachine = Machine<NodeView, PrivateKeySigner, RocksKv>;
+pub type NodeMachine = Machine<NodeView, GuardianKey, RocksKv>;
 
 /// A request with its reply channel.
 pub type AdminRequest = (AdminCommand, oneshot::Sender<Result<String, AdminError>>);
@@ -59,7 +59,7 @@ pub struct ChainHandle {
 
 /// The core task's state.
 pub struct Core {
-    core: NodeCore<PrivateKeySigner, RocksKv>,
+    core: NodeCore<GuardianKey, RocksKv>,
     net: NetworkHandle,
     chains: BTreeMap<u64, ChainHandle>,
     internal_tx: mpsc::Sender<Input>,
@@ -72,7 +72,7 @@ pub struct Core {
 impl Core {
     /// A shell around `core`.
     pub fn new(
-        core: NodeCore<PrivateKeySigner, RocksKv>,
+        core: NodeCore<GuardianKey, RocksKv>,
         net: NetworkHandle,
         chains: BTreeMap<u64, ChainHandle>,
         catchup: Arc<MemoryCatchUpStore>,

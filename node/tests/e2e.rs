@@ -422,7 +422,29 @@ async fn bad_configs_are_refused_with_file_key_and_reason() {
             &["guardian set", "31337"],
         ),
     ];
+    // The guardian key in a keystore opened with the wrong password, and in a token that
+    // is not there: the node refuses to start, naming the key.
+    let keystore = nodes[0].dir.join("guardian.json");
+    backstop_signer::keystore::create(&keystore, &net.keys[0], b"the right password").unwrap();
+    common::write_secret(&nodes[0].dir.join("guardian.password"), "not the password");
+    let plain = "signer_key_file = \"signer.key\"\n";
+    let mut cases = cases;
+    cases.push((
+        good.replace(
+            plain,
+            "signer_keystore_file = \"guardian.json\"\nsigner_keystore_password_file = \"guardian.password\"\n",
+        ),
+        &["node.signer_keystore_file", "guardian.json", "wrong password"],
+    ));
+    cases.push((
+        good.replace(plain, "").replace(
+            "\n[network]",
+            "\n[node.signer_pkcs11]\nmodule = \"/nonexistent/libpkcs11.so\"\ntoken = \"backstop\"\nkey = \"guardian\"\npin_file = \"guardian.password\"\n\n[network]",
+        ),
+        &["node.signer_pkcs11", "/nonexistent/libpkcs11.so"],
+    ));
     for (text, expected) in cases {
+        assert_ne!(text, good, "each case changes the config");
         std::fs::write(&path, text).unwrap();
         let (ok, out) = run_to_exit(&nodes[0]);
         assert!(!ok, "the node must refuse this config; it printed:\n{out}");

@@ -91,7 +91,8 @@ impl Drop for Node {
     }
 }
 
-fn write_secret(path: &Path, text: &str) {
+/// Writes `text` and a newline to a new file of mode 0600.
+pub fn write_secret(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -17,6 +17,7 @@ use crate::error::ConfigError;
 use crate::keys::{self, KeyError};
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
+use backstop_signer::{GuardianKey, TokenSigner, TokenSpec};
 use ed25519_dalek::SigningKey;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
@@ -26,6 +27,7 @@ use std::fmt;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -137,6 +139,30 @@ pub enum SecretSource {
     Env(String),
 }
 
+/// Where the guardian key is held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardianKeySource {
+    /// A plain key file or environment variable (`signer_key_file`, `signer_key_env`): the
+    /// testnet's form.
+    Plain(SecretSource),
+    /// An Ethereum keystore v3 file (`signer_keystore_file`), opened with a password from
+    /// `signer_keystore_password_file` or `signer_keystore_password_env`.
+    Keystore {
+        /// The keystore file.
+        file: PathBuf,
+        /// Its password.
+        password: SecretSource,
+    },
+    /// A key in a PKCS#11 token (`[node.signer_pkcs11]`), opened with a user PIN from
+    /// `pin_file` or `pin_env`.
+    Pkcs11 {
+        /// Module, token label and key label.
+        spec: TokenSpec,
+        /// The user PIN.
+        pin: SecretSource,
+    },
+}
+
 /// `[node]`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -147,8 +173,8 @@ pub struct NodeSection {
     pub data_dir: PathBuf,
     /// The ed25519 identity key (`identity_key_file` or `identity_key_env`).
     pub identity_key: SecretSource,
-    /// The secp256k1 guardian key (`signer_key_file` or `signer_key_env`).
-    pub signer_key: SecretSource,
+    /// The secp256k1 guardian key: a plain key, a keystore or a PKCS#11 token.
+    pub signer_key: GuardianKeySource,
     /// Log line format.
     pub log_format: LogFormat,
     /// `tracing` filter directives (`EnvFilter` syntax).
@@ -650,8 +676,7 @@ impl Config {
             return Err(self.invalid(&identity_path, reason));
         }
 
-        let (signer_path, signer_src) = secret_path("node", "signer_key", &self.node.signer_key);
-        let signer = load_signer(signer_src).map_err(|e| self.secret_err(&signer_path, e))?;
+        let (signer_path, signer) = self.load_guardian()?;
         if signer.address() != mine.guardian {
             return Err(self.invalid(
                 &signer_path,
@@ -670,6 +695,14 @@ impl Config {
                 let (path, src) = secret_path(&format!("chains[{i}]"), "signer_key", src);
                 let key = load_signer(src).map_err(|e| self.secret_err(&path, e))?;
                 chain_signers.insert(chain.chain_id, key);
+            } else if signer.local().is_none() {
+                return Err(self.invalid(
+                    &format!("chains[{i}]"),
+                    format!(
+                        "the guardian key is in a PKCS#11 token, which signs attestations only; set signer_key_file or signer_key_env for the key that sends transactions on chain {}",
+                        chain.chain_id
+                    ),
+                ));
             }
         }
 
@@ -695,6 +728,48 @@ impl Config {
             chain_signers,
             admin_token,
         })
+    }
+
+    /// Opens the guardian key where `node` says it is; returns the key path named in errors.
+    fn load_guardian(&self) -> Result<(String, GuardianKey), ConfigError> {
+        match &self.node.signer_key {
+            GuardianKeySource::Plain(src) => {
+                let (path, src) = secret_path("node", "signer_key", src);
+                let key = load_signer(src).map_err(|e| self.secret_err(&path, e))?;
+                Ok((path, GuardianKey::Local(key)))
+            }
+            GuardianKeySource::Keystore { file, password } => {
+                let (pw_path, pw_src) = secret_path("node", "signer_keystore_password", password);
+                let mut password = self.load_passphrase(&pw_path, pw_src)?;
+                let opened = backstop_signer::keystore::decrypt(file, password.as_bytes());
+                keys::wipe_string(&mut password);
+                let path = "node.signer_keystore_file".to_owned();
+                let key = opened.map_err(|source| self.guardian_err(&path, source))?;
+                Ok((path, GuardianKey::Local(key)))
+            }
+            GuardianKeySource::Pkcs11 { spec, pin } => {
+                let (pin_path, pin_src) = secret_path("node.signer_pkcs11", "pin", pin);
+                let mut pin = self.load_passphrase(&pin_path, pin_src)?;
+                let opened = TokenSigner::open(spec, &pin);
+                keys::wipe_string(&mut pin);
+                let path = "node.signer_pkcs11".to_owned();
+                let token = opened.map_err(|source| self.guardian_err(&path, source))?;
+                Ok((path, GuardianKey::Token(Arc::new(token))))
+            }
+        }
+    }
+
+    /// A password or PIN: a file's first line or a variable's value, not empty.
+    fn load_passphrase(&self, path: &str, src: &SecretSource) -> Result<String, ConfigError> {
+        keys::read_passphrase(src).map_err(|e| self.secret_err(path, e))
+    }
+
+    fn guardian_err(&self, path: &str, source: backstop_signer::SignerError) -> ConfigError {
+        ConfigError::Guardian {
+            file: self.file.clone(),
+            path: path.to_owned(),
+            source: Box::new(source),
+        }
     }
 
     fn load_token(&self, path: &str, src: &SecretSource) -> Result<AdminToken, ConfigError> {
@@ -816,7 +891,7 @@ pub struct NodeKeys {
     me: NodeIndex,
     peer_id: PeerId,
     identity: SigningKey,
-    signer: PrivateKeySigner,
+    signer: GuardianKey,
     chain_signers: BTreeMap<u64, PrivateKeySigner>,
     admin_token: Option<AdminToken>,
 }
@@ -838,13 +913,17 @@ impl NodeKeys {
     }
 
     /// The guardian key (EIP-712 attestations).
-    pub fn signer(&self) -> &PrivateKeySigner {
+    pub fn signer(&self) -> &GuardianKey {
         &self.signer
     }
 
-    /// The key sending transactions on `chain_id`: its override, else the guardian key.
-    pub fn signer_for(&self, chain_id: u64) -> &PrivateKeySigner {
-        self.chain_signers.get(&chain_id).unwrap_or(&self.signer)
+    /// The key sending transactions on `chain_id`: its override, else the guardian key when it
+    /// is in memory. Never `None` for a configured chain: [`Config::load_keys`] refuses a token
+    /// guardian on a chain without an override.
+    pub fn signer_for(&self, chain_id: u64) -> Option<&PrivateKeySigner> {
+        self.chain_signers
+            .get(&chain_id)
+            .or_else(|| self.signer.local())
     }
 
     /// The admin token, when `[api]` is configured.

@@ -76,6 +76,17 @@ pub enum ConfigError {
         #[source]
         source: KeyError,
     },
+    /// The guardian key (a keystore or a PKCS#11 token) could not be opened.
+    #[error("{file}: {path}: {source}")]
+    Guardian {
+        /// The configuration file.
+        file: String,
+        /// Key path of the setting naming the key.
+        path: String,
+        /// What is wrong with it (boxed: it is large and rare).
+        #[source]
+        source: Box<backstop_signer::SignerError>,
+    },
 }
 
 fn prefix(path: &str) -> String {
@@ -102,7 +113,8 @@ impl ConfigError {
             | Self::Parse { file, .. }
             | Self::Invalid { file, .. }
             | Self::Env { file, .. }
-            | Self::Secret { file, .. } => file,
+            | Self::Secret { file, .. }
+            | Self::Guardian { file, .. } => file,
         }
     }
 
@@ -113,7 +125,8 @@ impl ConfigError {
             Self::Parse { path, .. }
             | Self::Invalid { path, .. }
             | Self::Env { path, .. }
-            | Self::Secret { path, .. } => path,
+            | Self::Secret { path, .. }
+            | Self::Guardian { path, .. } => path,
             Self::Read { .. } | Self::TooLarge { .. } => "",
         }
     }

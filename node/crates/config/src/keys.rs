@@ -25,6 +25,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::config::SecretSource;
+
 /// File name of the identity key written by [`generate`].
 pub const IDENTITY_FILE: &str = "identity.key";
 /// File name of the signer key written by [`generate`].
@@ -230,7 +232,8 @@ pub fn generate(dir: &Path) -> Result<GeneratedKeys, KeyError> {
     })
 }
 
-fn random_signer() -> Result<PrivateKeySigner, KeyError> {
+/// A new random secp256k1 key from the operating system's generator.
+pub fn random_signer() -> Result<PrivateKeySigner, KeyError> {
     // A uniformly random 32-byte string is a valid secp256k1 scalar except with
     // probability ~2^-128; retry a few times anyway.
     for _ in 0..8 {
@@ -358,6 +361,32 @@ pub fn read_secret_file(path: &Path, max: u64) -> Result<String, KeyError> {
     })
 }
 
+/// Reads a password or PIN: a secret file's one line (one optional trailing newline) or an
+/// environment variable's value. Refuses an empty value and more than one line.
+pub fn read_passphrase(src: &SecretSource) -> Result<String, KeyError> {
+    let (mut text, origin) = match src {
+        SecretSource::File(p) => (
+            read_secret_file(p, MAX_KEY_FILE_BYTES)?,
+            p.display().to_string(),
+        ),
+        SecretSource::Env(v) => (read_secret_env(v)?, format!("environment variable {v}")),
+    };
+    let mut line = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text)
+        .to_owned();
+    wipe_string(&mut text);
+    if line.is_empty() || line.contains(['\r', '\n']) {
+        wipe_string(&mut line);
+        return Err(KeyError::Format {
+            origin,
+            reason: "expected one non-empty line".into(),
+        });
+    }
+    Ok(line)
+}
+
 /// Reads an environment variable holding a secret.
 pub fn read_secret_env(var: &str) -> Result<String, KeyError> {
     match std::env::var(var) {
@@ -482,7 +511,7 @@ fn wipe(bytes: &mut [u8]) {
 }
 
 /// Best-effort overwrite of a secret string before it is freed.
-pub(crate) fn wipe_string(s: &mut String) {
+pub fn wipe_string(s: &mut String) {
     let mut bytes = std::mem::take(s).into_bytes();
     wipe(&mut bytes);
 }

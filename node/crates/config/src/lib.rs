@@ -23,9 +23,10 @@ mod value;
 
 pub use config::{
     AdminToken, AgreementSection, ApiSection, ChainEntry, Config, ConsortiumNode, DetectorsSection,
-    LogFormat, MAX_ADDRS, MAX_CHAINS, MAX_CONFIG_BYTES, MAX_MEMBERS, MAX_NODES, MAX_ORACLES,
-    MAX_RPC_URLS, MAX_TOKEN_BYTES, MIN_TOKEN_CHARS, MemberEntry, MetricsSection, NetworkSection,
-    NodeIndex, NodeKeys, NodeSection, OracleSection, SecretSource, StressSection, defaults,
+    GuardianKeySource, LogFormat, MAX_ADDRS, MAX_CHAINS, MAX_CONFIG_BYTES, MAX_MEMBERS, MAX_NODES,
+    MAX_ORACLES, MAX_RPC_URLS, MAX_TOKEN_BYTES, MIN_TOKEN_CHARS, MemberEntry, MetricsSection,
+    NetworkSection, NodeIndex, NodeKeys, NodeSection, OracleSection, SecretSource, StressSection,
+    defaults,
 };
 pub use error::ConfigError;
 pub use keys::KeyError;

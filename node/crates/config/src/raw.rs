@@ -49,6 +49,10 @@ pub(crate) struct RawNode {
     pub identity_key_env: Option<Parsed<EnvName>>,
     pub signer_key_file: Option<Parsed<FilePath>>,
     pub signer_key_env: Option<Parsed<EnvName>>,
+    pub signer_keystore_file: Option<Parsed<FilePath>>,
+    pub signer_keystore_password_file: Option<Parsed<FilePath>>,
+    pub signer_keystore_password_env: Option<Parsed<EnvName>>,
+    pub signer_pkcs11: Option<RawPkcs11>,
     #[serde(default)]
     pub log_format: crate::LogFormat,
     pub log_filter: Option<Parsed<LogFilter>>,
@@ -56,6 +60,19 @@ pub(crate) struct RawNode {
     pub identity_key: Option<IgnoredAny>,
     /// Refused: secrets never go inline.
     pub signer_key: Option<IgnoredAny>,
+}
+
+/// `[node.signer_pkcs11]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPkcs11 {
+    pub module: Parsed<FilePath>,
+    pub token: Parsed<Name>,
+    pub key: Parsed<Name>,
+    pub pin_file: Option<Parsed<FilePath>>,
+    pub pin_env: Option<Parsed<EnvName>>,
+    /// Refused: secrets never go inline.
+    pub pin: Option<IgnoredAny>,
 }
 
 /// `[network]`.

@@ -6,13 +6,17 @@
 //! is only ever built here, from a file that passed every rule.
 
 use crate::config::{
-    AgreementSection, ApiSection, ChainEntry, Config, ConsortiumNode, DetectorsSection, MAX_ADDRS,
-    MAX_CHAINS, MAX_MEMBERS, MAX_NODES, MAX_ORACLES, MAX_RPC_URLS, MetricsSection, NetworkSection,
-    NodeIndex, NodeSection, OracleSection, SecretSource, StressSection,
+    AgreementSection, ApiSection, ChainEntry, Config, ConsortiumNode, DetectorsSection,
+    GuardianKeySource, MAX_ADDRS, MAX_CHAINS, MAX_MEMBERS, MAX_NODES, MAX_ORACLES, MAX_RPC_URLS,
+    MetricsSection, NetworkSection, NodeIndex, NodeSection, OracleSection, SecretSource,
+    StressSection,
 };
 use crate::error::ConfigError;
-use crate::raw::{RawChain, RawConsortium, RawFile, RawMember, RawNode, RawOracle, RawScenario};
+use crate::raw::{
+    RawChain, RawConsortium, RawFile, RawMember, RawNode, RawOracle, RawPkcs11, RawScenario,
+};
 use crate::value::{EnvName, FilePath, Parsed, ed25519_of_peer, peer_id_of};
+use backstop_signer::TokenSpec;
 use multiaddr::Protocol;
 use std::collections::HashMap;
 use std::path::Path;
@@ -268,6 +272,95 @@ pub(crate) fn validate(raw: RawFile, file: &str, base: &Path) -> Result<Config, 
     })
 }
 
+/// Exactly one of the guardian key's three forms: plain, keystore, PKCS#11 token.
+fn guardian_source(ctx: &Ctx<'_>, raw: &RawNode) -> Result<GuardianKeySource, ConfigError> {
+    let plain = ctx.secret(
+        "node",
+        "signer_key",
+        &raw.signer_key_file,
+        &raw.signer_key_env,
+        raw.signer_key.is_some(),
+        true,
+    )?;
+    let password = ctx.secret(
+        "node",
+        "signer_keystore_password",
+        &raw.signer_keystore_password_file,
+        &raw.signer_keystore_password_env,
+        false,
+        true,
+    )?;
+    let keystore = match (&raw.signer_keystore_file, password) {
+        (Some(file), Some(password)) => Some(GuardianKeySource::Keystore {
+            file: ctx.resolve(file),
+            password,
+        }),
+        (Some(_), None) => {
+            return Err(ctx.err(
+                "node",
+                "signer_keystore_file needs signer_keystore_password_file or signer_keystore_password_env",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ctx.err(
+                "node",
+                "signer_keystore_password_* is set but signer_keystore_file is not",
+            ));
+        }
+        (None, None) => None,
+    };
+    let token = raw
+        .signer_pkcs11
+        .as_ref()
+        .map(|p| pkcs11_source(ctx, p))
+        .transpose()?;
+    let mut forms = [plain.map(GuardianKeySource::Plain), keystore, token]
+        .into_iter()
+        .flatten();
+    match (forms.next(), forms.next()) {
+        (Some(one), None) => Ok(one),
+        (None, _) => Err(ctx.err(
+            "node",
+            "missing the guardian key: set signer_key_file, signer_key_env, signer_keystore_file or [node.signer_pkcs11]",
+        )),
+        (Some(_), Some(_)) => Err(ctx.err(
+            "node",
+            "the guardian key is given twice: set only one of signer_key_*, signer_keystore_file and [node.signer_pkcs11]",
+        )),
+    }
+}
+
+fn pkcs11_source(ctx: &Ctx<'_>, raw: &RawPkcs11) -> Result<GuardianKeySource, ConfigError> {
+    let token = raw.token.0.0.clone();
+    if token.len() > MAX_TOKEN_LABEL {
+        return Err(ctx.err(
+            "node.signer_pkcs11.token",
+            format!("a PKCS#11 token label has at most {MAX_TOKEN_LABEL} characters"),
+        ));
+    }
+    let pin = ctx
+        .secret(
+            "node.signer_pkcs11",
+            "pin",
+            &raw.pin_file,
+            &raw.pin_env,
+            raw.pin.is_some(),
+            false,
+        )?
+        .ok_or_else(|| ctx.err("node.signer_pkcs11", "missing pin_file or pin_env"))?;
+    Ok(GuardianKeySource::Pkcs11 {
+        spec: TokenSpec {
+            module: ctx.resolve(&raw.module),
+            token,
+            key: raw.key.0.0.clone(),
+        },
+        pin,
+    })
+}
+
+/// A PKCS#11 token label is a 32-byte field.
+const MAX_TOKEN_LABEL: usize = 32;
+
 fn node_section(ctx: &Ctx<'_>, raw: RawNode) -> Result<NodeSection, ConfigError> {
     let identity_key = ctx
         .secret(
@@ -279,16 +372,7 @@ fn node_section(ctx: &Ctx<'_>, raw: RawNode) -> Result<NodeSection, ConfigError>
             false,
         )?
         .ok_or_else(|| ctx.err("node", "missing identity_key_file or identity_key_env"))?;
-    let signer_key = ctx
-        .secret(
-            "node",
-            "signer_key",
-            &raw.signer_key_file,
-            &raw.signer_key_env,
-            raw.signer_key.is_some(),
-            false,
-        )?
-        .ok_or_else(|| ctx.err("node", "missing signer_key_file or signer_key_env"))?;
+    let signer_key = guardian_source(ctx, &raw)?;
     Ok(NodeSection {
         name: raw.name.0.0,
         data_dir: ctx.resolve(&raw.data_dir),

@@ -783,7 +783,10 @@ fn keys_load_from_files() {
     assert_eq!(keys.me(), c.me());
     assert_eq!(keys.peer_id(), c.my_node().peer_id);
     assert_eq!(keys.signer().address(), c.my_node().guardian);
-    assert_eq!(keys.signer_for(42161).address(), c.my_node().guardian);
+    assert_eq!(
+        keys.signer_for(42161).unwrap().address(),
+        c.my_node().guardian
+    );
     let token = keys.admin_token().unwrap();
     assert_eq!(token.expose(), TOKEN);
     assert!(token.verify(TOKEN.as_bytes()));
@@ -912,8 +915,8 @@ fn env_var_secrets_child() {
     assert_eq!(keys.signer().address(), c.my_node().guardian);
     assert_eq!(keys.admin_token().unwrap().expose(), TOKEN);
     let bravo = c.node_by_name("bravo").unwrap().1.guardian;
-    assert_eq!(keys.signer_for(42161).address(), bravo);
-    assert_eq!(keys.signer_for(1).address(), c.my_node().guardian);
+    assert_eq!(keys.signer_for(42161).unwrap().address(), bravo);
+    assert_eq!(keys.signer_for(1).unwrap().address(), c.my_node().guardian);
 
     // A malformed value names the variable, never the value.
     let text = edit(&text, "BACKSTOP_TEST_SIGNER", "BACKSTOP_ADMIN_TOKEN");
@@ -929,4 +932,77 @@ fn env_var_secrets_child() {
         "{shown}"
     );
     assert!(!shown.contains(TOKEN), "{shown}");
+}
+
+#[test]
+fn guardian_in_a_keystore_loads_and_a_wrong_password_names_the_key() {
+    let (dir, config) = node_dir(ALPHA_SEED, ALPHA_SIGNER);
+    let text = edit(
+        &std::fs::read_to_string(&config).unwrap(),
+        "signer_key_file = \"keys/signer.key\"",
+        "signer_keystore_file = \"keys/guardian.json\"\nsigner_keystore_password_file = \"keys/guardian.password\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let key: alloy::signers::local::PrivateKeySigner = ALPHA_SIGNER.parse().unwrap();
+    let keystore = dir.path().join("keys/guardian.json");
+    backstop_signer::keystore::create(&keystore, &key, b"correct horse battery").unwrap();
+    let password = dir.path().join("keys/guardian.password");
+    write_secret(&password, "correct horse battery\n", 0o600);
+
+    let c = Config::load(&config).unwrap();
+    let keys = c.load_keys().unwrap();
+    assert_eq!(keys.signer().address(), c.my_node().guardian);
+    assert!(
+        keys.signer().local().is_some(),
+        "a keystore key also sends transactions"
+    );
+
+    std::fs::remove_file(&password).unwrap();
+    write_secret(&password, "correct horse battery staple\n", 0o600);
+    let e = c.load_keys().unwrap_err();
+    assert!(matches!(e, ConfigError::Guardian { .. }), "{e}");
+    assert_eq!(e.path(), "node.signer_keystore_file");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("guardian.json") && shown.contains("wrong password"),
+        "{shown}"
+    );
+    assert!(!shown.contains("staple"), "{shown}");
+
+    // An empty password file is refused before any derivation.
+    std::fs::remove_file(&password).unwrap();
+    write_secret(&password, "\n", 0o600);
+    let e = c.load_keys().unwrap_err();
+    assert_eq!(e.path(), "node.signer_keystore_password_file");
+}
+
+#[test]
+fn guardian_key_forms_are_exclusive_and_complete() {
+    let cases = [
+        (
+            "signer_key_file = \"keys/signer.key\"\nsigner_keystore_file = \"g.json\"\nsigner_keystore_password_env = \"PW\"",
+            "node",
+            "the guardian key is given twice",
+        ),
+        (
+            "signer_keystore_file = \"g.json\"",
+            "node",
+            "needs signer_keystore_password_file",
+        ),
+        ("", "node", "missing the guardian key"),
+        (
+            "signer_pkcs11 = { module = \"m.so\", token = \"a-token-label-longer-than-32-bytes\", key = \"k\", pin_env = \"PIN\" }",
+            "node.signer_pkcs11.token",
+            "at most 32 characters",
+        ),
+        (
+            "signer_pkcs11 = { module = \"m.so\", token = \"t\", key = \"k\", pin = \"1234\" }",
+            "node.signer_pkcs11.pin",
+            "never written",
+        ),
+    ];
+    for (to, path, reason) in cases {
+        let text = edit(EXAMPLE, "signer_key_file = \"keys/signer.key\"", to);
+        assert_refused(&refuse(&text), path, reason);
+    }
 }
