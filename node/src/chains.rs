@@ -552,8 +552,16 @@ pub fn check_setup(
     let mut configured = guardians.to_vec();
     configured.sort();
     if on_chain != configured {
+        let only_configured: Vec<&Address> = configured
+            .iter()
+            .filter(|g| !on_chain.contains(g))
+            .collect();
+        let only_on_chain: Vec<&Address> = on_chain
+            .iter()
+            .filter(|g| !configured.contains(g))
+            .collect();
         return Err(format!(
-            "chain {chain_id}: the vault's guardian set {on_chain:?} is not the configured consortium's {configured:?}"
+            "chain {chain_id}: the vault's guardian set differs from the configured consortium's: configured but not guardians on the vault {only_configured:?}; guardians on the vault but not configured {only_on_chain:?}"
         ));
     }
     if usize::from(setup.threshold) != t || usize::from(setup.pause_threshold) != p {
@@ -723,8 +731,22 @@ mod tests {
             err.starts_with("chain 7: the vault's guardian set"),
             "{err}"
         );
+        // The error names exactly what differs.
+        let (four, five) = (Address::repeat_byte(4), Address::repeat_byte(5));
+        assert!(
+            err.ends_with(&format!(
+                "configured but not guardians on the vault [{four}]; guardians on the vault but not configured [{five}]"
+            )),
+            "{err}"
+        );
         let fewer = setup(&[1, 2, 3], 3, 2);
-        assert!(check_setup(7, &fewer, &addrs(&[1, 2, 3, 4]), 3, 2).is_err());
+        let err = check_setup(7, &fewer, &addrs(&[1, 2, 3, 4]), 3, 2).unwrap_err();
+        assert!(
+            err.ends_with(&format!(
+                "vault [{four}]; guardians on the vault but not configured []"
+            )),
+            "{err}"
+        );
     }
 
     #[test]

@@ -252,6 +252,124 @@ async fn gap_is_covered_across_three_chains_by_four_nodes_then_by_three() {
     .await;
 }
 
+/// node-3's RPC to member-0's home chain answers garbage while seq 0 is paid by the three
+/// others; restarted with a working RPC, node-3's history of the incident agrees with its
+/// peers' and the chain's (before, it knew nothing of the draw it had seen only through
+/// peers' attestations).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_after_an_rpc_fault_agrees_with_its_peers_and_the_chain() {
+    let net = deploy_fast_refill().await;
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = configure(root.path(), &net, &Options::default());
+    let home = net.chain(net.member(0).spec.home_chain_id);
+    let proxy = common::FaultyRpc::start(&home.http()).await;
+    let path = nodes[3].dir.join("node.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let url = format!("rpc_urls = [\"{}\"]", home.http());
+    assert_eq!(config.matches(&url).count(), 1, "{url}");
+    std::fs::write(
+        &path,
+        config.replace(&url, &format!("rpc_urls = [\"{}\"]", proxy.url)),
+    )
+    .unwrap();
+    start_all(&mut nodes).await;
+
+    proxy.set_faulty(true);
+    cover(&net, &nodes, &[0, 1, 2], 0, U256::from(16_100 * UNIT)).await;
+    nodes[3].stop();
+    proxy.set_faulty(false);
+    nodes[3].start();
+
+    let peer = incidents(&nodes[0])
+        .await
+        .into_iter()
+        .find(|x| x.seq == 0)
+        .unwrap();
+    let peer_txs: std::collections::BTreeSet<String> =
+        peer.legs.iter().map(|l| l.tx_hash.clone()).collect();
+    wait_for(
+        "node-3, restarted with a working RPC, to agree on the draw",
+        &nodes,
+        Duration::from_secs(60),
+        || async {
+            incidents(&nodes[3]).await.into_iter().any(|x| {
+                let txs: std::collections::BTreeSet<String> =
+                    x.legs.iter().map(|l| l.tx_hash.clone()).collect();
+                x.seq == 0
+                    && x.phase == IncidentPhase::Closed as i32
+                    && x.draw_amount == peer.draw_amount
+                    && txs == peer_txs
+            })
+        },
+    )
+    .await;
+}
+
+/// node-3's guardian key lives in a PKCS#11 token (SoftHSM2), imported from its key file,
+/// which stays only as the chains' sender (gas). With node-0 stopped, a draw needs node-3's
+/// token signatures (t = 3 of 4): the vaults must accept them, low `s` and recovery id
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guardian_key_in_a_pkcs11_token_signs_draws_the_vaults_accept() {
+    let net = deploy_fast_refill().await;
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = configure(root.path(), &net, &Options::default());
+    let dir = nodes[3].dir.clone();
+    let conf = common::softhsm_token(&dir, "271828");
+    common::write_secret(&dir.join("pin"), "271828");
+    let token_args = [
+        "--module",
+        common::SOFTHSM_MODULE,
+        "--token",
+        common::SOFTHSM_TOKEN,
+        "--label",
+        "guardian",
+        "--pin-file",
+    ];
+    let import = Command::new(env!("CARGO_BIN_EXE_backstop"))
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["keys", "pkcs11", "import", "--key"])
+        .arg(dir.join("signer.key"))
+        .args(token_args)
+        .arg(dir.join("pin"))
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let path = dir.join("node.toml");
+    let config = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("signer_key_file = \"signer.key\"\n", "")
+        .replace(
+            "confirmations = 1\n",
+            "confirmations = 1\nsigner_key_file = \"signer.key\"\n",
+        )
+        .replace(
+            "\n[network]",
+            &format!(
+                "\n[node.signer_pkcs11]\nmodule = \"{}\"\ntoken = \"{}\"\nkey = \"guardian\"\npin_file = \"pin\"\n\n[network]",
+                common::SOFTHSM_MODULE,
+                common::SOFTHSM_TOKEN
+            ),
+        );
+    std::fs::write(&path, config).unwrap();
+    nodes[3]
+        .env
+        .push(("SOFTHSM2_CONF".to_owned(), conf.display().to_string()));
+    start_all(&mut nodes).await;
+    let log = nodes[3].log();
+    assert!(
+        log.contains("guardian key ready") && log.contains("PKCS#11 token"),
+        "{log}"
+    );
+
+    nodes[0].stop();
+    cover(&net, &nodes, &[1, 2, 3], 0, U256::from(16_100 * UNIT)).await;
+}
+
 /// The consortium's answer to a reorg deeper than the confirmation depth (confirmations = 1
 /// here) that takes back the home chain's registration and home leg after both remote legs
 /// were paid: every node reopens the incident, the same draw (same hash, so the paid remote

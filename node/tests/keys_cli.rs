@@ -5,12 +5,10 @@
 
 mod common;
 
-use common::write_secret;
+use common::{SOFTHSM_MODULE, SOFTHSM_TOKEN, softhsm_token, write_secret};
 
 use std::path::Path;
 use std::process::{Command, Output};
-
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 fn backstop(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_backstop"));
@@ -99,32 +97,7 @@ fn a_plain_key_moves_into_a_keystore_and_keeps_its_address() {
 #[test]
 fn a_guardian_key_lives_in_a_softhsm_token() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "backstop",
-            "--pin",
-            "271828",
-            "--so-pin",
-            "314159",
-        ])
-        .output()
-        .expect("softhsm2-util (run testnet/install-system-deps)");
-    assert!(init.status.success(), "{}", text(&init));
+    let conf = softhsm_token(dir.path(), "271828");
     let env = [("SOFTHSM2_CONF", conf.as_path())];
 
     let (key, address) = plain_key(&dir.path().join("keys"));
@@ -133,9 +106,9 @@ fn a_guardian_key_lives_in_a_softhsm_token() {
     let token = |label: &str, pin: &Path| -> Vec<String> {
         [
             "--module",
-            MODULE,
+            SOFTHSM_MODULE,
             "--token",
-            "backstop",
+            SOFTHSM_TOKEN,
             "--label",
             label,
             "--pin-file",

@@ -91,6 +91,46 @@ impl Drop for Node {
     }
 }
 
+/// Debian's SoftHSM2 PKCS#11 module (`testnet/install-system-deps` installs it).
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+/// The label of the token [`softhsm_token`] creates.
+pub const SOFTHSM_TOKEN: &str = "backstop";
+
+/// Creates a SoftHSM2 configuration under `dir` with one initialised token
+/// ([`SOFTHSM_TOKEN`], user PIN `pin`); returns the configuration, for `SOFTHSM2_CONF`.
+pub fn softhsm_token(dir: &Path, pin: &str) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let init = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            SOFTHSM_TOKEN,
+            "--pin",
+            pin,
+        ])
+        .args(["--so-pin", "314159"])
+        .output()
+        .expect("softhsm2-util (run testnet/install-system-deps)");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    conf
+}
+
 /// Writes `text` and a newline to a new file of mode 0600.
 pub fn write_secret(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
@@ -306,4 +346,79 @@ pub async fn deploy_fast_refill() -> Consortium {
         ..Default::default()
     };
     deploy_consortium(&CHAINS, N, &params).await
+}
+
+/// A TCP proxy in front of an RPC endpoint that a test turns faulty and back: while faulty,
+/// every connection gets one HTTP answer that is not JSON-RPC and is closed, and the
+/// connections it was forwarding are cut.
+pub struct FaultyRpc {
+    /// The proxy's URL, to configure in place of the endpoint's.
+    pub url: String,
+    faulty: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Bumped at every switch: forwarding connections of an older generation end.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FaultyRpc {
+    /// Starts forwarding to `upstream` (an `http://host:port` URL).
+    pub async fn start(upstream: &str) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let faulty = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (f, g) = (faulty.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (f, g, upstream) = (f.clone(), g.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    if f.load(SeqCst) {
+                        answer_garbage(&mut client).await;
+                        return;
+                    }
+                    let born = g.load(SeqCst);
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let switched = async {
+                        while g.load(SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = switched => {}
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            faulty,
+            generation,
+        }
+    }
+
+    /// Turns the fault on or off.
+    pub fn set_faulty(&self, on: bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.faulty.store(on, SeqCst);
+        self.generation.fetch_add(1, SeqCst);
+    }
+}
+
+async fn answer_garbage(client: &mut tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.read(&mut buf)).await;
+    let _ = client
+        .write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{garbage}",
+        )
+        .await;
 }
