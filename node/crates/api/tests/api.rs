@@ -15,9 +15,9 @@ use backstop_api::{
     Query, SignalKind, client,
 };
 use common::{
-    TOKEN, breaker_ids, channel, contagion_subject, filled_state, member_id, start, start_metrics,
+    TOKEN, breaker_ids, channel, contagion_subject, filled_state, http_request, member_id, start,
+    start_metrics,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 
 /// A request carrying `authorization: Bearer <token>`.
@@ -859,23 +859,6 @@ async fn reflection_lists_and_describes_the_service() {
     server.stop().await;
 }
 
-/// GET `path` over a raw HTTP/1.1 connection; returns (status line, body).
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut raw = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_endpoint_serves_the_registry() {
     let metrics = std::sync::Arc::new(Metrics::new());
@@ -891,7 +874,7 @@ async fn metrics_endpoint_serves_the_registry() {
     metrics.observe_gap_to_closed(Duration::from_secs(90));
     metrics.set_incidents(IncidentPhase::Registered, 3);
 
-    let (status, body) = http_get(addr, "/metrics").await;
+    let (status, _, body) = http_request(addr, "GET", "/metrics").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     for needle in [
         "backstop_peers_connected 1",
@@ -942,7 +925,7 @@ async fn metrics_endpoint_serves_the_registry() {
         m.chains[1].quarantined = false;
     });
     metrics.refresh_from(&api.snapshot());
-    let (_, body) = http_get(addr, "/metrics").await;
+    let (_, _, body) = http_request(addr, "GET", "/metrics").await;
     for needle in [
         "backstop_breakers_active{kind=\"exploit\"} 1",
         "backstop_breakers_active{kind=\"contagion\"} 0",
@@ -952,9 +935,9 @@ async fn metrics_endpoint_serves_the_registry() {
         assert!(body.contains(needle), "missing {needle:?} in\n{body}");
     }
 
-    let (status, _) = http_get(addr, "/favicon.ico").await;
+    let (status, _, _) = http_request(addr, "GET", "/favicon.ico").await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");
-    let (status, _) = http_get(addr, "/metrics/x").await;
+    let (status, _, _) = http_request(addr, "GET", "/metrics/x").await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 
     server.stop().await;

@@ -7,46 +7,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use backstop_api::dashboard::{CONTENT_SECURITY_POLICY, JSON_PATH};
 use backstop_api::{IncidentPhase, IncidentView, MemberView, Metrics, TimelineEntry};
-use common::{filled_state, member_id, start_metrics};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::{filled_state, http_request, member_id, start_metrics};
 
 /// Text a malicious member configuration or peer could put in the model.
 const SCRIPT: &str = "<script>alert(1)</script>";
 const IMG: &str = "<img src=x onerror=alert(2)>";
-
-/// One HTTP/1.1 request; returns the status line, the headers (names lower-cased) and the
-/// body.
-async fn request(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-) -> (String, Vec<(String, String)>, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut raw = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().to_owned();
-    let headers = lines
-        .map(|l| {
-            let (name, value) = l.split_once(':').unwrap();
-            (name.trim().to_ascii_lowercase(), value.trim().to_owned())
-        })
-        .collect();
-    (status, headers, body.to_owned())
-}
 
 /// The value of header `name`, which must be present once.
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
@@ -99,7 +67,7 @@ async fn serves_the_page_and_the_view_with_hostile_text_as_data() {
 
     // The view: the model with ids and derived values, hostile text intact as JSON strings.
     let before = backstop_types::time::now_ms();
-    let (status, headers, body) = request(addr, "GET", JSON_PATH).await;
+    let (status, headers, body) = http_request(addr, "GET", JSON_PATH).await;
     assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
     assert_secure(&headers, "application/json");
     assert_eq!(header(&headers, "cache-control"), "no-store");
@@ -138,37 +106,37 @@ async fn serves_the_page_and_the_view_with_hostile_text_as_data() {
         phase: IncidentPhase::Closed,
         ..IncidentView::default()
     });
-    let (_, _, body) = request(addr, "GET", JSON_PATH).await;
+    let (_, _, body) = http_request(addr, "GET", JSON_PATH).await;
     let view: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(view["incidents"][2]["phase"], "CLOSED");
     assert_eq!(view["counts"]["incidents_open"], 1);
 
     // The page and its files carry no data and load nothing from elsewhere.
     for path in ["/", "/dashboard"] {
-        let (status, headers, body) = request(addr, "GET", path).await;
+        let (status, headers, body) = http_request(addr, "GET", path).await;
         assert_eq!(status, "HTTP/1.1 200 OK");
         assert_secure(&headers, "text/html; charset=utf-8");
         assert!(body.contains(r#"<script src="/dashboard.js" defer></script>"#));
         assert!(!body.contains("alert(") && !body.contains("alpha"));
     }
-    let (status, headers, body) = request(addr, "GET", "/dashboard.js").await;
+    let (status, headers, body) = http_request(addr, "GET", "/dashboard.js").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_secure(&headers, "text/javascript; charset=utf-8");
     assert!(body.contains(JSON_PATH) && body.contains("textContent"));
     assert!(!body.contains("innerHTML"));
-    let (status, headers, _) = request(addr, "GET", "/dashboard.css").await;
+    let (status, headers, _) = http_request(addr, "GET", "/dashboard.css").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_secure(&headers, "text/css; charset=utf-8");
 
     // Metrics still answer; other paths and methods are refused.
-    let (status, headers, body) = request(addr, "GET", "/metrics").await;
+    let (status, headers, body) = http_request(addr, "GET", "/metrics").await;
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(header(&headers, "content-type").starts_with("application/openmetrics-text"));
     assert!(body.ends_with("# EOF\n"));
-    let (status, _, body) = request(addr, "GET", "/dashboard.html").await;
+    let (status, _, body) = http_request(addr, "GET", "/dashboard.html").await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");
     assert!(body.contains("the dashboard at /"), "{body}");
-    let (status, _, _) = request(addr, "POST", JSON_PATH).await;
+    let (status, _, _) = http_request(addr, "POST", JSON_PATH).await;
     assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
 
     server.stop().await;

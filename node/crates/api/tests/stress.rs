@@ -13,7 +13,7 @@ use backstop_api::proto::backstop_client::BackstopClient;
 use backstop_api::proto::{self as pb};
 use backstop_api::{EventKind, Metrics, NodeEvent, Query, client};
 use backstop_stress::{BasisKind, MemberResult, RiskStatus, ScenarioResult, StressReport};
-use common::{channel, filled_state, member_id, start, start_metrics};
+use common::{channel, filled_state, http_request, member_id, start, start_metrics};
 use serde_json::json;
 
 /// 2^256 - 1: what saturated sums show.
@@ -273,8 +273,8 @@ async fn metrics_follow_the_stress_report_and_drop_removed_scenarios() {
     let metrics = Arc::new(Metrics::new());
     let server = start_metrics(metrics.clone(), api.clone()).await;
     let scrape = || async {
-        let url = format!("http://{}/metrics", server.addr);
-        let body = http_get(&url).await;
+        let (status, _, body) = http_request(server.addr, "GET", "/metrics").await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
         assert!(body.ends_with("# EOF\n"));
         body
     };
@@ -354,27 +354,6 @@ async fn metrics_follow_the_stress_report_and_drop_removed_scenarios() {
         Some(1_767_225_601.0)
     );
     server.stop().await;
-}
-
-/// GET `url` over a raw HTTP/1.1 connection; the body.
-async fn http_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
-    s.write_all(
-        format!("GET /{path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut raw = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    body.to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
