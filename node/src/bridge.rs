@@ -16,11 +16,17 @@ use backstop_api::model::{
     IncidentPhase, IncidentView, LegStatus, LegView, MemberView, NodeEvent, PeerView, SignalView,
     VaultView,
 };
-use backstop_api::{AdminCommand, AdminError, AdminRequest, Metrics};
+use backstop_api::model::{ProposalChainStatus, ProposalChainView, ProposalStatus, ProposalView};
+use backstop_api::{
+    AdminCommand, AdminError, AdminRequest, GovernanceChange as ApiChange, Metrics,
+};
+use backstop_contracts::eip712::{RotateGuardians, SetLimits, SetMember};
+use backstop_types::ThresholdAction;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::core::{AdminCommand as CoreCommand, AdminError as CoreAdminError, Notice};
+use crate::governance::{self, GovernanceChange, Status};
 use crate::journal::IncidentEntry;
 use crate::policy::{Breaker, EffectStatus};
 use crate::runtime::{Observers, Params};
@@ -179,6 +185,14 @@ async fn admin(obs: &Observers, request: AdminRequest) -> Result<String, AdminEr
             chain_id,
             subject: B256::from(subject),
         },
+        AdminRequest::Propose { chain_id, change } => CoreCommand::Propose {
+            chain_id,
+            change: governance_change(change),
+        },
+        AdminRequest::Approve { id, digest } => CoreCommand::Approve {
+            id: B256::from(id),
+            digest: B256::from(digest),
+        },
     };
     let (tx, rx) = oneshot::channel();
     obs.admin
@@ -189,10 +203,123 @@ async fn admin(obs: &Observers, request: AdminRequest) -> Result<String, AdminEr
         Ok(Ok(s)) => Ok(s),
         Ok(Err(CoreAdminError::NotFound(s))) => Err(AdminError::NotFound(s)),
         Ok(Err(CoreAdminError::Unavailable(s))) => Err(AdminError::Unavailable(s)),
+        Ok(Err(CoreAdminError::Rejected(s))) => Err(AdminError::Rejected(s)),
         Err(_) => Err(AdminError::Unavailable(
             "the node's core did not answer".into(),
         )),
     }
+}
+
+/// The API's decoded change as the core's: the vault action (id and deadline set by the
+/// core) or a member to disable.
+fn governance_change(change: ApiChange) -> GovernanceChange {
+    let action = match change {
+        ApiChange::DisableMember { member } => {
+            return GovernanceChange::DisableMember(B256::from(member));
+        }
+        ApiChange::SetMember {
+            member,
+            recipient,
+            home_chain_id,
+            cap,
+            deductible,
+            coverage_limit,
+            coverage_window_s,
+        } => ThresholdAction::SetMember(SetMember {
+            member: B256::from(member),
+            recipient: Address::from(recipient),
+            homeChainId: home_chain_id,
+            cap,
+            deductible,
+            coverageLimit: coverage_limit,
+            coverageWindow: coverage_window_s,
+            id: B256::ZERO,
+            deadline: 0,
+        }),
+        ApiChange::SetLimits {
+            bucket_capacity,
+            refill_per_second,
+            reserve_floor,
+            withdraw_cooldown_s,
+            emergency_duration_s,
+        } => ThresholdAction::SetLimits(SetLimits {
+            bucketCapacity: bucket_capacity,
+            refillPerSecond: refill_per_second,
+            reserveFloor: U256::from_be_bytes(reserve_floor),
+            withdrawCooldown: withdraw_cooldown_s,
+            emergencyDuration: emergency_duration_s,
+            id: B256::ZERO,
+            deadline: 0,
+        }),
+        ApiChange::RotateGuardians {
+            guardians,
+            threshold,
+            pause_threshold,
+        } => ThresholdAction::RotateGuardians(RotateGuardians {
+            guardians: guardians.into_iter().map(Address::from).collect(),
+            threshold,
+            pauseThreshold: pause_threshold,
+            id: B256::ZERO,
+            deadline: 0,
+        }),
+    };
+    GovernanceChange::Action(action)
+}
+
+/// Governance proposals as `ListProposals` shows them.
+fn proposal_views(snap: &crate::core::Snapshot, facts: &Facts) -> Vec<ProposalView> {
+    let quorum = snap.governance_quorum;
+    snap.proposals
+        .iter()
+        .map(|p| {
+            let (status, reason) = match &p.status {
+                Status::Open => (ProposalStatus::Open, String::new()),
+                Status::Executed => (ProposalStatus::Executed, String::new()),
+                Status::Expired => (ProposalStatus::Expired, String::new()),
+                Status::Rejected(why) => (ProposalStatus::Rejected, why.clone()),
+                Status::Conflicting(other) => (
+                    ProposalStatus::Conflicting,
+                    format!("changes what open proposal {other} changes"),
+                ),
+            };
+            let chains = p
+                .targets
+                .iter()
+                .map(|(chain_id, t)| ProposalChainView {
+                    chain_id: *chain_id,
+                    chain_name: facts.chain_names.get(chain_id).cloned().unwrap_or_default(),
+                    status: if t.executed {
+                        ProposalChainStatus::Executed
+                    } else if p.status == Status::Expired {
+                        ProposalChainStatus::Expired
+                    } else if t.approvers.len() >= quorum {
+                        ProposalChainStatus::Certified
+                    } else {
+                        ProposalChainStatus::Waiting
+                    },
+                    signatures: t.approvers.len() as u32,
+                    quorum: quorum as u32,
+                    tx_hash: t.tx_hash.map(|h| h.to_string()).unwrap_or_default(),
+                })
+                .collect();
+            ProposalView {
+                id: p.proposal.id().to_string(),
+                digest: p.digest.to_string(),
+                kind: p.proposal.action.name().to_string(),
+                summary: governance::summary(&p.proposal.action),
+                proposer: facts
+                    .peers
+                    .get(usize::from(p.proposal.proposer))
+                    .map_or_else(|| format!("node {}", p.proposal.proposer), |n| n.0.clone()),
+                proposed_at_ms: p.seen_ms,
+                deadline_s: p.proposal.action.deadline(),
+                status,
+                reason,
+                approved_here: p.approved_here,
+                chains,
+            }
+        })
+        .collect()
 }
 
 /// What the cumulative counter `key` added since it was last seen at `seen` (which then
@@ -405,7 +532,9 @@ fn refresh_model(
         .iter()
         .map(|b| breaker_view(b, snap.expiry_ms))
         .collect();
+    let proposals = proposal_views(snap, facts);
     api.update(|model| {
+        model.proposals = proposals;
         model.peers = peers;
         model.chains = chains;
         model.members = members;

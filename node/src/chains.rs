@@ -479,6 +479,11 @@ async fn confirmed(
                 Some(VaultFact::AlertCleared(a.subject)),
                 tx_hash,
             )),
+            Ev::MemberSet(a) => facts.push(action(vault, a.id, "set member", None, tx_hash)),
+            Ev::LimitsSet(a) => facts.push(action(vault, a.id, "set limits", None, tx_hash)),
+            Ev::GuardiansSet(a) => {
+                facts.push(action(vault, a.id, "rotate guardians", None, tx_hash))
+            }
             other => {
                 debug!(chain_id = spec.chain_id, event = ?std::mem::discriminant(other), "vault event not acted on")
             }

@@ -31,12 +31,15 @@ use backstop_chain::submit::SubmitOutcome;
 use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, RaiseAlert, UnfreezeMember, Unpause, VaultId,
 };
-use backstop_types::{BreakerKind, Effect, IncidentPhase, MAX_EVIDENCE_LEN, Signal, SignalKind};
+use backstop_types::{
+    BreakerKind, Effect, GovernanceProposal, IncidentPhase, MAX_EVIDENCE_LEN, Signal, SignalKind,
+};
 use tracing::{debug, error, info, warn};
 
 use crate::chains::{ChainInput, FetchSet};
 use crate::clock::{ClockCheck, ClockReport, Skew};
 use crate::detect::{Assertion, Detectors};
+use crate::governance::{self, Governance, GovernanceChange, Proposal, ProposalError};
 use crate::journal::{Change, Journal};
 use crate::policy::{
     Breaker, BreakerId, EARLY_WARNING_ACTION_TTL_S, Output as PolicyOutput, Policy, SignalEntry,
@@ -78,6 +81,20 @@ pub enum AdminCommand {
         /// Subject.
         subject: B256,
     },
+    /// Propose a governance change to the consortium (not signed until approved).
+    Propose {
+        /// One chain's vault, or every vault.
+        chain_id: Option<u64>,
+        /// The change.
+        change: GovernanceChange,
+    },
+    /// Approve a governance proposal by its digest: this node signs it on every target.
+    Approve {
+        /// Proposal id.
+        id: B256,
+        /// The digest the operator approves.
+        digest: B256,
+    },
     /// Assert a signal as this node (gossiped to the others).
     RaiseSignal {
         /// Kind.
@@ -95,6 +112,9 @@ pub enum AdminError {
     /// The request names something this node does not know.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The request is invalid or conflicts with the node's state.
+    #[error("rejected: {0}")]
+    Rejected(String),
     /// The node cannot act on it now.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -152,6 +172,10 @@ pub struct Snapshot {
     /// The latest evaluation of the stress scenarios (`None` before the first, or without
     /// scenarios).
     pub stress: Option<Arc<StressReport>>,
+    /// Governance proposals, and the signatures each action needs (t).
+    pub proposals: Vec<Proposal>,
+    /// Signatures a governance action needs on a vault (t).
+    pub governance_quorum: usize,
 }
 
 /// Notable events for the API stream and metrics.
@@ -286,6 +310,10 @@ pub struct NodeCore<S, K> {
     stress_report: Option<Arc<StressReport>>,
     /// This node's clock against the chains' block timestamps.
     clock: ClockCheck,
+    /// Governance proposals.
+    governance: Governance,
+    /// When this node next gossips its open proposals again (ms).
+    next_proposal_rebroadcast: u64,
     status: BTreeMap<u64, ChainStatus>,
     submissions: BTreeMap<(u64, &'static str), (u64, u64)>,
     action_ttl_s: u64,
@@ -314,6 +342,10 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         action_ttl_s: u64,
     ) -> Self {
         let max_pin_age_s = machine.view().config().max_pin_age_s;
+        let governance = Governance::new(
+            machine.view().config().vaults.clone(),
+            governance::PROPOSAL_TTL_S,
+        );
         let status = machine
             .view()
             .config()
@@ -330,6 +362,8 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             stress: StressTest::new(Vec::new(), &[]),
             stress_report: None,
             clock: ClockCheck::new(max_pin_age_s),
+            governance,
+            next_proposal_rebroadcast: 0,
             status,
             submissions: BTreeMap::new(),
             action_ttl_s,
@@ -527,7 +561,23 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                         .requested_elsewhere(p.vault.chain_id, effect, now);
                 }
             }
-            Message::ActionAttestation(_) | Message::Signal(_) | Message::GapObservation(_) => {}
+            Message::ActionAttestation(a) => {
+                if a.action.is_governance() {
+                    self.governance.attested(from, &a.vault, &a.action.id());
+                }
+            }
+            Message::GovernanceProposal(p) => {
+                if self.governance.received(from, p.clone(), now) {
+                    let status = self.governance.get(&p.id()).map(|g| g.status.clone());
+                    info!(id = %p.id(), from, kind = p.action.name(), ?status, "governance proposal received");
+                    self.notice_text(format!(
+                        "governance proposal {} ({}) from node {from}: {status:?}",
+                        p.id(),
+                        p.action.name()
+                    ));
+                }
+            }
+            Message::Signal(_) | Message::GapObservation(_) => {}
         }
     }
 
@@ -650,6 +700,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         match result {
             Ok(true) => {
                 debug!(chain_id = vault.chain_id, %id, "action found executed on its vault");
+                self.governance.executed(&vault, &id, None);
                 self.feed(Event::ActionExecuted { vault, id })
             }
             Ok(false) => Ok(()),
@@ -742,6 +793,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 // through reconciliation.)
                 if let Subject::Action { vault, action } = subject {
                     let (vault, id) = (*vault, action.id());
+                    self.governance.executed(&vault, &id, None);
                     self.feed(Event::ActionExecuted { vault, id })?;
                 }
             }
@@ -944,6 +996,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             "{what} {id} executed on chain {} in {tx_hash}",
             vault.chain_id
         ));
+        self.governance.executed(&vault, &id, Some(tx_hash));
         self.feed(Event::ActionExecuted { vault, id })?;
         if let Some(fact) = fact {
             let out = self
@@ -1060,6 +1113,8 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         let id = self.action_id(format!("{cmd:?}").as_bytes());
         let deadline = self.now / 1000 + self.action_ttl_s;
         let (chain_id, action) = match cmd {
+            AdminCommand::Propose { chain_id, change } => return self.propose(chain_id, change),
+            AdminCommand::Approve { id, digest } => return self.approve(id, digest),
             AdminCommand::RaiseSignal {
                 kind,
                 subject,
@@ -1118,6 +1173,69 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
     }
 
     /// Approves `action` in the view (so this node attests it) and proposes it.
+    /// An operator's governance proposal: checked, kept and gossiped; nothing is signed
+    /// until an operator approves it by its digest (this node's included).
+    fn propose(
+        &mut self,
+        chain_id: Option<u64>,
+        change: GovernanceChange,
+    ) -> Result<String, AdminError> {
+        let targets = self.vaults(chain_id)?;
+        let id = self.action_id(format!("{chain_id:?} {change:?}").as_bytes());
+        let deadline = self.now / 1000 + governance::PROPOSAL_TTL_S;
+        let action = governance::action_of(change, id, deadline, self.machine.view())
+            .map_err(admin_error)?;
+        let proposal = GovernanceProposal {
+            proposer: self.machine.config().me,
+            targets,
+            action,
+        };
+        let (digest, kind, n) = (
+            proposal.digest(),
+            proposal.action.name(),
+            proposal.targets.len(),
+        );
+        self.governance
+            .propose(proposal.clone(), self.now)
+            .map_err(admin_error)?;
+        info!(%id, %digest, kind, vaults = n, "governance proposal made");
+        self.broadcast(Message::GovernanceProposal(proposal));
+        Ok(format!(
+            "proposal {id} ({kind}) on {n} vault(s), digest {digest}; each operator approves it with: backstop admin approve {id} {digest}"
+        ))
+    }
+
+    /// An operator approves a proposal by its digest: this node signs it on every target
+    /// vault it has not executed yet.
+    fn approve(&mut self, id: B256, digest: B256) -> Result<String, AdminError> {
+        let actions = self
+            .governance
+            .approve(id, digest, self.now)
+            .map_err(admin_error)?;
+        let n = actions.len();
+        for (vault, action) in actions {
+            self.request_action(vault, action)
+                .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        }
+        info!(%id, %digest, vaults = n, "governance proposal approved");
+        Ok(format!("proposal {id} approved: signed for {n} vault(s)"))
+    }
+
+    /// Expires proposals, and gossips this node's open ones again now and then.
+    fn governance_tick(&mut self) {
+        self.governance.expire(self.now);
+        if self.now < self.next_proposal_rebroadcast {
+            return;
+        }
+        self.next_proposal_rebroadcast = self.now + governance::REBROADCAST_MS;
+        let me = self.machine.config().me;
+        let mine: Vec<_> = self.governance.open_of(me).cloned().collect();
+        for p in mine {
+            self.out
+                .push(Action::Publish(Message::GovernanceProposal(p)));
+        }
+    }
+
     fn request_action(&mut self, vault: VaultId, action: ThresholdAction) -> Result<(), CoreError> {
         self.machine.view_mut().approve(vault, action.clone());
         self.feed(Event::RequestAction { vault, action })
@@ -1226,6 +1344,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
 
     fn policy_tick(&mut self) -> Result<(), CoreError> {
         self.reconcile_due();
+        self.governance_tick();
         let found = self.detectors.tick(self.now);
         self.assert_own(found)?;
         let out = self.policy.tick(self.now);
@@ -1358,7 +1477,19 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             quarantined: self.machine.view().quarantined(),
             clock: self.clock.report(),
             stress: self.stress_report.clone(),
+            proposals: self.governance.proposals().cloned().collect(),
+            governance_quorum: self.machine.config().consortium.t(),
         }
+    }
+}
+
+/// The operator-facing error of a refused proposal or approval.
+fn admin_error(e: ProposalError) -> AdminError {
+    match e {
+        ProposalError::NotFound(_)
+        | ProposalError::UnknownChain(_)
+        | ProposalError::UnknownMember(_) => AdminError::NotFound(e.to_string()),
+        _ => AdminError::Rejected(e.to_string()),
     }
 }
 
@@ -1401,13 +1532,6 @@ pub fn kind_of(s: &Subject) -> &'static str {
     match s {
         Subject::Draw { .. } => "register_draw",
         Subject::Leg { .. } => "release_leg",
-        Subject::Action { action, .. } => match action {
-            ThresholdAction::Freeze(_) => "freeze",
-            ThresholdAction::Unfreeze(_) => "unfreeze",
-            ThresholdAction::Pause(_) => "pause",
-            ThresholdAction::Unpause(_) => "unpause",
-            ThresholdAction::RaiseAlert(_) => "raise_alert",
-            ThresholdAction::ClearAlert(_) => "clear_alert",
-        },
+        Subject::Action { action, .. } => action.name(),
     }
 }

@@ -8,6 +8,7 @@
 //! - [`policy`]: signals and circuit breakers (imports `view`);
 //! - [`clock`]: this node's clock against the chains' block timestamps;
 //! - [`journal`]: the operators' account of each incident;
+//! - [`governance`]: governance proposals, approvals by digest and their progress;
 //! - [`core`]: the node's decisions as one state machine over all of the above and the
 //!   agreement machine, fed inputs with an injected `now`, returning actions.
 //!
@@ -29,6 +30,7 @@ pub mod chains;
 pub mod clock;
 pub mod core;
 pub mod detect;
+pub mod governance;
 pub mod journal;
 pub mod params;
 pub mod policy;

@@ -1,6 +1,7 @@
 //! The `backstop` binary: runs a node, generates its keys, and queries a running node over
 //! its gRPC API.
 
+mod bin_governance;
 mod bin_keys;
 
 use std::path::PathBuf;
@@ -68,6 +69,8 @@ enum Command {
     /// The latest stress test of the pool: coverage and shortfall per scenario, the
     /// members left uncovered, and the risk views refused.
     Stress(ApiArgs),
+    /// Governance proposals: each one's status, approvals per vault and digest.
+    Proposals(ApiArgs),
     /// Admin calls (they need the node's admin token).
     Admin {
         #[command(subcommand)]
@@ -145,6 +148,22 @@ enum AdminCommand {
         /// bytes32 alert subject.
         subject: String,
     },
+    /// Propose a governance change; nothing is signed until operators approve it.
+    Propose {
+        #[command(subcommand)]
+        change: bin_governance::ProposeCommand,
+        /// One chain's vault only (default: every vault).
+        #[arg(long)]
+        chain: Option<u64>,
+    },
+    /// Approve a governance proposal by its digest (`backstop proposals` shows both):
+    /// this node then signs it on every target vault.
+    Approve {
+        /// bytes32 proposal id.
+        id: String,
+        /// bytes32 proposal digest.
+        digest: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -186,6 +205,7 @@ fn main() -> ExitCode {
         Command::Incident { id, api } => query(Query::Incident(id), api),
         Command::Signals(a) => query(Query::Signals, a),
         Command::Stress(a) => query(Query::Stress, a),
+        Command::Proposals(a) => query(Query::Proposals, a),
         Command::Admin {
             command,
             token_file,
@@ -309,6 +329,14 @@ fn admin(command: AdminCommand, token_file: Option<PathBuf>, api: &str) -> anyho
         AdminCommand::ClearAlert { chain, subject } => AdminRequest::ClearAlert {
             chain_id: chain,
             subject: parse_bytes32("subject", &subject)?,
+        },
+        AdminCommand::Propose { change, chain } => AdminRequest::Propose {
+            chain_id: chain,
+            change: change.change()?,
+        },
+        AdminCommand::Approve { id, digest } => AdminRequest::Approve {
+            id: parse_bytes32("id", &id)?,
+            digest: parse_bytes32("digest", &digest)?,
         },
     };
     let rt = runtime_builder()?;

@@ -303,6 +303,11 @@ pub fn chain_action(cert: &Certificate) -> Result<ChainAction, SignatureError> {
             ThresholdAction::Unpause(action) => ChainAction::Unpause { action, signatures },
             ThresholdAction::RaiseAlert(action) => ChainAction::RaiseAlert { action, signatures },
             ThresholdAction::ClearAlert(action) => ChainAction::ClearAlert { action, signatures },
+            ThresholdAction::SetMember(action) => ChainAction::SetMember { action, signatures },
+            ThresholdAction::SetLimits(action) => ChainAction::SetLimits { action, signatures },
+            ThresholdAction::RotateGuardians(action) => {
+                ChainAction::RotateGuardians { action, signatures }
+            }
         },
     })
 }

@@ -579,6 +579,10 @@ impl StateView for NodeView {
             ThresholdAction::Unfreeze(a) => lift_of(&a.member),
             ThresholdAction::ClearAlert(a) => lift_of(&a.subject),
             ThresholdAction::Unpause(_) => Ok(()),
+            // Governance changes: only this node's operator's approval (checked above).
+            ThresholdAction::SetMember(_)
+            | ThresholdAction::SetLimits(_)
+            | ThresholdAction::RotateGuardians(_) => Err(Refusal::NotApproved.into()),
         }
     }
 }

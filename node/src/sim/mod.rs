@@ -453,6 +453,9 @@ fn fact_input(fact: &Fact, block: u64) -> ChainInput {
                 ThresholdAction::ClearAlert(a) => {
                     ("clear alert", Some(VaultFact::AlertCleared(a.subject)))
                 }
+                ThresholdAction::SetMember(_) => ("set member", None),
+                ThresholdAction::SetLimits(_) => ("set limits", None),
+                ThresholdAction::RotateGuardians(_) => ("rotate guardians", None),
             };
             ChainInput::ActionExecuted {
                 vault: *vault,
@@ -760,6 +763,9 @@ impl<K: Kv> SimNode for WholeNode<K> {
                 ThresholdAction::ClearAlert(_) => "alerts cleared",
                 ThresholdAction::Unfreeze(_) => "unfreezes",
                 ThresholdAction::Pause(_) | ThresholdAction::Unpause(_) => "pauses",
+                ThresholdAction::SetMember(_)
+                | ThresholdAction::SetLimits(_)
+                | ThresholdAction::RotateGuardians(_) => "governance changes",
             };
             *tally.entry(name).or_default() += 1;
         }

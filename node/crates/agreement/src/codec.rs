@@ -17,9 +17,10 @@ use alloy::primitives::{Address, B256, Signature, U256};
 use alloy::sol_types::SolValue;
 use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, GuardianSignature, LegRelease, Pause, RaiseAlert,
-    UnfreezeMember, Unpause, VaultId,
+    RotateGuardians, SetLimits, SetMember, UnfreezeMember, Unpause, VaultId,
 };
-use backstop_types::{MAX_EVIDENCE_LEN, Signal, SignalKind};
+use backstop_types::governance::MAX_TARGETS;
+use backstop_types::{GovernanceProposal, MAX_EVIDENCE_LEN, Signal, SignalKind};
 
 /// Largest ABI blob accepted for one contract struct (a draw with [`MAX_LEGS`] legs is far
 /// below it).
@@ -182,6 +183,9 @@ impl Writer {
             ThresholdAction::Unpause(x) => self.u8(3).bytes(&x.abi_encode()),
             ThresholdAction::RaiseAlert(x) => self.u8(4).bytes(&x.abi_encode()),
             ThresholdAction::ClearAlert(x) => self.u8(5).bytes(&x.abi_encode()),
+            ThresholdAction::SetMember(x) => self.u8(6).bytes(&x.abi_encode()),
+            ThresholdAction::SetLimits(x) => self.u8(7).bytes(&x.abi_encode()),
+            ThresholdAction::RotateGuardians(x) => self.u8(8).bytes(&x.abi_encode()),
         }
     }
 
@@ -255,6 +259,13 @@ impl Writer {
                 .b256(&g.block_hash)
                 .b256(&g.assets.to_be_bytes::<32>().into())
                 .b256(&g.liabilities.to_be_bytes::<32>().into()),
+            Message::GovernanceProposal(g) => {
+                self.u8(7).u16(g.proposer).u32(g.targets.len() as u32);
+                for v in &g.targets {
+                    self.vault(v);
+                }
+                self.action(&g.action)
+            }
         }
     }
 }
@@ -421,6 +432,9 @@ impl<'a> Reader<'a> {
             3 => ThresholdAction::Unpause(self.abi::<Unpause>("Unpause")?),
             4 => ThresholdAction::RaiseAlert(self.abi::<RaiseAlert>("RaiseAlert")?),
             5 => ThresholdAction::ClearAlert(self.abi::<ClearAlert>("ClearAlert")?),
+            6 => ThresholdAction::SetMember(self.abi::<SetMember>("SetMember")?),
+            7 => ThresholdAction::SetLimits(self.abi::<SetLimits>("SetLimits")?),
+            8 => ThresholdAction::RotateGuardians(self.abi::<RotateGuardians>("RotateGuardians")?),
             tag => {
                 return Err(DecodeError::Tag {
                     what: "action",
@@ -551,6 +565,19 @@ impl<'a> Reader<'a> {
                 assets: U256::from_be_bytes(self.b256()?.0),
                 liabilities: U256::from_be_bytes(self.b256()?.0),
             }),
+            7 => {
+                let proposer = self.u16()?;
+                let count = self.len("targets", MAX_TARGETS)?;
+                let mut targets = Vec::with_capacity(count);
+                for _ in 0..count {
+                    targets.push(self.vault()?);
+                }
+                Message::GovernanceProposal(GovernanceProposal {
+                    proposer,
+                    targets,
+                    action: self.action()?,
+                })
+            }
             tag => {
                 return Err(DecodeError::Tag {
                     what: "message",
@@ -687,6 +714,43 @@ mod tests {
                 block_hash: B256::repeat_byte(5),
                 assets: U256::from(100),
                 liabilities: U256::MAX,
+            }),
+            Message::GovernanceProposal(GovernanceProposal {
+                proposer: 1,
+                targets: vec![vault, vault],
+                action: ThresholdAction::RotateGuardians(RotateGuardians {
+                    guardians: vec![Address::with_last_byte(1), Address::with_last_byte(2)],
+                    threshold: 2,
+                    pauseThreshold: 1,
+                    id: B256::repeat_byte(6),
+                    deadline: 4,
+                }),
+            }),
+            Message::ActionProposal(ActionProposal {
+                vault,
+                action: ThresholdAction::SetMember(SetMember {
+                    member: B256::repeat_byte(1),
+                    recipient: Address::with_last_byte(3),
+                    homeChainId: 5,
+                    cap: u128::MAX,
+                    deductible: 1,
+                    coverageLimit: 2,
+                    coverageWindow: 3,
+                    id: B256::repeat_byte(6),
+                    deadline: 4,
+                }),
+            }),
+            Message::ActionProposal(ActionProposal {
+                vault,
+                action: ThresholdAction::SetLimits(SetLimits {
+                    bucketCapacity: 1,
+                    refillPerSecond: 2,
+                    reserveFloor: U256::MAX,
+                    withdrawCooldown: 3,
+                    emergencyDuration: 4,
+                    id: B256::repeat_byte(6),
+                    deadline: 4,
+                }),
             }),
         ]
     }

@@ -1117,9 +1117,12 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 self.consider_action(vault, action, false, out)
             }
             Message::ActionAttestation(a) => self.on_action_attestation(a, out),
-            // Signals are the policy layer's; gap observations come from this node's own
-            // chain reads (`Event::Observed`), never from peers.
-            Message::Signal(_) | Message::GapObservation(_) => Ok(()),
+            // Signals are the policy layer's, governance proposals the governance table's;
+            // gap observations come from this node's own chain reads (`Event::Observed`),
+            // never from peers.
+            Message::Signal(_) | Message::GapObservation(_) | Message::GovernanceProposal(_) => {
+                Ok(())
+            }
         }
     }
 

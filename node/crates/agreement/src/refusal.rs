@@ -94,11 +94,14 @@ pub enum Refusal {
     /// No tripped breaker or operator request of this node wants this emergency action.
     #[error("no tripped breaker or request of this node wants this emergency action")]
     NotWanted,
+    /// A governance change this node's operator has not approved (by its digest).
+    #[error("governance change not approved by this node's operator")]
+    NotApproved,
 }
 
 impl Refusal {
     /// Every [`Refusal::kind`].
-    pub const KINDS: [&'static str; 20] = [
+    pub const KINDS: [&'static str; 21] = [
         "unknown_member",
         "pinned_order",
         "chain_not_configured",
@@ -119,6 +122,7 @@ impl Refusal {
         "deadline_too_far",
         "lift_refused",
         "not_wanted",
+        "not_approved",
     ];
 
     /// Short fixed name of the rule (a metric label).
@@ -144,6 +148,7 @@ impl Refusal {
             Self::DeadlineTooFar => "deadline_too_far",
             Self::LiftRefused(_) => "lift_refused",
             Self::NotWanted => "not_wanted",
+            Self::NotApproved => "not_approved",
         }
     }
 }
@@ -188,6 +193,7 @@ mod tests {
             Refusal::DeadlineTooFar,
             Refusal::LiftRefused(String::new()),
             Refusal::NotWanted,
+            Refusal::NotApproved,
         ];
         let kinds: Vec<_> = all.iter().map(Refusal::kind).collect();
         assert_eq!(kinds, Refusal::KINDS);

@@ -21,12 +21,12 @@ use backstop_stress::BasisKind;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::admin::AdminRequest;
+use crate::admin::{AdminRequest, GovernanceChange};
 use crate::convert::{self, UnknownEnum};
 use crate::logsafe::Escaped;
 use crate::model::{
     BreakerView, ChainView, ClockView, EffectStatus, IncidentView, MemberView, NodeEvent,
-    NodeStatus, PeerView, SignalView, to_hex,
+    NodeStatus, PeerView, ProposalView, SignalView, to_hex,
 };
 
 /// Time allowed to open the connection.
@@ -60,6 +60,9 @@ pub enum Query {
     /// `GetStressReport`, with the members' names from `ListMembers`; JSON as
     /// [`stress_json`] documents.
     Stress,
+    /// `ListProposals`: a table of the governance proposals, then each one's full id,
+    /// digest (to copy into an approval), parameters and per-chain state.
+    Proposals,
 }
 
 /// Why a client call failed.
@@ -344,7 +347,32 @@ pub async fn query(url: &str, q: &Query, json: bool) -> Result<String, ClientErr
                 Ok(render_breakers(&breakers))
             }
         }
+        Query::Proposals => {
+            let proposals = list_proposals(url, &mut client).await?;
+            if json {
+                Ok(pretty(&proposals)?)
+            } else {
+                Ok(render_proposals(&proposals))
+            }
+        }
     }
+}
+
+/// `ListProposals` on a connected client.
+async fn list_proposals(
+    url: &str,
+    client: &mut BackstopClient<Channel>,
+) -> Result<Vec<ProposalView>, ClientError> {
+    client
+        .list_proposals(pb::ListProposalsRequest {})
+        .await
+        .map_err(|s| rpc(url, s))?
+        .into_inner()
+        .proposals
+        .into_iter()
+        .map(convert::proposal_from_pb)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(url, e))
 }
 
 /// Sends an admin request with `token` and returns what the node started.
@@ -409,8 +437,54 @@ pub async fn admin(url: &str, token: &str, request: &AdminRequest) -> Result<Str
                 ))
                 .await
         }
+        AdminRequest::Propose { chain_id, change } => {
+            client
+                .propose_governance(authorized(
+                    pb::ProposeGovernanceRequest {
+                        chain_id: *chain_id,
+                        change: Some(convert::change_to_pb(change)),
+                    },
+                    &bearer,
+                ))
+                .await
+        }
+        AdminRequest::Approve { id, digest } => {
+            client
+                .approve_proposal(authorized(
+                    pb::ApproveProposalRequest {
+                        id: to_hex(id),
+                        digest: to_hex(digest),
+                    },
+                    &bearer,
+                ))
+                .await
+        }
     };
     Ok(response.map_err(|s| rpc(&url, s))?.into_inner().started)
+}
+
+/// Proposes `change` to the vault of `chain_id` (`None`: every chain's vault) through the
+/// node at `url` with admin `token`; returns what the node started. The node checks every
+/// field (INVALID_ARGUMENT naming it) and the consortium's rules.
+pub async fn propose(
+    url: &str,
+    token: &str,
+    chain_id: Option<u64>,
+    change: GovernanceChange,
+) -> Result<String, ClientError> {
+    admin(url, token, &AdminRequest::Propose { chain_id, change }).await
+}
+
+/// Approves the governance proposal `id` as the operator of the node at `url` (admin
+/// `token`): the node signs only if `digest` is exactly the proposal's. Returns what the
+/// node started.
+pub async fn approve(
+    url: &str,
+    token: &str,
+    id: [u8; 32],
+    digest: [u8; 32],
+) -> Result<String, ClientError> {
+    admin(url, token, &AdminRequest::Approve { id, digest }).await
 }
 
 /// A subscription to the node's events (see [`events`]).
@@ -472,6 +546,12 @@ pub async fn breakers(url: &str) -> Result<Vec<BreakerView>, ClientError> {
         .map(convert::breaker_from_pb)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(&url, e))
+}
+
+/// Every governance proposal the node at `url` shows (open and recently ended).
+pub async fn proposals(url: &str) -> Result<Vec<ProposalView>, ClientError> {
+    let (url, mut client) = connect(url, true).await?;
+    list_proposals(&url, &mut client).await
 }
 
 /// The name the node at `url` gives itself.
@@ -1148,6 +1228,99 @@ fn render_breakers(breakers: &[BreakerView]) -> String {
             &["CHAIN", "ACTION", "SUBJECT", "LEVEL", "STATUS", "TX"],
             &rows,
         ));
+    }
+    out
+}
+
+/// The first 10 characters of an id (`0x` + 8 hex digits) and `…`, or the id when short.
+fn short_id(id: &str) -> String {
+    const SHOWN: usize = 10;
+    if id.chars().count() <= SHOWN {
+        return id.to_owned();
+    }
+    let mut short: String = id.chars().take(SHOWN).collect();
+    short.push('…');
+    short
+}
+
+/// Approvals per target vault: `<chain>:<signatures>/<quorum>` joined by spaces.
+fn approvals_summary(p: &ProposalView) -> String {
+    if p.chains.is_empty() {
+        return "-".to_owned();
+    }
+    p.chains
+        .iter()
+        .map(|c| format!("{}:{}/{}", c.chain_id, c.signatures, c.quorum))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Human form of `ListProposals`: one row per proposal (short id), then for each its full
+/// id and digest on lines of their own (to copy into `approve`), its parameters and its
+/// state per target vault. Text the node relays (summary, proposer, reason) is escaped.
+fn render_proposals(proposals: &[ProposalView]) -> String {
+    if proposals.is_empty() {
+        return "no proposals\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = proposals
+        .iter()
+        .map(|p| {
+            vec![
+                short_id(&p.id),
+                or_dash(&Escaped(&p.kind).to_string()),
+                p.status.to_string(),
+                approvals_summary(p),
+                yes_no(p.approved_here),
+                or_dash(&Escaped(&p.proposer).to_string()),
+                fmt_ms(p.proposed_at_ms),
+                fmt_secs(p.deadline_s),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "ID",
+            "KIND",
+            "STATUS",
+            "APPROVALS",
+            "APPROVED HERE",
+            "PROPOSER",
+            "PROPOSED",
+            "DEADLINE",
+        ],
+        &rows,
+    );
+    for p in proposals {
+        let _ = writeln!(out, "\nproposal {}", short_id(&p.id));
+        let mut pairs = vec![
+            ("id", or_dash(&p.id)),
+            ("digest", or_dash(&p.digest)),
+            ("summary", or_dash(&Escaped(&p.summary).to_string())),
+        ];
+        if !p.reason.is_empty() {
+            pairs.push(("reason", Escaped(&p.reason).to_string()));
+        }
+        for line in key_values(&pairs).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        if !p.chains.is_empty() {
+            let rows: Vec<Vec<String>> = p
+                .chains
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.chain_id.to_string(),
+                        or_dash(&Escaped(&c.chain_name).to_string()),
+                        c.status.to_string(),
+                        format!("{}/{}", c.signatures, c.quorum),
+                        or_dash(&c.tx_hash),
+                    ]
+                })
+                .collect();
+            for line in table(&["CHAIN", "NAME", "STATUS", "SIGNATURES", "TX"], &rows).lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
     }
     out
 }

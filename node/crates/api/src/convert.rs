@@ -11,11 +11,13 @@
 use backstop_proto::v1 as pb;
 use backstop_stress::{BasisKind, MemberResult, RiskStatus, ScenarioResult, StressReport};
 
+use crate::admin::GovernanceChange;
 use crate::model::{
     AttestationView, BreakerEffectView, BreakerKind, BreakerView, ChainView, ClockView,
     EffectStatus, EventKind, IncidentPhase, IncidentView, LegStatus, LegView, MemberView,
-    NodeEvent, NodeInfo, NodeStatus, PeerView, PinnedBlockView, RegistrationView, SignalKind,
-    SignalView, StatusCounts, TimelineEntry, VaultView, to_hex,
+    NodeEvent, NodeInfo, NodeStatus, PeerView, PinnedBlockView, ProposalChainStatus,
+    ProposalChainView, ProposalStatus, ProposalView, RegistrationView, SignalKind, SignalView,
+    StatusCounts, TimelineEntry, VaultView, to_hex, uint256_to_decimal,
 };
 
 /// An enum value the model does not know.
@@ -579,6 +581,168 @@ pub fn breaker_from_pb(b: pb::Breaker) -> Result<BreakerView, UnknownEnum> {
         active: b.active,
         lifted_by: b.lifted_by,
     })
+}
+
+pub fn proposal_status_to_pb(s: ProposalStatus) -> pb::ProposalStatus {
+    match s {
+        ProposalStatus::Open => pb::ProposalStatus::Open,
+        ProposalStatus::Executed => pb::ProposalStatus::Executed,
+        ProposalStatus::Expired => pb::ProposalStatus::Expired,
+        ProposalStatus::Rejected => pb::ProposalStatus::Rejected,
+        ProposalStatus::Conflicting => pb::ProposalStatus::Conflicting,
+    }
+}
+
+pub fn proposal_status_from_pb(v: i32) -> Result<ProposalStatus, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "proposal status",
+        value: v,
+    };
+    Ok(
+        match pb::ProposalStatus::try_from(v).map_err(|_| unknown.clone())? {
+            pb::ProposalStatus::Open => ProposalStatus::Open,
+            pb::ProposalStatus::Executed => ProposalStatus::Executed,
+            pb::ProposalStatus::Expired => ProposalStatus::Expired,
+            pb::ProposalStatus::Rejected => ProposalStatus::Rejected,
+            pb::ProposalStatus::Conflicting => ProposalStatus::Conflicting,
+            pb::ProposalStatus::Unspecified => return Err(unknown),
+        },
+    )
+}
+
+pub fn proposal_chain_status_to_pb(s: ProposalChainStatus) -> pb::ProposalChainStatus {
+    match s {
+        ProposalChainStatus::Waiting => pb::ProposalChainStatus::Waiting,
+        ProposalChainStatus::Certified => pb::ProposalChainStatus::Certified,
+        ProposalChainStatus::Submitted => pb::ProposalChainStatus::Submitted,
+        ProposalChainStatus::Executed => pb::ProposalChainStatus::Executed,
+        ProposalChainStatus::Expired => pb::ProposalChainStatus::Expired,
+    }
+}
+
+pub fn proposal_chain_status_from_pb(v: i32) -> Result<ProposalChainStatus, UnknownEnum> {
+    let unknown = UnknownEnum {
+        what: "proposal chain status",
+        value: v,
+    };
+    Ok(
+        match pb::ProposalChainStatus::try_from(v).map_err(|_| unknown.clone())? {
+            pb::ProposalChainStatus::Waiting => ProposalChainStatus::Waiting,
+            pb::ProposalChainStatus::Certified => ProposalChainStatus::Certified,
+            pb::ProposalChainStatus::Submitted => ProposalChainStatus::Submitted,
+            pb::ProposalChainStatus::Executed => ProposalChainStatus::Executed,
+            pb::ProposalChainStatus::Expired => ProposalChainStatus::Expired,
+            pb::ProposalChainStatus::Unspecified => return Err(unknown),
+        },
+    )
+}
+
+pub fn proposal_to_pb(p: ProposalView) -> pb::Proposal {
+    pb::Proposal {
+        id: p.id,
+        digest: p.digest,
+        kind: p.kind,
+        summary: p.summary,
+        proposer: p.proposer,
+        proposed_at_ms: p.proposed_at_ms,
+        deadline_s: p.deadline_s,
+        status: proposal_status_to_pb(p.status).into(),
+        reason: p.reason,
+        approved_here: p.approved_here,
+        chains: p
+            .chains
+            .into_iter()
+            .map(|c| pb::ProposalChain {
+                chain_id: c.chain_id,
+                chain_name: c.chain_name,
+                status: proposal_chain_status_to_pb(c.status).into(),
+                signatures: c.signatures,
+                quorum: c.quorum,
+                tx_hash: c.tx_hash,
+            })
+            .collect(),
+    }
+}
+
+pub fn proposal_from_pb(p: pb::Proposal) -> Result<ProposalView, UnknownEnum> {
+    Ok(ProposalView {
+        id: p.id,
+        digest: p.digest,
+        kind: p.kind,
+        summary: p.summary,
+        proposer: p.proposer,
+        proposed_at_ms: p.proposed_at_ms,
+        deadline_s: p.deadline_s,
+        status: proposal_status_from_pb(p.status)?,
+        reason: p.reason,
+        approved_here: p.approved_here,
+        chains: p
+            .chains
+            .into_iter()
+            .map(|c| {
+                Ok(ProposalChainView {
+                    status: proposal_chain_status_from_pb(c.status)?,
+                    chain_id: c.chain_id,
+                    chain_name: c.chain_name,
+                    signatures: c.signatures,
+                    quorum: c.quorum,
+                    tx_hash: c.tx_hash,
+                })
+            })
+            .collect::<Result<_, UnknownEnum>>()?,
+    })
+}
+
+/// The wire form of a proposed change (the client side of `ProposeGovernance`): ids and
+/// addresses as `0x` hex, amounts as decimal strings.
+pub fn change_to_pb(c: &GovernanceChange) -> pb::propose_governance_request::Change {
+    use pb::propose_governance_request::Change;
+    match c {
+        GovernanceChange::SetMember {
+            member,
+            recipient,
+            home_chain_id,
+            cap,
+            deductible,
+            coverage_limit,
+            coverage_window_s,
+        } => Change::SetMember(pb::SetMemberChange {
+            member: to_hex(member),
+            recipient: to_hex(recipient),
+            home_chain_id: *home_chain_id,
+            cap: cap.to_string(),
+            deductible: deductible.to_string(),
+            coverage_limit: coverage_limit.to_string(),
+            coverage_window_s: *coverage_window_s,
+        }),
+        GovernanceChange::DisableMember { member } => {
+            Change::DisableMember(pb::DisableMemberChange {
+                member: to_hex(member),
+            })
+        }
+        GovernanceChange::SetLimits {
+            bucket_capacity,
+            refill_per_second,
+            reserve_floor,
+            withdraw_cooldown_s,
+            emergency_duration_s,
+        } => Change::SetLimits(pb::SetLimitsChange {
+            bucket_capacity: bucket_capacity.to_string(),
+            refill_per_second: refill_per_second.to_string(),
+            reserve_floor: uint256_to_decimal(reserve_floor),
+            withdraw_cooldown_s: *withdraw_cooldown_s,
+            emergency_duration_s: *emergency_duration_s,
+        }),
+        GovernanceChange::RotateGuardians {
+            guardians,
+            threshold,
+            pause_threshold,
+        } => Change::RotateGuardians(pb::RotateGuardiansChange {
+            guardians: guardians.iter().map(|g| to_hex(g)).collect(),
+            threshold: u32::from(*threshold),
+            pause_threshold: u32::from(*pause_threshold),
+        }),
+    }
 }
 
 pub fn event_to_pb(e: NodeEvent) -> pb::Event {

@@ -40,7 +40,7 @@ const SERVICE_PREFIX: &str = "/backstop.v1.Backstop/";
 
 /// The unary methods of `backstop.v1.Backstop` whose requests are screened (the request
 /// types are in [`check_message`]).
-pub const METHODS: [&str; 14] = [
+pub const METHODS: [&str; 17] = [
     "GetStatus",
     "ListPeers",
     "ListChains",
@@ -51,10 +51,13 @@ pub const METHODS: [&str; 14] = [
     "ListBreakers",
     "StreamEvents",
     "GetStressReport",
+    "ListProposals",
     "RaiseSignal",
     "RequestUnfreeze",
     "RequestUnpause",
     "RequestAlertClear",
+    "ProposeGovernance",
+    "ApproveProposal",
 ];
 
 /// Length of the gRPC message header (flag and big-endian length).
@@ -288,6 +291,9 @@ pub fn check_message(method: &str, message: &[u8]) -> Option<Result<(), Status>>
         "RequestUnfreeze" => decode::<pb::RequestUnfreezeRequest>(message),
         "RequestUnpause" => decode::<pb::RequestUnpauseRequest>(message),
         "RequestAlertClear" => decode::<pb::RequestAlertClearRequest>(message),
+        "ListProposals" => decode::<pb::ListProposalsRequest>(message),
+        "ProposeGovernance" => decode::<pb::ProposeGovernanceRequest>(message),
+        "ApproveProposal" => decode::<pb::ApproveProposalRequest>(message),
         _ => return None,
     };
     Some(decoded.and_then(|()| {
@@ -410,7 +416,30 @@ mod tests {
                 "RequestAlertClear",
                 pb::RequestAlertClearRequest {
                     chain_id: 31337,
-                    subject,
+                    subject: subject.clone(),
+                }
+                .encode_to_vec(),
+            ),
+            ("ListProposals", pb::ListProposalsRequest {}.encode_to_vec()),
+            (
+                "ProposeGovernance",
+                pb::ProposeGovernanceRequest {
+                    chain_id: None,
+                    change: Some(pb::propose_governance_request::Change::RotateGuardians(
+                        pb::RotateGuardiansChange {
+                            guardians: vec![format!("0x{}", "a1".repeat(20))],
+                            threshold: 1,
+                            pause_threshold: 1,
+                        },
+                    )),
+                }
+                .encode_to_vec(),
+            ),
+            (
+                "ApproveProposal",
+                pb::ApproveProposalRequest {
+                    id: subject.clone(),
+                    digest: subject,
                 }
                 .encode_to_vec(),
             ),

@@ -2,8 +2,8 @@
 //! client and the Prometheus metrics endpoint.
 //!
 //! The node's runtime owns an [`ApiState`] and keeps it current (identity, peers, chains,
-//! members, incidents, signals, circuit breakers, readiness) and publishes [`NodeEvent`]s
-//! on it; it also receives validated [`AdminCommand`]s from the bounded admin queue
+//! members, incidents, signals, circuit breakers, governance proposals, readiness) and
+//! publishes [`NodeEvent`]s on it; it also receives validated [`AdminCommand`]s from the bounded admin queue
 //! ([`admin::channel`]) and answers each once. [`serve`] runs the gRPC server (with the standard health service
 //! and server reflection) over that state; it never changes the state itself;
 //! [`serve_with`] does the same with explicit [`ServerOptions`] (connection cap, handshake,
@@ -38,14 +38,15 @@ pub mod metrics;
 pub mod model;
 pub mod server;
 
-pub use admin::{AdminCommand, AdminError, AdminReply, AdminRequest};
+pub use admin::{AdminCommand, AdminError, AdminReply, AdminRequest, GovernanceChange};
 pub use client::{ClientError, Query};
 pub use metrics::{Metrics, MetricsError, serve_metrics};
 pub use model::{
     ApiState, AttestationView, BreakerEffectView, BreakerKind, BreakerView, ChainView,
     EffectStatus, EventKind, IncidentId, IncidentPhase, IncidentView, LegStatus, LegView,
-    MemberView, Model, NodeEvent, NodeInfo, NodeStatus, PeerView, SignalKind, SignalView,
-    StatusCounts, TimelineEntry, VaultView,
+    MemberView, Model, NodeEvent, NodeInfo, NodeStatus, PeerView, ProposalChainStatus,
+    ProposalChainView, ProposalStatus, ProposalView, SignalKind, SignalView, StatusCounts,
+    TimelineEntry, VaultView,
 };
 pub use server::{ApiError, ServerOptions, serve, serve_with};
 

@@ -17,12 +17,15 @@
 //!   `server`), never blocking the publisher;
 //! - the ready flag and the model's `ready` field always agree (the health service
 //!   follows the flag);
+//! - at most [`MAX_PROPOSALS`] governance proposals are held (the ended ones proposed
+//!   first are left out first), whatever the runtime writes;
 //! - every member's `breakers` lists exactly the active breakers whose `members_blocked`
 //!   names it (ids compared without regard to case), in the order of [`Model::breakers`]:
 //!   [`ApiState`] derives it after every update, so the runtime only publishes breakers.
 //!
-//! The module also parses the identifiers the API accepts ([`parse_bytes32`],
-//! [`IncidentId`]), with errors that name the offending field.
+//! The module also parses the identifiers and amounts the API accepts ([`parse_bytes32`],
+//! [`parse_address`], [`IncidentId`], [`parse_u128`], [`parse_uint256`]), with errors that
+//! name the offending field.
 
 use std::fmt;
 use std::str::FromStr;
@@ -41,6 +44,9 @@ pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
 
 /// Longest incident id accepted ("0x" + 64 hex + ":" + 20 digits is 87).
 pub const MAX_ID_LEN: usize = 128;
+
+/// Most governance proposals shown ([`ApiState::set_proposals`]).
+pub const MAX_PROPOSALS: usize = 256;
 
 /// Error in a field of a request or of a user-supplied identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +80,32 @@ pub enum FieldError {
     /// Not an incident id.
     #[error("incident id: expected \"0x<64 hex digits>:<seq>\", got {0:?}")]
     IncidentId(String),
+    /// Not an unsigned decimal integer (digits only).
+    #[error("{field}: expected an unsigned decimal integer, got {got:?}")]
+    Decimal {
+        /// Name of the field.
+        field: &'static str,
+        /// The value received (shortened when long).
+        got: String,
+    },
+    /// A decimal integer larger than its type allows.
+    #[error("{field}: larger than uint{bits} allows (2^{bits} - 1), got {got:?}")]
+    Overflow {
+        /// Name of the field.
+        field: &'static str,
+        /// Width of the type, in bits.
+        bits: u32,
+        /// The value received (shortened when long).
+        got: String,
+    },
+    /// Well-formed but not allowed (zero address, duplicate, out of range).
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Name of the field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Shortens `s` for an error message.
@@ -125,6 +157,79 @@ fn hex_value(c: u8) -> Option<u8> {
 /// Parses a bytes32 value (`0x` + 64 hex digits).
 pub fn parse_bytes32(field: &'static str, s: &str) -> Result<[u8; 32], FieldError> {
     parse_hex::<32>(field, s)
+}
+
+/// Parses an EVM address (`0x` + 40 hex digits, either case; no checksum check).
+pub fn parse_address(field: &'static str, s: &str) -> Result<[u8; 20], FieldError> {
+    parse_hex::<20>(field, s)
+}
+
+/// The digits of an unsigned decimal integer: ASCII digits only, at least one.
+fn decimal_digits<'a>(field: &'static str, s: &'a str) -> Result<&'a [u8], FieldError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(FieldError::Decimal {
+            field,
+            got: shorten(s),
+        });
+    }
+    Ok(s.as_bytes())
+}
+
+/// Parses an unsigned decimal integer (`"0"`, `"1500"`; digits only, no sign, no spaces)
+/// that fits 128 bits.
+pub fn parse_u128(field: &'static str, s: &str) -> Result<u128, FieldError> {
+    let overflow = || FieldError::Overflow {
+        field,
+        bits: 128,
+        got: shorten(s),
+    };
+    decimal_digits(field, s)?.iter().try_fold(0_u128, |acc, d| {
+        acc.checked_mul(10)
+            .and_then(|v| v.checked_add(u128::from(d - b'0')))
+            .ok_or_else(overflow)
+    })
+}
+
+/// Parses an unsigned decimal integer that fits 256 bits into its 32 big-endian bytes.
+pub fn parse_uint256(field: &'static str, s: &str) -> Result<[u8; 32], FieldError> {
+    let mut out = [0u8; 32];
+    for d in decimal_digits(field, s)? {
+        // out = out * 10 + d, from the least significant byte up.
+        let mut carry = u16::from(d - b'0');
+        for byte in out.iter_mut().rev() {
+            let v = u16::from(*byte) * 10 + carry;
+            *byte = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        if carry != 0 {
+            return Err(FieldError::Overflow {
+                field,
+                bits: 256,
+                got: shorten(s),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The decimal form of a big-endian unsigned 256-bit integer (`"0"` for zero).
+pub fn uint256_to_decimal(value: &[u8; 32]) -> String {
+    let mut n = *value;
+    let mut digits = Vec::with_capacity(78);
+    while n.iter().any(|&b| b != 0) {
+        // n = n / 10, remainder the next digit, from the most significant byte down.
+        let mut rem = 0_u16;
+        for byte in &mut n {
+            let v = (rem << 8) | u16::from(*byte);
+            *byte = (v / 10) as u8;
+            rem = v % 10;
+        }
+        digits.push(b'0' + rem as u8);
+    }
+    if digits.is_empty() {
+        return "0".to_owned();
+    }
+    digits.iter().rev().map(|&d| char::from(d)).collect()
 }
 
 /// `0x` + lowercase hex of `bytes`.
@@ -592,6 +697,124 @@ impl BreakerView {
     }
 }
 
+/// Where a governance proposal stands as a whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProposalStatus {
+    /// Collecting approvals, or executing on some of its vaults.
+    #[default]
+    Open,
+    /// Executed on every target vault.
+    Executed,
+    /// Past its deadline before it executed everywhere.
+    Expired,
+    /// Refused by the node ([`ProposalView::reason`] says why).
+    Rejected,
+    /// Another proposal with the same id but a different digest is known
+    /// ([`ProposalView::reason`] says which).
+    Conflicting,
+}
+
+impl ProposalStatus {
+    /// Upper-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Executed => "EXECUTED",
+            Self::Expired => "EXPIRED",
+            Self::Rejected => "REJECTED",
+            Self::Conflicting => "CONFLICTING",
+        }
+    }
+}
+
+impl fmt::Display for ProposalStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a governance proposal stands on one target vault.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProposalChainStatus {
+    /// Collecting approvals.
+    #[default]
+    Waiting,
+    /// t signatures held, submission pending.
+    Certified,
+    /// A transaction executing it is in flight.
+    Submitted,
+    /// Executed on this vault.
+    Executed,
+    /// Past its deadline unexecuted on this vault.
+    Expired,
+}
+
+impl ProposalChainStatus {
+    /// Upper-case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "WAITING",
+            Self::Certified => "CERTIFIED",
+            Self::Submitted => "SUBMITTED",
+            Self::Executed => "EXECUTED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+}
+
+impl fmt::Display for ProposalChainStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A governance proposal on one target vault.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProposalChainView {
+    /// Chain of the vault.
+    pub chain_id: u64,
+    /// Chain name from the configuration.
+    pub chain_name: String,
+    /// Where it stands on this vault.
+    pub status: ProposalChainStatus,
+    /// Approvals (guardian signatures) held for this vault.
+    pub signatures: u32,
+    /// Signatures this vault needs (its threshold).
+    pub quorum: u32,
+    /// Transaction that executes it (`0x` + 64 hex), empty until submitted.
+    pub tx_hash: String,
+}
+
+/// A governance proposal: one change to the consortium's vaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProposalView {
+    /// Action id (`0x` + 64 hex), the same on every target vault.
+    pub id: String,
+    /// Proposal digest (`0x` + 64 hex): what an operator approves.
+    pub digest: String,
+    /// What it changes: `set_member`, `disable_member`, `set_limits` or `rotate_guardians`
+    /// (see [`crate::admin::GovernanceChange::kind`]).
+    pub kind: String,
+    /// Its parameters, human-readable.
+    pub summary: String,
+    /// Name of the node whose operator proposed it.
+    pub proposer: String,
+    /// When it was proposed, ms since the Unix epoch.
+    pub proposed_at_ms: u64,
+    /// Unix time in seconds after which the vaults refuse it.
+    pub deadline_s: u64,
+    /// Where it stands as a whole.
+    pub status: ProposalStatus,
+    /// Why it is rejected or conflicting; empty otherwise.
+    pub reason: String,
+    /// This node's operator approved it.
+    pub approved_here: bool,
+    /// One entry per target vault.
+    pub chains: Vec<ProposalChainView>,
+}
+
 /// What a node event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -674,6 +897,9 @@ pub struct Model {
     pub signals: Vec<SignalView>,
     /// Circuit breakers, active and recently ended.
     pub breakers: Vec<BreakerView>,
+    /// Governance proposals, open and recently ended, in the runtime's order (at most
+    /// [`MAX_PROPOSALS`], see [`ApiState::set_proposals`]).
+    pub proposals: Vec<ProposalView>,
     /// This node's clock against the chains.
     pub clock: ClockView,
     /// The latest evaluation of the stress scenarios, shared with the runtime as it is
@@ -723,6 +949,27 @@ impl Model {
                 .collect();
         }
     }
+}
+
+/// Keeps at most [`MAX_PROPOSALS`] of `proposals`, in their order: the ones left out are
+/// the ended ones (not open) proposed first, then, if still too many, the open ones
+/// proposed first.
+fn bound_proposals(proposals: &mut Vec<ProposalView>) {
+    if proposals.len() <= MAX_PROPOSALS {
+        return;
+    }
+    let excess = proposals.len() - MAX_PROPOSALS;
+    let mut order: Vec<usize> = (0..proposals.len()).collect();
+    order.sort_by_key(|&i| {
+        let p = &proposals[i];
+        (p.status == ProposalStatus::Open, p.proposed_at_ms, i)
+    });
+    let mut keep = vec![true; proposals.len()];
+    for &i in &order[..excess] {
+        keep[i] = false;
+    }
+    let mut flags = keep.into_iter();
+    proposals.retain(|_| flags.next().unwrap_or(true));
 }
 
 /// Replaces the element of `items` matching `same`, or appends `item`.
@@ -784,7 +1031,8 @@ impl ApiState {
 
     /// Applies `f` to the model under the write lock. `ready` is managed by
     /// [`ApiState::set_ready`]; a change made to it here is undone. Members' `breakers` are
-    /// derived from [`Model::breakers`] afterwards.
+    /// derived from [`Model::breakers`] afterwards, and the proposals are bounded as
+    /// [`ApiState::set_proposals`] does.
     pub fn update<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
         let mut model = self
             .shared
@@ -795,6 +1043,7 @@ impl ApiState {
         let out = f(&mut model);
         model.ready = ready;
         model.derive_member_breakers();
+        bound_proposals(&mut model.proposals);
         out
     }
 
@@ -914,6 +1163,18 @@ impl ApiState {
                 a.id.eq_ignore_ascii_case(&b.id)
             })
         });
+    }
+
+    /// Replaces the governance proposals (in the order to show them, oldest first). At most
+    /// [`MAX_PROPOSALS`] are kept: above that, the ended ones (not open) proposed first are
+    /// left out, then the open ones proposed first.
+    pub fn set_proposals(&self, proposals: Vec<ProposalView>) {
+        self.update(|m| m.proposals = proposals);
+    }
+
+    /// The governance proposals shown.
+    pub fn proposals(&self) -> Vec<ProposalView> {
+        self.read(|m| m.proposals.clone())
     }
 
     /// The breakers, or only the active ones.
@@ -1120,6 +1381,146 @@ mod tests {
         assert_eq!(api.breakers(true).len(), 1);
         assert_eq!(api.breakers(false).len(), 2);
         assert!(!m.chain_quarantined(5));
+    }
+
+    #[test]
+    fn decimals_parse_within_their_width() {
+        let max128 = u128::MAX.to_string();
+        assert_eq!(parse_u128("cap", "0").unwrap(), 0);
+        assert_eq!(parse_u128("cap", "001500").unwrap(), 1500);
+        assert_eq!(parse_u128("cap", &max128).unwrap(), u128::MAX);
+        let over = "340282366920938463463374607431768211456";
+        assert_eq!(
+            parse_u128("cap", over).unwrap_err().to_string(),
+            format!("cap: larger than uint128 allows (2^128 - 1), got \"{over}\"")
+        );
+        for bad in ["", "-1", "+1", " 1", "1 ", "1.0", "0x10", "1e3", "１"] {
+            assert_eq!(
+                parse_u128("cap", bad).unwrap_err(),
+                FieldError::Decimal {
+                    field: "cap",
+                    got: bad.to_owned()
+                },
+                "{bad:?}"
+            );
+            assert!(
+                matches!(
+                    parse_uint256("reserve_floor", bad),
+                    Err(FieldError::Decimal { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+
+        let max256 =
+            "115792089237316195423570985008687907853269984665640564039457584007913129639935";
+        assert_eq!(parse_uint256("reserve_floor", max256).unwrap(), [0xff; 32]);
+        assert_eq!(uint256_to_decimal(&[0xff; 32]), max256);
+        let over = "115792089237316195423570985008687907853269984665640564039457584007913129639936";
+        assert_eq!(
+            parse_uint256("reserve_floor", over)
+                .unwrap_err()
+                .to_string(),
+            format!("reserve_floor: larger than uint256 allows (2^256 - 1), got \"{over}\"")
+        );
+        // Far larger: still an overflow, not a wrap-around.
+        assert!(matches!(
+            parse_uint256("reserve_floor", &"9".repeat(100)),
+            Err(FieldError::Overflow { bits: 256, .. })
+        ));
+        let mut n = [0u8; 32];
+        n[31] = 1;
+        n[30] = 1;
+        assert_eq!(parse_uint256("x", "257").unwrap(), n);
+        assert_eq!(parse_uint256("x", "0000").unwrap(), [0; 32]);
+        assert_eq!(uint256_to_decimal(&[0; 32]), "0");
+        for v in [
+            "1",
+            "10",
+            "1000000000000000000000",
+            &max128,
+            "340282366920938463463374607431768211456",
+            "98765432109876543210987654321098765432109876543210",
+        ] {
+            assert_eq!(uint256_to_decimal(&parse_uint256("x", v).unwrap()), v);
+        }
+        // The low 16 bytes of a uint128 are its big-endian bytes.
+        let v = parse_uint256("x", &max128).unwrap();
+        assert_eq!(v[..16], [0; 16]);
+        assert_eq!(v[16..], u128::MAX.to_be_bytes());
+    }
+
+    #[test]
+    fn addresses_parse_as_20_bytes() {
+        assert_eq!(
+            parse_address("recipient", &format!("0x{}", "Ab".repeat(20))).unwrap(),
+            [0xab; 20]
+        );
+        assert_eq!(
+            parse_address("recipient", "0x12").unwrap_err().to_string(),
+            "recipient: expected 0x followed by 40 hex digits, got \"0x12\""
+        );
+    }
+
+    fn proposal(n: u64, status: ProposalStatus) -> ProposalView {
+        ProposalView {
+            id: format!("0x{n:064x}"),
+            proposed_at_ms: 1_000 + n,
+            status,
+            ..ProposalView::default()
+        }
+    }
+
+    #[test]
+    fn proposals_are_bounded_ended_ones_first() {
+        let api = ApiState::new(NodeInfo::default());
+        // 300 proposals, every third open.
+        let all: Vec<ProposalView> = (0..300)
+            .map(|n| {
+                let status = if n % 3 == 0 {
+                    ProposalStatus::Open
+                } else {
+                    ProposalStatus::Executed
+                };
+                proposal(n, status)
+            })
+            .collect();
+        api.set_proposals(all.clone());
+        let shown = api.proposals();
+        assert_eq!(shown.len(), MAX_PROPOSALS);
+        // Every open one is kept, the 44 oldest ended ones are dropped, order is kept.
+        assert_eq!(
+            shown
+                .iter()
+                .filter(|p| p.status == ProposalStatus::Open)
+                .count(),
+            100
+        );
+        let dropped: Vec<u64> = all
+            .iter()
+            .filter(|p| !shown.contains(p))
+            .map(|p| p.proposed_at_ms - 1_000)
+            .collect();
+        assert_eq!(dropped.len(), 44);
+        assert!(dropped.iter().all(|n| n % 3 != 0 && *n < 70), "{dropped:?}");
+        assert!(
+            shown
+                .windows(2)
+                .all(|w| w[0].proposed_at_ms < w[1].proposed_at_ms)
+        );
+
+        // Only open ones: the oldest go; an update() through the model is bounded too.
+        api.update(|m| {
+            m.proposals = (0..260)
+                .map(|n| proposal(n, ProposalStatus::Open))
+                .collect();
+        });
+        let shown = api.proposals();
+        assert_eq!(shown.len(), MAX_PROPOSALS);
+        assert_eq!(shown[0].proposed_at_ms, 1_004);
+
+        api.set_proposals(vec![proposal(1, ProposalStatus::Rejected)]);
+        assert_eq!(api.snapshot().proposals.len(), 1);
     }
 
     #[test]

@@ -45,18 +45,25 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::admin::{AdminCommand, AdminError, AdminRequest, REPLY_TIMEOUT};
+use crate::admin::{
+    AdminCommand, AdminError, AdminRequest, GovernanceChange, REPLY_TIMEOUT, check_guardian_count,
+    check_guardian_set,
+};
 use crate::conn::{Acceptor, Registry, Timeouts};
 use crate::convert;
 use crate::ingress::Ingress;
 use crate::logsafe::{Escaped, LogLimiter};
 use crate::metrics::API_SERVER;
-use crate::model::{ApiState, EventKind, FieldError, IncidentId, NodeEvent, parse_bytes32};
+use crate::model::{
+    ApiState, EventKind, FieldError, IncidentId, NodeEvent, parse_address, parse_bytes32,
+    parse_u128, parse_uint256,
+};
 
 /// Largest request message accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-/// Longest string accepted in an identifier field (subject, member, incident id).
+/// Longest string accepted in an identifier or amount field (subject, member, address,
+/// incident id, decimal amount).
 const MAX_ID_FIELD: usize = 128;
 
 /// Concurrent requests per connection.
@@ -318,6 +325,77 @@ fn bytes32_field(field: &'static str, s: &str) -> Result<[u8; 32], Status> {
     parse_bytes32(field, bounded(field, s)?).map_err(invalid)
 }
 
+/// Parses an address request field.
+fn address_field(field: &'static str, s: &str) -> Result<[u8; 20], Status> {
+    parse_address(field, bounded(field, s)?).map_err(invalid)
+}
+
+/// Parses a decimal uint128 request field.
+fn u128_field(field: &'static str, s: &str) -> Result<u128, Status> {
+    parse_u128(field, bounded(field, s)?).map_err(invalid)
+}
+
+/// Parses a decimal uint256 request field into big-endian bytes.
+fn uint256_field(field: &'static str, s: &str) -> Result<[u8; 32], Status> {
+    parse_uint256(field, bounded(field, s)?).map_err(invalid)
+}
+
+/// Parses the change of a `ProposeGovernance` request: every field decoded, and a guardian
+/// set checked in full here (its thresholds before they are narrowed to `u8`); the other
+/// rules are checked with the whole request ([`AdminRequest::validate`]).
+fn change_from_pb(
+    change: Option<pb::propose_governance_request::Change>,
+) -> Result<GovernanceChange, Status> {
+    use pb::propose_governance_request::Change;
+    let Some(change) = change else {
+        return Err(invalid(FieldError::Missing { field: "change" }));
+    };
+    Ok(match change {
+        Change::SetMember(c) => GovernanceChange::SetMember {
+            member: bytes32_field("member", &c.member)?,
+            recipient: address_field("recipient", &c.recipient)?,
+            home_chain_id: c.home_chain_id,
+            cap: u128_field("cap", &c.cap)?,
+            deductible: u128_field("deductible", &c.deductible)?,
+            coverage_limit: u128_field("coverage_limit", &c.coverage_limit)?,
+            coverage_window_s: c.coverage_window_s,
+        },
+        Change::DisableMember(c) => GovernanceChange::DisableMember {
+            member: bytes32_field("member", &c.member)?,
+        },
+        Change::SetLimits(c) => GovernanceChange::SetLimits {
+            bucket_capacity: u128_field("bucket_capacity", &c.bucket_capacity)?,
+            refill_per_second: u128_field("refill_per_second", &c.refill_per_second)?,
+            reserve_floor: uint256_field("reserve_floor", &c.reserve_floor)?,
+            withdraw_cooldown_s: c.withdraw_cooldown_s,
+            emergency_duration_s: c.emergency_duration_s,
+        },
+        Change::RotateGuardians(c) => {
+            check_guardian_count(c.guardians.len()).map_err(invalid)?;
+            let guardians = c
+                .guardians
+                .iter()
+                .map(|g| address_field("guardians", g))
+                .collect::<Result<Vec<_>, _>>()?;
+            check_guardian_set(&guardians, c.threshold, c.pause_threshold).map_err(invalid)?;
+            // Both are at most MAX_GUARDIANS now.
+            let narrow = |field: &'static str, v: u32| {
+                u8::try_from(v).map_err(|_| {
+                    invalid(FieldError::Invalid {
+                        field,
+                        reason: format!("must fit 8 bits, got {v}"),
+                    })
+                })
+            };
+            GovernanceChange::RotateGuardians {
+                guardians,
+                threshold: narrow("threshold", c.threshold)?,
+                pause_threshold: narrow("pause_threshold", c.pause_threshold)?,
+            }
+        }
+    })
+}
+
 impl Service {
     /// Counts a refused admin call and logs it, at most once per log interval (with the
     /// number of refusals not logged since the previous line).
@@ -433,7 +511,9 @@ impl Service {
             AdminRequest::Unpause { chain_id } | AdminRequest::ClearAlert { chain_id, .. } => {
                 Some(*chain_id)
             }
-            AdminRequest::RaiseSignal { .. } => None,
+            AdminRequest::Propose { chain_id, .. } => *chain_id,
+            // A proposal is looked up by the runtime: the list shown may lag it.
+            AdminRequest::RaiseSignal { .. } | AdminRequest::Approve { .. } => None,
         };
         let member = match request {
             AdminRequest::Unfreeze { member, .. } => Some(*member),
@@ -602,6 +682,16 @@ impl Backstop for Service {
         )))
     }
 
+    async fn list_proposals(
+        &self,
+        _request: Request<pb::ListProposalsRequest>,
+    ) -> Result<Response<pb::ListProposalsResponse>, Status> {
+        let proposals = self.api.proposals();
+        Ok(Response::new(pb::ListProposalsResponse {
+            proposals: proposals.into_iter().map(convert::proposal_to_pb).collect(),
+        }))
+    }
+
     type StreamEventsStream = EventStream;
 
     async fn stream_events(
@@ -678,5 +768,30 @@ impl Backstop for Service {
             subject,
         })
         .await
+    }
+
+    async fn propose_governance(
+        &self,
+        request: Request<pb::ProposeGovernanceRequest>,
+    ) -> Result<Response<pb::AdminResponse>, Status> {
+        self.authorize("ProposeGovernance", &request)?;
+        let r = request.into_inner();
+        let change = change_from_pb(r.change)?;
+        self.dispatch(AdminRequest::Propose {
+            chain_id: r.chain_id,
+            change,
+        })
+        .await
+    }
+
+    async fn approve_proposal(
+        &self,
+        request: Request<pb::ApproveProposalRequest>,
+    ) -> Result<Response<pb::AdminResponse>, Status> {
+        self.authorize("ApproveProposal", &request)?;
+        let r = request.into_inner();
+        let id = bytes32_field("id", &r.id)?;
+        let digest = bytes32_field("digest", &r.digest)?;
+        self.dispatch(AdminRequest::Approve { id, digest }).await
     }
 }

@@ -14,6 +14,7 @@
 //! then decoded strictly and checked ([`MAX_EXPOSURES`] entries, distinct non-zero oracles,
 //! magnitudes below [`EXPOSURE_BOUND`]), so a hostile member costs a bounded decode.
 
+use backstop_types::governance::MAX_GUARDIANS;
 use std::collections::BTreeSet;
 use std::future::IntoFuture;
 
@@ -240,9 +241,6 @@ pub struct MemberRecord {
     /// What the vault may still pay the member at the block, by its coverage window.
     pub coverage_available: U256,
 }
-
-/// Largest guardian set a vault accepts.
-const MAX_GUARDIANS: usize = 32;
 
 /// Pinned reads over one chain's RPC pool.
 #[derive(Debug)]

@@ -38,7 +38,8 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolInterface};
 use backstop_contracts::bindings::BackstopVault::{self, BackstopVaultErrors};
 use backstop_contracts::bindings::IBackstopVault::{
-    ClearAlert, Draw, FreezeMember, LegRelease, Pause, RaiseAlert, UnfreezeMember, Unpause,
+    ClearAlert, Draw, FreezeMember, LegRelease, Pause, RaiseAlert, RotateGuardians, SetLimits,
+    SetMember, UnfreezeMember, Unpause,
 };
 
 use crate::reads::{PinnedBlock, ReadError, Reader};
@@ -104,6 +105,27 @@ pub enum ChainAction {
         /// t signatures.
         signatures: Bytes,
     },
+    /// `setMember` (governance).
+    SetMember {
+        /// The action.
+        action: SetMember,
+        /// t signatures.
+        signatures: Bytes,
+    },
+    /// `setLimits` (governance).
+    SetLimits {
+        /// The action.
+        action: SetLimits,
+        /// t signatures.
+        signatures: Bytes,
+    },
+    /// `rotateGuardians` (governance).
+    RotateGuardians {
+        /// The action.
+        action: RotateGuardians,
+        /// t signatures of the current set.
+        signatures: Bytes,
+    },
 }
 
 /// What makes two submissions the same action on one vault.
@@ -148,6 +170,9 @@ impl ChainAction {
             ChainAction::Unpause { action, .. } => ActionKey::Action { id: action.id },
             ChainAction::RaiseAlert { action, .. } => ActionKey::Action { id: action.id },
             ChainAction::ClearAlert { action, .. } => ActionKey::Action { id: action.id },
+            ChainAction::SetMember { action, .. } => ActionKey::Action { id: action.id },
+            ChainAction::SetLimits { action, .. } => ActionKey::Action { id: action.id },
+            ChainAction::RotateGuardians { action, .. } => ActionKey::Action { id: action.id },
         }
     }
 
@@ -183,6 +208,15 @@ impl ChainAction {
             }
             ChainAction::ClearAlert { action, signatures } => {
                 V::clearAlertCall { action, signatures }.abi_encode()
+            }
+            ChainAction::SetMember { action, signatures } => {
+                V::setMemberCall { action, signatures }.abi_encode()
+            }
+            ChainAction::SetLimits { action, signatures } => {
+                V::setLimitsCall { action, signatures }.abi_encode()
+            }
+            ChainAction::RotateGuardians { action, signatures } => {
+                V::rotateGuardiansCall { action, signatures }.abi_encode()
             }
         };
         v.into()

@@ -6,10 +6,10 @@
 //!
 //! Invariants:
 //! - Every fixed-size field has exactly its length (32-byte hashes and uint256, 20-byte
-//!   addresses, 65-byte guardian signatures with `v` in {27, 28}); anything else is
+//!   addresses, 16-byte uint128, 65-byte guardian signatures with `v` in {27, 28}); anything else is
 //!   rejected, never truncated or padded.
 //! - Repeated fields and the evidence blob are bounded ([`MAX_LEGS`], [`MAX_PINNED`],
-//!   [`MAX_EVIDENCE_LEN`]).
+//!   [`MAX_EVIDENCE_LEN`], [`MAX_TARGETS`], [`MAX_GUARDIANS`]).
 //! - `decode(encode(m)) == m` for every message `encode` produces.
 //!
 //! Guardian signatures are only checked for shape here; whether they recover to the
@@ -18,12 +18,14 @@
 use alloy::primitives::{Address, B256, Signature, U256};
 use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, GuardianSignature, Leg, LegRelease, Pause, RaiseAlert,
-    UnfreezeMember, Unpause, VaultId,
+    RotateGuardians, SetLimits, SetMember, UnfreezeMember, Unpause, VaultId,
 };
 use backstop_proto::gossip::v1 as pb;
+use backstop_types::governance::{MAX_GUARDIANS, MAX_TARGETS};
 use backstop_types::{
-    ActionAttestation, ActionProposal, DrawAttestation, DrawProposal, GapObservation, IncidentKey,
-    LegAttestation, Message, NodeIndex, PinnedBlock, Signal, SignalKind, ThresholdAction,
+    ActionAttestation, ActionProposal, DrawAttestation, DrawProposal, GapObservation,
+    GovernanceProposal, IncidentKey, LegAttestation, Message, NodeIndex, PinnedBlock, Signal,
+    SignalKind, ThresholdAction,
 };
 pub use backstop_types::{MAX_EVIDENCE_LEN, MAX_LEGS, MAX_PINNED};
 use prost::Message as _;
@@ -199,6 +201,23 @@ fn from_proto(p: pb::Payload) -> Result<Message, PayloadError> {
             action: action(a.action)?,
             signature: guardian_sig(a.signature)?,
         }),
+        Body::GovernanceProposal(g) => {
+            bounded("governance.targets", g.targets.len(), MAX_TARGETS)?;
+            Message::GovernanceProposal(GovernanceProposal {
+                proposer: NodeIndex::try_from(g.proposer_index).map_err(|_| {
+                    PayloadError::Invalid {
+                        field: "governance.proposer_index",
+                        reason: "above the largest node index",
+                    }
+                })?,
+                targets: g
+                    .targets
+                    .into_iter()
+                    .map(|v| vault(Some(v)))
+                    .collect::<Result<_, _>>()?,
+                action: action(g.action)?,
+            })
+        }
     })
 }
 
@@ -260,6 +279,11 @@ fn to_proto(m: &Message) -> pb::Payload {
             action: Some(action_pb(&a.action)),
             signature: Some(guardian_sig_pb(&a.signature)),
         }),
+        Message::GovernanceProposal(g) => Body::GovernanceProposal(pb::GovernanceProposal {
+            proposer_index: u32::from(g.proposer),
+            targets: g.targets.iter().map(vault_pb).collect(),
+            action: Some(action_pb(&g.action)),
+        }),
     };
     pb::Payload { body: Some(body) }
 }
@@ -278,6 +302,17 @@ fn b256(field: &'static str, bytes: &[u8]) -> Result<B256, PayloadError> {
 
 fn u256(field: &'static str, bytes: &[u8]) -> Result<U256, PayloadError> {
     exact::<32>(field, bytes).map(|b| U256::from_be_bytes(b))
+}
+
+fn u128_be(field: &'static str, bytes: &[u8]) -> Result<u128, PayloadError> {
+    exact::<16>(field, bytes).map(u128::from_be_bytes)
+}
+
+fn u8_of(field: &'static str, v: u32) -> Result<u8, PayloadError> {
+    u8::try_from(v).map_err(|_| PayloadError::Invalid {
+        field,
+        reason: "above 255",
+    })
 }
 
 fn address(field: &'static str, bytes: &[u8]) -> Result<Address, PayloadError> {
@@ -426,10 +461,7 @@ fn action(p: Option<pb::Action>) -> Result<ThresholdAction, PayloadError> {
         }),
         Kind::RaiseAlert(a) => ThresholdAction::RaiseAlert(RaiseAlert {
             subject: b256("alert.subject", &a.subject)?,
-            level: u8::try_from(a.level).map_err(|_| PayloadError::Invalid {
-                field: "alert.level",
-                reason: "above 255",
-            })?,
+            level: u8_of("alert.level", a.level)?,
             id: b256("alert.id", &a.id)?,
             deadline: a.deadline,
         }),
@@ -438,6 +470,40 @@ fn action(p: Option<pb::Action>) -> Result<ThresholdAction, PayloadError> {
             id: b256("clear.id", &a.id)?,
             deadline: a.deadline,
         }),
+        Kind::SetMember(a) => ThresholdAction::SetMember(SetMember {
+            member: b256("set_member.member", &a.member)?,
+            recipient: address("set_member.recipient", &a.recipient)?,
+            homeChainId: a.home_chain_id,
+            cap: u128_be("set_member.cap", &a.cap)?,
+            deductible: u128_be("set_member.deductible", &a.deductible)?,
+            coverageLimit: u128_be("set_member.coverage_limit", &a.coverage_limit)?,
+            coverageWindow: a.coverage_window,
+            id: b256("set_member.id", &a.id)?,
+            deadline: a.deadline,
+        }),
+        Kind::SetLimits(a) => ThresholdAction::SetLimits(SetLimits {
+            bucketCapacity: u128_be("set_limits.bucket_capacity", &a.bucket_capacity)?,
+            refillPerSecond: u128_be("set_limits.refill_per_second", &a.refill_per_second)?,
+            reserveFloor: u256("set_limits.reserve_floor", &a.reserve_floor)?,
+            withdrawCooldown: a.withdraw_cooldown,
+            emergencyDuration: a.emergency_duration,
+            id: b256("set_limits.id", &a.id)?,
+            deadline: a.deadline,
+        }),
+        Kind::RotateGuardians(a) => {
+            bounded("rotate.guardians", a.guardians.len(), MAX_GUARDIANS)?;
+            ThresholdAction::RotateGuardians(RotateGuardians {
+                guardians: a
+                    .guardians
+                    .iter()
+                    .map(|g| address("rotate.guardians", g))
+                    .collect::<Result<_, _>>()?,
+                threshold: u8_of("rotate.threshold", a.threshold)?,
+                pauseThreshold: u8_of("rotate.pause_threshold", a.pause_threshold)?,
+                id: b256("rotate.id", &a.id)?,
+                deadline: a.deadline,
+            })
+        }
     })
 }
 
@@ -470,6 +536,33 @@ fn action_pb(a: &ThresholdAction) -> pb::Action {
         }),
         ThresholdAction::ClearAlert(a) => Kind::ClearAlert(pb::ClearAlert {
             subject: a.subject.to_vec(),
+            id: a.id.to_vec(),
+            deadline: a.deadline,
+        }),
+        ThresholdAction::SetMember(a) => Kind::SetMember(pb::SetMember {
+            member: a.member.to_vec(),
+            recipient: a.recipient.to_vec(),
+            home_chain_id: a.homeChainId,
+            cap: a.cap.to_be_bytes().to_vec(),
+            deductible: a.deductible.to_be_bytes().to_vec(),
+            coverage_limit: a.coverageLimit.to_be_bytes().to_vec(),
+            coverage_window: a.coverageWindow,
+            id: a.id.to_vec(),
+            deadline: a.deadline,
+        }),
+        ThresholdAction::SetLimits(a) => Kind::SetLimits(pb::SetLimits {
+            bucket_capacity: a.bucketCapacity.to_be_bytes().to_vec(),
+            refill_per_second: a.refillPerSecond.to_be_bytes().to_vec(),
+            reserve_floor: a.reserveFloor.to_be_bytes::<32>().to_vec(),
+            withdraw_cooldown: a.withdrawCooldown,
+            emergency_duration: a.emergencyDuration,
+            id: a.id.to_vec(),
+            deadline: a.deadline,
+        }),
+        ThresholdAction::RotateGuardians(a) => Kind::RotateGuardians(pb::RotateGuardians {
+            guardians: a.guardians.iter().map(|g| g.to_vec()).collect(),
+            threshold: u32::from(a.threshold),
+            pause_threshold: u32::from(a.pauseThreshold),
             id: a.id.to_vec(),
             deadline: a.deadline,
         }),

@@ -184,7 +184,7 @@ pub struct ConnectionCounters {
 
 enum Command {
     Publish {
-        message: Message,
+        message: Box<Message>,
         reply: oneshot::Sender<Result<[u8; 32], NetworkError>>,
     },
     #[cfg(feature = "test-util")]
@@ -221,7 +221,10 @@ impl NetworkHandle {
     pub async fn publish(&self, message: Message) -> Result<[u8; 32], NetworkError> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Publish { message, reply })
+            .send(Command::Publish {
+                message: Box::new(message),
+                reply,
+            })
             .await
             .map_err(|_| NetworkError::Stopped)?;
         rx.await.map_err(|_| NetworkError::Stopped)?
@@ -624,7 +627,7 @@ impl Task {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Publish { message, reply } => {
-                let _ = reply.send(self.publish(message));
+                let _ = reply.send(self.publish(*message));
             }
             #[cfg(feature = "test-util")]
             Command::PublishRaw { data, reply } => {

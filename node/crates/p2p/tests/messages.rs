@@ -4,8 +4,8 @@
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::{
-    ClearAlert, Draw, FreezeMember, Leg, LegRelease, Pause, RaiseAlert, Signable, UnfreezeMember,
-    Unpause, VaultId, sign_digest,
+    ClearAlert, Draw, FreezeMember, Leg, LegRelease, Pause, RaiseAlert, RotateGuardians, SetLimits,
+    SetMember, Signable, UnfreezeMember, Unpause, VaultId, sign_digest,
 };
 use backstop_p2p::Wire;
 use backstop_p2p::message::*;
@@ -83,7 +83,35 @@ fn all_messages() -> Vec<Message> {
             id,
             deadline: 5,
         }),
+        ThresholdAction::SetMember(SetMember {
+            member: incident.member,
+            recipient: Address::repeat_byte(0x33),
+            homeChainId: 10,
+            cap: u128::MAX,
+            deductible: 7,
+            coverageLimit: 1 << 90,
+            coverageWindow: 86_400,
+            id,
+            deadline: 5,
+        }),
+        ThresholdAction::SetLimits(SetLimits {
+            bucketCapacity: 1_000,
+            refillPerSecond: 3,
+            reserveFloor: U256::MAX,
+            withdrawCooldown: 60,
+            emergencyDuration: 600,
+            id,
+            deadline: 5,
+        }),
+        ThresholdAction::RotateGuardians(RotateGuardians {
+            guardians: vec![Address::repeat_byte(1), Address::repeat_byte(2)],
+            threshold: 2,
+            pauseThreshold: 1,
+            id,
+            deadline: 5,
+        }),
     ];
+    let governance = actions[8].clone();
     let mut out = vec![
         Message::Signal(Signal {
             kind: SignalKind::OracleStale,
@@ -141,13 +169,24 @@ fn all_messages() -> Vec<Message> {
             signature: sig,
         }));
     }
+    out.push(Message::GovernanceProposal(GovernanceProposal {
+        proposer: 3,
+        targets: vec![
+            vault(),
+            VaultId {
+                chain_id: 20,
+                address: Address::repeat_byte(0x22),
+            },
+        ],
+        action: governance,
+    }));
     out
 }
 
 #[test]
 fn every_message_kind_round_trips_and_signatures_still_verify() {
     let messages = all_messages();
-    assert_eq!(messages.len(), 5 + 12);
+    assert_eq!(messages.len(), 5 + 18 + 1);
     for m in messages {
         let decoded = Message::decode(&m.encode()).unwrap();
         assert_eq!(decoded, m);
@@ -177,7 +216,7 @@ fn incident_keys_and_action_classes() {
     for (i, msg) in m.iter().enumerate().take(5).skip(1) {
         assert_eq!(msg.incident(), Some(key), "message {i}");
     }
-    let emergency: Vec<bool> = m[5..]
+    let emergency: Vec<bool> = m[5..23]
         .iter()
         .step_by(2)
         .map(|p| match p {
@@ -185,7 +224,23 @@ fn incident_keys_and_action_classes() {
             _ => unreachable!(),
         })
         .collect();
-    assert_eq!(emergency, [true, false, true, false, true, false]);
+    assert_eq!(
+        emergency,
+        [true, false, true, false, true, false, false, false, false]
+    );
+    let governance: Vec<bool> = m[5..23]
+        .iter()
+        .step_by(2)
+        .map(|p| match p {
+            Message::ActionProposal(p) => p.action.is_governance(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        governance,
+        [false, false, false, false, false, false, true, true, true]
+    );
+    assert_eq!(m[23].incident(), None);
 }
 
 fn payload_of(m: &Message) -> pb::Payload {
@@ -293,6 +348,67 @@ fn wrong_lengths_and_bounds_are_refused() {
         Err(PayloadError::Invalid {
             field: "alert.level",
             ..
+        })
+    ));
+
+    // Governance: 15-byte uint128, too many guardians, too many targets, threshold above u8.
+    let governance = |f: fn(&mut pb::GovernanceProposal)| {
+        let mut p = payload_of(&m[23]);
+        if let Some(pb::payload::Body::GovernanceProposal(g)) = &mut p.body {
+            f(g);
+        } else {
+            panic!("fixture order changed");
+        }
+        Message::decode(&p.encode_to_vec())
+    };
+    fn rotation(g: &mut pb::GovernanceProposal) -> &mut pb::RotateGuardians {
+        match &mut g.action.as_mut().unwrap().kind {
+            Some(pb::action::Kind::RotateGuardians(r)) => r,
+            _ => panic!("fixture order changed"),
+        }
+    }
+    assert!(matches!(
+        governance(|g| rotation(g).id.truncate(31)),
+        Err(PayloadError::Length {
+            field: "rotate.id",
+            ..
+        })
+    ));
+    assert!(matches!(
+        governance(|g| rotation(g).guardians = vec![vec![1; 20]; 33]),
+        Err(PayloadError::TooMany {
+            field: "rotate.guardians",
+            ..
+        })
+    ));
+    assert!(matches!(
+        governance(|g| rotation(g).threshold = 256),
+        Err(PayloadError::Invalid {
+            field: "rotate.threshold",
+            ..
+        })
+    ));
+    assert!(matches!(
+        governance(|g| g.targets = vec![g.targets[0].clone(); 65]),
+        Err(PayloadError::TooMany {
+            field: "governance.targets",
+            ..
+        })
+    ));
+    let mut p = payload_of(&m[17]);
+    if let Some(pb::payload::Body::ActionProposal(a)) = &mut p.body {
+        if let Some(pb::action::Kind::SetMember(s)) = &mut a.action.as_mut().unwrap().kind {
+            s.cap.pop();
+        } else {
+            panic!("fixture order changed");
+        }
+    }
+    assert!(matches!(
+        Message::decode(&p.encode_to_vec()),
+        Err(PayloadError::Length {
+            field: "set_member.cap",
+            expected: 16,
+            actual: 15
         })
     ));
 

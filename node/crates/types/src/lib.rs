@@ -5,6 +5,7 @@
 //! - [`incident`]: incident keys, attempts and the phases an incident goes through;
 //! - [`signal`]: the kinds of signal detectors raise, and the subjects of chains and oracles;
 //! - [`breaker`]: what a circuit breaker guards against and the effects it puts on vaults;
+//! - [`governance`]: proposals that change members, limits and guardians, and their digest;
 //! - [`message`]: every message the nodes gossip (the wire codec lives in `backstop-p2p`);
 //! - [`time`]: the wall clock, read in one place.
 //!
@@ -13,6 +14,7 @@
 
 pub mod breaker;
 pub mod consortium;
+pub mod governance;
 pub mod incident;
 pub mod message;
 pub mod signal;

@@ -7,11 +7,12 @@
 
 use alloy::primitives::{B256, Bytes, U256};
 use backstop_contracts::eip712::{
-    ClearAlert, Draw, FreezeMember, GuardianSignature, LegRelease, Pause, RaiseAlert, Signable,
-    UnfreezeMember, Unpause, VaultId,
+    ClearAlert, Draw, FreezeMember, GuardianSignature, LegRelease, Pause, RaiseAlert,
+    RotateGuardians, SetLimits, SetMember, Signable, UnfreezeMember, Unpause, VaultId,
 };
 
 use crate::consortium::{Consortium, NodeIndex};
+pub use crate::governance::GovernanceProposal;
 use crate::incident::{Attempt, IncidentKey};
 use crate::signal::SignalKind;
 
@@ -131,6 +132,12 @@ pub enum ThresholdAction {
     RaiseAlert(RaiseAlert),
     /// Clear an alert (t signatures).
     ClearAlert(ClearAlert),
+    /// Add or change a member (governance, t signatures).
+    SetMember(SetMember),
+    /// Change the vault's limits (governance, t signatures).
+    SetLimits(SetLimits),
+    /// Replace the guardian set and its thresholds (governance, t signatures of the current set).
+    RotateGuardians(RotateGuardians),
 }
 
 impl ThresholdAction {
@@ -143,6 +150,9 @@ impl ThresholdAction {
             Self::Unpause(a) => a.id,
             Self::RaiseAlert(a) => a.id,
             Self::ClearAlert(a) => a.id,
+            Self::SetMember(a) => a.id,
+            Self::SetLimits(a) => a.id,
+            Self::RotateGuardians(a) => a.id,
         }
     }
 
@@ -155,12 +165,39 @@ impl ThresholdAction {
             Self::Unpause(a) => a.deadline,
             Self::RaiseAlert(a) => a.deadline,
             Self::ClearAlert(a) => a.deadline,
+            Self::SetMember(a) => a.deadline,
+            Self::SetLimits(a) => a.deadline,
+            Self::RotateGuardians(a) => a.deadline,
         }
     }
 
     /// Whether it stops something (p signatures) rather than lifting (t signatures).
     pub fn is_emergency(&self) -> bool {
         matches!(self, Self::Freeze(_) | Self::Pause(_) | Self::RaiseAlert(_))
+    }
+
+    /// The vault call, in snake case (`freeze`, `set_member`...): metrics labels and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Freeze(_) => "freeze",
+            Self::Unfreeze(_) => "unfreeze",
+            Self::Pause(_) => "pause",
+            Self::Unpause(_) => "unpause",
+            Self::RaiseAlert(_) => "raise_alert",
+            Self::ClearAlert(_) => "clear_alert",
+            Self::SetMember(_) => "set_member",
+            Self::SetLimits(_) => "set_limits",
+            Self::RotateGuardians(_) => "rotate_guardians",
+        }
+    }
+
+    /// Whether it changes the consortium's configuration (a governance proposal that each
+    /// node signs only after its own operator approved it).
+    pub fn is_governance(&self) -> bool {
+        matches!(
+            self,
+            Self::SetMember(_) | Self::SetLimits(_) | Self::RotateGuardians(_)
+        )
     }
 
     /// Signatures the vault requires.
@@ -181,6 +218,9 @@ impl ThresholdAction {
             Self::Unpause(a) => a.digest(vault),
             Self::RaiseAlert(a) => a.digest(vault),
             Self::ClearAlert(a) => a.digest(vault),
+            Self::SetMember(a) => a.digest(vault),
+            Self::SetLimits(a) => a.digest(vault),
+            Self::RotateGuardians(a) => a.digest(vault),
         }
     }
 }
@@ -222,6 +262,8 @@ pub enum Message {
     ActionProposal(ActionProposal),
     /// A signature over a threshold action.
     ActionAttestation(ActionAttestation),
+    /// A governance change proposed by an operator, for the other operators to approve.
+    GovernanceProposal(GovernanceProposal),
 }
 
 impl Message {
@@ -235,7 +277,10 @@ impl Message {
                 member: m.release.member,
                 seq: m.release.seq,
             }),
-            Self::Signal(_) | Self::ActionProposal(_) | Self::ActionAttestation(_) => None,
+            Self::Signal(_)
+            | Self::ActionProposal(_)
+            | Self::ActionAttestation(_)
+            | Self::GovernanceProposal(_) => None,
         }
     }
 
@@ -248,7 +293,8 @@ impl Message {
             Self::Signal(_)
             | Self::GapObservation(_)
             | Self::DrawProposal(_)
-            | Self::ActionProposal(_) => None,
+            | Self::ActionProposal(_)
+            | Self::GovernanceProposal(_) => None,
         }
     }
 }
