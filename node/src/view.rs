@@ -162,6 +162,9 @@ pub struct Computed {
     pub allocation: Allocation,
 }
 
+/// Most threshold actions approved at once (they live until their deadline).
+pub const MAX_APPROVALS: usize = 4096;
+
 /// The node's view: snapshots, quarantines and approvals.
 #[derive(Debug)]
 pub struct NodeView {
@@ -330,8 +333,23 @@ impl NodeView {
             .collect()
     }
 
-    /// Approves a threshold action this node was asked for (operator or policy).
-    pub fn approve(&mut self, vault: VaultId, action: ThresholdAction) {
+    /// Approves a threshold action this node was asked for (operator or policy) at
+    /// `now_ms`; approvals past their deadline are dropped, and at most [`MAX_APPROVALS`]
+    /// are kept (the nearest deadlines go first).
+    pub fn approve(&mut self, vault: VaultId, action: ThresholdAction, now_ms: u64) {
+        let now_s = now_ms / 1000;
+        self.approvals.retain(|_, a| a.deadline() >= now_s);
+        while self.approvals.len() >= MAX_APPROVALS {
+            let nearest = self
+                .approvals
+                .iter()
+                .min_by_key(|(_, a)| a.deadline())
+                .map(|(k, _)| *k);
+            match nearest {
+                Some(k) => self.approvals.remove(&k),
+                None => break,
+            };
+        }
         self.approvals.insert((vault, action.id()), action);
     }
 
@@ -987,7 +1005,7 @@ pub(crate) mod tests {
             deadline: NOW_S + 60,
         });
         assert!(v.approve_action(&vault, &freeze, NOW_S * 1000).is_err());
-        v.approve(vault, freeze.clone());
+        v.approve(vault, freeze.clone(), 0);
         assert!(v.approve_action(&vault, &freeze, NOW_S * 1000).is_ok());
         let lift = ThresholdAction::Unfreeze(UnfreezeMember {
             member: member(),

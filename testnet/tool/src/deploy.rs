@@ -44,6 +44,11 @@ pub const CHAINS: [u64; 3] = [31337, 31338, 31339];
 
 /// Home chain of each member: members 0 and 1 on the first chain, member 2 on the second.
 pub const MEMBER_HOMES: [u64; 3] = [CHAINS[0], CHAINS[0], CHAINS[1]];
+/// The member the nodes are configured for but no vault holds until the onboard-member
+/// drill has the consortium add it (its index among the members).
+pub const ONBOARD_MEMBER: usize = 4;
+/// Its home chain.
+pub const ONBOARD_HOME: u64 = CHAINS[1];
 
 /// `chains[].halt_after_secs` of every node.
 pub const HALT_AFTER_SECS: u64 = 5;
@@ -283,6 +288,17 @@ async fn start(dir: &Path, n: usize, backstop: &Path, procs: &mut Vec<Proc>) -> 
     .await
     .context("deploying member 1's mock")?
     .address();
+    // Member 4 (the onboard-member drill's) is in every node's configuration with its
+    // own mock on the second chain, but on no vault until the consortium adds it.
+    let member4 = *MockMember::deploy(
+        dev_provider(&chains[1].rpc)?,
+        params.member_assets,
+        params.member_liabilities,
+        chains[1].oracle,
+    )
+    .await
+    .context("deploying member 4's mock")?
+    .address();
     let mut specs: Vec<MemberSpec> = MEMBER_HOMES
         .iter()
         .enumerate()
@@ -292,11 +308,13 @@ async fn start(dir: &Path, n: usize, backstop: &Path, procs: &mut Vec<Proc>) -> 
     aave_spec.recipient = market.bridge;
     aave_spec.recipients = aave::recipients(&market);
     specs.push(aave_spec);
+    specs.push(MemberSpec::new(ONBOARD_MEMBER, ONBOARD_HOME));
     let mock_of = [
         contracts[0].member_contract,
         member1,
         contracts[1].member_contract,
         market.adapter,
+        member4,
     ];
     let members: Vec<MemberState> = specs
         .iter()
@@ -322,8 +340,9 @@ async fn start(dir: &Path, n: usize, backstop: &Path, procs: &mut Vec<Proc>) -> 
         .collect();
 
     println!(
-        "Registering {} members on every vault and funding the guardians...",
-        specs.len()
+        "Registering {} members on every vault (member-{ONBOARD_MEMBER} waits for the \
+         consortium) and funding the guardians...",
+        specs.len() - 1
     );
     let registered = futures::future::join_all(chains.iter().map(|c| {
         let (rpc, keys, specs) = (c.rpc.clone(), keys.clone(), specs.clone());
@@ -340,7 +359,10 @@ async fn start(dir: &Path, n: usize, backstop: &Path, procs: &mut Vec<Proc>) -> 
                         .anvil_set_balance(k.address(), U256::from(GUARDIAN_BALANCE_WEI))
                         .await?;
                 }
-                for m in &specs {
+                for m in specs
+                    .iter()
+                    .filter(|m| m.id != member_id_of(ONBOARD_MEMBER))
+                {
                     set_member_on(&provider, vault, &keys, m).await;
                 }
                 Ok(())

@@ -29,6 +29,7 @@ use backstop_contracts::testing::{
 };
 
 mod foresight;
+mod governance;
 
 use crate::aave::{self, AAVE_MEMBER};
 use crate::deploy::{self, HALT_AFTER_SECS, SIGNAL_WINDOW_SECS};
@@ -39,7 +40,7 @@ use backstop_contracts::aave::{IAaveOracle, IAavePool, IMintableErc20, USER_GAS}
 use backstop_types::pool_subject;
 
 /// The drills, in the order `drill all` runs them.
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 14] = [
     "margin-exhaustion",
     "stress-shortfall",
     "early-warning",
@@ -52,6 +53,8 @@ pub const NAMES: [&str; 12] = [
     "pool-exhausted",
     "member-never-books",
     "aave-bad-debt",
+    "change-limits",
+    "onboard-member",
 ];
 
 /// Bound of every wait for the consortium to act.
@@ -153,6 +156,8 @@ pub async fn run(net: &mut Net, name: &str) -> Result<Outcome> {
                 "aave-bad-debt" => aave_bad_debt(net, &mut r).await,
                 "early-warning" => foresight::early_warning(net, &mut r).await,
                 "stress-shortfall" => foresight::stress_shortfall(net, &mut r).await,
+                "change-limits" => governance::change_limits(net, &mut r).await,
+                "onboard-member" => governance::onboard_member(net, &mut r).await,
                 _ => pool_exhausted(net, &mut r).await,
             };
             match result {
