@@ -1237,7 +1237,9 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
     }
 
     fn request_action(&mut self, vault: VaultId, action: ThresholdAction) -> Result<(), CoreError> {
-        self.machine.view_mut().approve(vault, action.clone(), self.now);
+        self.machine
+            .view_mut()
+            .approve(vault, action.clone(), self.now);
         self.feed(Event::RequestAction { vault, action })
     }
 

@@ -323,24 +323,48 @@ async fn refuses_invalid(net: &Net, r: &mut Report) -> Result<()> {
 }
 
 /// Onboard a member: member-4 (in every node's configuration, on no vault) is proposed by
-/// node-0, approved by nodes 0, 2 and 3, added on every vault; then its gap is covered.
+/// node-0, approved by nodes 0, 2 and 3, added on every vault; then its gap is covered. On
+/// a testnet where an earlier run added it, the consortium first disables it (node-3
+/// proposes, nodes 1, 2 and 3 approve): its cap, deductible and coverage limit go to zero.
 pub(super) async fn onboard_member(net: &mut Net, r: &mut Report) -> Result<Option<(usize, u64)>> {
     let m = ONBOARD_MEMBER;
     let member = net.member(m)?.clone();
     let spec = MemberSpec::new(m, ONBOARD_HOME);
-    let on_vaults = async |net: &Net| -> Result<Vec<bool>> {
+    let caps = async |net: &Net| -> Result<Vec<Option<u128>>> {
         let mut out = Vec::new();
         for c in net.chain_ids() {
             let v = net.vault(c)?;
             let rec = bounded(&format!("member on chain {c}"), v.member(spec.id).call()).await?;
-            out.push(rec.recipient == spec.recipient && rec.cap == spec.cap);
+            out.push((rec.recipient == spec.recipient).then_some(rec.cap));
         }
         Ok(out)
     };
-    let before = on_vaults(net).await?;
+    if caps(net).await?.iter().all(|c| *c == Some(spec.cap)) {
+        r.step(format!(
+            "{} is on every vault from an earlier run: the consortium disables it first",
+            member.name
+        ));
+        let disable = GovernanceChange::DisableMember { member: spec.id.0 };
+        let unchanged = async || Ok(caps(net).await?.iter().all(|c| *c == Some(spec.cap)));
+        carry(net, r, 3, disable, &[1, 2, 3], unchanged).await?;
+        let after = caps(net).await?;
+        if !r.check(
+            after.iter().all(|c| *c == Some(0)),
+            format!(
+                "{} is disabled on every vault (caps {after:?})",
+                member.name
+            ),
+        ) {
+            return Ok(None);
+        }
+    }
+    let before = caps(net).await?;
     if !r.check(
-        before.iter().all(|x| !x),
-        format!("{} is on no vault yet ({before:?})", member.name),
+        before.iter().all(|c| c.is_none_or(|cap| cap == 0)),
+        format!(
+            "{} is on no vault, or disabled (caps {before:?})",
+            member.name
+        ),
     ) {
         return Ok(None);
     }
@@ -353,16 +377,16 @@ pub(super) async fn onboard_member(net: &mut Net, r: &mut Report) -> Result<Opti
         coverage_limit: spec.coverage_limit,
         coverage_window_s: spec.coverage_window,
     };
-    let unchanged = async || Ok(on_vaults(net).await?.iter().all(|x| !x));
+    let unchanged = async || Ok(caps(net).await? == before);
     if carry(net, r, 0, change, &[0, 2, 3], unchanged)
         .await?
         .is_none()
     {
         return Ok(None);
     }
-    let after = on_vaults(net).await?;
+    let after = caps(net).await?;
     if !r.check(
-        after.iter().all(|x| *x),
+        after.iter().all(|c| *c == Some(spec.cap)),
         format!(
             "{} is on every vault with cap {} ({after:?})",
             member.name,
