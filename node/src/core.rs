@@ -39,7 +39,9 @@ use tracing::{debug, error, info, warn};
 use crate::chains::{ChainInput, FetchSet};
 use crate::clock::{ClockCheck, ClockReport, Skew};
 use crate::detect::{Assertion, Detectors};
-use crate::governance::{self, Governance, GovernanceChange, Proposal, ProposalError};
+use crate::governance::{
+    self, Governance, GovernanceChange, Proposal, ProposalError, Registration,
+};
 use crate::journal::{Change, Journal};
 use crate::policy::{
     Breaker, BreakerId, EARLY_WARNING_ACTION_TTL_S, Output as PolicyOutput, Policy, SignalEntry,
@@ -314,6 +316,9 @@ pub struct NodeCore<S, K> {
     governance: Governance,
     /// When this node next gossips its open proposals again (ms).
     next_proposal_rebroadcast: u64,
+    /// How each configured member last stood on its home vault (one entry per configured
+    /// member).
+    registry: BTreeMap<B256, Registration>,
     status: BTreeMap<u64, ChainStatus>,
     submissions: BTreeMap<(u64, &'static str), (u64, u64)>,
     action_ttl_s: u64,
@@ -364,6 +369,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             clock: ClockCheck::new(max_pin_age_s),
             governance,
             next_proposal_rebroadcast: 0,
+            registry: BTreeMap::new(),
             status,
             submissions: BTreeMap::new(),
             action_ttl_s,
@@ -1025,7 +1031,30 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         let early = self.warnings.on_snapshot(&snap);
         found.extend(self.detectors.on_conditions(early, now));
         found.extend(self.stress_test(now));
+        self.follow_registry(&snap);
         self.assert_own(found)
+    }
+
+    /// Tells operators when a configured member's standing on its home vault changes (not
+    /// on it, disabled, homed elsewhere, registered): the chain holds the member's terms,
+    /// and a difference with the configuration is named, not guessed at.
+    fn follow_registry(&mut self, snap: &ChainSnapshot) {
+        let changes: Vec<(B256, Registration)> =
+            governance::registrations(snap, self.machine.view())
+                .filter(|(id, reg)| self.registry.get(id) != Some(reg))
+                .collect();
+        for (id, reg) in changes {
+            let first = self.registry.insert(id, reg).is_none();
+            if first && reg == Registration::Registered {
+                continue;
+            }
+            let text = reg.describe(&format!("{id}"), snap.block.chain_id);
+            match reg {
+                Registration::Registered => info!("{text}"),
+                _ => warn!("{text}"),
+            }
+            self.notice_text(text);
+        }
     }
 
     /// Evaluates the stress scenarios at the newest confirmed heads: the report operators

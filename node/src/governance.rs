@@ -26,7 +26,7 @@ use backstop_contracts::eip712::{SetMember, VaultId};
 use backstop_types::governance::GovernanceError;
 use backstop_types::{GovernanceProposal, NodeIndex, ThresholdAction};
 
-use crate::view::NodeView;
+use crate::view::{ChainSnapshot, NodeView};
 
 /// Most proposals kept.
 pub const MAX_PROPOSALS: usize = 64;
@@ -147,6 +147,64 @@ pub fn summary(action: &ThresholdAction) -> String {
         }
         other => other.name().to_string(),
     }
+}
+
+/// How a configured member stands on its home vault: the chain holds its terms, the
+/// configuration only where to read its books.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// On its home vault, homed where the configuration says, with a non-zero cap.
+    Registered,
+    /// Not on its home vault (waiting for the consortium to add it).
+    NotOnVault,
+    /// On its home vault with a zero cap (disabled by the consortium).
+    Disabled,
+    /// The home vault records another home chain.
+    HomeDiffers(u64),
+}
+
+impl Registration {
+    /// What operators are told when a member's registration changes to this.
+    pub fn describe(&self, name: &str, home: u64) -> String {
+        match self {
+            Self::Registered => {
+                format!("member {name} is registered on its home vault (chain {home})")
+            }
+            Self::NotOnVault => format!(
+                "member {name} is configured but not on its home vault (chain {home}): nothing is paid to it until the consortium adds it"
+            ),
+            Self::Disabled => {
+                format!("member {name} is disabled on its home vault (chain {home}): cap 0")
+            }
+            Self::HomeDiffers(other) => format!(
+                "member {name}: configured home chain {home}, but its home vault records home chain {other}"
+            ),
+        }
+    }
+}
+
+/// Each configured member homed on `snap`'s chain, and how it stands there.
+pub fn registrations<'a>(
+    snap: &'a ChainSnapshot,
+    view: &'a NodeView,
+) -> impl Iterator<Item = (B256, Registration)> + 'a {
+    let chain_id = snap.block.chain_id;
+    view.config()
+        .members
+        .iter()
+        .filter(move |(_, m)| m.home_chain_id == chain_id)
+        .map(move |(id, _)| {
+            let reg = match snap.members.get(id).map(|m| m.record) {
+                None => Registration::NotOnVault,
+                Some(r) if r.recipient == Address::ZERO => Registration::NotOnVault,
+                Some(r) if r.home_chain_id != chain_id => {
+                    Registration::HomeDiffers(r.home_chain_id)
+                }
+                Some(r) if r.cap == 0 => Registration::Disabled,
+                Some(_) => Registration::Registered,
+            };
+            (*id, reg)
+        })
 }
 
 /// What a proposal changes, for conflicts: two open proposals must not change the same
@@ -668,6 +726,70 @@ mod tests {
         // A proposal relayed under another proposer's name, or a known id, is dropped.
         assert!(!g.received(2, proposal(1, &[3], limits(6, deadline())), NOW));
         assert!(!g.received(1, proposal(1, &[3], limits(4, deadline())), NOW));
+    }
+
+    #[test]
+    fn a_members_standing_on_its_home_vault_is_read_from_the_chain() {
+        use crate::view::tests::{HOME, member, member_mut, snap, view_with};
+        let view = view_with(vec![]);
+        let standing = |s: &ChainSnapshot| registrations(s, &view).collect::<Vec<_>>();
+        let mut s = snap(HOME, 10, 1_000, 0);
+        assert_eq!(standing(&s), [(member(), Registration::Registered)]);
+        member_mut(&mut s).record.cap = 0;
+        assert_eq!(standing(&s), [(member(), Registration::Disabled)]);
+        member_mut(&mut s).record.home_chain_id = 9;
+        assert_eq!(standing(&s), [(member(), Registration::HomeDiffers(9))]);
+        member_mut(&mut s).record.recipient = Address::ZERO;
+        assert_eq!(standing(&s), [(member(), Registration::NotOnVault)]);
+        // Members homed elsewhere are not judged on this chain.
+        assert!(standing(&snap(HOME + 1, 10, 1_000, 0)).is_empty());
+    }
+
+    #[test]
+    fn changes_are_checked_against_the_view_and_get_the_cores_id_and_deadline() {
+        use crate::view::tests::{HOME, member, snap, view_with};
+        let view = view_with(vec![snap(HOME, 10, 1_000, 0), snap(HOME + 1, 10, 500, 0)]);
+        let set = |cap: u128, home: u64| {
+            GovernanceChange::Action(ThresholdAction::SetMember(SetMember {
+                member: B256::repeat_byte(8),
+                recipient: Address::with_last_byte(9),
+                homeChainId: home,
+                cap,
+                deductible: 1,
+                coverageLimit: 100,
+                coverageWindow: 3_600,
+                id: B256::ZERO,
+                deadline: 0,
+            }))
+        };
+        let id = B256::repeat_byte(0x42);
+        let ok = action_of(set(1_500, HOME), id, 77, &view).unwrap();
+        assert_eq!((ok.id(), ok.deadline()), (id, 77));
+        assert_eq!(
+            action_of(set(1_501, HOME), id, 77, &view),
+            Err(ProposalError::CapAbovePool {
+                cap: 1_501,
+                pool: U256::from(1_500)
+            })
+        );
+        assert_eq!(
+            action_of(set(1, 99), id, 77, &view),
+            Err(ProposalError::UnknownChain(99))
+        );
+        // Disabling keeps what the home vault records and zeroes the terms.
+        let ThresholdAction::SetMember(d) =
+            action_of(GovernanceChange::DisableMember(member()), id, 77, &view).unwrap()
+        else {
+            panic!("a disable is a member change");
+        };
+        assert_eq!(
+            (d.homeChainId, d.cap, d.coverageLimit, d.coverageWindow),
+            (HOME, 0, 0, 86_400)
+        );
+        assert_eq!(
+            action_of(GovernanceChange::DisableMember(B256::ZERO), id, 77, &view),
+            Err(ProposalError::UnknownMember(B256::ZERO))
+        );
     }
 
     #[test]

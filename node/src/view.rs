@@ -611,7 +611,7 @@ pub(crate) mod tests {
     use super::*;
     use backstop_contracts::bindings::IBackstopVault::Limits;
 
-    const HOME: u64 = 1;
+    pub(crate) const HOME: u64 = 1;
     const NOW_S: u64 = 1_000_000;
 
     pub(crate) fn member() -> B256 {
