@@ -466,6 +466,11 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         self.wake
     }
 
+    /// The governance proposals.
+    pub fn governance(&self) -> &Governance {
+        &self.governance
+    }
+
     /// The signals and breakers.
     pub fn policy(&self) -> &Policy {
         &self.policy

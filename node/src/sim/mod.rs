@@ -24,7 +24,10 @@
 //! liveness after the heal), over the decisions of the real node; and the recovery table:
 //! no node attests a draw of a member whose feed its own newest snapshot shows faulty, no
 //! member alert executes without a fault of the member's feed, no freeze of a member whose
-//! books show every payout.
+//! books show every payout; and governance: the operators' script at the heal
+//! ([`WholeNode::operator`]) has new limits approved by every honest operator, which must
+//! execute on every vault, and a member change nobody approved, which no node may ask for
+//! or sign and no vault execute.
 
 pub mod oracles;
 
@@ -48,6 +51,8 @@ use backstop_agreement::{
 use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
 use backstop_chain::submit::{AlreadyDone, SubmitOutcome};
 use backstop_contracts::bindings::IBackstopVault::Limits;
+use backstop_contracts::eip712::{SetLimits, SetMember};
+use backstop_types::{ActionAttestation, ActionProposal};
 use backstop_types::{BreakerKind, SignalKind, oracle_subject};
 
 use self::oracles::Fault;
@@ -55,6 +60,7 @@ use self::oracles::Fault;
 use crate::chains::ChainInput;
 use crate::core::{Action, AdminCommand, Input, NodeCore};
 use crate::detect::{DetectorConfig, Detectors};
+use crate::governance::GovernanceChange;
 use crate::policy::{ALERT_CONTAGION, Policy, PolicyConfig, VaultFact};
 use crate::view::{ChainSnapshot, MemberAt, MemberPolicy, NodeView, ViewConfig};
 
@@ -121,6 +127,9 @@ pub struct WholeNode<K> {
     fault: Option<Fault>,
     /// Whether the newest snapshot this node read of the fault's chain shows it.
     sees_fault: bool,
+    /// Whether this node's operator waits to approve the limits proposal until its node
+    /// lists it ([`WholeNode::operator`]).
+    approving: bool,
 }
 
 impl<K: Kv> WholeNode<K> {
@@ -152,6 +161,17 @@ impl<K: Kv> WholeNode<K> {
     /// The recovery table for a broken feed: a node that sees the fault itself refuses at
     /// once to attest the draws it prices.
     fn check_attestation(&self, ctx: &Ctx<'_>, o: &Output) -> Result<(), String> {
+        if let Output::Broadcast(
+            Message::ActionProposal(ActionProposal { action, .. })
+            | Message::ActionAttestation(ActionAttestation { action, .. }),
+        ) = o
+            && matches!(action, ThresholdAction::SetMember(_))
+        {
+            return Err(format!(
+                "asked for or signed a member change no operator approved ({})",
+                action.id()
+            ));
+        }
         let (Output::Broadcast(Message::DrawAttestation(a)), Some(f)) = (o, self.fault) else {
             return Ok(());
         };
@@ -255,6 +275,60 @@ impl<K: Kv> WholeNode<K> {
             out.extend(self.carry(ctx, actions)?);
         }
         Ok(out)
+    }
+
+    /// The operators' governance script, after the heal (the simulation tells honest
+    /// nodes' operators when): step 0, propose new limits on every vault, which every
+    /// honest operator approves (step 2) once its node lists them, so they must execute on
+    /// every vault (the run's check of approved actions); step 1, propose a member change
+    /// that no operator approves, so no node may sign it and no vault execute it
+    /// ([`WholeNode::check_attestation`], [`check_governance`]).
+    fn operator(&mut self, ctx: &mut Ctx<'_>, step: u8) -> Result<Vec<Output>, String> {
+        let change = match step {
+            0 => sim_limits(),
+            1 => sim_member(&ctx.world.borrow()),
+            _ => {
+                self.approving = true;
+                return self.approve_limits(ctx);
+            }
+        };
+        let cmd = AdminCommand::Propose {
+            chain_id: None,
+            change,
+        };
+        let (answer, actions) = self.core.admin(ctx.now_ms, cmd);
+        answer.map_err(|e| format!("governance proposal refused: {e}"))?;
+        if step == 0 {
+            self.expect_executed(ctx);
+        }
+        self.carry(ctx, actions)
+    }
+
+    /// Approves the open limits proposal once this node lists it (step 2 of the script).
+    fn approve_limits(&mut self, ctx: &mut Ctx<'_>) -> Result<Vec<Output>, String> {
+        let limits = self.core.governance().proposals().find(|p| {
+            p.status.is_open() && matches!(p.proposal.action, ThresholdAction::SetLimits(_))
+        });
+        let Some((id, digest)) = limits.map(|p| (p.proposal.id(), p.digest)) else {
+            return Ok(Vec::new());
+        };
+        self.approving = false;
+        let (answer, actions) = self
+            .core
+            .admin(ctx.now_ms, AdminCommand::Approve { id, digest });
+        answer.map_err(|e| format!("governance approval refused: {e}"))?;
+        self.carry(ctx, actions)
+    }
+
+    /// Every honest operator approves the limits: they must execute on every target vault.
+    fn expect_executed(&self, ctx: &Ctx<'_>) {
+        let me = self.core.machine().config().me;
+        let mut w = ctx.world.borrow_mut();
+        for p in self.core.governance().open_of(me) {
+            for vault in &p.targets {
+                w.approved.insert((*vault, p.id()), p.action.clone());
+            }
+        }
     }
 
     /// Whether this node's read of chain `c` fails now.
@@ -384,6 +458,54 @@ impl<K: Kv> WholeNode<K> {
 /// No breaker effect executes without its cause: a member's alert only after a fault of the
 /// feed that prices it, a member's freeze only for a member whose books do not show every
 /// payout.
+/// The limits node 0's operator proposes in the governance script.
+fn sim_limits() -> GovernanceChange {
+    GovernanceChange::Action(ThresholdAction::SetLimits(SetLimits {
+        bucketCapacity: 1_000_000,
+        refillPerSecond: 10,
+        reserveFloor: U256::from(1),
+        withdrawCooldown: 60,
+        emergencyDuration: 600,
+        id: B256::ZERO,
+        deadline: 0,
+    }))
+}
+
+/// The member change the script proposes and no operator approves (cap 0: a node that
+/// just restarted knows no pool yet, and refuses a cap above it).
+fn sim_member(w: &World) -> GovernanceChange {
+    GovernanceChange::Action(ThresholdAction::SetMember(SetMember {
+        member: B256::repeat_byte(0x6d),
+        recipient: Address::repeat_byte(0x6e),
+        homeChainId: w.chains.first().map_or(0, |c| c.vault.chain_id),
+        cap: 0,
+        deductible: 0,
+        coverageLimit: 1,
+        coverageWindow: 3_600,
+        id: B256::ZERO,
+        deadline: 0,
+    }))
+}
+
+/// No vault executed a member change: the governance script's only one was approved by no
+/// operator.
+fn check_governance(w: &World) -> Result<(), String> {
+    for (_, fact) in &w.facts {
+        if let Fact::ActionExecuted {
+            vault,
+            action: ThresholdAction::SetMember(m),
+            ..
+        } = fact
+        {
+            return Err(format!(
+                "member change {} executed on chain {} without any operator's approval",
+                m.id, vault.chain_id
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_recovery_table(w: &World, fault: Option<Fault>) -> Result<(), String> {
     for (at, fact) in &w.facts {
         let Fact::ActionExecuted { action, .. } = fact else {
@@ -706,6 +828,7 @@ impl<K: Kv> SimNode for WholeNode<K> {
             lifted: BTreeSet::new(),
             fault,
             sees_fault: false,
+            approving: false,
         };
         let actions = node.core.start(ctx.now_ms).map_err(|e| e.to_string())?;
         let out = node.carry(&mut ctx, actions)?;
@@ -728,6 +851,9 @@ impl<K: Kv> SimNode for WholeNode<K> {
                 if ctx.sim_ms >= ctx.heal_ms {
                     out.extend(self.lift_contagion(&mut ctx)?);
                 }
+                if self.approving {
+                    out.extend(self.approve_limits(&mut ctx)?);
+                }
                 Ok(out)
             }
             SimInput::Request { vault, action } => {
@@ -737,11 +863,13 @@ impl<K: Kv> SimNode for WholeNode<K> {
                     .map_err(|e| e.to_string())?;
                 self.carry(&mut ctx, actions)
             }
+            SimInput::Operator { step } => self.operator(&mut ctx, step),
         }
     }
 
     fn check_world(w: &World, heal_ms: u64) -> Result<(), String> {
-        check_recovery_table(w, Fault::of(w, heal_ms))
+        check_recovery_table(w, Fault::of(w, heal_ms))?;
+        check_governance(w)
     }
 
     fn tally(w: &World, heal_ms: u64) -> Vec<(&'static str, u64)> {

@@ -8,7 +8,8 @@
 //! of honest nodes from their stores, message delay, loss, duplication, reordering and
 //! partitions until a heal time, 2 or 3 chains, 1 or 2 members with losses, threshold
 //! actions (approved ones requested at one honest node; unapproved ones pushed by byzantine
-//! nodes). Each member books its payouts at once, late, partly, never, or lies
+//! nodes), and a script of operator steps at the heal for the kinds of node that define one
+//! ([`node::SimInput::Operator`]). Each member books its payouts at once, late, partly, never, or lies
 //! ([`chain::Booking`]): with its gap it declares the draws its books include (`bookedDraws()`,
 //! [`chain::World::booked_draws`]); an honest member declares a draw once each of its legs is
 //! paid and shown in full or expired unpaid, a liar every draw as soon as it is registered;
@@ -310,6 +311,10 @@ enum Ev {
         node: usize,
         vault: VaultId,
         action: ThresholdAction,
+    },
+    Operator {
+        node: usize,
+        step: u8,
     },
     Noise {
         node: usize,
@@ -686,6 +691,30 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
                     vault,
                     action,
                 },
+            );
+        }
+        // The operators' script at the heal, before its check (see `SimInput::Operator`):
+        // the first honest node's operator takes step 0, the second's step 1, then every
+        // honest operator step 2.
+        sim.schedule(
+            heal_at,
+            Ev::Operator {
+                node: honest[0],
+                step: 0,
+            },
+        );
+        let second = honest.get(1).copied().unwrap_or(honest[0]);
+        sim.schedule(
+            heal_at,
+            Ev::Operator {
+                node: second,
+                step: 1,
+            },
+        );
+        for (k, &node) in honest.iter().enumerate() {
+            sim.schedule(
+                heal_at + 2_000 + 500 * k as u64,
+                Ev::Operator { node, step: 2 },
             );
         }
         sim.schedule(heal_at, Ev::Check);
@@ -1533,6 +1562,14 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
                                 action,
                             },
                         );
+                    }
+                }
+                Ev::Operator { node, step } => {
+                    self.log(8, node, &[step]);
+                    if self.nodes[node].machine.is_some() {
+                        self.feed(node, SimInput::Operator { step })?;
+                    } else {
+                        self.schedule(self.now + 2_000, Ev::Operator { node, step });
                     }
                 }
                 Ev::Noise { node } => {

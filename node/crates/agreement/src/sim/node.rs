@@ -63,6 +63,12 @@ pub enum SimInput {
         /// The action.
         action: ThresholdAction,
     },
+    /// The operator of an honest node takes step `step` of a script the kind of node
+    /// defines (the whole node's governance script); nodes without one ignore it.
+    Operator {
+        /// The step.
+        step: u8,
+    },
 }
 
 /// A node of the simulation.
@@ -219,6 +225,7 @@ impl<K: Kv> SimNode for MachineNode<K> {
             SimInput::Request { vault, action } => {
                 self.feed(ctx.now_ms, Event::RequestAction { vault, action })
             }
+            SimInput::Operator { .. } => Ok(Vec::new()),
         }
     }
 
