@@ -349,6 +349,13 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         let max_pin_age_s = machine.view().config().max_pin_age_s;
         let governance = Governance::new(
             machine.view().config().vaults.clone(),
+            machine
+                .config()
+                .consortium
+                .nodes()
+                .iter()
+                .map(|n| n.guardian)
+                .collect(),
             governance::PROPOSAL_TTL_S,
         );
         let status = machine
@@ -578,7 +585,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 }
             }
             Message::GovernanceProposal(p) => {
-                if self.governance.received(from, p.clone(), now) {
+                if self.governance.received(p.clone(), now) {
                     let status = self.governance.get(&p.id()).map(|g| g.status.clone());
                     info!(id = %p.id(), from, kind = p.action.name(), ?status, "governance proposal received");
                     self.notice_text(format!(
@@ -1219,10 +1226,15 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         let deadline = self.now / 1000 + governance::PROPOSAL_TTL_S;
         let action = governance::action_of(change, id, deadline, self.machine.view())
             .map_err(admin_error)?;
+        let signature = self
+            .machine
+            .sign_proposal(&targets, &action)
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
         let proposal = GovernanceProposal {
             proposer: self.machine.config().me,
             targets,
             action,
+            signature,
         };
         let (digest, kind, n) = (
             proposal.digest(),

@@ -14,6 +14,9 @@
 //!   names a vault that is not the consortium's, or its deadline is past or too far; one
 //!   that changes the same thing (a member, the limits or the guardian set) on a chain
 //!   where another proposal is open is kept as conflicting, naming that proposal;
+//! - a proposal is taken in only with its proposer's guardian signature over its digest, so
+//!   any node may relay it (every node gossips the open proposals it holds, which survives a
+//!   proposer's restart) and no node can put one under another's name;
 //! - one id names one proposal: a second, different proposal under a known id is dropped;
 //! - the table holds at most [`MAX_PROPOSALS`]: ended proposals (executed, expired,
 //!   rejected, conflicting) are evicted first, oldest first; open ones are never evicted,
@@ -316,6 +319,9 @@ pub enum ProposalError {
     /// Another open proposal changes the same thing on a common chain.
     #[error("conflicts with open proposal {0}")]
     Conflict(B256),
+    /// The proposal is not signed by the guardian of the node it names as proposer.
+    #[error("proposal not signed by the guardian of node {0}")]
+    Unsigned(NodeIndex),
     /// The proposer has too many open proposals.
     #[error("proposer has {MAX_OPEN_PER_NODE} open proposals already")]
     TooManyOpen,
@@ -349,19 +355,30 @@ pub enum ProposalError {
 #[derive(Debug)]
 pub struct Governance {
     vaults: BTreeMap<u64, Address>,
+    /// Each node's guardian, by consortium index.
+    guardians: Vec<Address>,
     max_ttl_s: u64,
     proposals: BTreeMap<B256, Proposal>,
 }
 
 impl Governance {
-    /// An empty table for the consortium's `vaults`, accepting deadlines at most
-    /// `max_ttl_s` ahead.
-    pub fn new(vaults: BTreeMap<u64, Address>, max_ttl_s: u64) -> Self {
+    /// An empty table for the consortium's `vaults` and `guardians` (by node index),
+    /// accepting deadlines at most `max_ttl_s` ahead.
+    pub fn new(vaults: BTreeMap<u64, Address>, guardians: Vec<Address>, max_ttl_s: u64) -> Self {
         Self {
             vaults,
+            guardians,
             max_ttl_s,
             proposals: BTreeMap::new(),
         }
+    }
+
+    /// Every open proposal (to gossip again).
+    pub fn open(&self) -> impl Iterator<Item = &GovernanceProposal> {
+        self.proposals
+            .values()
+            .filter(|p| p.status.is_open())
+            .map(|p| &p.proposal)
     }
 
     /// Every proposal, by id.
@@ -384,6 +401,9 @@ impl Governance {
 
     /// This node's operator proposes: the proposal is checked and kept open, or refused.
     pub fn propose(&mut self, p: GovernanceProposal, now_ms: u64) -> Result<B256, ProposalError> {
+        if !self.signed_by_proposer(&p) {
+            return Err(ProposalError::Unsigned(p.proposer));
+        }
         self.check(&p, now_ms)?;
         let id = p.id();
         if self.proposals.contains_key(&id) {
@@ -393,10 +413,11 @@ impl Governance {
         Ok(id)
     }
 
-    /// A peer's proposal (`from` is the gossip signer): kept open, or kept with the reason
-    /// this node refuses it. Returns whether it is new here.
-    pub fn received(&mut self, from: NodeIndex, p: GovernanceProposal, now_ms: u64) -> bool {
-        if p.proposer != from || self.proposals.contains_key(&p.id()) {
+    /// A proposal from gossip (its proposer's, or relayed): kept open, or kept with the
+    /// reason this node refuses it; dropped unless its proposer signed it. Returns whether
+    /// it is new here.
+    pub fn received(&mut self, p: GovernanceProposal, now_ms: u64) -> bool {
+        if self.proposals.contains_key(&p.id()) || !self.signed_by_proposer(&p) {
             return false;
         }
         let status = match self.check(&p, now_ms) {
@@ -472,6 +493,12 @@ impl Governance {
                 p.status = Status::Expired;
             }
         }
+    }
+
+    fn signed_by_proposer(&self, p: &GovernanceProposal) -> bool {
+        self.guardians
+            .get(usize::from(p.proposer))
+            .is_some_and(|g| p.signed_by(*g))
     }
 
     fn target_mut(&mut self, vault: &VaultId, id: &B256) -> Option<&mut TargetProgress> {
@@ -568,7 +595,9 @@ impl Governance {
 mod tests {
     use super::*;
     use alloy::primitives::U256;
-    use backstop_contracts::eip712::{RotateGuardians, SetLimits, SetMember};
+    use alloy::signers::local::PrivateKeySigner;
+    use backstop_contracts::eip712::{RotateGuardians, SetLimits, SetMember, sign_digest};
+    use backstop_types::governance::proposal_digest;
 
     const NOW: u64 = 1_000_000_000;
 
@@ -579,8 +608,16 @@ mod tests {
         }
     }
 
+    fn key(node: NodeIndex) -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&B256::repeat_byte(node as u8 + 1)).unwrap()
+    }
+
     fn table() -> Governance {
-        Governance::new((1..=3).map(|c| (c, vault(c).address)).collect(), 86_400)
+        Governance::new(
+            (1..=3).map(|c| (c, vault(c).address)).collect(),
+            (0..4).map(|i| key(i).address()).collect(),
+            86_400,
+        )
     }
 
     fn limits(id: u8, deadline: u64) -> ThresholdAction {
@@ -595,16 +632,28 @@ mod tests {
         })
     }
 
+    fn signed_as(
+        proposer: NodeIndex,
+        signer: NodeIndex,
+        targets: &[u64],
+        action: ThresholdAction,
+    ) -> GovernanceProposal {
+        let targets: Vec<VaultId> = targets.iter().map(|c| vault(*c)).collect();
+        let signature = sign_digest(&key(signer), proposal_digest(&targets, &action)).unwrap();
+        GovernanceProposal {
+            proposer,
+            targets,
+            action,
+            signature,
+        }
+    }
+
     fn proposal(
         proposer: NodeIndex,
         targets: &[u64],
         action: ThresholdAction,
     ) -> GovernanceProposal {
-        GovernanceProposal {
-            proposer,
-            targets: targets.iter().map(|c| vault(*c)).collect(),
-            action,
-        }
+        signed_as(proposer, proposer, targets, action)
     }
 
     fn deadline() -> u64 {
@@ -673,6 +722,9 @@ mod tests {
         );
         let mut p = proposal(0, &[1], limits(1, deadline()));
         p.targets[0].address = Address::with_last_byte(0xee);
+        // The signature covers the targets: changed after signing, it no longer holds.
+        assert_eq!(g.propose(p.clone(), NOW), Err(ProposalError::Unsigned(0)));
+        p.signature = sign_digest(&key(0), p.digest()).unwrap();
         assert!(matches!(
             g.propose(p, NOW),
             Err(ProposalError::UnknownVault { chain_id: 1, .. })
@@ -706,7 +758,7 @@ mod tests {
         });
         assert!(g.propose(proposal(0, &[1], member), NOW).is_ok());
         // A peer's conflicting or invalid proposal is kept, with why it is not open.
-        assert!(g.received(1, proposal(1, &[1], limits(4, deadline())), NOW));
+        assert!(g.received(proposal(1, &[1], limits(4, deadline())), NOW));
         assert_eq!(
             g.get(&B256::repeat_byte(4)).unwrap().status,
             Status::Conflicting(first)
@@ -718,14 +770,19 @@ mod tests {
             id: B256::repeat_byte(5),
             deadline: deadline(),
         });
-        assert!(g.received(1, proposal(1, &[1], bad), NOW));
+        assert!(g.received(proposal(1, &[1], bad), NOW));
         assert!(matches!(
             g.get(&B256::repeat_byte(5)).unwrap().status,
             Status::Rejected(_)
         ));
-        // A proposal relayed under another proposer's name, or a known id, is dropped.
-        assert!(!g.received(2, proposal(1, &[3], limits(6, deadline())), NOW));
-        assert!(!g.received(1, proposal(1, &[3], limits(4, deadline())), NOW));
+        // A proposal under another node's name (signed by node 2, naming node 1), one by a
+        // node outside the consortium, or under a known id, is dropped; one relayed with its
+        // proposer's signature is taken in.
+        assert!(!g.received(signed_as(1, 2, &[3], limits(6, deadline())), NOW));
+        assert!(!g.received(proposal(9, &[3], limits(6, deadline())), NOW));
+        assert!(!g.received(proposal(1, &[3], limits(4, deadline())), NOW));
+        assert!(g.received(proposal(2, &[3], limits(6, deadline())), NOW));
+        assert!(g.open().any(|p| p.id() == B256::repeat_byte(6)));
     }
 
     #[test]
@@ -824,7 +881,7 @@ mod tests {
                 l.id = B256::from(id);
                 l.emergencyDuration = 0;
             }
-            g.received(1, proposal(1, &[2], bad), NOW + u64::from(i));
+            g.received(proposal(1, &[2], bad), NOW + u64::from(i));
         }
         assert_eq!(g.proposals().count(), MAX_PROPOSALS);
         assert_eq!(g.open_of(0).count(), MAX_OPEN_PER_NODE);

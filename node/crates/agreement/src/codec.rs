@@ -264,7 +264,7 @@ impl Writer {
                 for v in &g.targets {
                     self.vault(v);
                 }
-                self.action(&g.action)
+                self.action(&g.action).signature(&g.signature)
             }
         }
     }
@@ -576,6 +576,7 @@ impl<'a> Reader<'a> {
                     proposer,
                     targets,
                     action: self.action()?,
+                    signature: self.signature()?,
                 })
             }
             tag => {
@@ -725,6 +726,7 @@ mod tests {
                     id: B256::repeat_byte(6),
                     deadline: 4,
                 }),
+                signature: sig,
             }),
             Message::ActionProposal(ActionProposal {
                 vault,

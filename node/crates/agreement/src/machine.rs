@@ -39,6 +39,7 @@ use alloy::signers::local::PrivateKeySigner;
 use backstop_contracts::eip712::{
     Draw, GuardianSignature, LegRelease, Signable, VaultId, sign_digest,
 };
+use backstop_types::governance::proposal_digest;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use tracing::{debug, info, warn};
@@ -1075,6 +1076,17 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         if let ViewError::Refused(r) = e {
             *self.stats.refusals.entry(r.kind()).or_default() += 1;
         }
+    }
+
+    /// Signs, as their proposer, the digest of a governance proposal of `action` on
+    /// `targets` ([`proposal_digest`]). No sign-guard: the digest is tagged so that it is
+    /// never one a vault verifies, and the signature only names the proposal's author.
+    pub fn sign_proposal(
+        &self,
+        targets: &[VaultId],
+        action: &ThresholdAction,
+    ) -> Result<GuardianSignature, MachineError> {
+        Ok(self.signer.sign(proposal_digest(targets, action))?)
     }
 
     /// Records `digest` in the sign-guard, then signs it and adds the signature to its

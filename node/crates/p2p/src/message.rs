@@ -216,6 +216,7 @@ fn from_proto(p: pb::Payload) -> Result<Message, PayloadError> {
                     .map(|v| vault(Some(v)))
                     .collect::<Result<_, _>>()?,
                 action: action(g.action)?,
+                signature: guardian_sig(g.signature)?,
             })
         }
     })
@@ -283,6 +284,7 @@ fn to_proto(m: &Message) -> pb::Payload {
             proposer_index: u32::from(g.proposer),
             targets: g.targets.iter().map(vault_pb).collect(),
             action: Some(action_pb(&g.action)),
+            signature: Some(guardian_sig_pb(&g.signature)),
         }),
     };
     pb::Payload { body: Some(body) }

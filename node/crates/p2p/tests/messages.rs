@@ -169,16 +169,23 @@ fn all_messages() -> Vec<Message> {
             signature: sig,
         }));
     }
+    let targets = vec![
+        vault(),
+        VaultId {
+            chain_id: 20,
+            address: Address::repeat_byte(0x22),
+        },
+    ];
+    let signature = sign_digest(
+        &guardian,
+        backstop_types::governance::proposal_digest(&targets, &governance),
+    )
+    .unwrap();
     out.push(Message::GovernanceProposal(GovernanceProposal {
         proposer: 3,
-        targets: vec![
-            vault(),
-            VaultId {
-                chain_id: 20,
-                address: Address::repeat_byte(0x22),
-            },
-        ],
+        targets,
         action: governance,
+        signature,
     }));
     out
 }
@@ -200,6 +207,7 @@ fn every_message_kind_round_trips_and_signatures_still_verify() {
                 a.signature.verify(a.action.digest(&a.vault)).unwrap();
             }
             Message::DrawAttestation(a) => a.signature.verify(a.digest).unwrap(),
+            Message::GovernanceProposal(g) => assert!(g.signed_by(g.signature.signer)),
             _ => {}
         }
     }

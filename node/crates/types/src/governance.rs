@@ -7,13 +7,17 @@
 //!   hashes the action's EIP-712 digest under each target's domain, in ascending target
 //!   order, so an approval of one proposal never signs another, nor the same change on a
 //!   vault the proposal did not name;
+//! - a proposal carries its proposer's guardian signature over that digest, so any node can
+//!   relay it and nobody can put a proposal under another node's name. The digest is
+//!   tagged ([`proposal_digest`]): it is never a digest a vault verifies, so this signature
+//!   authorizes nothing on chain;
 //! - [`GovernanceProposal::check`] refuses what the vault would refuse (zero recipient,
 //!   coverage out of range, limits out of range, unordered or oversized guardian sets) and
 //!   what the consortium must not adopt: thresholds other than t = n − f and p = f + 1 of
 //!   the new set ([`Thresholds::of`], the one definition of the fault bound).
 
 use alloy::primitives::{Address, B256, keccak256};
-use backstop_contracts::eip712::VaultId;
+use backstop_contracts::eip712::{GuardianSignature, VaultId};
 
 use crate::consortium::{NodeIndex, Thresholds};
 use crate::message::ThresholdAction;
@@ -41,6 +45,21 @@ pub struct GovernanceProposal {
     /// The change: [`ThresholdAction::SetMember`], [`ThresholdAction::SetLimits`] or
     /// [`ThresholdAction::RotateGuardians`]; its id is the proposal's id on every vault.
     pub action: ThresholdAction,
+    /// The proposer's guardian signature over [`GovernanceProposal::digest`].
+    pub signature: GuardianSignature,
+}
+
+/// What operators approve for `action` on `targets`: the action's EIP-712 digest under
+/// each target's domain, hashed in target order behind a domain tag.
+pub fn proposal_digest(targets: &[VaultId], action: &ThresholdAction) -> B256 {
+    let mut buf = Vec::with_capacity(DIGEST_TAG.len() + targets.len() * 60);
+    buf.extend_from_slice(DIGEST_TAG);
+    for vault in targets {
+        buf.extend_from_slice(&vault.chain_id.to_be_bytes());
+        buf.extend_from_slice(vault.address.as_slice());
+        buf.extend_from_slice(action.digest(vault).as_slice());
+    }
+    keccak256(buf)
 }
 
 /// Why a proposal is refused.
@@ -134,17 +153,14 @@ impl GovernanceProposal {
         self.action.id()
     }
 
-    /// What operators approve: the action's EIP-712 digest under each target's domain,
-    /// hashed in target order behind a domain tag.
+    /// What operators approve ([`proposal_digest`]).
     pub fn digest(&self) -> B256 {
-        let mut buf = Vec::with_capacity(DIGEST_TAG.len() + self.targets.len() * 60);
-        buf.extend_from_slice(DIGEST_TAG);
-        for vault in &self.targets {
-            buf.extend_from_slice(&vault.chain_id.to_be_bytes());
-            buf.extend_from_slice(vault.address.as_slice());
-            buf.extend_from_slice(self.action.digest(vault).as_slice());
-        }
-        keccak256(buf)
+        proposal_digest(&self.targets, &self.action)
+    }
+
+    /// Whether the signature is `guardian`'s over the digest.
+    pub fn signed_by(&self, guardian: Address) -> bool {
+        self.signature.signer == guardian && self.signature.verify(self.digest()).is_ok()
     }
 
     /// Checks the targets and the change (see the module's invariants).
@@ -256,7 +272,8 @@ fn check_guardians(set: &[Address]) -> Result<(), GovernanceError> {
 mod tests {
     use super::*;
     use alloy::primitives::U256;
-    use backstop_contracts::eip712::{Pause, RotateGuardians, SetLimits, SetMember};
+    use alloy::signers::local::PrivateKeySigner;
+    use backstop_contracts::eip712::{Pause, RotateGuardians, SetLimits, SetMember, sign_digest};
 
     fn vault(c: u64) -> VaultId {
         VaultId {
@@ -289,11 +306,17 @@ mod tests {
         })
     }
 
+    fn key() -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&B256::repeat_byte(3)).unwrap()
+    }
+
     fn proposal(targets: Vec<VaultId>, action: ThresholdAction) -> GovernanceProposal {
+        let signature = sign_digest(&key(), proposal_digest(&targets, &action)).unwrap();
         GovernanceProposal {
             proposer: 0,
             targets,
             action,
+            signature,
         }
     }
 
@@ -316,6 +339,12 @@ mod tests {
         assert_ne!(p.digest(), moved.digest());
         assert_eq!(p.digest(), p.clone().digest());
         assert_eq!(p.id(), B256::repeat_byte(1));
+        // Signed by its proposer, and by nobody else; a changed target breaks the signature.
+        assert!(p.signed_by(key().address()));
+        assert!(!p.signed_by(Address::with_last_byte(1)));
+        let mut forged = p.clone();
+        forged.targets.pop();
+        assert!(!forged.signed_by(key().address()));
     }
 
     #[test]
