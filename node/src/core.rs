@@ -1213,7 +1213,6 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         keccak256([guardian.as_slice(), &self.now.to_be_bytes(), what].concat())
     }
 
-    /// Approves `action` in the view (so this node attests it) and proposes it.
     /// An operator's governance proposal: checked, kept and gossiped; nothing is signed
     /// until an operator approves it by its digest (this node's included).
     fn propose(
@@ -1282,6 +1281,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         }
     }
 
+    /// Approves `action` in the view (so this node attests it) and proposes it.
     fn request_action(&mut self, vault: VaultId, action: ThresholdAction) -> Result<(), CoreError> {
         self.machine
             .view_mut()
