@@ -38,7 +38,8 @@ pub const MAX_OPEN_PER_NODE: usize = 8;
 /// How long a proposal stays open (s): its actions' deadline on the vaults, and the
 /// furthest deadline a node accepts from a peer.
 pub const PROPOSAL_TTL_S: u64 = 24 * 3600;
-/// How often a proposer gossips its open proposals again (ms), for nodes that missed them.
+/// How often a node gossips the open proposals it holds again (ms), for nodes that missed
+/// them or restarted.
 pub const REBROADCAST_MS: u64 = 30_000;
 
 /// A governance change an operator asks for.
