@@ -22,6 +22,7 @@ use backstop_contracts::testing::{
     BUCKET_CAPACITY, Consortium, ConsortiumParams, MEMBER_CAP, MEMBER_DEDUCTIBLE, RESERVE_FLOOR,
     UNIT, deploy_consortium,
 };
+use backstop_signer::testing::{SOFTHSM_MODULE, SOFTHSM_TOKEN, softhsm_token};
 use common::{
     CHAINS, N, Node, Options, balances, configure, deploy_fast_refill, incidents, solvency,
     start_all, wait_for,
@@ -315,13 +316,13 @@ async fn a_guardian_key_in_a_pkcs11_token_signs_draws_the_vaults_accept() {
     let root = tempfile::tempdir().unwrap();
     let mut nodes = configure(root.path(), &net, &Options::default());
     let dir = nodes[3].dir.clone();
-    let conf = common::softhsm_token(&dir, "271828");
+    let conf = softhsm_token(&dir, "271828");
     common::write_secret(&dir.join("pin"), "271828");
     let token_args = [
         "--module",
-        common::SOFTHSM_MODULE,
+        SOFTHSM_MODULE,
         "--token",
-        common::SOFTHSM_TOKEN,
+        SOFTHSM_TOKEN,
         "--label",
         "guardian",
         "--pin-file",
@@ -351,8 +352,8 @@ async fn a_guardian_key_in_a_pkcs11_token_signs_draws_the_vaults_accept() {
             "\n[network]",
             &format!(
                 "\n[node.signer_pkcs11]\nmodule = \"{}\"\ntoken = \"{}\"\nkey = \"guardian\"\npin_file = \"pin\"\n\n[network]",
-                common::SOFTHSM_MODULE,
-                common::SOFTHSM_TOKEN
+                SOFTHSM_MODULE,
+                SOFTHSM_TOKEN
             ),
         );
     std::fs::write(&path, config).unwrap();

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{SOFTHSM_MODULE, SOFTHSM_TOKEN, softhsm_token, write_secret};
+use backstop_signer::testing::{SOFTHSM_MODULE, SOFTHSM_TOKEN, softhsm_token};
+use common::write_secret;
 
 use std::path::Path;
 use std::process::{Command, Output};

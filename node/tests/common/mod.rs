@@ -91,46 +91,6 @@ impl Drop for Node {
     }
 }
 
-/// Debian's SoftHSM2 PKCS#11 module (`testnet/install-system-deps` installs it).
-pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-/// The label of the token [`softhsm_token`] creates.
-pub const SOFTHSM_TOKEN: &str = "backstop";
-
-/// Creates a SoftHSM2 configuration under `dir` with one initialised token
-/// ([`SOFTHSM_TOKEN`], user PIN `pin`); returns the configuration, for `SOFTHSM2_CONF`.
-pub fn softhsm_token(dir: &Path, pin: &str) -> PathBuf {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            SOFTHSM_TOKEN,
-            "--pin",
-            pin,
-        ])
-        .args(["--so-pin", "314159"])
-        .output()
-        .expect("softhsm2-util (run testnet/install-system-deps)");
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    conf
-}
-
 /// Writes `text` and a newline to a new file of mode 0600.
 pub fn write_secret(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()

@@ -12,6 +12,8 @@
 //! `alloy-signer-gcp`) plugs in as a third variant: it needs only [`GuardianKey::address`] and
 //! a blocking [`GuardianKey::sign`] over a 32-byte digest (see docs/design.md).
 //!
+//! With the `testing` feature, [`testing`] creates SoftHSM2 tokens for tests.
+//!
 //! Invariants:
 //! - a key is checked when it is opened: a token key signs a test digest that must recover
 //!   to the key's address before the node uses it; a keystore's MAC must match its password;
@@ -22,6 +24,8 @@
 
 pub mod keystore;
 pub mod pkcs11;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;

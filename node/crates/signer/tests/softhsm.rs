@@ -9,62 +9,27 @@
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
+use backstop_signer::testing::{SOFTHSM_MODULE, SOFTHSM_TOKEN, softhsm_token};
 use backstop_signer::{GuardianKey, SignerError, TokenSigner, TokenSpec};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-const TOKEN: &str = "backstop";
+const TOKEN: &str = SOFTHSM_TOKEN;
 const PIN: &str = "482916";
-const SO_PIN: &str = "736251";
 /// Set in the child process: the directory of its token.
 const CHILD: &str = "BACKSTOP_SOFTHSM_CHILD";
 
 fn module() -> PathBuf {
     std::env::var_os("BACKSTOP_PKCS11_MODULE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
-}
-
-/// Creates a SoftHSM configuration and an initialised token under `dir`.
-fn init_token(dir: &Path) -> PathBuf {
-    let tokens = dir.join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--pin",
-            PIN,
-            "--so-pin",
-            SO_PIN,
-        ])
-        .output()
-        .expect("softhsm2-util (run testnet/install-system-deps)");
-    assert!(
-        out.status.success(),
-        "init token: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    conf
+        .unwrap_or_else(|| PathBuf::from(SOFTHSM_MODULE))
 }
 
 /// Runs the `#[ignore]`d test `name` of this binary in a child process with its own token.
 fn in_child(name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let conf = init_token(dir.path());
+    let conf = softhsm_token(dir.path(), PIN);
     let out = Command::new(std::env::current_exe().unwrap())
         .env("SOFTHSM2_CONF", &conf)
         .env(CHILD, dir.path())
