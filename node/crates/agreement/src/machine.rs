@@ -587,10 +587,9 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 cs.due = s.last_at.saturating_add(m.cfg.resubmit_ms).max(now);
             }
         }
-        let digests: Vec<B256> = m.collectors.keys().copied().collect();
-        for d in digests {
-            m.try_certify(d)?;
-        }
+        // The store may hold signatures of guardians the vaults rotated out since.
+        m.drop_rotated_out();
+        m.certify_all()?;
         info!(
             incidents = m.incidents.len(),
             certificates = m.certs.len(),
@@ -604,9 +603,13 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
     /// gone: the guard's record is synced before a signature leaves, the attestation record
     /// after it is not, so a power cut between them loses the signature while peers may
     /// have it. Without this, an action or draw whose quorum needs this node's signature
-    /// would wait for it until its deadline. The digest is the recorded one, so the
-    /// sign-guard's rule holds; the signature is the same (deterministic signing).
+    /// would wait for it until its deadline. The same holds after a rotation of this node's
+    /// key: the new key signs what the old one did. The digest is the recorded one, so the
+    /// sign-guard's rule holds.
     fn resign_lost(&mut self) -> Result<(), MachineError> {
+        if !self.signing() {
+            return Ok(());
+        }
         for (_, digest) in self.store.guard_entries()? {
             let lost = self
                 .collectors
@@ -616,11 +619,103 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 continue;
             }
             let sig = self.signer.sign(digest)?;
+            self.stats.signed += 1;
             self.store.put_attestation(digest, &sig)?;
             if let Some(c) = self.collectors.get_mut(&digest) {
                 c.sigs.insert(sig.signer, sig);
             }
-            info!(%digest, "signature lost with unsynced writes made again");
+            info!(%digest, "signed again (lost with unsynced writes, or the key was rotated)");
+        }
+        Ok(())
+    }
+
+    /// Whether this node's signer holds its guardian key of the current set (a node whose
+    /// key the vaults rotated out signs nothing until [`Machine::replace_signer`]).
+    pub fn signing(&self) -> bool {
+        self.signer.address() == self.me_guardian
+    }
+
+    /// Follows a guardian rotation the vaults executed: `consortium` is the same nodes, in
+    /// the same order, with the guardians the vaults now hold
+    /// ([`Consortium::rebind`](crate::types::Consortium::rebind)). Signatures of guardians
+    /// rotated out are dropped from every collector and buffer, and a certificate not yet
+    /// done that carries one is dropped and formed again from the signatures left and
+    /// those the new set gives (peers rebroadcast theirs; this node signs what its guard
+    /// recorded again once its signer holds its new key): the vaults refuse the old one.
+    /// The vaults pay a draw, a leg or an action once, whatever set signed it.
+    pub fn follow_guardians(&mut self, consortium: Consortium) -> Result<(), MachineError> {
+        let same_nodes = consortium.n() == self.cfg.consortium.n()
+            && consortium
+                .nodes()
+                .iter()
+                .zip(self.cfg.consortium.nodes())
+                .all(|(a, b)| a.identity == b.identity);
+        if !same_nodes {
+            return Err(MachineError::Config(
+                "a guardian rotation must keep the consortium's nodes".into(),
+            ));
+        }
+        let me_guardian = consortium
+            .node(self.cfg.me)
+            .map(|n| n.guardian)
+            .ok_or_else(|| MachineError::Config("this node left the consortium".into()))?;
+        if me_guardian != self.me_guardian {
+            warn!(old = %self.me_guardian, new = %me_guardian, "this node's guardian was rotated");
+        }
+        self.cfg.consortium = consortium;
+        self.me_guardian = me_guardian;
+        self.drop_rotated_out();
+        self.resign_lost()?;
+        self.certify_all()
+    }
+
+    /// Replaces the guardian signer by one holding this node's guardian key of the current
+    /// set, and signs again with it what the guard recorded.
+    pub fn replace_signer(&mut self, signer: S) -> Result<(), MachineError> {
+        if signer.address() != self.me_guardian {
+            return Err(MachineError::Config(format!(
+                "the new signer holds {}, but this node's guardian is {}",
+                signer.address(),
+                self.me_guardian
+            )));
+        }
+        self.signer = signer;
+        self.resign_lost()?;
+        self.certify_all()
+    }
+
+    /// Drops what guardians outside the current set signed (see
+    /// [`Machine::follow_guardians`]).
+    fn drop_rotated_out(&mut self) {
+        let c = &self.cfg.consortium;
+        let member = |g: &Address| c.index_of_guardian(g).is_some();
+        let stale: Vec<B256> = self
+            .certs
+            .iter()
+            .filter(|(_, cs)| !cs.done && !cs.cert.signatures.iter().all(|s| member(&s.signer)))
+            .map(|(d, _)| *d)
+            .collect();
+        for d in &stale {
+            self.certs.remove(d);
+            info!(digest = %d, "certificate with a rotated-out guardian dropped, to be signed again");
+        }
+        for (d, col) in self.collectors.iter_mut() {
+            col.sigs.retain(|g, _| member(g));
+            if stale.contains(d) || col.sigs.len() < col.quorum {
+                col.certified = false;
+            }
+        }
+        for buffered in self.pending.values_mut() {
+            buffered.retain(|g, _| member(g));
+        }
+        self.pending.retain(|_, b| !b.is_empty());
+        self.pending_count.retain(|g, _| member(g));
+    }
+
+    fn certify_all(&mut self) -> Result<(), MachineError> {
+        let digests: Vec<B256> = self.collectors.keys().copied().collect();
+        for d in digests {
+            self.try_certify(d)?;
         }
         Ok(())
     }
@@ -775,6 +870,16 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             "recently covered incidents are bounded and closed"
         );
         debug_assert!(self.actions.len() <= self.cfg.max_actions);
+        // Nothing goes to a vault signed by a guardian the vaults rotated out.
+        debug_assert!(
+            self.certs.values().all(|cs| cs.done
+                || cs
+                    .cert
+                    .signatures
+                    .iter()
+                    .all(|s| { self.cfg.consortium.index_of_guardian(&s.signer).is_some() })),
+            "a certificate to submit carries a rotated-out guardian"
+        );
     }
 
     // ------------------------------------------------------------------ incidents
@@ -1096,6 +1201,10 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         key: GuardKey,
         digest: B256,
     ) -> Result<Option<GuardianSignature>, MachineError> {
+        if !self.signing() {
+            debug!(%digest, "not signing: this node's guardian key was rotated out");
+            return Ok(None);
+        }
         let verdict = self.store.guard(key, digest)?;
         if !verdict.may_sign() {
             self.stats.guard_conflicts += 1;

@@ -1240,3 +1240,98 @@ fn a_deep_reorg_past_the_draw_deadline_is_reported_and_not_reopened() {
     assert!(r.iter().all(|(_, reg, _, reopened)| *reg && !*reopened));
     assert!(c.nodes.iter().all(|n| !n.is_open(&key())));
 }
+
+/// Leg certificates submitted in `outs`, with their signers.
+fn leg_certificates(outs: &[(usize, Output)]) -> Vec<Vec<Address>> {
+    outs.iter()
+        .filter_map(|(_, o)| match o {
+            Output::Submit(cert) if matches!(cert.subject, Subject::Leg { .. }) => {
+                Some(cert.signatures.iter().map(|s| s.signer).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_guardian_rotation_between_a_leg_certificate_and_its_payment_signs_the_leg_again() {
+    let mut c = Cluster::new(4);
+    c.observe_all(NOW);
+    let digest = draw_at(10).digest(&HOME);
+    let registered = Event::DrawRegistered {
+        key: key(),
+        draw_hash: digest,
+        draw: draw_at(10),
+        finalized: true,
+        block: 20,
+    };
+    // Node 3 signs the leg first, so every leg certificate carries its (old) key.
+    for i in [3, 0, 1, 2] {
+        let outs = c.nodes[i].handle(NOW + 1000, registered.clone()).unwrap();
+        let first = outs.into_iter().map(|o| (i, o)).collect();
+        c.flood(NOW + 1000, first);
+    }
+    let old = c.keys[3].address();
+    let before = leg_certificates(&c.tick_all(NOW + 1000));
+    assert!(
+        !before.is_empty() && before.iter().all(|s| s.contains(&old)),
+        "the leg certificate carries node 3's old key: {before:?}"
+    );
+
+    // The vaults rotate node 3's key; every node follows.
+    let new_key = PrivateKeySigner::from_bytes(&keccak256([9u8, 9])).unwrap();
+    let mut set = c.consortium.guardians();
+    set[3] = new_key.address();
+    let rotated = c.consortium.rebind(&set).unwrap();
+    for n in &mut c.nodes {
+        n.follow_guardians(rotated.clone()).unwrap();
+    }
+    assert!(c.nodes[0].signing() && !c.nodes[3].signing());
+    let signed = c.nodes[3].stats().signed;
+
+    // Rebroadcasts re-form the certificate from the set's other guardians; nothing old
+    // goes to the vault again.
+    let mut after = Vec::new();
+    for dt in [6_000, 12_000, 20_000, 40_000] {
+        after.extend(leg_certificates(&c.tick_all(NOW + 1000 + dt)));
+    }
+    assert!(!after.is_empty(), "the leg is submitted again");
+    for signers in &after {
+        assert_eq!(signers.len(), 3);
+        assert!(
+            signers
+                .iter()
+                .all(|s| rotated.index_of_guardian(s).is_some()),
+            "only guardians of the new set: {signers:?}"
+        );
+    }
+    assert_eq!(
+        c.nodes[3].stats().signed,
+        signed,
+        "a rotated-out node signs nothing"
+    );
+
+    // Node 3 loads its new key: it signs again what it had signed, with that key.
+    let wrong = PrivateKeySigner::from_bytes(&keccak256([8u8, 8])).unwrap();
+    assert!(c.nodes[3].replace_signer(wrong).is_err());
+    c.nodes[3].replace_signer(new_key.clone()).unwrap();
+    assert!(c.nodes[3].signing());
+    assert!(
+        c.nodes[3].stats().signed > signed,
+        "re-signed with the new key"
+    );
+
+    // A restart with the new set: the old key is refused, the new one restores.
+    let cfg = Config::new(rotated.clone(), 3);
+    let store = || NodeStore::open(c.kvs[3].clone()).unwrap();
+    let refused = Machine::restore(cfg.clone(), c.view.clone(), c.keys[3].clone(), store(), NOW);
+    assert!(refused.is_err(), "the rotated-out key does not start");
+    let restored: M =
+        Machine::restore(cfg, c.view.clone(), new_key, store(), NOW + 50_000).unwrap();
+    assert!(restored.signing());
+    assert_eq!(
+        restored.open_incidents().len(),
+        1,
+        "the incident is still open"
+    );
+}

@@ -199,6 +199,10 @@ enum Command {
     GossipPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    FollowGuardians {
+        consortium: Arc<Consortium>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
     Shutdown,
 }
 
@@ -286,6 +290,17 @@ impl NetworkHandle {
             .await
             .map_err(|_| NetworkError::Stopped)?;
         rx.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Follows a guardian rotation the vaults executed: gossip is validated against
+    /// `consortium` (the same nodes, with their new guardians) from now on.
+    pub async fn follow_guardians(&self, consortium: Arc<Consortium>) -> Result<(), NetworkError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::FollowGuardians { consortium, reply })
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        rx.await.map_err(|_| NetworkError::Stopped)?
     }
 
     /// This node's PeerId.
@@ -655,6 +670,13 @@ impl Task {
                     .collect();
                 peers.sort();
                 let _ = reply.send(peers);
+            }
+            Command::FollowGuardians { consortium, reply } => {
+                let r = self
+                    .validator
+                    .follow_guardians(consortium)
+                    .map_err(NetworkError::Config);
+                let _ = reply.send(r);
             }
             Command::Shutdown => {}
         }

@@ -390,6 +390,17 @@ impl Validator {
         &self.consortium
     }
 
+    /// Follows a guardian rotation: `consortium` has the same nodes (identities, in the same
+    /// order) and the guardians the vaults now hold, so a node's attestations are checked
+    /// against its new key (row 13). Refused, keeping the current set, when the nodes differ.
+    pub fn follow_guardians(&mut self, consortium: Arc<Consortium>) -> Result<(), String> {
+        if consortium.verifying_keys() != self.consortium.verifying_keys() {
+            return Err("a guardian rotation must keep the consortium's nodes".into());
+        }
+        self.consortium = consortium;
+        Ok(())
+    }
+
     /// Marks content as seen (what this node published itself), so that an echo of it
     /// counts as a duplicate.
     pub fn mark_seen(&mut self, content_id: [u8; 32]) {

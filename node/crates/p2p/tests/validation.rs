@@ -472,3 +472,56 @@ fn own_publications_are_duplicates_when_echoed() {
         Verdict::Ignore(DropReason::Duplicate)
     );
 }
+
+#[test]
+fn a_rotated_guardian_is_checked_against_its_new_key_once_followed() {
+    let mut f = fx(ValidationConfig::default());
+    let me = f.idx(0);
+    let new_key = PrivateKeySigner::from_bytes(&B256::repeat_byte(9)).unwrap();
+    let digest = B256::repeat_byte(0xd1);
+    let attestation = |g: &PrivateKeySigner, seq: u64| {
+        Message::DrawAttestation(DrawAttestation {
+            key: IncidentKey {
+                member: B256::repeat_byte(1),
+                seq,
+            },
+            attempt: 0,
+            digest,
+            signature: sign_digest(g, digest).unwrap(),
+        })
+    };
+    let with_new = signed(&f.keys[0], NOW, &attestation(&new_key, 1));
+    let v = f.v.validate(NOW, f.gossip(0, 1), &with_new);
+    assert_eq!(
+        reason(&v),
+        Some(DropReason::GuardianMismatch),
+        "not yet rotated"
+    );
+
+    let mut set = f.v.consortium().guardians();
+    set[me] = new_key.address();
+    let rotated = Arc::new(f.v.consortium().rebind(&set).unwrap());
+    f.v.follow_guardians(rotated).unwrap();
+    let with_new = signed(&f.keys[0], NOW + 1, &attestation(&new_key, 2));
+    let v = f.v.validate(NOW + 1, f.gossip(0, 1), &with_new);
+    assert!(
+        matches!(v, Verdict::Accept(_)),
+        "the new key is node 0's: {v:?}"
+    );
+    let with_old = signed(&f.keys[0], NOW + 2, &attestation(&f.guardians[0], 3));
+    let v = f.v.validate(NOW + 2, f.gossip(0, 1), &with_old);
+    assert_eq!(
+        reason(&v),
+        Some(DropReason::GuardianMismatch),
+        "the old key is no one's"
+    );
+
+    // Another node set is not a rotation: refused, the set kept.
+    let other = Consortium::new(vec![NodeInfo {
+        identity: f.keys[0].verifying_key().to_bytes(),
+        guardian: new_key.address(),
+    }])
+    .unwrap();
+    assert!(f.v.follow_guardians(Arc::new(other)).is_err());
+    assert_eq!(f.v.consortium().n(), 4);
+}

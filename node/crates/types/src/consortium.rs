@@ -11,7 +11,7 @@
 //! - the proposer of `(member, seq, attempt)` and the submitter rotation of a digest are
 //!   pure functions of their inputs and the consortium, so every node computes the same.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::{Address, B256, U256, keccak256};
 use ed25519_dalek::VerifyingKey;
@@ -75,6 +75,18 @@ pub enum ConsortiumError {
     /// Two nodes share a guardian address.
     #[error("guardian {0} listed twice")]
     DuplicateGuardian(Address),
+    /// A guardian set that is not this consortium's with one node's key replaced.
+    #[error(
+        "the guardian set {given:?} is not the consortium's with one key replaced: guardians rotated out {removed:?}, new guardians {added:?} (a node follows one replacement at a time; a change of the node set needs the configuration's consortium updated)"
+    )]
+    NotOneReplacement {
+        /// The set given.
+        given: Vec<Address>,
+        /// Guardians of the consortium not in it.
+        removed: Vec<Address>,
+        /// Guardians in it not of the consortium.
+        added: Vec<Address>,
+    },
 }
 
 /// The sorted node set and its thresholds.
@@ -156,6 +168,55 @@ impl Consortium {
     /// Signatures needed to freeze, pause or raise an alert: f + 1.
     pub fn p(&self) -> usize {
         self.thresholds.p
+    }
+
+    /// The guardians, in node order.
+    pub fn guardians(&self) -> Vec<Address> {
+        self.nodes.iter().map(|n| n.guardian).collect()
+    }
+
+    /// Whether `guardians` (any order) is exactly this consortium's guardian set.
+    pub fn has_guardian_set(&self, guardians: &[Address]) -> bool {
+        guardians.len() == self.n() && guardians.iter().all(|g| self.by_guardian.contains_key(g))
+    }
+
+    /// This consortium with its guardians following `guardians` (a vault's set, any order):
+    /// itself when the sets are equal, or the same nodes with the one guardian not in
+    /// `guardians` replaced by the one address of `guardians` not in the consortium. Any
+    /// other difference cannot be mapped to nodes without more than the chain holds, and
+    /// is refused naming it.
+    pub fn rebind(&self, guardians: &[Address]) -> Result<Self, ConsortiumError> {
+        let given: BTreeSet<Address> = guardians.iter().copied().collect();
+        let removed: Vec<Address> = self
+            .by_guardian
+            .keys()
+            .filter(|g| !given.contains(*g))
+            .copied()
+            .collect();
+        let added: Vec<Address> = given
+            .iter()
+            .filter(|g| !self.by_guardian.contains_key(*g))
+            .copied()
+            .collect();
+        let refuse = || ConsortiumError::NotOneReplacement {
+            given: guardians.to_vec(),
+            removed: removed.clone(),
+            added: added.clone(),
+        };
+        if given.len() != guardians.len() || given.len() != self.n() {
+            return Err(refuse());
+        }
+        match (removed.as_slice(), added.as_slice()) {
+            ([], []) => Ok(self.clone()),
+            ([old], [new]) if *new != Address::ZERO => {
+                let mut nodes = self.nodes.clone();
+                for n in nodes.iter_mut().filter(|n| n.guardian == *old) {
+                    n.guardian = *new;
+                }
+                Self::new(nodes)
+            }
+            _ => Err(refuse()),
+        }
     }
 
     /// Index of the node whose guardian is `guardian`.
@@ -294,5 +355,39 @@ mod tests {
         assert_eq!(c.submitter_rank(2, 3), 1);
         assert_eq!(c.submitter_rank(2, 0), 2);
         assert_eq!(c.submitter_rank(2, 1), 3);
+    }
+
+    #[test]
+    fn rebind_follows_one_replaced_guardian_and_refuses_anything_else() {
+        let c = consortium(4);
+        let mut set = c.guardians();
+        set.reverse();
+        assert_eq!(c.rebind(&set).unwrap(), c, "the same set in any order");
+
+        let old = c.nodes()[2].guardian;
+        let new = Address::repeat_byte(0xee);
+        let mut set = c.guardians();
+        set[2] = new;
+        let r = c.rebind(&set).unwrap();
+        assert_eq!(r.n(), 4);
+        assert_eq!(r.index_of_guardian(&new), Some(2), "node 2 keeps its index");
+        assert_eq!(r.index_of_guardian(&old), None);
+        assert_eq!(r.nodes()[2].identity, c.nodes()[2].identity);
+        assert_eq!(r.nodes()[0], c.nodes()[0]);
+
+        let mut two = set.clone();
+        two[0] = Address::repeat_byte(0xdd);
+        let err = c.rebind(&two).unwrap_err().to_string();
+        assert!(err.contains("one key replaced"), "{err}");
+        assert!(c.rebind(&set[..3]).is_err(), "a smaller set");
+        let mut more = c.guardians();
+        more.push(new);
+        assert!(c.rebind(&more).is_err(), "a larger set");
+        let mut dup = c.guardians();
+        dup[1] = dup[0];
+        assert!(c.rebind(&dup).is_err(), "a duplicated guardian");
+        let mut zero = c.guardians();
+        zero[3] = Address::ZERO;
+        assert!(c.rebind(&zero).is_err(), "the zero address");
     }
 }
