@@ -27,6 +27,7 @@ use backstop_chain::watcher::{ChainEvent, ConfirmedBlock};
 use backstop_contracts::bindings::BackstopVault;
 use backstop_contracts::bindings::BackstopVault::BackstopVaultEvents as Ev;
 use backstop_contracts::eip712::{Draw, Signable, VaultId};
+use backstop_types::Consortium;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -132,6 +133,13 @@ pub enum ChainInput {
         fact: Option<VaultFact>,
         /// Transaction.
         tx_hash: B256,
+    },
+    /// A vault's guardian set: read at start, then each rotation it executed (confirmed).
+    GuardianSet {
+        /// Vault.
+        vault: VaultId,
+        /// Its guardians, in the vault's order.
+        guardians: Vec<Address>,
     },
     /// A new unconfirmed head.
     Head {
@@ -482,7 +490,14 @@ async fn confirmed(
             Ev::MemberSet(a) => facts.push(action(vault, a.id, "set member", None, tx_hash)),
             Ev::LimitsSet(a) => facts.push(action(vault, a.id, "set limits", None, tx_hash)),
             Ev::GuardiansSet(a) => {
-                facts.push(action(vault, a.id, "rotate guardians", None, tx_hash))
+                facts.push(action(vault, a.id, "rotate guardians", None, tx_hash));
+                facts.push(ChainInput::GuardianSet {
+                    vault: VaultId {
+                        chain_id: spec.chain_id,
+                        address: spec.vault,
+                    },
+                    guardians: a.guardians.clone(),
+                });
             }
             other => {
                 debug!(chain_id = spec.chain_id, event = ?std::mem::discriminant(other), "vault event not acted on")
@@ -544,38 +559,25 @@ pub async fn read_setup(pool: &RpcPool, vault: Address) -> Result<VaultSetup, Ch
     })
 }
 
-/// Compares a vault's guardian set and thresholds with the configured consortium.
+/// Checks a vault's thresholds against the consortium's and maps its guardian set onto the
+/// consortium's nodes ([`Consortium::rebind`]): the configured set, or it with one node's
+/// key rotated by governance since the configuration was written. Anything else is refused,
+/// naming what differs.
 pub fn check_setup(
     chain_id: u64,
     setup: &VaultSetup,
-    guardians: &[Address],
-    t: usize,
-    p: usize,
-) -> Result<(), String> {
-    let mut on_chain = setup.guardians.clone();
-    on_chain.sort();
-    let mut configured = guardians.to_vec();
-    configured.sort();
-    if on_chain != configured {
-        let only_configured: Vec<&Address> = configured
-            .iter()
-            .filter(|g| !on_chain.contains(g))
-            .collect();
-        let only_on_chain: Vec<&Address> = on_chain
-            .iter()
-            .filter(|g| !configured.contains(g))
-            .collect();
-        return Err(format!(
-            "chain {chain_id}: the vault's guardian set differs from the configured consortium's: configured but not guardians on the vault {only_configured:?}; guardians on the vault but not configured {only_on_chain:?}"
-        ));
-    }
+    consortium: &Consortium,
+) -> Result<Consortium, String> {
+    let (t, p) = (consortium.t(), consortium.p());
     if usize::from(setup.threshold) != t || usize::from(setup.pause_threshold) != p {
         return Err(format!(
             "chain {chain_id}: the vault's thresholds t={} p={} differ from the consortium's t={t} p={p}",
             setup.threshold, setup.pause_threshold
         ));
     }
-    Ok(())
+    consortium
+        .rebind(&setup.guardians)
+        .map_err(|e| format!("chain {chain_id}: the vault's guardian set differs from the configured consortium's: {e}"))
 }
 
 /// Keeps at most one outstanding fetch per pinned block.
@@ -722,44 +724,59 @@ mod tests {
         bytes.iter().map(|b| Address::repeat_byte(*b)).collect()
     }
 
-    #[test]
-    fn a_vault_matching_the_consortium_in_any_order_is_accepted() {
-        let vault = setup(&[3, 1, 4, 2], 3, 2);
-        assert_eq!(check_setup(7, &vault, &addrs(&[1, 2, 3, 4]), 3, 2), Ok(()));
+    fn consortium() -> Consortium {
+        let nodes = (1..=4u8)
+            .map(|i| backstop_types::NodeInfo {
+                identity: ed25519_dalek::SigningKey::from_bytes(&[i; 32])
+                    .verifying_key()
+                    .to_bytes(),
+                guardian: Address::repeat_byte(i),
+            })
+            .collect();
+        Consortium::new(nodes).unwrap()
     }
 
     #[test]
-    fn a_vault_with_other_guardians_is_refused() {
-        let vault = setup(&[1, 2, 3, 5], 3, 2);
-        let err = check_setup(7, &vault, &addrs(&[1, 2, 3, 4]), 3, 2).unwrap_err();
+    fn a_vault_matching_the_consortium_in_any_order_is_accepted() {
+        let vault = setup(&[3, 1, 4, 2], 3, 2);
+        assert_eq!(check_setup(7, &vault, &consortium()), Ok(consortium()));
+    }
+
+    #[test]
+    fn a_vault_with_one_key_rotated_is_followed_and_other_sets_are_refused() {
+        let c = consortium();
+        let rotated = check_setup(7, &setup(&[1, 2, 3, 5], 3, 2), &c).unwrap();
+        let four = c.index_of_guardian(&Address::repeat_byte(4));
+        assert_eq!(rotated.index_of_guardian(&Address::repeat_byte(5)), four);
+        assert_eq!(rotated.index_of_guardian(&Address::repeat_byte(4)), None);
+
+        let err = check_setup(7, &setup(&[1, 2, 6, 5], 3, 2), &c).unwrap_err();
         assert!(
             err.starts_with("chain 7: the vault's guardian set"),
             "{err}"
         );
         // The error names exactly what differs.
-        let (four, five) = (Address::repeat_byte(4), Address::repeat_byte(5));
+        let named = |b: &[u8]| format!("{:?}", addrs(b));
         assert!(
-            err.ends_with(&format!(
-                "configured but not guardians on the vault [{four}]; guardians on the vault but not configured [{five}]"
-            )),
+            err.contains(&format!("guardians rotated out {}", named(&[3, 4]))),
             "{err}"
         );
-        let fewer = setup(&[1, 2, 3], 3, 2);
-        let err = check_setup(7, &fewer, &addrs(&[1, 2, 3, 4]), 3, 2).unwrap_err();
         assert!(
-            err.ends_with(&format!(
-                "vault [{four}]; guardians on the vault but not configured []"
-            )),
+            err.contains(&format!("new guardians {}", named(&[5, 6]))),
+            "{err}"
+        );
+        let err = check_setup(7, &setup(&[1, 2, 3], 3, 2), &c).unwrap_err();
+        assert!(
+            err.contains(&format!("guardians rotated out {}", named(&[4]))),
             "{err}"
         );
     }
 
     #[test]
     fn a_vault_whose_thresholds_differ_is_refused() {
-        let guardians = addrs(&[1, 2, 3, 4]);
         for (t, p) in [(2, 2), (4, 2), (3, 1), (3, 3)] {
             let vault = setup(&[1, 2, 3, 4], t, p);
-            let err = check_setup(9, &vault, &guardians, 3, 2).unwrap_err();
+            let err = check_setup(9, &vault, &consortium()).unwrap_err();
             assert_eq!(
                 err,
                 format!(

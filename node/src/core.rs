@@ -32,7 +32,8 @@ use backstop_contracts::eip712::{
     ClearAlert, Draw, FreezeMember, RaiseAlert, UnfreezeMember, Unpause, VaultId,
 };
 use backstop_types::{
-    BreakerKind, Effect, GovernanceProposal, IncidentPhase, MAX_EVIDENCE_LEN, Signal, SignalKind,
+    BreakerKind, Consortium, Effect, GovernanceProposal, IncidentPhase, MAX_EVIDENCE_LEN, Signal,
+    SignalKind,
 };
 use tracing::{debug, error, info, warn};
 
@@ -47,6 +48,7 @@ use crate::policy::{
     Breaker, BreakerId, EARLY_WARNING_ACTION_TTL_S, Output as PolicyOutput, Policy, SignalEntry,
     VaultFact,
 };
+use crate::rotation::{Follow, GuardianFollower};
 use crate::stress::{self, StressTest};
 use crate::view::{ChainSnapshot, NodeView};
 use crate::warning::{WarningConfig, Warnings};
@@ -288,6 +290,8 @@ pub enum Action {
         /// Action id.
         id: B256,
     },
+    /// Validate gossip against this consortium from now on (every vault rotated a key).
+    FollowGuardians(Arc<Consortium>),
     /// Tell operators.
     Notice(Notice),
     /// An incident closed (`open == false`) or reopened: peers' catch-up follows.
@@ -314,6 +318,8 @@ pub struct NodeCore<S, K> {
     clock: ClockCheck,
     /// Governance proposals.
     governance: Governance,
+    /// The vaults' guardian sets, to follow a rotation.
+    guardians: GuardianFollower,
     /// When this node next gossips its open proposals again (ms).
     next_proposal_rebroadcast: u64,
     /// How each configured member last stood on its home vault (one entry per configured
@@ -349,15 +355,15 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         let max_pin_age_s = machine.view().config().max_pin_age_s;
         let governance = Governance::new(
             machine.view().config().vaults.clone(),
-            machine
-                .config()
-                .consortium
-                .nodes()
-                .iter()
-                .map(|n| n.guardian)
-                .collect(),
+            machine.config().consortium.clone(),
             governance::PROPOSAL_TTL_S,
         );
+        let guardians = GuardianFollower::new(machine.view().config().vaults.iter().map(
+            |(chain_id, address)| VaultId {
+                chain_id: *chain_id,
+                address: *address,
+            },
+        ));
         let status = machine
             .view()
             .config()
@@ -375,6 +381,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             stress_report: None,
             clock: ClockCheck::new(max_pin_age_s),
             governance,
+            guardians,
             next_proposal_rebroadcast: 0,
             registry: BTreeMap::new(),
             status,
@@ -390,6 +397,18 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             now: 0,
             out: Vec::new(),
         }
+    }
+
+    /// The core knowing the guardian set each vault held at start-up (the machine was
+    /// built with the consortium they map to).
+    pub fn with_vault_guardians(mut self, sets: Vec<(VaultId, Vec<Address>)>) -> Self {
+        for (vault, guardians) in sets {
+            let current = &self.machine.config().consortium;
+            if let Follow::Refused(e) = self.guardians.observe(vault, guardians, current) {
+                warn!(error = %e, "guardian sets at start-up");
+            }
+        }
+        self
     }
 
     /// The core with early warnings and the stress scenarios (none without this).
@@ -936,6 +955,9 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 fact,
                 tx_hash,
             } => self.on_action_executed(vault, id, what, fact, tx_hash)?,
+            ChainInput::GuardianSet { vault, guardians } => {
+                self.on_guardian_set(vault, guardians)?
+            }
             ChainInput::Head { chain_id, number } => {
                 let st = self.status.entry(chain_id).or_default();
                 st.head = st.head.max(number);
@@ -948,6 +970,77 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             ChainInput::Halted { chain_id, halted } => self.on_halted(chain_id, halted)?,
         }
         Ok(())
+    }
+
+    /// A vault's guardian set (a rotation it executed): once every vault holds one
+    /// rotation of the consortium, the machine, the governance table and gossip validation
+    /// follow it.
+    fn on_guardian_set(
+        &mut self,
+        vault: VaultId,
+        guardians: Vec<Address>,
+    ) -> Result<(), CoreError> {
+        let old = self.machine.config().consortium.clone();
+        let rotated = match self.guardians.observe(vault, guardians, &old) {
+            Follow::Nothing => return Ok(()),
+            Follow::Refused(e) => {
+                error!(error = %e, "guardian rotation not followed");
+                self.notice_text(format!("guardian rotation not followed: {e}"));
+                return Ok(());
+            }
+            Follow::Rotate(c) => c,
+        };
+        self.machine.follow_guardians(rotated.clone())?;
+        self.governance.follow_guardians(rotated.clone());
+        for (i, (was, now)) in old.nodes().iter().zip(rotated.nodes()).enumerate() {
+            if was.guardian != now.guardian {
+                info!(node = i, old = %was.guardian, new = %now.guardian, "guardian rotated on every vault");
+                self.notice_text(format!(
+                    "every vault rotated node {i}'s guardian {} to {}",
+                    was.guardian, now.guardian
+                ));
+            }
+        }
+        if !self.machine.signing() {
+            let me = self.machine.config().me;
+            let new = rotated.node(me).map(|n| n.guardian).unwrap_or_default();
+            warn!(%new, "this node's guardian key was rotated out; it signs nothing until it holds the new key");
+            self.notice_text(format!(
+                "this node's guardian key was rotated out: it signs nothing until its operator configures the key of {new} and reloads (SIGHUP)"
+            ));
+        }
+        self.out.push(Action::FollowGuardians(Arc::new(rotated)));
+        Ok(())
+    }
+
+    /// The operator reloaded the guardian key: the machine signs with it if it holds this
+    /// node's guardian of the current set, and signs again with it what the guard recorded.
+    /// Any other key is refused (with a notice) and the current signer kept.
+    pub fn replace_signer(&mut self, signer: S, now: u64) -> Result<Vec<Action>, CoreError> {
+        self.now = self.now.max(now);
+        let me = self.machine.config().me;
+        let want = self
+            .machine
+            .config()
+            .consortium
+            .node(me)
+            .map(|n| n.guardian);
+        let held = signer.address();
+        if want != Some(held) {
+            warn!(%held, want = ?want, "reloaded guardian key refused");
+            self.notice_text(format!(
+                "reloaded guardian key {held} refused: this node's guardian on the vaults is {}; the current signer stays",
+                want.unwrap_or_default()
+            ));
+        } else {
+            self.machine.replace_signer(signer)?;
+            info!(guardian = %held, "guardian key reloaded");
+            self.notice_text(format!(
+                "guardian key {held} loaded: this node signs with it"
+            ));
+        }
+        self.feed(Event::Tick)?;
+        Ok(std::mem::take(&mut self.out))
     }
 
     fn on_registered(

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use alloy::primitives::{Address, B256, U256};
 use backstop_contracts::eip712::{SetMember, VaultId};
 use backstop_types::governance::GovernanceError;
-use backstop_types::{GovernanceProposal, NodeIndex, ThresholdAction};
+use backstop_types::{Consortium, GovernanceProposal, NodeIndex, ThresholdAction};
 
 use crate::view::{ChainSnapshot, NodeView};
 
@@ -320,6 +320,14 @@ pub enum ProposalError {
     /// Another open proposal changes the same thing on a common chain.
     #[error("conflicts with open proposal {0}")]
     Conflict(B256),
+    /// A guardian rotation the nodes could not follow (see `crate::rotation`).
+    #[error("{0}")]
+    Unfollowable(String),
+    /// A guardian rotation that leaves some configured vault out.
+    #[error(
+        "a guardian rotation targets every configured vault (chains {0:?}); the others would keep refusing the new key"
+    )]
+    PartialRotation(Vec<u64>),
     /// The proposal is not signed by the guardian of the node it names as proposer.
     #[error("proposal not signed by the guardian of node {0}")]
     Unsigned(NodeIndex),
@@ -356,22 +364,27 @@ pub enum ProposalError {
 #[derive(Debug)]
 pub struct Governance {
     vaults: BTreeMap<u64, Address>,
-    /// Each node's guardian, by consortium index.
-    guardians: Vec<Address>,
+    /// The consortium as the vaults hold it (proposers' guardians, rotations' baseline).
+    consortium: Consortium,
     max_ttl_s: u64,
     proposals: BTreeMap<B256, Proposal>,
 }
 
 impl Governance {
-    /// An empty table for the consortium's `vaults` and `guardians` (by node index),
-    /// accepting deadlines at most `max_ttl_s` ahead.
-    pub fn new(vaults: BTreeMap<u64, Address>, guardians: Vec<Address>, max_ttl_s: u64) -> Self {
+    /// An empty table for the consortium's `vaults` and `consortium`, accepting deadlines
+    /// at most `max_ttl_s` ahead.
+    pub fn new(vaults: BTreeMap<u64, Address>, consortium: Consortium, max_ttl_s: u64) -> Self {
         Self {
             vaults,
-            guardians,
+            consortium,
             max_ttl_s,
             proposals: BTreeMap::new(),
         }
+    }
+
+    /// Follows a guardian rotation the vaults executed: proposers sign with their new keys.
+    pub fn follow_guardians(&mut self, consortium: Consortium) {
+        self.consortium = consortium;
     }
 
     /// Every open proposal (to gossip again).
@@ -497,9 +510,9 @@ impl Governance {
     }
 
     fn signed_by_proposer(&self, p: &GovernanceProposal) -> bool {
-        self.guardians
-            .get(usize::from(p.proposer))
-            .is_some_and(|g| p.signed_by(*g))
+        self.consortium
+            .node(p.proposer)
+            .is_some_and(|n| p.signed_by(n.guardian))
     }
 
     fn target_mut(&mut self, vault: &VaultId, id: &B256) -> Option<&mut TargetProgress> {
@@ -523,6 +536,20 @@ impl Governance {
                     });
                 }
                 Some(_) => {}
+            }
+        }
+        if let ThresholdAction::RotateGuardians(r) = &p.action {
+            self.consortium
+                .rebind(&r.guardians)
+                .map_err(|e| ProposalError::Unfollowable(e.to_string()))?;
+            let left_out: Vec<u64> = self
+                .vaults
+                .keys()
+                .filter(|c| !p.targets.iter().any(|v| v.chain_id == **c))
+                .copied()
+                .collect();
+            if !left_out.is_empty() {
+                return Err(ProposalError::PartialRotation(left_out));
             }
         }
         let now_s = now_ms / 1000;
@@ -598,6 +625,7 @@ mod tests {
     use alloy::primitives::U256;
     use alloy::signers::local::PrivateKeySigner;
     use backstop_contracts::eip712::{RotateGuardians, SetLimits, SetMember, sign_digest};
+    use backstop_types::NodeInfo;
     use backstop_types::governance::proposal_digest;
 
     const NOW: u64 = 1_000_000_000;
@@ -614,9 +642,26 @@ mod tests {
     }
 
     fn table() -> Governance {
+        // Node i (in identity order) has guardian key(i).
+        let mut identities: Vec<[u8; 32]> = (1..=4u8)
+            .map(|i| {
+                ed25519_dalek::SigningKey::from_bytes(&[i; 32])
+                    .verifying_key()
+                    .to_bytes()
+            })
+            .collect();
+        identities.sort();
+        let nodes = identities
+            .into_iter()
+            .zip(0..)
+            .map(|(identity, i)| NodeInfo {
+                identity,
+                guardian: key(i).address(),
+            })
+            .collect();
         Governance::new(
             (1..=3).map(|c| (c, vault(c).address)).collect(),
-            (0..4).map(|i| key(i).address()).collect(),
+            Consortium::new(nodes).unwrap(),
             86_400,
         )
     }
@@ -886,5 +931,54 @@ mod tests {
         }
         assert_eq!(g.proposals().count(), MAX_PROPOSALS);
         assert_eq!(g.open_of(0).count(), MAX_OPEN_PER_NODE);
+    }
+
+    #[test]
+    fn a_rotation_is_one_key_replaced_on_every_vault() {
+        let mut g = table();
+        let rotation = |id: u8, guardians: Vec<Address>| {
+            let mut guardians = guardians;
+            guardians.sort();
+            ThresholdAction::RotateGuardians(RotateGuardians {
+                guardians,
+                threshold: 3,
+                pauseThreshold: 2,
+                id: B256::repeat_byte(id),
+                deadline: deadline(),
+            })
+        };
+        let mut one = (0..4).map(|i| key(i).address()).collect::<Vec<_>>();
+        one[3] = Address::repeat_byte(0x77);
+        let mut two = one.clone();
+        two[2] = Address::repeat_byte(0x78);
+        let err = g
+            .propose(proposal(0, &[1, 2, 3], rotation(1, two)), NOW)
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProposalError::Unfollowable(e) if e.contains("one key replaced")),
+            "{err}"
+        );
+        let err = g
+            .propose(proposal(0, &[1, 2], rotation(2, one.clone())), NOW)
+            .unwrap_err();
+        assert_eq!(err, ProposalError::PartialRotation(vec![3]));
+        assert!(
+            g.propose(proposal(0, &[1, 2, 3], rotation(3, one.clone())), NOW)
+                .is_ok()
+        );
+
+        // Once the vaults rotated node 3's key, its proposals are signed with the new key.
+        let new_key = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x55)).unwrap();
+        let mut set = g.consortium.guardians();
+        set[3] = new_key.address();
+        let rotated = g.consortium.rebind(&set).unwrap();
+        let mut p = proposal(3, &[1], limits(9, deadline()));
+        p.signature = sign_digest(&new_key, proposal_digest(&p.targets, &p.action)).unwrap();
+        assert!(
+            !g.received(p.clone(), NOW),
+            "not node 3's key before the rotation"
+        );
+        g.follow_guardians(rotated);
+        assert!(g.received(p, NOW), "the new key is node 3's");
     }
 }

@@ -9,6 +9,7 @@
 //! - [`clock`]: this node's clock against the chains' block timestamps;
 //! - [`journal`]: the operators' account of each incident;
 //! - [`governance`]: governance proposals, approvals by digest and their progress;
+//! - [`rotation`]: following the vaults' guardian set after a rotation;
 //! - [`core`]: the node's decisions as one state machine over all of the above and the
 //!   agreement machine, fed inputs with an injected `now`, returning actions.
 //!
@@ -35,6 +36,7 @@ pub mod journal;
 pub mod params;
 pub mod policy;
 pub mod report;
+pub mod rotation;
 pub mod runtime;
 pub mod service;
 #[cfg(feature = "sim")]

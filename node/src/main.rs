@@ -16,7 +16,7 @@ use backstop_node::report::{self, Which};
 use backstop_node::{params, runtime};
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// Backstop: a node of a cross-chain shared insurance consortium.
 #[derive(Parser, Debug)]
@@ -371,6 +371,12 @@ fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
             info!("signal received; shutting down");
             let _ = stop_tx.send(true);
         });
+        let (signer_tx, signer_rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(reload_on_sighup(
+            path.to_path_buf(),
+            config.clone(),
+            signer_tx,
+        ));
         let info = backstop_api::model::NodeInfo {
             node_name: params.name.clone(),
             peer_id: keys.peer_id().to_string(),
@@ -433,7 +439,7 @@ fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
                     });
                 }
             };
-        match runtime::run(params, stop_rx, serve).await {
+        match runtime::run(params, signer_rx, stop_rx, serve).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 error!(error = %e, "node stopped");
@@ -456,6 +462,50 @@ trait ThenNamed: std::future::Future<Output = ()> + Sized {
 }
 
 impl<F: std::future::Future<Output = ()>> ThenNamed for F {}
+
+/// On every SIGHUP: reads the configuration file again and hands its guardian key to the
+/// core (which takes it if it holds this node's guardian on the vaults); names what else
+/// changed and needs a restart. A file that does not load is reported and changes nothing.
+async fn reload_on_sighup(
+    path: std::path::PathBuf,
+    mut running: Config,
+    signers: tokio::sync::mpsc::Sender<backstop_signer::GuardianKey>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                warn!(error = %e, "no SIGHUP handler: the configuration is not reloaded");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            info!(file = %path.display(), "SIGHUP: reloading the configuration");
+            let loaded = Config::load(&path).and_then(|c| c.load_keys().map(|k| (c, k)));
+            let (config, keys) = match loaded {
+                Ok(x) => x,
+                Err(e) => {
+                    error!(error = %e, "reload refused; the node runs on as it was");
+                    continue;
+                }
+            };
+            let restart = running.restart_needed(&config);
+            if !restart.is_empty() {
+                warn!(sections = ?restart, "changed in the file; taken at the next restart");
+            }
+            if signers.send(keys.signer().clone()).await.is_err() {
+                return;
+            }
+            running = config;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, running, signers);
+    }
+}
 
 async fn wait_for_signal() {
     #[cfg(unix)]

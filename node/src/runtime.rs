@@ -21,6 +21,7 @@ use backstop_agreement::{Config as MachineConfig, Consortium, Machine, NodeIndex
 use backstop_chain::rpc::{RpcConfig, RpcPool};
 use backstop_chain::submit::{Submitter, SubmitterConfig};
 use backstop_chain::watcher::{Watcher, WatcherConfig};
+use backstop_contracts::eip712::VaultId;
 use backstop_p2p::catchup::MemoryCatchUpStore;
 use backstop_p2p::network::{self, NetworkConfig, PeerAddr};
 use backstop_signer::GuardianKey;
@@ -211,20 +212,26 @@ pub struct Observers {
 /// What a chain's watcher needs: its configuration, pool and spec.
 type WatcherSetup = (WatcherConfig, Arc<RpcPool>, ChainSpec);
 
+/// A vault's guardian set at start-up, and the consortium it maps to.
+type VaultGuardians = (VaultId, Vec<Address>, Consortium);
+
 /// Builds and runs the node until `shutdown` fires or a task fails. `serve` is called
 /// once everything is up, with the observers, and returns the API tasks to supervise.
 pub async fn run<F>(
     params: Params,
+    signers: mpsc::Receiver<GuardianKey>,
     mut shutdown: watch::Receiver<bool>,
     serve: F,
 ) -> Result<(), RuntimeError>
 where
     F: FnOnce(Observers, &mut JoinSet<(String, Result<(), String>)>),
 {
-    let (consortium, me) = consortium_of(&params)?;
+    let (configured, me) = consortium_of(&params)?;
+    let (handles, watchers, sets) = connect_chains(&params, &configured).await?;
+    let consortium = following(&configured, &sets);
+    check_signer(&params, &configured, &consortium, me)?;
     let policy = policy_of(&params, &consortium, me);
     let detectors = Detectors::new(params.signals.detectors.clone());
-    let (handles, watchers) = connect_chains(&params, &consortium).await?;
     let machine = restore_machine(&params, &consortium, me)?;
     let catchup = Arc::new(MemoryCatchUpStore::new(16_384));
     let (net, net_task) = start_network(&params, &consortium, catchup.clone()).await?;
@@ -245,8 +252,13 @@ where
         &params.signals.detectors.oracles,
     );
     let warnings = crate::warning::Warnings::new(params.signals.warnings.clone());
+    let sets = sets
+        .into_iter()
+        .map(|(vault, set, _)| (vault, set))
+        .collect();
     let core = NodeCore::new(machine, policy, detectors, params.agreement.action_ttl_s)
-        .with_stress(warnings, stress);
+        .with_stress(warnings, stress)
+        .with_vault_guardians(sets);
     let core = Core::new(
         core,
         net.clone(),
@@ -255,7 +267,7 @@ where
         snap_tx,
         notices.clone(),
     );
-    let core_task = tokio::spawn(core.run(chain_rx, admin_rx, shutdown.clone()));
+    let core_task = tokio::spawn(core.run(chain_rx, admin_rx, signers, shutdown.clone()));
 
     serve(
         Observers {
@@ -303,14 +315,53 @@ fn consortium_of(params: &Params) -> Result<(Consortium, NodeIndex), RuntimeErro
         .ok_or_else(|| {
             RuntimeError::Config("this node's identity key is not in the consortium".into())
         })?;
-    let my_guardian = params.signer.address();
-    if consortium.index_of_guardian(&my_guardian) != Some(me) {
-        return Err(RuntimeError::Config(format!(
-            "this node's signer {my_guardian} is not the guardian configured for its identity"
-        )));
-    }
-    info!(guardian = %my_guardian, held = %params.signer.location(), "guardian key ready");
     Ok((consortium, me))
+}
+
+/// The consortium the vaults hold: the configured one, or it with the key the vaults
+/// rotated since ([`chains::check_setup`]) once every vault holds that rotation. While a
+/// rotation is under way (the vaults differ) the configured one, which the core's follower
+/// leaves as soon as every vault holds the rotation.
+fn following(configured: &Consortium, sets: &[(VaultId, Vec<Address>, Consortium)]) -> Consortium {
+    let mut followed = sets.iter().map(|(_, _, c)| c);
+    match followed.next() {
+        Some(first) if followed.all(|c| c == first) => {
+            if first != configured {
+                info!(guardians = ?first.guardians(), "following the vaults' guardian set, rotated since the configuration");
+            }
+            first.clone()
+        }
+        Some(_) => {
+            warn!(
+                "the vaults hold different guardian sets (a rotation under way): the configured set until every vault holds the rotation"
+            );
+            configured.clone()
+        }
+        None => configured.clone(),
+    }
+}
+
+/// This node's signer must hold its guardian key of `consortium` (the vaults' set).
+fn check_signer(
+    params: &Params,
+    configured: &Consortium,
+    consortium: &Consortium,
+    me: NodeIndex,
+) -> Result<(), RuntimeError> {
+    let held = params.signer.address();
+    let guardian = |c: &Consortium| c.node(me).map(|n| n.guardian).unwrap_or_default();
+    let want = guardian(consortium);
+    if held == want {
+        info!(guardian = %held, held = %params.signer.location(), "guardian key ready");
+        return Ok(());
+    }
+    Err(RuntimeError::Config(if held == guardian(configured) {
+        format!(
+            "this node's guardian key {held} was rotated out of the vaults' guardian set; its guardian is now {want}: configure the key of {want}"
+        )
+    } else {
+        format!("this node's signer {held} is not its guardian {want}")
+    }))
 }
 
 /// The policy layer for this node in `consortium`.
@@ -340,24 +391,30 @@ fn policy_of(params: &Params, consortium: &Consortium, me: NodeIndex) -> Policy 
 async fn connect_chains(
     params: &Params,
     consortium: &Consortium,
-) -> Result<(BTreeMap<u64, ChainHandle>, Vec<WatcherSetup>), RuntimeError> {
+) -> Result<
+    (
+        BTreeMap<u64, ChainHandle>,
+        Vec<WatcherSetup>,
+        Vec<VaultGuardians>,
+    ),
+    RuntimeError,
+> {
     let mut handles = BTreeMap::new();
     let mut watchers = Vec::new();
-    let guardians: Vec<Address> = consortium.nodes().iter().map(|n| n.guardian).collect();
+    let mut sets = Vec::new();
     for c in &params.chains {
         let mut rpc = RpcConfig::new(c.chain_id, c.rpc_urls.clone());
         rpc.request_timeout = c.request_timeout;
         let pool = Arc::new(RpcPool::new(rpc.clone()));
         let setup = chains::read_setup(&pool, c.vault).await?;
-        chains::check_setup(
-            c.chain_id,
-            &setup,
-            &guardians,
-            consortium.t(),
-            consortium.p(),
-        )
-        .map_err(RuntimeError::Config)?;
+        let followed =
+            chains::check_setup(c.chain_id, &setup, consortium).map_err(RuntimeError::Config)?;
         info!(chain_id = c.chain_id, vault = %c.vault, token = %setup.token, "vault matches the consortium");
+        let vault = VaultId {
+            chain_id: c.chain_id,
+            address: c.vault,
+        };
+        sets.push((vault, setup.guardians.clone(), followed));
         let spec = ChainSpec {
             chain_id: c.chain_id,
             vault: c.vault,
@@ -410,7 +467,7 @@ async fn connect_chains(
             },
         );
     }
-    Ok((handles, watchers))
+    Ok((handles, watchers, sets))
 }
 
 /// Opens the store and restores the agreement machine from it.

@@ -93,11 +93,13 @@ impl Core {
     }
 
     /// Runs until `shutdown` fires or an input fails. Returns the machine for a final flush
-    /// of its store.
+    /// of its store. A guardian key received on `signers` (the operator reloaded the
+    /// configuration) replaces the signer if it holds this node's guardian.
     pub async fn run(
         mut self,
         mut chain_rx: mpsc::Receiver<ChainInput>,
         mut admin_rx: mpsc::Receiver<AdminRequest>,
+        mut signers: mpsc::Receiver<GuardianKey>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<NodeMachine, CoreError> {
         let mut gossip = self.net.subscribe();
@@ -124,6 +126,11 @@ impl Core {
                     Err(broadcast::error::RecvError::Closed) => return Err(CoreError::Closed("gossip")),
                 },
                 Some(i) = self.internal_rx.recv() => i,
+                Some(signer) = signers.recv() => {
+                    let actions = self.core.replace_signer(signer, now_ms())?;
+                    self.carry(actions).await;
+                    continue;
+                }
                 Some((cmd, reply)) = admin_rx.recv() => {
                     let (r, actions) = self.core.admin(now_ms(), cmd);
                     self.carry(actions).await;
@@ -167,6 +174,11 @@ impl Core {
                     registered,
                 } => self.reconcile(key, home_chain_id, registered),
                 Action::CheckAction { vault, id } => self.check_action(vault, id),
+                Action::FollowGuardians(consortium) => {
+                    if let Err(e) = self.net.follow_guardians(consortium).await {
+                        error!(error = %e, "gossip validation did not follow the guardian rotation");
+                    }
+                }
                 Action::Notice(n) => {
                     let _ = self.notices.send(n);
                 }

@@ -200,7 +200,9 @@ impl<K: Kv> WholeNode<K> {
                     result: Ok(SubmitOutcome::AlreadyDone(done)),
                 }),
             },
-            Action::Notice(_) | Action::CatchUp { .. } => Step::Nothing,
+            Action::Notice(_) | Action::CatchUp { .. } | Action::FollowGuardians(_) => {
+                Step::Nothing
+            }
             Action::Fetch {
                 from,
                 message,

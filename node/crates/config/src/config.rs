@@ -479,6 +479,54 @@ impl Config {
         &self.file
     }
 
+    /// What differs in `new` that a running node takes only at its next start: everything
+    /// but the guardian key (`node.signer_*`, reloaded) and the consortium nodes' guardian
+    /// addresses (the node follows the vaults' set). Named by section.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        fn parts(c: &Config) -> [(&'static str, String); 11] {
+            let nodes: Vec<_> = c
+                .nodes
+                .iter()
+                .map(|n| (&n.name, n.public_key, &n.addresses))
+                .collect();
+            let node = &c.node;
+            [
+                (
+                    "node",
+                    format!(
+                        "{:?}",
+                        (
+                            &node.name,
+                            &node.data_dir,
+                            &node.identity_key,
+                            node.log_format,
+                            &node.log_filter
+                        )
+                    ),
+                ),
+                ("network", format!("{:?}", c.network)),
+                ("api", format!("{:?}", c.api)),
+                ("metrics", format!("{:?}", c.metrics)),
+                (
+                    "consortium",
+                    format!("{:?}", (nodes, c.threshold, c.pause_threshold)),
+                ),
+                ("chains", format!("{:?}", c.chains)),
+                ("members", format!("{:?}", c.members)),
+                ("oracles", format!("{:?}", c.oracles)),
+                ("detectors", format!("{:?}", c.detectors)),
+                ("agreement", format!("{:?}", c.agreement)),
+                ("stress", format!("{:?}", c.stress)),
+            ]
+        }
+        parts(self)
+            .into_iter()
+            .zip(parts(new))
+            .filter(|((_, a), (_, b))| a != b)
+            .map(|((name, _), _)| name)
+            .collect()
+    }
+
     /// `[node]`.
     pub fn node(&self) -> &NodeSection {
         &self.node
