@@ -426,7 +426,7 @@ fn admin_token() -> Result<String> {
 }
 
 /// Writes a secret file of mode 0600 (created with that mode).
-fn write_secret(path: &Path, text: &str) -> Result<()> {
+pub fn write_secret(path: &Path, text: &str) -> Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -537,6 +537,7 @@ pub fn spawn_node(backstop: &Path, node: &NodeState) -> Result<u32> {
         .arg("node")
         .arg("--config")
         .arg(node.config())
+        .env("SOFTHSM2_CONF", node.softhsm_conf())
         .current_dir(&node.dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

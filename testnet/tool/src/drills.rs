@@ -30,6 +30,7 @@ use backstop_contracts::testing::{
 
 mod foresight;
 mod governance;
+mod rotation;
 
 use crate::aave::{self, AAVE_MEMBER};
 use crate::deploy::{self, HALT_AFTER_SECS, SIGNAL_WINDOW_SECS};
@@ -40,7 +41,7 @@ use backstop_contracts::aave::{IAaveOracle, IAavePool, IMintableErc20, USER_GAS}
 use backstop_types::pool_subject;
 
 /// The drills, in the order `drill all` runs them.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 15] = [
     "margin-exhaustion",
     "stress-shortfall",
     "early-warning",
@@ -55,6 +56,7 @@ pub const NAMES: [&str; 14] = [
     "aave-bad-debt",
     "change-limits",
     "onboard-member",
+    "rotate-guardian",
 ];
 
 /// Bound of every wait for the consortium to act.
@@ -158,6 +160,7 @@ pub async fn run(net: &mut Net, name: &str) -> Result<Outcome> {
                 "stress-shortfall" => foresight::stress_shortfall(net, &mut r).await,
                 "change-limits" => governance::change_limits(net, &mut r).await,
                 "onboard-member" => governance::onboard_member(net, &mut r).await,
+                "rotate-guardian" => rotation::rotate_guardian(net, &mut r).await,
                 _ => pool_exhausted(net, &mut r).await,
             };
             match result {

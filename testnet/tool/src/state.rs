@@ -117,6 +117,12 @@ impl NodeState {
         self.dir.join("node.toml")
     }
 
+    /// Where a SoftHSM2 token of this node would be configured (the `rotate-guardian` drill
+    /// makes one; the node's environment names it from start).
+    pub fn softhsm_conf(&self) -> PathBuf {
+        self.dir.join("softhsm").join("softhsm2.conf")
+    }
+
     /// Its log file.
     pub fn log(&self) -> PathBuf {
         self.dir.join("node.log")

@@ -33,7 +33,7 @@ async fn proposal(net: &Net, i: usize, id: &str) -> Result<Option<ProposalView>>
 
 /// Operator of node `node` proposes `change`; returns the proposal's id as the node
 /// answered it.
-async fn propose(
+pub(super) async fn propose(
     net: &Net,
     r: &Report,
     node: usize,
@@ -54,7 +54,11 @@ async fn propose(
 }
 
 /// Every node lists proposal `id` open with the proposer's digest; returns node-0's view.
-async fn listed_everywhere(net: &Net, r: &mut Report, id: &str) -> Result<Option<ProposalView>> {
+pub(super) async fn listed_everywhere(
+    net: &Net,
+    r: &mut Report,
+    id: &str,
+) -> Result<Option<ProposalView>> {
     let mut seen = None;
     let listed = wait_until(PATIENCE, async || {
         let mut digests = Vec::new();
@@ -105,7 +109,12 @@ async fn off_by_one_refused(
 }
 
 /// Operators of `approvers` approve proposal `p` by its digest.
-async fn approve(net: &Net, r: &Report, approvers: &[usize], p: &ProposalView) -> Result<()> {
+pub(super) async fn approve(
+    net: &Net,
+    r: &Report,
+    approvers: &[usize],
+    p: &ProposalView,
+) -> Result<()> {
     let (id, digest) = (parse_hash(&p.id)?, parse_hash(&p.digest)?);
     for &node in approvers {
         let answer = net
@@ -122,7 +131,7 @@ async fn approve(net: &Net, r: &Report, approvers: &[usize], p: &ProposalView) -
 
 /// Waits until every node lists proposal `id` executed; prints each vault's transaction
 /// and its gas.
-async fn executed_everywhere(net: &Net, r: &mut Report, id: &str) -> Result<bool> {
+pub(super) async fn executed_everywhere(net: &Net, r: &mut Report, id: &str) -> Result<bool> {
     let done = wait_until(PATIENCE, async || {
         for i in 0..net.state.nodes.len() {
             if !proposal(net, i, id)
