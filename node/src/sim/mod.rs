@@ -34,13 +34,13 @@ pub mod oracles;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use backstop_agreement::booking::Payout;
 use backstop_agreement::kv::Kv;
 use backstop_agreement::machine::{Output, Stats, ViewError};
 use backstop_agreement::sim::LossyDisk;
-use backstop_agreement::sim::chain::{DRAW_TTL_S, DUST, Fact, LEG_TTL_S, World};
+use backstop_agreement::sim::chain::{DRAW_TTL_S, DUST, Fact, LEG_TTL_S, World, pinned_ms};
 use backstop_agreement::sim::node::{Ctx, SetupArgs, SimInput, SimNode};
 pub use backstop_agreement::sim::{SimFailure, SimReport as Report};
 use backstop_agreement::state::IncidentRecord;
@@ -51,7 +51,7 @@ use backstop_agreement::{
 use backstop_chain::reads::{MemberRecord, Solvency, VaultState};
 use backstop_chain::submit::{AlreadyDone, SubmitOutcome};
 use backstop_contracts::bindings::IBackstopVault::Limits;
-use backstop_contracts::eip712::{SetLimits, SetMember};
+use backstop_contracts::eip712::{RotateGuardians, SetLimits, SetMember};
 use backstop_types::{ActionAttestation, ActionProposal};
 use backstop_types::{BreakerKind, SignalKind, oracle_subject};
 
@@ -80,6 +80,8 @@ const SIGNAL_INTERVAL_MS: u64 = 10_000;
 const ACTION_TTL_S: u64 = 120;
 /// Time a covered member's books get to declare the payout booked (ms).
 const BOOKING_TIMEOUT_MS: u64 = 60_000;
+/// How long a rotated-out node's operator takes to load the new key (ms).
+const RELOAD_MS: u64 = 3_000;
 
 /// Runs `seed` with the whole node core on every simulated node, on stores that lose their
 /// unsynced writes at a crash.
@@ -130,6 +132,11 @@ pub struct WholeNode<K> {
     /// Whether this node's operator waits to approve the limits proposal until its node
     /// lists it ([`WholeNode::operator`]).
     approving: bool,
+    /// Whether it waits to approve the guardian rotation so.
+    approving_rotation: bool,
+    /// The key this node's operator rotates its guardian to, and when it first saw the
+    /// node rotated out (it reloads [`RELOAD_MS`] later).
+    next_key: Option<(PrivateKeySigner, Option<u64>)>,
 }
 
 impl<K: Kv> WholeNode<K> {
@@ -284,14 +291,22 @@ impl<K: Kv> WholeNode<K> {
     /// honest operator approves (step 2) once its node lists them, so they must execute on
     /// every vault (the run's check of approved actions); step 1, propose a member change
     /// that no operator approves, so no node may sign it and no vault execute it
-    /// ([`WholeNode::check_attestation`], [`check_governance`]).
+    /// ([`WholeNode::check_attestation`], [`check_governance`]); step 3, rotate this node's
+    /// own guardian key to a new one, which every honest operator approves (step 4), and
+    /// load the new key [`RELOAD_MS`] after the node says it was rotated out
+    /// ([`WholeNode::reload`]): incidents in flight then wait for it, and must complete.
     fn operator(&mut self, ctx: &mut Ctx<'_>, step: u8) -> Result<Vec<Output>, String> {
         let change = match step {
             0 => sim_limits(),
             1 => sim_member(&ctx.world.borrow()),
+            3 => self.rotation()?,
+            4 => {
+                self.approving_rotation = true;
+                return self.approve(ctx, |a| matches!(a, ThresholdAction::RotateGuardians(_)));
+            }
             _ => {
                 self.approving = true;
-                return self.approve_limits(ctx);
+                return self.approve(ctx, |a| matches!(a, ThresholdAction::SetLimits(_)));
             }
         };
         let cmd = AdminCommand::Propose {
@@ -300,25 +315,99 @@ impl<K: Kv> WholeNode<K> {
         };
         let (answer, actions) = self.core.admin(ctx.now_ms, cmd);
         answer.map_err(|e| format!("governance proposal refused: {e}"))?;
-        if step == 0 {
+        if step != 1 {
             self.expect_executed(ctx);
         }
         self.carry(ctx, actions)
     }
 
-    /// Approves the open limits proposal once this node lists it (step 2 of the script).
-    fn approve_limits(&mut self, ctx: &mut Ctx<'_>) -> Result<Vec<Output>, String> {
-        let limits = self.core.governance().proposals().find(|p| {
-            p.status.is_open() && matches!(p.proposal.action, ThresholdAction::SetLimits(_))
-        });
-        let Some((id, digest)) = limits.map(|p| (p.proposal.id(), p.digest)) else {
+    /// The consortium's guardian set with this node's key replaced by a new one (kept to
+    /// load once the vaults rotated it).
+    fn rotation(&mut self) -> Result<GovernanceChange, String> {
+        let cfg = self.core.machine().config();
+        let old = cfg
+            .consortium
+            .node(cfg.me)
+            .map(|n| n.guardian)
+            .unwrap_or_default();
+        let key = PrivateKeySigner::from_bytes(&keccak256(
+            [b"rotated ".as_slice(), old.as_slice()].concat(),
+        ))
+        .map_err(|e| e.to_string())?;
+        let mut guardians: Vec<Address> = cfg
+            .consortium
+            .guardians()
+            .into_iter()
+            .map(|g| if g == old { key.address() } else { g })
+            .collect();
+        guardians.sort();
+        let (t, p) = (cfg.consortium.t() as u8, cfg.consortium.p() as u8);
+        self.next_key = Some((key, None));
+        Ok(GovernanceChange::Action(ThresholdAction::RotateGuardians(
+            RotateGuardians {
+                guardians,
+                threshold: t,
+                pauseThreshold: p,
+                id: B256::ZERO,
+                deadline: 0,
+            },
+        )))
+    }
+
+    /// Approves the open proposal whose action is `which` once this node lists it (steps 2
+    /// and 4 of the script); clears the matching wait once approved.
+    fn approve(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        which: fn(&ThresholdAction) -> bool,
+    ) -> Result<Vec<Output>, String> {
+        let open = self
+            .core
+            .governance()
+            .proposals()
+            .find(|p| p.status.is_open() && which(&p.proposal.action));
+        let Some((id, digest, action)) =
+            open.map(|p| (p.proposal.id(), p.digest, p.proposal.action.clone()))
+        else {
             return Ok(Vec::new());
         };
-        self.approving = false;
+        if matches!(action, ThresholdAction::RotateGuardians(_)) {
+            self.approving_rotation = false;
+        } else {
+            self.approving = false;
+        }
         let (answer, actions) = self
             .core
             .admin(ctx.now_ms, AdminCommand::Approve { id, digest });
         answer.map_err(|e| format!("governance approval refused: {e}"))?;
+        self.carry(ctx, actions)
+    }
+
+    /// The operator of a node whose key the vaults rotated out loads the new key, a while
+    /// after the node said so.
+    fn reload(&mut self, ctx: &mut Ctx<'_>) -> Result<Vec<Output>, String> {
+        let cfg = self.core.machine().config();
+        let mine = cfg.consortium.node(cfg.me).map(|n| n.guardian);
+        let signing = self.core.machine().signing();
+        let Some((key, since)) = &mut self.next_key else {
+            return Ok(Vec::new());
+        };
+        if signing || mine != Some(key.address()) {
+            return Ok(Vec::new());
+        }
+        let since = *since.get_or_insert(ctx.sim_ms);
+        if ctx.sim_ms < since + RELOAD_MS {
+            return Ok(Vec::new());
+        }
+        let key = key.clone();
+        self.next_key = None;
+        let actions = self
+            .core
+            .replace_signer(key, ctx.now_ms)
+            .map_err(|e| e.to_string())?;
+        if !self.core.machine().signing() {
+            return Err("the rotated key was loaded but the node does not sign".into());
+        }
         self.carry(ctx, actions)
     }
 
@@ -438,6 +527,17 @@ impl<K: Kv> WholeNode<K> {
                 break;
             }
             inputs.push(fact_input(fact, block));
+            if let Fact::ActionExecuted {
+                vault,
+                action: ThresholdAction::RotateGuardians(r),
+                ..
+            } = fact
+            {
+                inputs.push(ChainInput::GuardianSet {
+                    vault: *vault,
+                    guardians: r.guardians.clone(),
+                });
+            }
             self.cursor += 1;
         }
         inputs
@@ -460,6 +560,41 @@ impl<K: Kv> WholeNode<K> {
 /// No breaker effect executes without its cause: a member's alert only after a fault of the
 /// feed that prices it, a member's freeze only for a member whose books do not show every
 /// payout.
+/// Incidents in flight while the vaults rotated a guardian key: a draw pinned before the
+/// first vault rotated and registered after it (signed across the rotation), and a draw
+/// registered before it with a leg paid after the last vault rotated (its legs released
+/// across it).
+fn across_rotation(w: &World) -> [(&'static str, u64); 2] {
+    let rotated: Vec<u64> = w
+        .chains
+        .iter()
+        .filter_map(|c| c.rotations.first().map(|(at, _)| *at))
+        .collect();
+    let (Some(&first), Some(&last)) = (rotated.iter().min(), rotated.iter().max()) else {
+        return [
+            ("draws registered across a rotation", 0),
+            ("legs paid across a rotation", 0),
+        ];
+    };
+    let (mut draws, mut legs) = (0, 0);
+    for (at, hash, draw) in w.chains.iter().flat_map(|c| c.registered.values()) {
+        if pinned_ms(draw) < first && *at >= first {
+            draws += 1;
+        }
+        let paid_after = w
+            .chains
+            .iter()
+            .any(|c| c.leg_paid.get(hash).is_some_and(|p| *p >= last));
+        if *at < first && paid_after {
+            legs += 1;
+        }
+    }
+    [
+        ("draws registered across a rotation", draws),
+        ("legs paid across a rotation", legs),
+    ]
+}
+
 /// The limits node 0's operator proposes in the governance script.
 fn sim_limits() -> GovernanceChange {
     GovernanceChange::Action(ThresholdAction::SetLimits(SetLimits {
@@ -706,7 +841,7 @@ fn snapshot(w: &World, fault: Option<Fault>, c: usize, b: u64) -> ChainSnapshot 
             available_for_payout: balance,
             paused: false,
             paused_until: 0,
-            guardians: w.guardians.iter().copied().collect(),
+            guardians: w.guardians_at(c, ms).iter().copied().collect(),
             threshold: w.threshold as u8,
             pause_threshold: w.pause_threshold as u8,
             guardian_set_index: 0,
@@ -831,6 +966,8 @@ impl<K: Kv> SimNode for WholeNode<K> {
             fault,
             sees_fault: false,
             approving: false,
+            approving_rotation: false,
+            next_key: None,
         };
         let actions = node.core.start(ctx.now_ms).map_err(|e| e.to_string())?;
         let out = node.carry(&mut ctx, actions)?;
@@ -854,8 +991,16 @@ impl<K: Kv> SimNode for WholeNode<K> {
                     out.extend(self.lift_contagion(&mut ctx)?);
                 }
                 if self.approving {
-                    out.extend(self.approve_limits(&mut ctx)?);
+                    out.extend(
+                        self.approve(&mut ctx, |a| matches!(a, ThresholdAction::SetLimits(_)))?,
+                    );
                 }
+                if self.approving_rotation {
+                    out.extend(self.approve(&mut ctx, |a| {
+                        matches!(a, ThresholdAction::RotateGuardians(_))
+                    })?);
+                }
+                out.extend(self.reload(&mut ctx)?);
                 Ok(out)
             }
             SimInput::Request { vault, action } => {
@@ -898,6 +1043,9 @@ impl<K: Kv> SimNode for WholeNode<K> {
                 | ThresholdAction::RotateGuardians(_) => "governance changes",
             };
             *tally.entry(name).or_default() += 1;
+        }
+        for (phase, count) in across_rotation(w) {
+            *tally.entry(phase).or_default() += count;
         }
         tally.into_iter().collect()
     }

@@ -231,6 +231,8 @@ pub struct SimChain {
     pub leg_paid: BTreeMap<B256, u64>,
     /// Executed actions: id → time.
     pub actions: BTreeMap<B256, u64>,
+    /// Guardian rotations the vault executed: (time, new set), in time order.
+    pub rotations: Vec<(u64, BTreeSet<Address>)>,
 }
 
 /// Outcome of a submission.
@@ -735,15 +737,28 @@ impl World {
         ))
     }
 
+    /// Chain `c`'s vault's guardian set at time `at` (ms): the set of its latest rotation
+    /// by then, or the initial one.
+    pub fn guardians_at(&self, c: usize, at: u64) -> &BTreeSet<Address> {
+        self.chains[c]
+            .rotations
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at)
+            .map_or(&self.guardians, |(_, set)| set)
+    }
+
     fn verify_quorum(
         &self,
+        (c, at): (usize, u64),
         cert: &Certificate,
         quorum: usize,
         check: &impl Fn(&GuardianSignature, B256) -> bool,
     ) -> Result<(), &'static str> {
+        let guardians = self.guardians_at(c, at);
         let mut signers = BTreeSet::new();
         for s in &cert.signatures {
-            if !self.guardians.contains(&s.signer) {
+            if !guardians.contains(&s.signer) {
                 return Err("SignerNotGuardian");
             }
             if !check(s, cert.digest) {
@@ -809,7 +824,7 @@ impl World {
                 if ts > draw.deadline {
                     return Err("Expired");
                 }
-                self.verify_quorum(cert, self.threshold, check)?;
+                self.verify_quorum((c, at), cert, self.threshold, check)?;
                 let sum: U256 = draw.legs.iter().map(|l| l.amount).sum();
                 if sum != draw.amount {
                     return Err("LegSumMismatch");
@@ -876,7 +891,7 @@ impl World {
                 }
                 // The leg counts against the member's window on the paying vault.
                 let coverage = self.coverage_after(c, m, at, release.amount)?;
-                self.verify_quorum(cert, self.threshold, check)?;
+                self.verify_quorum((c, at), cert, self.threshold, check)?;
                 if release.amount > self.balance(c, at) {
                     return Err("ReserveHit");
                 }
@@ -916,8 +931,12 @@ impl World {
                 } else {
                     self.threshold
                 };
-                self.verify_quorum(cert, quorum, check)?;
+                self.verify_quorum((c, at), cert, quorum, check)?;
                 self.chains[c].actions.insert(action.id(), at);
+                if let ThresholdAction::RotateGuardians(r) = action {
+                    let set = r.guardians.iter().copied().collect();
+                    self.chains[c].rotations.push((at, set));
+                }
                 self.facts.push((
                     at,
                     Fact::ActionExecuted {
@@ -1107,6 +1126,7 @@ mod tests {
             registered: BTreeMap::new(),
             leg_paid: BTreeMap::new(),
             actions: BTreeMap::new(),
+            rotations: Vec::new(),
         };
         World {
             block_ms: 1_000,

@@ -483,6 +483,7 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
                 registered: BTreeMap::new(),
                 leg_paid: BTreeMap::new(),
                 actions: BTreeMap::new(),
+                rotations: Vec::new(),
             });
         }
         let heal_at = rng.range(10_000, 40_000);
@@ -695,7 +696,8 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
         }
         // The operators' script at the heal, before its check (see `SimInput::Operator`):
         // the first honest node's operator takes step 0, the second's step 1, then every
-        // honest operator step 2.
+        // honest operator step 2; the last honest node's operator step 3, then every honest
+        // operator step 4.
         sim.schedule(
             heal_at,
             Ev::Operator {
@@ -715,6 +717,22 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
             sim.schedule(
                 heal_at + 2_000 + 500 * k as u64,
                 Ev::Operator { node, step: 2 },
+            );
+        }
+        // Steps 3 and 4: the last honest node's operator rotates its own guardian key, every
+        // honest operator approves.
+        let victim = honest.last().copied().unwrap_or(honest[0]);
+        sim.schedule(
+            heal_at,
+            Ev::Operator {
+                node: victim,
+                step: 3,
+            },
+        );
+        for (k, &node) in honest.iter().enumerate() {
+            sim.schedule(
+                heal_at + 2_250 + 500 * k as u64,
+                Ev::Operator { node, step: 4 },
             );
         }
         sim.schedule(heal_at, Ev::Check);
