@@ -13,6 +13,7 @@ use backstop_api::{ApiState, Metrics, Query};
 use backstop_config::{Config, LogFormat};
 use backstop_node::bridge::{self, Facts};
 use backstop_node::report::{self, Which};
+use backstop_node::service::Reload;
 use backstop_node::{params, runtime};
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
@@ -349,7 +350,11 @@ fn init_logs(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .context("log filter")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: a log file or journald gets plain lines.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let r = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -371,11 +376,11 @@ fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
             info!("signal received; shutting down");
             let _ = stop_tx.send(true);
         });
-        let (signer_tx, signer_rx) = tokio::sync::mpsc::channel(1);
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(reload_on_sighup(
             path.to_path_buf(),
             config.clone(),
-            signer_tx,
+            reload_tx,
         ));
         let info = backstop_api::model::NodeInfo {
             node_name: params.name.clone(),
@@ -439,7 +444,7 @@ fn run_node(path: &std::path::Path) -> anyhow::Result<()> {
                     });
                 }
             };
-        match runtime::run(params, signer_rx, stop_rx, serve).await {
+        match runtime::run(params, reload_rx, stop_rx, serve).await {
             Ok(()) => Ok(()),
             Err(e) => {
                 error!(error = %e, "node stopped");
@@ -463,13 +468,14 @@ trait ThenNamed: std::future::Future<Output = ()> + Sized {
 
 impl<F: std::future::Future<Output = ()>> ThenNamed for F {}
 
-/// On every SIGHUP: reads the configuration file again and hands its guardian key to the
-/// core (which takes it if it holds this node's guardian on the vaults); names what else
-/// changed and needs a restart. A file that does not load is reported and changes nothing.
+/// On every SIGHUP: reads the configuration file again and hands the core its chains' RPC
+/// URLs and its guardian key (taken if it holds this node's guardian on the vaults); names
+/// what else changed and needs a restart. A file that does not load is reported and
+/// changes nothing.
 async fn reload_on_sighup(
     path: std::path::PathBuf,
     mut running: Config,
-    signers: tokio::sync::mpsc::Sender<backstop_signer::GuardianKey>,
+    reloads: tokio::sync::mpsc::Sender<Reload>,
 ) {
     #[cfg(unix)]
     {
@@ -495,7 +501,15 @@ async fn reload_on_sighup(
             if !restart.is_empty() {
                 warn!(sections = ?restart, "changed in the file; taken at the next restart");
             }
-            if signers.send(keys.signer().clone()).await.is_err() {
+            let reload = Reload {
+                signer: keys.signer().clone(),
+                rpc_urls: config
+                    .chains()
+                    .iter()
+                    .map(|c| (c.chain_id, c.rpc_url_strings()))
+                    .collect(),
+            };
+            if reloads.send(reload).await.is_err() {
                 return;
             }
             running = config;
@@ -503,7 +517,7 @@ async fn reload_on_sighup(
     }
     #[cfg(not(unix))]
     {
-        let _ = (path, running, signers);
+        let _ = (path, running, reloads);
     }
 }
 

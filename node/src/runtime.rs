@@ -35,7 +35,7 @@ use crate::chains::{self, ChainInput, ChainMember, ChainSpec};
 use crate::core::{NodeCore, Notice, Snapshot};
 use crate::detect::{DetectorConfig, Detectors};
 use crate::policy::{Policy, PolicyConfig};
-use crate::service::{AdminRequest, ChainHandle, Core, NodeMachine};
+use crate::service::{AdminRequest, ChainHandle, Core, NodeMachine, Reload};
 use crate::view::{MemberPolicy, NodeView, ViewConfig};
 use backstop_types::oracle_subject;
 
@@ -217,9 +217,10 @@ type VaultGuardians = (VaultId, Vec<Address>, Consortium);
 
 /// Builds and runs the node until `shutdown` fires or a task fails. `serve` is called
 /// once everything is up, with the observers, and returns the API tasks to supervise.
+/// `reloads` carries the operator's configuration reloads to the core task.
 pub async fn run<F>(
     params: Params,
-    signers: mpsc::Receiver<GuardianKey>,
+    reloads: mpsc::Receiver<Reload>,
     mut shutdown: watch::Receiver<bool>,
     serve: F,
 ) -> Result<(), RuntimeError>
@@ -267,7 +268,7 @@ where
         snap_tx,
         notices.clone(),
     );
-    let core_task = tokio::spawn(core.run(chain_rx, admin_rx, signers, shutdown.clone()));
+    let core_task = tokio::spawn(core.run(chain_rx, admin_rx, reloads, shutdown.clone()));
 
     serve(
         Observers {

@@ -44,6 +44,15 @@ const POLICY_TICK: Duration = Duration::from_millis(500);
 /// The machine as the node runs it.
 pub type NodeMachine = Machine<NodeView, GuardianKey, RocksKv>;
 
+/// What an operator's configuration reload (SIGHUP) hands a running node.
+#[derive(Debug)]
+pub struct Reload {
+    /// The guardian key as the file now names it.
+    pub signer: GuardianKey,
+    /// Each configured chain's RPC URLs as the file now lists them.
+    pub rpc_urls: BTreeMap<u64, Vec<String>>,
+}
+
 /// A request with its reply channel.
 pub type AdminRequest = (AdminCommand, oneshot::Sender<Result<String, AdminError>>);
 
@@ -93,13 +102,14 @@ impl Core {
     }
 
     /// Runs until `shutdown` fires or an input fails. Returns the machine for a final flush
-    /// of its store. A guardian key received on `signers` (the operator reloaded the
-    /// configuration) replaces the signer if it holds this node's guardian.
+    /// of its store. On a [`Reload`] (the operator reloaded the configuration) the chains'
+    /// RPC pools take the new URLs and the guardian key replaces the signer if it holds
+    /// this node's guardian.
     pub async fn run(
         mut self,
         mut chain_rx: mpsc::Receiver<ChainInput>,
         mut admin_rx: mpsc::Receiver<AdminRequest>,
-        mut signers: mpsc::Receiver<GuardianKey>,
+        mut reloads: mpsc::Receiver<Reload>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<NodeMachine, CoreError> {
         let mut gossip = self.net.subscribe();
@@ -126,8 +136,9 @@ impl Core {
                     Err(broadcast::error::RecvError::Closed) => return Err(CoreError::Closed("gossip")),
                 },
                 Some(i) = self.internal_rx.recv() => i,
-                Some(signer) = signers.recv() => {
-                    let actions = self.core.replace_signer(signer, now_ms())?;
+                Some(reload) = reloads.recv() => {
+                    self.reload_urls(&reload.rpc_urls);
+                    let actions = self.core.replace_signer(reload.signer, now_ms())?;
                     self.carry(actions).await;
                     continue;
                 }
@@ -149,6 +160,24 @@ impl Core {
         }
         info!("core stopping");
         Ok(self.core.into_machine())
+    }
+
+    /// Points each chain's RPC pool (shared with its watcher and submitter) at the reloaded
+    /// URLs; the next requests use them.
+    fn reload_urls(&self, urls: &BTreeMap<u64, Vec<String>>) {
+        for (chain_id, chain) in &self.chains {
+            match urls.get(chain_id) {
+                Some(u) if !u.is_empty() => {
+                    if chain.pool.set_urls(u) {
+                        info!(chain_id, urls = ?u, "RPC endpoints reloaded");
+                    }
+                }
+                _ => warn!(
+                    chain_id,
+                    "the reloaded file lists no RPC URL for this chain; the current ones stay"
+                ),
+            }
+        }
     }
 
     /// Carries out the core's actions, in order.

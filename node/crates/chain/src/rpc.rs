@@ -13,8 +13,8 @@
 //!   ([`CallError::Invalid`]), never values.
 
 use std::future::Future;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy::primitives::Bytes;
@@ -169,7 +169,9 @@ struct Endpoint {
 /// The endpoints of one chain.
 pub struct RpcPool {
     config: RpcConfig,
-    endpoints: Vec<Endpoint>,
+    /// Replaced whole by [`RpcPool::set_urls`]; a request works on the list it started
+    /// with.
+    endpoints: std::sync::RwLock<Arc<Vec<Arc<Endpoint>>>>,
     current: AtomicUsize,
     jitter: Mutex<Box<dyn JitterSource>>,
 }
@@ -178,10 +180,17 @@ impl std::fmt::Debug for RpcPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RpcPool")
             .field("chain_id", &self.config.chain_id)
-            .field("urls", &self.config.urls)
+            .field("urls", &self.urls())
             .field("current", &self.current.load(Ordering::Relaxed))
             .finish()
     }
+}
+
+fn endpoint(url: &str) -> Arc<Endpoint> {
+    Arc::new(Endpoint {
+        url: url.to_owned(),
+        provider: tokio::sync::Mutex::new(None),
+    })
 }
 
 impl RpcPool {
@@ -192,20 +201,43 @@ impl RpcPool {
 
     /// A pool with an explicit jitter source (deterministic in tests).
     pub fn with_jitter(config: RpcConfig, jitter: Box<dyn JitterSource>) -> Self {
-        let endpoints = config
-            .urls
-            .iter()
-            .map(|url| Endpoint {
-                url: url.clone(),
-                provider: tokio::sync::Mutex::new(None),
-            })
-            .collect();
+        let endpoints = config.urls.iter().map(|u| endpoint(u)).collect();
         Self {
             config,
-            endpoints,
+            endpoints: std::sync::RwLock::new(Arc::new(endpoints)),
             current: AtomicUsize::new(0),
             jitter: Mutex::new(jitter),
         }
+    }
+
+    fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The endpoint URLs, in order of preference.
+    pub fn urls(&self) -> Vec<String> {
+        self.endpoints().iter().map(|e| e.url.clone()).collect()
+    }
+
+    /// Replaces the endpoints (an operator's configuration reload): connections to URLs
+    /// kept are kept, requests under way finish on the list they started with, and the
+    /// next ones start at the first URL. Returns whether anything changed.
+    pub fn set_urls(&self, urls: &[String]) -> bool {
+        let mut slot = self.endpoints.write().unwrap_or_else(|p| p.into_inner());
+        if slot.iter().map(|e| &e.url).eq(urls.iter()) {
+            return false;
+        }
+        let kept = |u: &String| slot.iter().find(|e| e.url == *u).cloned();
+        let next: Vec<Arc<Endpoint>> = urls
+            .iter()
+            .map(|u| kept(u).unwrap_or_else(|| endpoint(u)))
+            .collect();
+        *slot = Arc::new(next);
+        self.current.store(0, Ordering::Relaxed);
+        true
     }
 
     /// Chain id served.
@@ -214,20 +246,22 @@ impl RpcPool {
     }
 
     /// URL of the endpoint in use.
-    pub fn current_url(&self) -> Option<&str> {
-        let i = self.current.load(Ordering::Relaxed) % self.endpoints.len().max(1);
-        self.endpoints.get(i).map(|e| e.url.as_str())
+    pub fn current_url(&self) -> Option<String> {
+        let eps = self.endpoints();
+        let i = self.current.load(Ordering::Relaxed) % eps.len().max(1);
+        eps.get(i).map(|e| e.url.clone())
     }
 
     /// Whether some endpoint is a websocket (subscriptions available).
     pub fn has_ws(&self) -> bool {
-        self.ws_index().is_some()
+        self.ws_endpoint().is_some()
     }
 
-    fn ws_index(&self) -> Option<usize> {
-        self.endpoints
+    fn ws_endpoint(&self) -> Option<Arc<Endpoint>> {
+        self.endpoints()
             .iter()
-            .position(|e| e.url.starts_with("ws://") || e.url.starts_with("wss://"))
+            .find(|e| e.url.starts_with("ws://") || e.url.starts_with("wss://"))
+            .cloned()
     }
 
     /// A provider on the first websocket endpoint, for subscriptions. Requests go through
@@ -235,20 +269,19 @@ impl RpcPool {
     /// Nagle's algorithm on, which costs tens of milliseconds per burst of concurrent
     /// requests on loopback (see the `pinned_reads` benchmark), so list an HTTP URL first.
     pub async fn ws_provider(&self) -> Result<DynProvider, CallError> {
-        let i = self
-            .ws_index()
+        let ep = self
+            .ws_endpoint()
             .ok_or_else(|| CallError::Transport("no websocket endpoint".into()))?;
-        match self.provider(i).await {
+        match self.provider(&ep).await {
             Ok(p) => Ok(p),
             Err(e) => {
-                self.drop_provider(i).await;
+                *ep.provider.lock().await = None;
                 Err(e)
             }
         }
     }
 
-    async fn provider(&self, i: usize) -> Result<DynProvider, CallError> {
-        let ep = &self.endpoints[i];
+    async fn provider(&self, ep: &Endpoint) -> Result<DynProvider, CallError> {
         let mut slot = ep.provider.lock().await;
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
@@ -275,10 +308,6 @@ impl RpcPool {
         Ok(p)
     }
 
-    async fn drop_provider(&self, i: usize) {
-        *self.endpoints[i].provider.lock().await = None;
-    }
-
     /// The provider of the endpoint in use (connecting, with failover, if needed).
     pub async fn current_provider(&self) -> Result<DynProvider, RpcError> {
         self.call("connect", |p| async move { Ok(p) }).await
@@ -291,7 +320,8 @@ impl RpcPool {
         Fut: Future<Output = Result<T, CallError>>,
     {
         let chain_id = self.config.chain_id;
-        let n = self.endpoints.len();
+        let eps = self.endpoints();
+        let n = eps.len();
         if n == 0 {
             return Err(RpcError::NoEndpoints(chain_id));
         }
@@ -306,7 +336,7 @@ impl RpcPool {
                 tokio::time::sleep(delay).await;
             }
             let i = self.current.load(Ordering::Relaxed) % n;
-            let result = match self.provider(i).await {
+            let result = match self.provider(&eps[i]).await {
                 Ok(p) => tokio::time::timeout(self.config.request_timeout, f(p))
                     .await
                     .unwrap_or_else(|_| Err(CallError::Transport(format!("{what} timed out")))),
@@ -322,9 +352,9 @@ impl RpcPool {
                     });
                 }
                 Err(e) => {
-                    tracing::debug!(chain_id, what, url = %self.endpoints[i].url, error = %e, attempt, "rpc attempt failed");
+                    tracing::debug!(chain_id, what, url = %eps[i].url, error = %e, attempt, "rpc attempt failed");
                     if matches!(e, CallError::Transport(_)) {
-                        self.drop_provider(i).await;
+                        *eps[i].provider.lock().await = None;
                     }
                     if n > 1 {
                         let _ = self.current.compare_exchange(
@@ -333,7 +363,7 @@ impl RpcPool {
                             Ordering::Relaxed,
                             Ordering::Relaxed,
                         );
-                        tracing::info!(chain_id, from = %self.endpoints[i].url, to = %self.endpoints[(i + 1) % n].url, "rpc failover");
+                        tracing::info!(chain_id, from = %eps[i].url, to = %eps[(i + 1) % n].url, "rpc failover");
                     }
                     last = e;
                 }

@@ -747,6 +747,23 @@ async fn reorg_of_an_unconfirmed_event_triggers_nothing_and_a_confirmed_one_trig
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_urls_serve_the_next_requests() {
+    let keys = guardian_keys(4);
+    let chain = start_chain(31337, &keys, 50_000 * UNIT).await;
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let pool = fast_pool(31337, vec![dead.clone()]);
+    assert!(pool.head_number().await.is_err(), "only a dead URL");
+    assert!(
+        !pool.set_urls(std::slice::from_ref(&dead)),
+        "the same list changes nothing"
+    );
+    assert!(pool.set_urls(&[chain.http(), dead.clone()]));
+    assert_eq!(pool.urls(), vec![chain.http(), dead]);
+    assert_eq!(pool.head_number().await.unwrap(), chain.head().await);
+    assert_eq!(pool.current_url(), Some(chain.http()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_from_a_dead_url_and_a_wrong_chain_to_a_live_one() {
     let keys = guardian_keys(4);
     let chain = start_chain(31337, &keys, 50_000 * UNIT).await;
@@ -758,7 +775,7 @@ async fn failover_from_a_dead_url_and_a_wrong_chain_to_a_live_one() {
         vec![dead.clone(), other.endpoint(), chain.http()],
     ));
     assert_eq!(pool.head_number().await.unwrap(), chain.head().await);
-    assert_eq!(pool.current_url(), Some(chain.http().as_str()));
+    assert_eq!(pool.current_url(), Some(chain.http()));
     let at = pinned_latest(&chain).await;
     let s = Reader::new(&pool)
         .solvency(&at, chain.member_contract)

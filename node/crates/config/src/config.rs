@@ -480,8 +480,9 @@ impl Config {
     }
 
     /// What differs in `new` that a running node takes only at its next start: everything
-    /// but the guardian key (`node.signer_*`, reloaded) and the consortium nodes' guardian
-    /// addresses (the node follows the vaults' set). Named by section.
+    /// but the guardian key (`node.signer_*`) and the chains' RPC URLs, which a reload
+    /// applies, and the consortium nodes' guardian addresses (the node follows the vaults'
+    /// set). Named by section.
     pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
         fn parts(c: &Config) -> [(&'static str, String); 11] {
             let nodes: Vec<_> = c
@@ -511,13 +512,20 @@ impl Config {
                     "consortium",
                     format!("{:?}", (nodes, c.threshold, c.pause_threshold)),
                 ),
-                ("chains", format!("{:?}", c.chains)),
+                ("chains", format!("{:?}", without_urls(&c.chains))),
                 ("members", format!("{:?}", c.members)),
                 ("oracles", format!("{:?}", c.oracles)),
                 ("detectors", format!("{:?}", c.detectors)),
                 ("agreement", format!("{:?}", c.agreement)),
                 ("stress", format!("{:?}", c.stress)),
             ]
+        }
+        fn without_urls(chains: &[ChainEntry]) -> Vec<ChainEntry> {
+            let mut chains = chains.to_vec();
+            for c in &mut chains {
+                c.rpc_urls.clear();
+            }
+            chains
         }
         parts(self)
             .into_iter()

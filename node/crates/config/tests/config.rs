@@ -1006,3 +1006,44 @@ fn guardian_key_forms_are_exclusive_and_complete() {
         assert_refused(&refuse(&text), path, reason);
     }
 }
+
+#[test]
+fn a_reload_names_what_needs_a_restart_but_not_the_guardian_key() {
+    let running = Config::from_str(EXAMPLE, "node.toml").unwrap();
+    let same = Config::from_str(EXAMPLE, "node.toml").unwrap();
+    assert!(running.restart_needed(&same).is_empty());
+
+    // The key moved into a keystore, and this node's guardian with it: a reload takes both.
+    let rotated = edit(
+        &edit(
+            EXAMPLE,
+            "signer_key_file = \"keys/signer.key\"",
+            "signer_key_env = \"GUARDIAN\"",
+        ),
+        "guardian = \"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266\"",
+        "guardian = \"0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65\"",
+    );
+    let new = Config::from_str(&rotated, "node.toml").unwrap();
+    assert!(
+        running.restart_needed(&new).is_empty(),
+        "{:?}",
+        running.restart_needed(&new)
+    );
+
+    // So do new RPC URLs.
+    let moved = edit(
+        EXAMPLE,
+        "rpc_urls = [\"https://eth.rpc.example/v1\", \"wss://eth-ws.rpc.example\"]",
+        "rpc_urls = [\"https://eth2.rpc.example/v1\"]",
+    );
+    let new = Config::from_str(&moved, "node.toml").unwrap();
+    assert!(running.restart_needed(&new).is_empty());
+    let polled = edit(EXAMPLE, "poll_interval_ms = 2000", "poll_interval_ms = 500");
+    let filtered = edit(
+        &polled,
+        "log_filter = \"info,backstop_p2p=debug\"",
+        "log_filter = \"debug\"",
+    );
+    let new = Config::from_str(&filtered, "node.toml").unwrap();
+    assert_eq!(running.restart_needed(&new), vec!["node", "chains"]);
+}
