@@ -124,6 +124,14 @@ pub async fn run(
                     }
                     *seen = (sent, failed);
                 }
+                // After a rotation of this node's key and a reload: the guardian it signs as.
+                if let Some(guardian) = snap.guardian.map(|g| g.to_string())
+                    && api.read(|m| m.info.guardian_address != guardian)
+                {
+                    let mut info = api.read(|m| m.info.clone());
+                    info.guardian_address = guardian;
+                    api.set_info(info);
+                }
                 let ready = !snap.chains.is_empty()
                     && snap.chains.values().all(|c| c.confirmed.is_some());
                 if ready != api.is_ready() {

@@ -180,6 +180,9 @@ pub struct Snapshot {
     pub proposals: Vec<Proposal>,
     /// Signatures a governance action needs on a vault (t).
     pub governance_quorum: usize,
+    /// The guardian this node signs as (`None` while the vaults rotated its key out and it
+    /// does not hold the new one).
+    pub guardian: Option<Address>,
 }
 
 /// Notable events for the API stream and metrics.
@@ -1620,6 +1623,14 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             stress: self.stress_report.clone(),
             proposals: self.governance.proposals().cloned().collect(),
             governance_quorum: self.machine.config().consortium.t(),
+            guardian: self
+                .machine
+                .signing()
+                .then(|| {
+                    let cfg = self.machine.config();
+                    cfg.consortium.node(cfg.me).map(|n| n.guardian)
+                })
+                .flatten(),
         }
     }
 }

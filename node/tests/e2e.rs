@@ -532,13 +532,17 @@ async fn bad_configs_are_refused_with_file_key_and_reason() {
             &["node.toml", "chains[0].vault", "0x12"],
         ),
         (
-            // The consortium's thresholds are consistent, but the vault has another
-            // guardian in place of node-3's.
+            // The consortium's thresholds are consistent, but the vault has other guardians
+            // in place of node-2's and node-3's: not one key rotated, which a node follows.
             good.replace(
                 &net.keys[3].address().to_string(),
                 &Address::repeat_byte(0x42).to_string(),
+            )
+            .replace(
+                &net.keys[2].address().to_string(),
+                &Address::repeat_byte(0x43).to_string(),
             ),
-            &["guardian set", "31337"],
+            &["guardian set", "31337", "one key replaced"],
         ),
     ];
     // The guardian key in a keystore opened with the wrong password, and in a token that

@@ -27,7 +27,10 @@
 //! books show every payout; and governance: the operators' script at the heal
 //! ([`WholeNode::operator`]) has new limits approved by every honest operator, which must
 //! execute on every vault, and a member change nobody approved, which no node may ask for
-//! or sign and no vault execute.
+//! or sign and no vault execute; and a rotation of one honest node's guardian key, approved
+//! by every honest operator, which must execute on every vault while incidents are in
+//! flight (the node loads its new key a while after it is rotated out; the vaults refuse
+//! the old one), after which every incident must still complete.
 
 pub mod oracles;
 

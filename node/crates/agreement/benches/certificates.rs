@@ -1,13 +1,15 @@
 //! Throughput of the agreement core, in process.
 //!
-//! 1. Certificates per second for n = 4, 7, 10: every incident goes observation → proposal
-//!    → n attestations → a certificate at every node. Every message crosses an envelope that
+//! 1. Certificates per second for n = 4, 7, 10 and 19 (Wormhole's guardian count, t = 13):
+//!    every incident goes observation → proposal → n attestations → a certificate at every
+//!    node. Every message crosses an envelope that
 //!    the sender signs with ed25519 and every receiver verifies (ed25519-dalek 3); the
 //!    machines sign with secp256k1 and verify every attestation they count. Stores are
 //!    in memory (the RocksDB sign-guard's synced write is measured in `backstop-store`).
 //! 2. Simulated seeds per second (the deterministic simulation, in-memory stores).
 //!
-//! `cargo bench -p backstop-agreement --bench certificates`
+//! `cargo bench -p backstop-agreement --bench certificates` (release profile; prints the
+//! machine's load average before and after, since the rates depend on it)
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use alloy::primitives::{Address, B256, U256, keccak256};
@@ -197,10 +199,28 @@ fn certificates(n: usize, incidents: usize) -> (f64, u64) {
     (incidents as f64 / secs, formed)
 }
 
+/// The 1-minute load average (Linux), for the report.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn main() {
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "{profile} build, {cpus} CPUs, 1-minute load average {} before",
+        load()
+    );
     let quick = std::env::args().any(|a| a == "--quick");
     let incidents = if quick { 20 } else { 200 };
-    for n in [4, 7, 10] {
+    for n in [4, 7, 10, 19] {
         let (rate, formed) = certificates(n, incidents);
         println!(
             "certificates n={n}: {rate:.1} incidents certified/s ({formed} certificates at {n} nodes, {:.1} node-certificates/s)",
@@ -217,4 +237,5 @@ fn main() {
         "simulation: {seeds} seeds in {secs:.2} s, {:.1} seeds/s",
         seeds as f64 / secs
     );
+    println!("1-minute load average {} after", load());
 }

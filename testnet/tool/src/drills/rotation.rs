@@ -294,6 +294,17 @@ pub(super) async fn rotate_guardian(net: &mut Net, r: &mut Report) -> Result<Opt
     );
 
     reload(net, r, VICTIM, |t| with_token(t, old, new, &snippet))?;
+    let api = net.node(VICTIM)?.api.clone();
+    let mut shown = String::new();
+    let reported = wait_until(Duration::from_secs(10), async || {
+        shown = net::status(&api).await?.guardian_address;
+        Ok(shown.parse::<Address>().is_ok_and(|a| a == new))
+    })
+    .await;
+    r.check(
+        reported,
+        format!("node-{VICTIM}'s GetStatus shows the guardian it signs as: {shown}"),
+    );
     let hash = net.book(MEMBER, seq, PATIENCE).await?;
     r.check(
         hash.is_some(),
