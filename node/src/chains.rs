@@ -710,6 +710,7 @@ async fn confirmed_logs(chain: &ChainAccess<'_>, filter: Filter) -> Result<Vec<L
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::rotation::testing::consortium;
 
     fn setup(guardians: &[u8], t: u8, p: u8) -> VaultSetup {
         VaultSetup {
@@ -722,18 +723,6 @@ mod tests {
 
     fn addrs(bytes: &[u8]) -> Vec<Address> {
         bytes.iter().map(|b| Address::repeat_byte(*b)).collect()
-    }
-
-    fn consortium() -> Consortium {
-        let nodes = (1..=4u8)
-            .map(|i| backstop_types::NodeInfo {
-                identity: ed25519_dalek::SigningKey::from_bytes(&[i; 32])
-                    .verifying_key()
-                    .to_bytes(),
-                guardian: Address::repeat_byte(i),
-            })
-            .collect();
-        Consortium::new(nodes).unwrap()
     }
 
     #[test]

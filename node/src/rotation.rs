@@ -94,13 +94,15 @@ impl GuardianFollower {
     }
 }
 
+/// Test fixture shared by this crate's unit tests.
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use backstop_types::NodeInfo;
+pub(crate) mod testing {
+    use alloy::primitives::Address;
+    use backstop_types::{Consortium, NodeInfo};
 
-    fn consortium() -> Consortium {
+    /// Four nodes: identity seeds 1..=4, guardians `0x0101…`, `0x0202…`, `0x0303…`, `0x0404…`.
+    pub(crate) fn consortium() -> Consortium {
         let nodes = (1..=4u8)
             .map(|i| NodeInfo {
                 identity: ed25519_dalek::SigningKey::from_bytes(&[i; 32])
@@ -111,6 +113,13 @@ mod tests {
             .collect();
         Consortium::new(nodes).unwrap()
     }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::testing::consortium;
+    use super::*;
 
     fn vault(chain_id: u64) -> VaultId {
         VaultId {

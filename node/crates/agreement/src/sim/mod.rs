@@ -695,45 +695,18 @@ impl<D: Disk, N: SimNode<Kv = D::Kv>> Sim<D, N> {
             );
         }
         // The operators' script at the heal, before its check (see `SimInput::Operator`):
-        // the first honest node's operator takes step 0, the second's step 1, then every
-        // honest operator step 2; the last honest node's operator step 3, then every honest
-        // operator step 4.
-        sim.schedule(
-            heal_at,
-            Ev::Operator {
-                node: honest[0],
-                step: 0,
-            },
-        );
+        // the first honest node's operator takes step 0, the second's step 1, the last's
+        // step 3 (it rotates its own guardian key), then every honest operator steps 2 and 4
+        // (approving the limits and the rotation).
         let second = honest.get(1).copied().unwrap_or(honest[0]);
-        sim.schedule(
-            heal_at,
-            Ev::Operator {
-                node: second,
-                step: 1,
-            },
-        );
-        for (k, &node) in honest.iter().enumerate() {
-            sim.schedule(
-                heal_at + 2_000 + 500 * k as u64,
-                Ev::Operator { node, step: 2 },
-            );
+        let last = honest.last().copied().unwrap_or(honest[0]);
+        for (node, step) in [(honest[0], 0), (second, 1), (last, 3)] {
+            sim.schedule(heal_at, Ev::Operator { node, step });
         }
-        // Steps 3 and 4: the last honest node's operator rotates its own guardian key, every
-        // honest operator approves.
-        let victim = honest.last().copied().unwrap_or(honest[0]);
-        sim.schedule(
-            heal_at,
-            Ev::Operator {
-                node: victim,
-                step: 3,
-            },
-        );
         for (k, &node) in honest.iter().enumerate() {
-            sim.schedule(
-                heal_at + 2_250 + 500 * k as u64,
-                Ev::Operator { node, step: 4 },
-            );
+            let at = heal_at + 2_000 + 500 * k as u64;
+            sim.schedule(at, Ev::Operator { node, step: 2 });
+            sim.schedule(at + 250, Ev::Operator { node, step: 4 });
         }
         sim.schedule(heal_at, Ev::Check);
         Ok(sim)
