@@ -517,6 +517,12 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
 
     fn feed(&mut self, event: Event) -> Result<(), CoreError> {
         let outputs = self.machine.handle(self.now, event)?;
+        self.carry_outputs(outputs);
+        Ok(())
+    }
+
+    /// Carries out the machine's outputs.
+    fn carry_outputs(&mut self, outputs: Vec<Output>) {
         self.wake = None;
         for o in outputs {
             match o {
@@ -533,7 +539,6 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
             }
         }
         self.check_closed();
-        Ok(())
     }
 
     /// A deep reorg took back what the chain had shown of an incident: the journal follows
@@ -1036,7 +1041,8 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 want.unwrap_or_default()
             ));
         } else {
-            self.machine.replace_signer(signer)?;
+            let outputs = self.machine.replace_signer(signer)?;
+            self.carry_outputs(outputs);
             info!(guardian = %held, "guardian key reloaded");
             self.notice_text(format!(
                 "guardian key {held} loaded: this node signs with it"

@@ -670,8 +670,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
     }
 
     /// Replaces the guardian signer by one holding this node's guardian key of the current
-    /// set, and signs again with it what the guard recorded.
-    pub fn replace_signer(&mut self, signer: S) -> Result<(), MachineError> {
+    /// set; signs again with it what the guard recorded, and signs what this node skipped
+    /// while it held no key of the set: the held proposal of each open incident's current
+    /// attempt (only if its view still recomputes the same draw) and the legs of final
+    /// registrations. Returns the attestations to gossip.
+    pub fn replace_signer(&mut self, signer: S) -> Result<Vec<Output>, MachineError> {
         if signer.address() != self.me_guardian {
             return Err(MachineError::Config(format!(
                 "the new signer holds {}, but this node's guardian is {}",
@@ -681,7 +684,62 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         }
         self.signer = signer;
         self.resign_lost()?;
-        self.certify_all()
+        let open: Vec<(IncidentKey, bool)> = self
+            .incidents
+            .values()
+            .filter(|i| i.rec.closed.is_none())
+            .map(|i| {
+                (
+                    i.rec.key,
+                    i.rec.registration.as_ref().is_some_and(|r| r.finalized),
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (key, final_registration) in open {
+            if final_registration {
+                self.setup_legs(key, &mut out)?;
+            } else {
+                self.sign_held_proposal(key, &mut out)?;
+            }
+        }
+        self.certify_all()?;
+        Ok(out)
+    }
+
+    /// Signs the proposal this node holds for `key`'s current attempt, if it has not signed
+    /// it and its view recomputes the same draw (the checks of [`Machine::on_proposal`]
+    /// passed when it was taken in).
+    fn sign_held_proposal(
+        &mut self,
+        key: IncidentKey,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        let Some(inc) = self.incidents.get(&key) else {
+            return Ok(());
+        };
+        let attempt = inc.rec.attempt;
+        let Some((p, digest)) = inc.proposals.get(&attempt).cloned() else {
+            return Ok(());
+        };
+        let signed = self
+            .collectors
+            .get(&digest)
+            .is_some_and(|c| c.sigs.contains_key(&self.me_guardian));
+        if inc.rec.registration.is_some() || signed || !self.validate(&p) {
+            return Ok(());
+        }
+        if let Some(signature) = self.guarded_sign(GuardKey::Draw { key, attempt }, digest)? {
+            out.push(Output::Broadcast(Message::DrawAttestation(
+                DrawAttestation {
+                    key,
+                    attempt,
+                    digest,
+                    signature,
+                },
+            )));
+        }
+        self.try_certify(digest)
     }
 
     /// Drops what guardians outside the current set signed (see

@@ -1335,3 +1335,36 @@ fn a_guardian_rotation_between_a_leg_certificate_and_its_payment_signs_the_leg_a
         "the incident is still open"
     );
 }
+
+#[test]
+fn a_node_rotated_out_before_a_proposal_signs_it_once_it_holds_its_new_key() {
+    let mut c = Cluster::new(4);
+    let victim = (c.proposer(0) + 1) % 4;
+    let new_key = PrivateKeySigner::from_bytes(&keccak256([7u8, 7])).unwrap();
+    let mut set = c.consortium.guardians();
+    set[victim] = new_key.address();
+    let rotated = c.consortium.rebind(&set).unwrap();
+    for n in &mut c.nodes {
+        n.follow_guardians(rotated.clone()).unwrap();
+    }
+    c.observe_all(NOW);
+    assert_eq!(
+        c.nodes[victim].stats().signed,
+        0,
+        "rotated out: signs nothing"
+    );
+
+    let outs = c.nodes[victim].replace_signer(new_key.clone()).unwrap();
+    let digest = draw_at(10).digest(&HOME);
+    assert!(
+        outs.iter().any(|o| matches!(
+            o,
+            Output::Broadcast(Message::DrawAttestation(a))
+                if a.digest == digest && a.signature.signer == new_key.address()
+        )),
+        "the held proposal is signed with the new key: {outs:?}"
+    );
+    // Signed once: a second reload signs nothing more.
+    let again = c.nodes[victim].replace_signer(new_key).unwrap();
+    assert!(again.is_empty(), "{again:?}");
+}
