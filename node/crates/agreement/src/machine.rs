@@ -708,8 +708,9 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
     }
 
     /// Signs the proposal this node holds for `key`'s current attempt, if it has not signed
-    /// it and its view recomputes the same draw (the checks of [`Machine::on_proposal`]
-    /// passed when it was taken in).
+    /// it, its deadline has not passed and its view recomputes the same draw (the other
+    /// checks of [`Machine::on_proposal`] passed when it was taken in, and an open incident
+    /// is its member's only open one).
     fn sign_held_proposal(
         &mut self,
         key: IncidentKey,
@@ -726,7 +727,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             .collectors
             .get(&digest)
             .is_some_and(|c| c.sigs.contains_key(&self.me_guardian));
-        if inc.rec.registration.is_some() || signed || !self.validate(&p) {
+        let expired = self.now_s() > p.draw.deadline;
+        if inc.rec.registration.is_some() || signed || expired || !self.validate(&p) {
             return Ok(());
         }
         if let Some(signature) = self.guarded_sign(GuardKey::Draw { key, attempt }, digest)? {
