@@ -731,16 +731,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         if inc.rec.registration.is_some() || signed || expired || !self.validate(&p) {
             return Ok(());
         }
-        if let Some(signature) = self.guarded_sign(GuardKey::Draw { key, attempt }, digest)? {
-            out.push(Output::Broadcast(Message::DrawAttestation(
-                DrawAttestation {
-                    key,
-                    attempt,
-                    digest,
-                    signature,
-                },
-            )));
-        }
+        self.attest_draw(key, attempt, digest, out)?;
         self.try_certify(digest)
     }
 
@@ -1204,18 +1195,31 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 self.store.put_incident(&rec)?;
             }
         }
-        if let Some(sig) = self.guarded_sign(GuardKey::Draw { key, attempt }, digest)? {
+        self.attest_draw(key, attempt, digest, out)?;
+        self.drain_pending(digest)?;
+        self.try_certify(digest)
+    }
+
+    /// Signs `digest` as `key`'s draw of `attempt` (through the sign-guard) and gossips the
+    /// attestation; nothing when the guard refuses or this node holds no key of the set.
+    fn attest_draw(
+        &mut self,
+        key: IncidentKey,
+        attempt: Attempt,
+        digest: B256,
+        out: &mut Vec<Output>,
+    ) -> Result<(), MachineError> {
+        if let Some(signature) = self.guarded_sign(GuardKey::Draw { key, attempt }, digest)? {
             out.push(Output::Broadcast(Message::DrawAttestation(
                 DrawAttestation {
                     key,
                     attempt,
                     digest,
-                    signature: sig,
+                    signature,
                 },
             )));
         }
-        self.drain_pending(digest)?;
-        self.try_certify(digest)
+        Ok(())
     }
 
     /// Whether the view recomputes the proposed draw at its pinned blocks.
