@@ -489,7 +489,14 @@ async fn reload_on_sighup(
         };
         while hangups.recv().await.is_some() {
             info!(file = %path.display(), "SIGHUP: reloading the configuration");
-            let loaded = Config::load(&path).and_then(|c| c.load_keys().map(|k| (c, k)));
+            // Opening a token or decrypting a keystore blocks: off the runtime's threads.
+            let file = path.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                Config::load(&file).and_then(|c| c.load_keys().map(|k| (c, k)))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
             let (config, keys) = match loaded {
                 Ok(x) => x,
                 Err(e) => {

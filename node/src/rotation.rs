@@ -83,18 +83,8 @@ impl GuardianFollower {
             }
         }
     }
-
-    /// Vaults whose last read set differs from `current`'s, with that set.
-    pub fn differing(&self, current: &Consortium) -> Vec<(VaultId, &[Address])> {
-        self.sets
-            .iter()
-            .filter(|(_, s)| !current.has_guardian_set(s))
-            .filter_map(|(c, s)| Some((*self.vaults.get(c)?, s.as_slice())))
-            .collect()
-    }
 }
 
-/// Test fixture shared by this crate's unit tests.
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub(crate) mod testing {
@@ -140,10 +130,6 @@ mod tests {
         assert_eq!(f.observe(vault(2), set(&[4, 3, 2, 1]), &c), Follow::Nothing);
         // Vault 1 rotated node 4's key first: vault 2 still holds the old set.
         assert_eq!(f.observe(vault(1), set(&[1, 2, 3, 9]), &c), Follow::Nothing);
-        assert_eq!(
-            f.differing(&c),
-            vec![(vault(1), set(&[1, 2, 3, 9]).as_slice())]
-        );
         // A set reported for a vault not configured changes nothing.
         let stranger = VaultId {
             chain_id: 2,
