@@ -432,9 +432,14 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         for action in self.machine.open_action_ids() {
             self.check_action_at.insert(action, Some(0));
         }
-        match self.machine.store().load() {
+        let store = self.machine.store();
+        let stored = store.open_incidents().and_then(|mut open| {
+            open.extend(store.newest_closed(crate::journal::MAX_CLOSED)?);
+            Ok(open)
+        });
+        match stored {
             Ok(stored) => {
-                for rec in crate::journal::to_restore(stored.incidents) {
+                for rec in crate::journal::to_restore(stored) {
                     self.journal.restored(&rec, now);
                 }
             }
@@ -652,9 +657,8 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         let machine = &self.machine;
         let closed_by_machine = |key: &IncidentKey| {
             machine
-                .closed_through()
-                .get(&key.member)
-                .is_some_and(|&s| s >= key.seq)
+                .closed_through(&key.member)
+                .is_some_and(|s| s >= key.seq)
                 || machine.resolved_seq(&key.member) == Some(key.seq)
         };
         let mut closed = Vec::new();
@@ -1473,11 +1477,7 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
                 .and_then(|st| st.confirmed.as_ref())
                 .and_then(|c| c.members.get(member))
                 .map_or(0, |m| m.record.next_seq);
-            let known = self
-                .machine
-                .closed_through()
-                .get(member)
-                .map_or(0, |c| c + 1);
+            let known = self.machine.closed_through(member).map_or(0, |c| c + 1);
             let from = known.max(next_seq.saturating_sub(MAX_MISSED_PER_MEMBER));
             for seq in from..next_seq {
                 let key = IncidentKey {

@@ -143,6 +143,7 @@ pub fn params(config: &Config, keys: &NodeKeys) -> Result<Params, ParamsError> {
             draw_ttl_s: a.draw_ttl_secs,
             leg_ttl_s: a.leg_ttl_secs,
             action_ttl_s: a.action_ttl_secs,
+            retain_closed: Duration::from_secs(a.retain_closed_days.saturating_mul(86_400)),
         },
         api_listen: config.api().map(|a| a.listen),
         admin_token: keys.admin_token().map(|t| t.expose().to_string()),

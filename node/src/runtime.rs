@@ -128,6 +128,8 @@ pub struct AgreementParams {
     pub leg_ttl_s: u64,
     /// Deadline of threshold actions after their request.
     pub action_ttl_s: u64,
+    /// How long closed incidents stay in the store.
+    pub retain_closed: Duration,
 }
 
 /// Everything a node runs with (validated configuration, keys loaded).
@@ -486,6 +488,7 @@ fn restore_machine(
     mcfg.attempt_timeout_ms = params.agreement.attempt_timeout.as_millis() as u64;
     mcfg.submit_delay_ms = params.agreement.submit_delay.as_millis() as u64;
     mcfg.settle_ms = params.agreement.settle.as_millis() as u64;
+    mcfg.retain_closed_ms = params.agreement.retain_closed.as_millis() as u64;
     let view = NodeView::new(ViewConfig {
         vaults: params
             .chains

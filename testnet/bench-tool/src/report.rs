@@ -494,7 +494,7 @@ fn findings_section(o: &mut String, res: &Results) {
             "- **Agreement under load.** {} incidents raised at once reach their {}th \
              certificate after {} (**{:.1} certificates/s**) and are all closed after {}; \
              {} of them needed a second attempt, and proposal → certificate has a p99 of {}. \
-             The 4 debug-build nodes, 3 anvils and the driver share the machine's CPUs (1-minute \
+             The 4 {}-build nodes, 3 anvils and the driver share the machine's CPUs (1-minute \
              load average {:.2} → {:.2} over the test), so this measures this setup, not the \
              protocol's own limit.",
             c.members,
@@ -504,6 +504,7 @@ fn findings_section(o: &mut String, res: &Results) {
             opt(c.closed_ms.last().copied(), ms),
             c.retried,
             opt(percentile(&c.p2c_ms, 99.0), ms),
+            res.build_profile,
             c.load.0[0],
             c.load.1[0],
         );
@@ -585,13 +586,25 @@ fn findings_section(o: &mut String, res: &Results) {
     let _ = writeln!(o);
 }
 
+/// What `profile` means for the numbers.
+fn profile_note(profile: &str) -> &'static str {
+    match profile {
+        "release" => "`cargo build --release`: optimised, as operators run the node",
+        "debug" => {
+            "`cargo build`: the workspace's dev profile, dependencies at opt-level 1, workspace \
+             crates at opt-level 0; a release build is faster"
+        }
+        _ => "as named",
+    }
+}
+
 /// Machine and noise.
 fn machine_section(o: &mut String, res: &Results) {
     let _ = writeln!(o, "## Machine\n");
     if let Some(m) = &res.machine {
         let _ = writeln!(
             o,
-            "| | |\n| --- | --- |\n| CPU | {} × {} logical CPUs (`/proc/cpuinfo`) |\n| RAM | {} MiB total, {} MiB available at the start (`/proc/meminfo`) |\n| kernel | {} |\n| rustc | {} |\n| build profile | `{}` (`cargo build`: the workspace's dev profile, dependencies at opt-level 1, workspace crates at opt-level 0; a release build would be faster) |\n| source | commit `{}`{} |\n| date | {} |\n| load average (1/5/15 min) | start {}; end {} |",
+            "| | |\n| --- | --- |\n| CPU | {} × {} logical CPUs (`/proc/cpuinfo`) |\n| RAM | {} MiB total, {} MiB available at the start (`/proc/meminfo`) |\n| kernel | {} |\n| rustc | {} |\n| build profile | `{}` ({}) |\n| source | commit `{}`{} |\n| date | {} |\n| load average (1/5/15 min) | start {}; end {} |",
             m.cpu_model,
             m.cpus,
             thousands(m.mem_total_mib as f64),
@@ -599,6 +612,7 @@ fn machine_section(o: &mut String, res: &Results) {
             m.kernel,
             m.rustc,
             res.build_profile,
+            profile_note(&res.build_profile),
             m.commit,
             if m.dirty.is_empty() {
                 ", no local changes to the node, contracts or protos".to_owned()
@@ -620,9 +634,10 @@ fn machine_section(o: &mut String, res: &Results) {
     let _ = writeln!(
         o,
         "\nEverything runs on this one machine: 3 anvil processes, the benchmark driver and 4 or 7 \
-         debug-build node processes share its CPUs, so the numbers include CPU contention between \
+         {}-build node processes share its CPUs, so the numbers include CPU contention between \
          them, and between them and anything else running (a load average above the CPU count \
-         means processes were waiting for a CPU).\n"
+         means processes were waiting for a CPU).\n",
+        res.build_profile
     );
     let _ = writeln!(
         o,
@@ -1201,9 +1216,10 @@ fn memory_section(o: &mut String, res: &Results) {
     let _ = writeln!(
         o,
         "\nTarget ≤ 100 MiB per node, idle and at peak during the concurrent incidents: {} \
-         (largest of those rows: {} MiB; debug build).",
+         (largest of those rows: {} MiB; {} build).",
         met(worst as f64 / 1024.0 <= MEMORY_TARGET_MIB),
-        mib(worst)
+        mib(worst),
+        res.build_profile
     );
     if let Some(k) = res.restart.as_ref().and_then(|r| r.rss_kib.1) {
         let _ = writeln!(
@@ -1241,7 +1257,7 @@ fn restart_section(o: &mut String, res: &Results) {
          no incident), then {} closed `IncidentRecord`s (100 made-up members × {} sequence \
          numbers, each with a registered three-leg draw and both remote legs done) are written \
          into its RocksDB store with `backstop_store::open_node_store(<data_dir>/state)` and \
-         `put_incident` and flushed ({:.1} s; the store directory grew from {:.1} to {:.1} \
+         `close_incident` and flushed ({:.1} s; the store directory grew from {:.1} to {:.1} \
          MiB), and it is started three times more. Times are from spawning the process to the \
          first answer of `GetStatus` (API up) and to `GetStatus.ready = true` (the node has \
          loaded its state and every chain has a confirmed head in its snapshot), polled every \

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::{U256, keccak256};
 use anyhow::{Context, Result, bail};
 use backstop_agreement::IncidentKey;
-use backstop_agreement::state::{CloseReason, IncidentRecord, Registration};
+use backstop_agreement::state::{CloseReason, IncidentRecord, MemberRecord, Registration};
 use backstop_contracts::eip712::{Draw, Leg, VaultId};
 use backstop_contracts::testing::{Consortium, UNIT};
 
@@ -139,8 +139,10 @@ fn write_records(path: &Path, net: &Consortium, records: usize) -> Result<f64> {
             legs_done: vaults.iter().skip(1).map(|v| (*v, 1)).collect(),
             closed: Some(CloseReason::Covered),
         };
+        let mut member_rec = MemberRecord::default();
+        member_rec.closed(&rec);
         store
-            .put_incident(&rec)
+            .close_incident(&rec, &member_rec)
             .with_context(|| format!("write record {i}"))?;
     }
     store.kv().flush().context("flush the store")?;

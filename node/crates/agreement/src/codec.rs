@@ -288,6 +288,11 @@ impl<'a> Reader<'a> {
         self.at >= self.buf.len()
     }
 
+    /// Every byte not read yet (a nested record's own encoding), consuming the reader.
+    pub fn rest(self) -> &'a [u8] {
+        self.buf.get(self.at..).unwrap_or_default()
+    }
+
     /// Fails unless every byte was read.
     pub fn finish(self) -> Result<(), DecodeError> {
         match self.buf.len() - self.at {

@@ -28,11 +28,17 @@ pub enum Cf {
     Submissions,
     /// Threshold actions seen.
     Actions,
+    /// Closed incidents, oldest opened first: kept for operators and deep reorgs, pruned
+    /// past their retention, never read whole at start-up.
+    Closed,
+    /// Per member, what its closed incidents leave for later ones (see
+    /// `state::MemberRecord`).
+    Members,
 }
 
 impl Cf {
     /// Every column family.
-    pub const ALL: [Cf; 8] = [
+    pub const ALL: [Cf; 10] = [
         Cf::Meta,
         Cf::SignGuard,
         Cf::Incidents,
@@ -41,6 +47,8 @@ impl Cf {
         Cf::Certificates,
         Cf::Submissions,
         Cf::Actions,
+        Cf::Closed,
+        Cf::Members,
     ];
 
     /// Its name on disk.
@@ -54,6 +62,8 @@ impl Cf {
             Cf::Certificates => "certificates",
             Cf::Submissions => "submissions",
             Cf::Actions => "actions",
+            Cf::Closed => "closed",
+            Cf::Members => "members",
         }
     }
 }
@@ -103,8 +113,17 @@ impl WriteBatch {
     }
 }
 
-/// Entries of a column family, ascending key.
+/// Entries of a column family, in the order asked for.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Which end of a column family a scan starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Lowest key first.
+    Ascending,
+    /// Highest key first.
+    Descending,
+}
 
 /// A key-value store with column families.
 pub trait Kv {
@@ -112,8 +131,19 @@ pub trait Kv {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, KvError>;
     /// Applies `batch` atomically; durable on return when `sync`.
     fn write(&mut self, batch: WriteBatch, sync: bool) -> Result<(), KvError>;
+    /// At most `limit` entries of `cf` whose key starts with `prefix`, in `order`.
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        order: Order,
+        limit: usize,
+    ) -> Result<Entries, KvError>;
+
     /// Every entry of `cf`, ascending key.
-    fn scan(&self, cf: Cf) -> Result<Entries, KvError>;
+    fn scan(&self, cf: Cf) -> Result<Entries, KvError> {
+        self.scan_prefix(cf, &[], Order::Ascending, usize::MAX)
+    }
 }
 
 type Tables = BTreeMap<Cf, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -177,12 +207,27 @@ impl Kv for MemoryKv {
         Ok(())
     }
 
-    fn scan(&self, cf: Cf) -> Result<Entries, KvError> {
-        Ok(self
-            .lock()?
-            .tables
-            .get(&cf)
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default())
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        order: Order,
+        limit: usize,
+    ) -> Result<Entries, KvError> {
+        let inner = self.lock()?;
+        let Some(table) = inner.tables.get(&cf) else {
+            return Ok(Vec::new());
+        };
+        let range = table
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix));
+        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(match order {
+            Order::Ascending => range.take(limit).map(clone).collect(),
+            Order::Descending => {
+                let all: Vec<_> = range.collect();
+                all.into_iter().rev().take(limit).map(clone).collect()
+            }
+        })
     }
 }

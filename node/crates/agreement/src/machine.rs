@@ -26,8 +26,8 @@
 use crate::kv::Kv;
 use crate::refusal::Refusal;
 use crate::state::{
-    ActionRecord, CloseReason, GuardKey, IncidentRecord, NodeStore, Registration, StoreError,
-    SubmissionRecord,
+    ActionRecord, CloseReason, GuardKey, IncidentRecord, MemberRecord, NodeStore, Registration,
+    StoreError, SubmissionRecord,
 };
 use crate::types::{
     ActionAttestation, ActionProposal, Attempt, Certificate, Consortium, DrawAttestation,
@@ -48,6 +48,11 @@ use tracing::{debug, info, warn};
 pub const MAX_EXECUTED_ACTIONS: usize = 4096;
 /// Most covered incidents kept for a deep reorg to reopen (one per member is the usual).
 pub const MAX_RECENT_COVERED: usize = 1024;
+/// How often closed incidents past their retention are pruned (ms).
+const PRUNE_INTERVAL_MS: u64 = 60_000;
+/// Most closed incidents pruned at a time: a store that kept years of history is pruned
+/// over minutes, never in one long write.
+const PRUNE_BATCH: usize = 1024;
 
 /// Why the view refuses or cannot answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -183,6 +188,9 @@ pub struct Config {
     /// paid before a gap still standing opens its next seq: its `solvency()` lags the legs,
     /// and a draw computed from the lagging read would pay the same loss twice.
     pub settle_ms: u64,
+    /// How long a closed incident's records are kept (ms since it opened) before they are
+    /// pruned from the store; never before its legs' deadline.
+    pub retain_closed_ms: u64,
 }
 
 impl Config {
@@ -203,6 +211,7 @@ impl Config {
             pending_ttl_ms: 120_000,
             max_actions: 1024,
             settle_ms: 3_000,
+            retain_closed_ms: 30 * 86_400_000,
         }
     }
 
@@ -389,11 +398,10 @@ pub struct Machine<V, S, K> {
     store: NodeStore<K>,
     incidents: BTreeMap<IncidentKey, Incident>,
     open_by_member: BTreeMap<B256, u64>,
-    closed_through: BTreeMap<B256, u64>,
-    /// Per member, the seq of the newest incident that resolved without a draw (the seq is
-    /// still unused on chain, so a later gap reopens it) and the attempt a reopening starts
-    /// at: one past the last attempt, whose digests honest nodes may have signed already.
-    resolved: BTreeMap<B256, (u64, Attempt)>,
+    /// Per member, what its closed incidents leave for later ones: the highest seq closed
+    /// covered, the newest resolved without a draw (a later gap reopens its seq), its last
+    /// payout. Written to the store with every close.
+    members: BTreeMap<B256, MemberRecord>,
     /// Per member, until when (ms) a gap does not open the next seq (see `settle_ms`).
     settling: BTreeMap<B256, u64>,
     by_draw_hash: BTreeMap<B256, IncidentKey>,
@@ -413,6 +421,8 @@ pub struct Machine<V, S, K> {
     deferred: BTreeMap<B256, (IncidentKey, Seen)>,
     stats: Stats,
     now: u64,
+    /// When closed incidents are next pruned from the store (ms).
+    next_prune: u64,
     checker: Arc<dyn SignatureCheck + Send + Sync>,
 }
 
@@ -435,7 +445,6 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 )));
             }
         }
-        let snapshot = store.load()?;
         let mut m = Self {
             cfg,
             me_guardian,
@@ -444,8 +453,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             store,
             incidents: BTreeMap::new(),
             open_by_member: BTreeMap::new(),
-            closed_through: BTreeMap::new(),
-            resolved: BTreeMap::new(),
+            members: BTreeMap::new(),
             settling: BTreeMap::new(),
             by_draw_hash: BTreeMap::new(),
             recent: BTreeMap::new(),
@@ -459,95 +467,11 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             deferred: BTreeMap::new(),
             stats: Stats::default(),
             now,
+            next_prune: now,
             checker: Arc::new(Secp256k1Check),
         };
-        let t = m.cfg.consortium.t();
-        // The booking rule needs each member's covered incidents, oldest first.
-        let mut covered: Vec<&IncidentRecord> = snapshot
-            .incidents
-            .iter()
-            .filter(|r| r.closed == Some(CloseReason::Covered))
-            .collect();
-        covered.sort_by_key(|r| r.key.seq);
-        for rec in covered {
-            m.view.covered(rec, now);
-        }
-        for rec in snapshot.incidents {
-            if rec.closed == Some(CloseReason::Resolved) {
-                m.resolved
-                    .insert(rec.key.member, (rec.key.seq, rec.attempt.saturating_add(1)));
-                continue;
-            }
-            if rec.closed.is_some() {
-                let c = m
-                    .closed_through
-                    .entry(rec.key.member)
-                    .or_insert(rec.key.seq);
-                *c = (*c).max(rec.key.seq);
-                m.remember_covered(rec);
-                continue;
-            }
-            m.open_by_member.insert(rec.key.member, rec.key.seq);
-            if let Some(r) = &rec.registration {
-                m.by_draw_hash.insert(r.draw_hash, rec.key);
-            }
-            m.incidents.insert(
-                rec.key,
-                Incident {
-                    rec,
-                    proposals: BTreeMap::new(),
-                    legs: BTreeMap::new(),
-                    next_rebroadcast: now,
-                    last_far_jump: None,
-                },
-            );
-        }
-        for p in snapshot.proposals {
-            let Some(inc) = m.incidents.get_mut(&p.key) else {
-                continue;
-            };
-            let vault = inc.rec.home;
-            let digest = p.draw.digest(&vault);
-            m.collectors.entry(digest).or_insert_with(|| Collector {
-                subject: Subject::Draw {
-                    key: p.key,
-                    attempt: p.attempt,
-                    vault,
-                    draw: p.draw.clone(),
-                },
-                quorum: t,
-                sigs: BTreeMap::new(),
-                certified: false,
-            });
-            inc.proposals.insert(p.attempt, (p, digest));
-        }
-        for a in snapshot.actions {
-            if a.executed {
-                m.remember_executed(a.vault, a.action.id());
-                continue;
-            }
-            let digest = a.action.digest(&a.vault);
-            m.collectors.insert(
-                digest,
-                Collector {
-                    subject: Subject::Action {
-                        vault: a.vault,
-                        action: a.action.clone(),
-                    },
-                    quorum: a.action.quorum(&m.cfg.consortium),
-                    sigs: BTreeMap::new(),
-                    certified: false,
-                },
-            );
-            m.actions.insert(
-                (a.vault, a.action.id()),
-                ActionState {
-                    rec: a,
-                    digest,
-                    next_rebroadcast: now,
-                },
-            );
-        }
+        m.restore_incidents()?;
+        m.restore_actions()?;
         // Leg collectors of final registrations (re-signing is idempotent via the guard).
         let registered: Vec<IncidentKey> = m
             .incidents
@@ -559,34 +483,8 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         for key in registered {
             m.setup_legs(key, &mut out)?;
         }
-        for (digest, sig) in snapshot.attestations {
-            if let Some(c) = m.collectors.get_mut(&digest) {
-                c.sigs.insert(sig.signer, sig);
-            }
-        }
+        m.restore_signatures()?;
         m.resign_lost()?;
-        for c in snapshot.certificates {
-            if let Some(col) = m.collectors.get_mut(&c.digest) {
-                col.certified = true;
-            }
-            let done = m.subject_done(&c.digest, &c.subject);
-            let due = now + m.submit_delay_for(&c.digest);
-            m.certs.insert(
-                c.digest,
-                CertState {
-                    cert: c,
-                    due,
-                    submission: None,
-                    done,
-                },
-            );
-        }
-        for (digest, s) in snapshot.submissions {
-            if let Some(cs) = m.certs.get_mut(&digest) {
-                cs.submission = Some(s);
-                cs.due = s.last_at.saturating_add(m.cfg.resubmit_ms).max(now);
-            }
-        }
         // The store may hold signatures of guardians the vaults rotated out since.
         m.drop_rotated_out();
         m.certify_all()?;
@@ -610,14 +508,19 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         if !self.signing() {
             return Ok(());
         }
-        for (_, digest) in self.store.guard_entries()? {
-            let lost = self
-                .collectors
-                .get(&digest)
-                .is_some_and(|c| !c.sigs.contains_key(&self.me_guardian));
-            if !lost {
+        let mut lost = Vec::new();
+        for (digest, c) in &self.collectors {
+            if c.sigs.contains_key(&self.me_guardian) {
                 continue;
             }
+            for key in self.guard_keys(digest, &c.subject) {
+                if self.store.guarded(&key)? == Some(*digest) {
+                    lost.push(*digest);
+                    break;
+                }
+            }
+        }
+        for digest in lost {
             let sig = self.signer.sign(digest)?;
             self.stats.signed += 1;
             self.store.put_attestation(digest, &sig)?;
@@ -625,6 +528,162 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 c.sigs.insert(sig.signer, sig);
             }
             info!(%digest, "signed again (lost with unsynced writes, or the key was rotated)");
+        }
+        Ok(())
+    }
+
+    /// The sign-guard keys under which this node may have signed `digest`, of `subject`:
+    /// a draw's under each attempt that proposed it.
+    fn guard_keys(&self, digest: &B256, subject: &Subject) -> Vec<GuardKey> {
+        match subject {
+            Subject::Draw { key, .. } => self
+                .incidents
+                .get(key)
+                .map(|i| {
+                    i.proposals
+                        .iter()
+                        .filter(|(_, (_, d))| d == digest)
+                        .map(|(attempt, _)| GuardKey::Draw {
+                            key: *key,
+                            attempt: *attempt,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Subject::Leg { vault, release } => vec![GuardKey::Leg {
+                draw_hash: release.drawHash,
+                vault: *vault,
+            }],
+            Subject::Action { vault, action } => vec![GuardKey::Action {
+                vault: *vault,
+                id: action.id(),
+            }],
+        }
+    }
+
+    /// Restores the member records, the recently covered incidents a deep reorg may reopen
+    /// (among the newest [`MAX_RECENT_COVERED`] closed), and the open incidents with their
+    /// proposals. Nothing older is read: start-up does not grow with the closed history.
+    fn restore_incidents(&mut self) -> Result<(), MachineError> {
+        let now = self.now;
+        for (member, rec) in self.store.members()? {
+            if let Some(last) = &rec.last_covered {
+                self.view.covered(last, now);
+            }
+            self.members.insert(member, rec);
+        }
+        for rec in self
+            .store
+            .newest_closed(MAX_RECENT_COVERED)?
+            .into_iter()
+            .rev()
+        {
+            if rec.closed == Some(CloseReason::Covered) {
+                self.remember_covered(rec);
+            }
+        }
+        let t = self.cfg.consortium.t();
+        for rec in self.store.open_incidents()? {
+            let key = rec.key;
+            self.open_by_member.insert(key.member, key.seq);
+            if let Some(r) = &rec.registration {
+                self.by_draw_hash.insert(r.draw_hash, key);
+            }
+            let mut proposals = BTreeMap::new();
+            for p in self.store.proposals_of(&key)? {
+                let digest = p.draw.digest(&rec.home);
+                self.collectors.entry(digest).or_insert_with(|| Collector {
+                    subject: Subject::Draw {
+                        key,
+                        attempt: p.attempt,
+                        vault: rec.home,
+                        draw: p.draw.clone(),
+                    },
+                    quorum: t,
+                    sigs: BTreeMap::new(),
+                    certified: false,
+                });
+                proposals.insert(p.attempt, (p, digest));
+            }
+            self.incidents.insert(
+                key,
+                Incident {
+                    rec,
+                    proposals,
+                    legs: BTreeMap::new(),
+                    next_rebroadcast: now,
+                    last_far_jump: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Restores the threshold actions: executed ones as spent ids, the others with their
+    /// collectors.
+    fn restore_actions(&mut self) -> Result<(), MachineError> {
+        for a in self.store.actions()? {
+            if a.executed {
+                self.remember_executed(a.vault, a.action.id());
+                continue;
+            }
+            let digest = a.action.digest(&a.vault);
+            self.collectors.insert(
+                digest,
+                Collector {
+                    subject: Subject::Action {
+                        vault: a.vault,
+                        action: a.action.clone(),
+                    },
+                    quorum: a.action.quorum(&self.cfg.consortium),
+                    sigs: BTreeMap::new(),
+                    certified: false,
+                },
+            );
+            self.actions.insert(
+                (a.vault, a.action.id()),
+                ActionState {
+                    rec: a,
+                    digest,
+                    next_rebroadcast: self.now,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Restores, for every collector, the attestations, the certificate and the last
+    /// submission stored under its digest. Certificates of closed subjects are not read.
+    fn restore_signatures(&mut self) -> Result<(), MachineError> {
+        let now = self.now;
+        let digests: Vec<B256> = self.collectors.keys().copied().collect();
+        for digest in digests {
+            let sigs = self.store.attestations_of(&digest)?;
+            let cert = self.store.get_certificate(&digest)?;
+            if let Some(c) = self.collectors.get_mut(&digest) {
+                for sig in sigs {
+                    c.sigs.insert(sig.signer, sig);
+                }
+                c.certified |= cert.is_some();
+            }
+            let Some(cert) = cert else {
+                continue;
+            };
+            let done = self.subject_done(&cert.digest, &cert.subject);
+            let submission = self.store.get_submission(&digest)?;
+            let due = match submission {
+                Some(s) => s.last_at.saturating_add(self.cfg.resubmit_ms).max(now),
+                None => now + self.submit_delay_for(&cert.digest),
+            };
+            self.certs.insert(
+                digest,
+                CertState {
+                    cert,
+                    due,
+                    submission,
+                    done,
+                },
+            );
         }
         Ok(())
     }
@@ -827,12 +886,18 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
 
     /// Newest seq of each member that closed resolved (no draw) and was not reopened.
     pub fn resolved_seq(&self, member: &B256) -> Option<u64> {
-        self.resolved.get(member).map(|(seq, _)| *seq)
+        self.members.get(member)?.resolved.map(|r| r.seq)
     }
 
-    /// Highest seq of each member closed with a registered draw.
-    pub fn closed_through(&self) -> &BTreeMap<B256, u64> {
-        &self.closed_through
+    /// Highest seq of `member` closed with a registered draw.
+    pub fn closed_through(&self, member: &B256) -> Option<u64> {
+        self.members.get(member)?.closed_through
+    }
+
+    /// Whether `key`'s seq is at or below its member's highest seq closed covered.
+    fn closed_covered(&self, key: &IncidentKey) -> bool {
+        self.closed_through(&key.member)
+            .is_some_and(|c| c >= key.seq)
     }
 
     /// Threshold actions tracked and not yet executed.
@@ -939,12 +1004,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         if self.incidents.contains_key(&key) {
             return Ok(true);
         }
-        if self
-            .closed_through
-            .get(&key.member)
-            .is_some_and(|&c| c >= key.seq)
-            || self.open_by_member.contains_key(&key.member)
-        {
+        if self.closed_covered(&key) || self.open_by_member.contains_key(&key.member) {
             return Ok(false);
         }
         let Some(home) = self.view.home_vault(&key.member) else {
@@ -953,11 +1013,12 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         };
         // A reopened incident starts past every attempt it had: guardians refuse to sign a
         // second digest for an attempt they signed, so reusing one would stall it.
-        let reopened = match self.resolved.get(&key.member) {
-            Some(&(seq, next)) if seq == key.seq => Some(next),
-            _ => None,
-        };
-        let attempt = reopened.map_or(attempt, |next| attempt.max(next));
+        let reopened = self
+            .members
+            .get(&key.member)
+            .and_then(|m| m.resolved)
+            .filter(|r| r.seq == key.seq);
+        let attempt = reopened.map_or(attempt, |r| attempt.max(r.next_attempt));
         let rec = IncidentRecord {
             key,
             home,
@@ -968,11 +1029,14 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             legs_done: BTreeMap::new(),
             closed: None,
         };
-        self.store.put_incident(&rec)?;
-        if reopened.is_some() {
-            self.resolved.remove(&key.member);
+        if let Some(resolved) = reopened {
+            let member = self.members.entry(key.member).or_default();
+            member.resolved = None;
+            self.store
+                .reopen_incident(&rec, resolved.opened_at, member)?;
             info!(member = %key.member, seq = key.seq, attempt, "incident reopened");
         } else {
+            self.store.put_incident(&rec)?;
             info!(member = %key.member, seq = key.seq, attempt, "incident opened");
         }
         self.open_by_member.insert(key.member, key.seq);
@@ -1096,10 +1160,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             self.stats.rejected_by_view += 1;
             return Ok(());
         }
-        if self
-            .closed_through
-            .get(&key.member)
-            .is_some_and(|&c| c >= key.seq)
+        if self.closed_covered(&key)
             || self
                 .open_by_member
                 .get(&key.member)
@@ -1421,11 +1482,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             return Ok(());
         }
         // Unknown digest: stale, garbage, or ahead of its proposal.
-        if self
-            .closed_through
-            .get(&a.key.member)
-            .is_some_and(|&c| c >= a.key.seq)
-        {
+        if self.closed_covered(&a.key) {
             self.stats.dropped_stale += 1;
             return Ok(());
         }
@@ -1510,9 +1567,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
     fn subject_done(&self, digest: &B256, subject: &Subject) -> bool {
         match subject {
             Subject::Draw { key, draw, .. } => {
-                self.closed_through
-                    .get(&key.member)
-                    .is_some_and(|&c| c >= key.seq)
+                self.closed_covered(key)
                     || self.incidents.get(key).is_none_or(|i| {
                         i.rec
                             .registration
@@ -1550,11 +1605,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             warn!(member = %key.member, seq = key.seq, "chain layer reported an inconsistent registration");
             return Ok(());
         }
-        if self
-            .closed_through
-            .get(&key.member)
-            .is_some_and(|&c| c >= key.seq)
-        {
+        if self.closed_covered(&key) {
             return Ok(());
         }
         if !self.incidents.contains_key(&key) {
@@ -1772,24 +1823,17 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             return Ok(());
         };
         inc.rec.closed = Some(reason);
-        self.store.put_incident(&inc.rec)?;
+        // Covered: no draw of this seq or below is signed again. Resolved: no draw was
+        // registered, the seq is unused on chain, and a later gap reopens it.
+        let member = self.members.entry(key.member).or_default();
+        member.closed(&inc.rec);
+        self.store.close_incident(&inc.rec, member)?;
         if reason == CloseReason::Covered {
             self.view.covered(&inc.rec, self.now);
+            self.settling
+                .insert(key.member, self.now.saturating_add(self.cfg.settle_ms));
         }
         self.open_by_member.remove(&key.member);
-        match reason {
-            CloseReason::Covered => {
-                let c = self.closed_through.entry(key.member).or_insert(key.seq);
-                *c = (*c).max(key.seq);
-                self.settling
-                    .insert(key.member, self.now.saturating_add(self.cfg.settle_ms));
-            }
-            // No draw was registered: the seq is unused on chain, and a later gap reopens it.
-            CloseReason::Resolved => {
-                self.resolved
-                    .insert(key.member, (key.seq, inc.rec.attempt.saturating_add(1)));
-            }
-        }
         for (_, digest) in inc.proposals.values() {
             self.collectors.remove(digest);
             if let Some(c) = self.certs.get_mut(digest) {
@@ -1913,7 +1957,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             });
         if !doable
             || self.open_by_member.contains_key(&key.member)
-            || self.closed_through.get(&key.member) != Some(&key.seq)
+            || self.closed_through(&key.member) != Some(key.seq)
         {
             return Ok(false);
         }
@@ -1921,11 +1965,9 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
             return Ok(false);
         };
         rec.closed = None;
-        self.store.put_incident(&rec)?;
-        match key.seq.checked_sub(1) {
-            Some(prev) => self.closed_through.insert(key.member, prev),
-            None => self.closed_through.remove(&key.member),
-        };
+        let member = self.members.entry(key.member).or_default();
+        member.closed_through = key.seq.checked_sub(1);
+        self.store.reopen_incident(&rec, rec.opened_at, member)?;
         if let Some(r) = &rec.registration {
             self.by_draw_hash.insert(r.draw_hash, key);
         }
@@ -2147,6 +2189,22 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         self.expire_and_rebroadcast_actions(out);
         self.schedule_submissions(out)?;
         self.expire_pending();
+        self.prune_closed()?;
+        Ok(())
+    }
+
+    /// Deletes, once a minute, up to [`PRUNE_BATCH`] closed incidents older than
+    /// `retain_closed_ms` from the store, with what was kept for them.
+    fn prune_closed(&mut self) -> Result<(), MachineError> {
+        if self.now < self.next_prune {
+            return Ok(());
+        }
+        self.next_prune = self.now.saturating_add(PRUNE_INTERVAL_MS);
+        let before = self.now.saturating_sub(self.cfg.retain_closed_ms);
+        let pruned = self.store.prune_closed(before, self.now_s(), PRUNE_BATCH)?;
+        if pruned > 0 {
+            debug!(pruned, "closed incidents pruned from the store");
+        }
         Ok(())
     }
 

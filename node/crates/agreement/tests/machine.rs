@@ -396,7 +396,7 @@ fn legs_are_signed_only_after_final_registration_and_incident_closes() {
             n.open_incidents().is_empty(),
             "closed once every leg executed"
         );
-        assert_eq!(n.closed_through().get(&member()), Some(&0));
+        assert_eq!(n.closed_through(&member()), Some(0));
     }
 }
 
@@ -449,7 +449,7 @@ fn an_incident_resolved_without_a_draw_reopens_when_its_gap_returns_or_its_draw_
         n.handle(NOW + 500, solvency(0, 11, 5001)).unwrap();
         assert!(!n.is_open(&key()), "resolved once the gap is gone");
         assert_eq!(n.resolved_seq(&member()), Some(0));
-        assert_eq!(n.closed_through().get(&member()), None, "seq 0 is unused");
+        assert_eq!(n.closed_through(&member()), None, "seq 0 is unused");
     }
 
     // The gap comes back before any draw: the unused seq reopens.
@@ -578,7 +578,7 @@ fn a_gap_left_after_a_covered_incident_opens_the_next_seq_only_once_the_member_s
         },
     )
     .unwrap();
-    assert_eq!(n.closed_through().get(&member()), Some(&0));
+    assert_eq!(n.closed_through(&member()), Some(0));
 
     // The member's solvency still shows the loss it was just paid for.
     let next = IncidentKey {
@@ -1066,7 +1066,7 @@ fn covered_cluster() -> Cluster {
     );
     all_see(&mut c, NOW + 2000, leg_paid(30));
     for n in &c.nodes {
-        assert!(!n.is_open(&key()) && n.closed_through().get(&member()) == Some(&0));
+        assert!(!n.is_open(&key()) && n.closed_through(&member()) == Some(0));
     }
     c
 }
@@ -1137,7 +1137,7 @@ fn a_deep_reorg_of_the_registration_after_the_legs_were_paid_registers_the_same_
             !n.is_open(&key()),
             "covered again once the chain shows it again"
         );
-        assert_eq!(n.closed_through().get(&member()), Some(&0));
+        assert_eq!(n.closed_through(&member()), Some(0));
         let later = n.handle(NOW + 60_000, Event::Tick).unwrap();
         assert!(
             !later.iter().any(|o| matches!(o, Output::Submit(_))),
@@ -1367,4 +1367,52 @@ fn a_node_rotated_out_before_a_proposal_signs_it_once_it_holds_its_new_key() {
     // Signed once: a second reload signs nothing more.
     let again = c.nodes[victim].replace_signer(new_key).unwrap();
     assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn closed_incidents_are_pruned_after_their_retention_and_stay_closed_across_a_restart() {
+    const DAY: u64 = 86_400_000;
+    let mut c = covered_cluster();
+    let store = |c: &Cluster| NodeStore::open(c.kvs[0].clone()).unwrap();
+    assert_eq!(store(&c).newest_closed(10).unwrap().len(), 1);
+    assert!(store(&c).open_incidents().unwrap().is_empty());
+    assert!(!store(&c).guard_entries().unwrap().is_empty());
+    // Within the retention (30 days by default) nothing is pruned.
+    c.nodes[0].handle(NOW + 29 * DAY, Event::Tick).unwrap();
+    assert_eq!(store(&c).newest_closed(10).unwrap().len(), 1);
+    c.nodes[0].handle(NOW + 31 * DAY, Event::Tick).unwrap();
+    let s = store(&c);
+    assert!(s.newest_closed(10).unwrap().is_empty(), "pruned");
+    assert!(s.proposals_of(&key()).unwrap().is_empty());
+    assert!(
+        s.guard_entries().unwrap().is_empty(),
+        "its sign-guard entries went with it: the member record refuses its seq"
+    );
+    // The member's record survives the pruning and the restart: seq 0 stays covered, and a
+    // proposal for it is not signed.
+    let mut restored = c.start(0);
+    assert_eq!(restored.closed_through(&member()), Some(0));
+    assert!(restored.open_incidents().is_empty());
+    let proposer = c.proposer(0);
+    let outs = restored
+        .handle(
+            NOW + 10,
+            Event::Received {
+                from: proposer as NodeIndex,
+                message: Message::DrawProposal(DrawProposal {
+                    key: key(),
+                    attempt: 0,
+                    proposer: proposer as NodeIndex,
+                    pinned: pinned(9),
+                    draw: draw_at(9),
+                }),
+            },
+        )
+        .unwrap();
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Broadcast(Message::DrawAttestation(_)))),
+        "{outs:?}"
+    );
 }

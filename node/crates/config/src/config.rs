@@ -109,6 +109,8 @@ pub mod defaults {
     pub const SUBMIT_DELAY_MS: u64 = 3_000;
     /// `agreement.settle_ms`.
     pub const SETTLE_MS: u64 = 3_000;
+    /// `agreement.retain_closed_days`.
+    pub const RETAIN_CLOSED_DAYS: u64 = 30;
     /// `agreement.booking_timeout_ms`.
     pub const BOOKING_TIMEOUT_MS: u64 = 60_000;
     /// `agreement.draw_ttl_secs`.
@@ -359,6 +361,9 @@ pub struct AgreementSection {
     pub leg_ttl_secs: u64,
     /// Lifetime of a freeze, pause or alert raised with p signatures unless renewed, s.
     pub action_ttl_secs: u64,
+    /// Days a closed incident's records stay in the store (counted from its opening, and
+    /// never before its legs' deadline) before they are pruned.
+    pub retain_closed_days: u64,
 }
 
 /// `[stress]`: the stress scenarios evaluated at every confirmed head, and the early

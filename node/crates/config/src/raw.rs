@@ -226,6 +226,7 @@ pub(crate) struct RawAgreement {
     pub draw_ttl_secs: u64,
     pub leg_ttl_secs: u64,
     pub action_ttl_secs: u64,
+    pub retain_closed_days: u64,
 }
 
 impl Default for RawAgreement {
@@ -240,6 +241,7 @@ impl Default for RawAgreement {
             draw_ttl_secs: d::DRAW_TTL_SECS,
             leg_ttl_secs: d::LEG_TTL_SECS,
             action_ttl_secs: d::ACTION_TTL_SECS,
+            retain_closed_days: d::RETAIN_CLOSED_DAYS,
         }
     }
 }

@@ -963,6 +963,13 @@ fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSect
         30 * DAY,
         " s",
     )?;
+    ctx.range(
+        "agreement.retain_closed_days",
+        a.retain_closed_days,
+        1,
+        3650,
+        " days",
+    )?;
     Ok(AgreementSection {
         dust: a.dust.0,
         attempt_timeout_ms: a.attempt_timeout_ms,
@@ -972,5 +979,6 @@ fn agreement(ctx: &Ctx<'_>, a: crate::raw::RawAgreement) -> Result<AgreementSect
         draw_ttl_secs: a.draw_ttl_secs,
         leg_ttl_secs: a.leg_ttl_secs,
         action_ttl_secs: a.action_ttl_secs,
+        retain_closed_days: a.retain_closed_days,
     })
 }

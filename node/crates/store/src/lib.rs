@@ -13,10 +13,11 @@
 //!   within [`MEMTABLE_BUDGET`] (RocksDB flushes past it) and the block cache, index and
 //!   filter blocks included, within [`BLOCK_CACHE`] ([`RocksKv::memory`] reports both).
 
-use backstop_agreement::kv::{Cf, Entries, Kv, KvError, WriteBatch};
+use backstop_agreement::kv::{Cf, Entries, Kv, KvError, Order, WriteBatch};
 use backstop_agreement::state::{self, NodeStore};
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteOptions,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options,
+    WriteOptions,
 };
 use std::path::Path;
 
@@ -156,12 +157,47 @@ impl Kv for RocksKv {
         self.db.write_opt(b, &wo).map_err(kv_err)
     }
 
-    fn scan(&self, cf: Cf) -> Result<Entries, KvError> {
-        self.db
-            .iterator_cf(self.handle(cf)?, IteratorMode::Start)
-            .map(|r| r.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(kv_err))
-            .collect()
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        order: Order,
+        limit: usize,
+    ) -> Result<Entries, KvError> {
+        let h = self.handle(cf)?;
+        // A descending scan starts at the first key past every key with the prefix.
+        let upper = successor(prefix);
+        let mode = match (order, &upper) {
+            (Order::Ascending, _) => IteratorMode::From(prefix, Direction::Forward),
+            (Order::Descending, Some(u)) => IteratorMode::From(u, Direction::Reverse),
+            (Order::Descending, None) => IteratorMode::End,
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(h, mode) {
+            let (k, v) = item.map_err(kv_err)?;
+            if upper.as_deref() == Some(&*k) {
+                continue;
+            }
+            if !k.starts_with(prefix) || out.len() == limit {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
     }
+}
+
+/// The least key greater than every key starting with `prefix`, or `None` when there is
+/// none (the prefix is empty or all `0xff`).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut s = prefix.to_vec();
+    while let Some(last) = s.pop() {
+        if last < u8::MAX {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
 }
 
 /// Opens the node state at `path`: RocksDB with every column family, schema checked.

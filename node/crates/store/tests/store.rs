@@ -41,7 +41,7 @@ fn unknown_schema_version_is_refused_with_a_clear_error() {
     ));
     let text = err.to_string();
     assert!(
-        text.contains("schema version 7") && text.contains("version 1"),
+        text.contains("schema version 7") && text.contains("reads version 2"),
         "{text}"
     );
 }

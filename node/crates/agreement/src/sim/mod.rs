@@ -148,8 +148,14 @@ impl Kv for LossyKv {
         Ok(())
     }
 
-    fn scan(&self, cf: crate::kv::Cf) -> Result<crate::kv::Entries, KvError> {
-        self.live.scan(cf)
+    fn scan_prefix(
+        &self,
+        cf: crate::kv::Cf,
+        prefix: &[u8],
+        order: crate::kv::Order,
+        limit: usize,
+    ) -> Result<crate::kv::Entries, KvError> {
+        self.live.scan_prefix(cf, prefix, order, limit)
     }
 }
 
