@@ -2,7 +2,7 @@
 //! contracts, real `backstop` node processes on loopback), written as a report.
 //!
 //! Measures recovery latency (gap → last leg paid) with 1-second blocks and with instant
-//! mining for 4 and 7 nodes, the node's own share of it, proposal → certificate, certificates
+//! mining for 4, 7 and 19 nodes, the node's own share of it, proposal → certificate, certificates
 //! per second under many concurrent incidents, the nodes' memory, restart time with 100,000
 //! stored records, and the gas of `registerDraw` and `releaseLeg` by signature count. Writes
 //! `benchmarks.md` and `benchmarks-latency.svg` (by default into `docs/`). Run it through
@@ -54,6 +54,10 @@ struct Args {
     /// Runs of each 7-node latency configuration (default 2; 1 with --quick).
     #[arg(long)]
     runs_7: Option<usize>,
+    /// Runs of each 19-node latency configuration, Wormhole's guardian count with t = 13
+    /// (default 1; 0 with --quick).
+    #[arg(long)]
+    runs_19: Option<usize>,
     /// Members (concurrent incidents) of the throughput test (default 100; 20 with --quick).
     #[arg(long)]
     members: Option<usize>,
@@ -201,6 +205,7 @@ async fn main() -> Result<()> {
     let incidents = args.incidents.unwrap_or(if args.quick { 4 } else { 20 });
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 });
     let runs_7 = args.runs_7.unwrap_or(if args.quick { 1 } else { 2 });
+    let runs_19 = args.runs_19.unwrap_or(if args.quick { 0 } else { 1 });
     let members = args.members.unwrap_or(if args.quick { 20 } else { 100 });
     let soak_members = args
         .soak_members
@@ -228,7 +233,7 @@ async fn main() -> Result<()> {
     }
     let load_start = machine::load_average();
     ctx.progress(&format!(
-        "backstop-bench: {incidents} incidents per series, {runs} runs per 4-node and {runs_7} per 7-node configuration, {members} concurrent members, {records} records; load average {:.2} {:.2} {:.2}",
+        "backstop-bench: {incidents} incidents per series, {runs} runs per 4-node, {runs_7} per 7-node and {runs_19} per 19-node configuration, {members} concurrent members, {records} records; load average {:.2} {:.2} {:.2}",
         load_start[0], load_start[1], load_start[2]
     ));
 
@@ -242,7 +247,7 @@ async fn main() -> Result<()> {
     // Runs of the configurations interleave, so that a noisy minute hits every
     // configuration rather than one.
     let mut plan: Vec<(usize, Mining, usize)> = Vec::new();
-    for run in (1..=runs.max(runs_7)).filter(|_| !args.skip_latency) {
+    for run in (1..=runs.max(runs_7).max(runs_19)).filter(|_| !args.skip_latency) {
         if run <= runs {
             plan.push((4, Mining::OneSecond, run));
             plan.push((4, Mining::Instant, run));
@@ -250,6 +255,10 @@ async fn main() -> Result<()> {
         if run <= runs_7 {
             plan.push((7, Mining::OneSecond, run));
             plan.push((7, Mining::Instant, run));
+        }
+        if run <= runs_19 {
+            plan.push((19, Mining::OneSecond, run));
+            plan.push((19, Mining::Instant, run));
         }
     }
     for (i, (n, mining, run)) in plan.into_iter().enumerate() {
