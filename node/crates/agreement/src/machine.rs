@@ -36,9 +36,7 @@ use crate::types::{
 };
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
-use backstop_contracts::eip712::{
-    Draw, GuardianSignature, LegRelease, Signable, VaultId, sign_digest,
-};
+use backstop_contracts::eip712::{Draw, GuardianSignature, Signable, VaultId, sign_digest};
 use backstop_types::governance::proposal_digest;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -1676,27 +1674,10 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         let Some(inc) = self.incidents.get(&key) else {
             return Ok(());
         };
-        let Some(reg) = inc.rec.registration.clone() else {
-            return Ok(());
-        };
-        let home = inc.rec.home;
+        let releases = inc.rec.leg_releases();
         let t = self.cfg.consortium.t();
         let now_s = self.now_s();
-        for leg in &reg.draw.legs {
-            if leg.chainId == home.chain_id || leg.amount.is_zero() {
-                continue;
-            }
-            let vault = VaultId {
-                chain_id: leg.chainId,
-                address: leg.vault,
-            };
-            let release = LegRelease {
-                drawHash: reg.draw_hash,
-                member: key.member,
-                seq: key.seq,
-                amount: leg.amount,
-                deadline: reg.draw.legDeadline,
-            };
+        for (vault, release) in releases {
             let digest = release.digest(&vault);
             if let Some(inc) = self.incidents.get_mut(&key) {
                 inc.legs.insert(vault, digest);
@@ -1720,7 +1701,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 .is_some_and(|i| i.rec.legs_done.contains_key(&vault));
             if !signed && !done && now_s <= release.deadline {
                 let guard = GuardKey::Leg {
-                    draw_hash: reg.draw_hash,
+                    draw_hash: release.drawHash,
                     vault,
                 };
                 if let Some(sig) = self.guarded_sign(guard, digest)? {
