@@ -324,9 +324,14 @@ impl Journal {
             now,
             None,
             format!(
-                "attempt {attempt}: node {proposer} proposed {} over {} legs",
+                "attempt {attempt}: node {proposer} proposed {} over {} legs, pinned {}",
                 draw.amount,
-                draw.legs.len()
+                draw.legs.len(),
+                pinned
+                    .iter()
+                    .map(|p| format!("{}#{}", p.chain_id, p.number))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
         );
         e.proposed_ms.get_or_insert(now);

@@ -70,7 +70,7 @@ async fn up(members: Vec<MemberSpec>, opts: Options) -> Drill {
         ..opts
     };
     let mut nodes = configure(root.path(), &net, &opts);
-    start_all(&mut nodes).await;
+    start_all(&mut nodes, &net).await;
     Drill {
         net,
         nodes,

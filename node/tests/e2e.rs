@@ -179,7 +179,7 @@ async fn gap_is_covered_across_three_chains_by_four_nodes_then_by_three() {
     let net = deploy_fast_refill().await;
     let root = tempfile::tempdir().unwrap();
     let mut nodes = configure(root.path(), &net, &Options::default());
-    start_all(&mut nodes).await;
+    start_all(&mut nodes, &net).await;
 
     // A client that knows nothing but server reflection reads a running node's status.
     let root_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -273,7 +273,7 @@ async fn a_node_restarted_after_an_rpc_fault_agrees_with_its_peers_and_the_chain
         config.replace(&url, &format!("rpc_urls = [\"{}\"]", proxy.url)),
     )
     .unwrap();
-    start_all(&mut nodes).await;
+    start_all(&mut nodes, &net).await;
 
     proxy.set_faulty(true);
     cover(&net, &nodes, &[0, 1, 2], 0, U256::from(16_100 * UNIT)).await;
@@ -360,7 +360,7 @@ async fn a_guardian_key_in_a_pkcs11_token_signs_draws_the_vaults_accept() {
     nodes[3]
         .env
         .push(("SOFTHSM2_CONF".to_owned(), conf.display().to_string()));
-    start_all(&mut nodes).await;
+    start_all(&mut nodes, &net).await;
     let log = nodes[3].log();
     assert!(
         log.contains("guardian key ready") && log.contains("PKCS#11 token"),
@@ -388,7 +388,7 @@ async fn a_reorg_deeper_than_the_confirmation_depth_registers_the_same_draw_agai
     let net = deploy_fast_refill().await;
     let root = tempfile::tempdir().unwrap();
     let mut nodes = configure(root.path(), &net, &Options::default());
-    start_all(&mut nodes).await;
+    start_all(&mut nodes, &net).await;
     cover(&net, &nodes, &[0, 1, 2, 3], 0, U256::from(16_100 * UNIT)).await;
 
     let m = net.member(0);
@@ -627,7 +627,7 @@ async fn a_clock_that_disagrees_with_the_chains_is_reported() {
         ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
         ("FAKETIME_DONT_RESET".into(), "1".into()),
     ];
-    start_all(&mut nodes).await;
+    start_all(&mut nodes, &net).await;
 
     // Ahead by more than a pinned block's maximum age: every block looks stale to it, it
     // attests nothing, and it says so.

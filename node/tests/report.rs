@@ -13,10 +13,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, B256, U256};
-use backstop_api::proto::IncidentPhase;
+use backstop_api::proto::{Incident, IncidentPhase};
 use backstop_contracts::testing::UNIT;
 use backstop_node::report::{self, Report};
-use common::{Options, configure, deploy_fast_refill, incidents, solvency, start_all, wait_for};
+use common::{Node, Options, configure, deploy_fast_refill, incidents, solvency, start_all};
 
 fn backstop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_backstop"))
@@ -33,6 +33,45 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// A failure explained in plain lines (its `Debug` is the text itself, so the test's
+/// output ends with it).
+struct Diagnosis(String);
+
+impl std::fmt::Debug for Diagnosis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a draw may have stayed on its home vault: the incident's timeline (each proposal
+/// with the blocks it pinned) and the lines of every node's log about chains or proposals.
+fn home_only(x: &Incident, nodes: &[Node]) -> String {
+    let mut out = format!("a draw with {} leg(s): {:?}\n", x.legs.len(), x.legs);
+    for t in &x.timeline {
+        out.push_str(&format!("  {}\n", t.what));
+    }
+    let keys = [
+        "halt",
+        "quarantin",
+        "reorg",
+        "propos",
+        "refus",
+        "snapshot",
+        "WARN",
+    ];
+    for n in nodes {
+        for line in n
+            .log()
+            .lines()
+            .filter(|l| keys.iter().any(|k| l.contains(k)))
+            .take(20)
+        {
+            out.push_str(&format!("  {}: {line}\n", n.name));
+        }
+    }
+    out
+}
+
 /// Verifies `r` in-process; the fields of its mismatches.
 async fn mismatched_fields(r: &Report, rpcs: &BTreeMap<u64, String>) -> Vec<String> {
     let v = report::verify(r, rpcs).await.unwrap();
@@ -40,11 +79,11 @@ async fn mismatched_fields(r: &Report, rpcs: &BTreeMap<u64, String>) -> Vec<Stri
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paid_incident_report_verifies_and_a_tampered_one_does_not() {
+async fn a_paid_incident_report_verifies_and_a_tampered_one_does_not() -> Result<(), Diagnosis> {
     let net = deploy_fast_refill().await;
     let root = tempfile::tempdir().unwrap();
     let mut nodes = configure(root.path(), &net, &Options::default());
-    start_all(&mut nodes).await;
+    start_all(&mut nodes, &net).await;
 
     // A gap the three vaults cover together; the member books the draw once registered.
     let m = net.member(0);
@@ -68,32 +107,37 @@ async fn a_paid_incident_report_verifies_and_a_tampered_one_does_not() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     net.set_books(0, (assets + gap, assets + gap), 1).await;
-    wait_for(
-        "the incident closed with every leg paid on nodes 0 and 1",
-        &nodes,
-        Duration::from_secs(90),
-        || async {
-            for n in &nodes[..2] {
-                let list = incidents(n).await;
-                // Shown only if the wait times out: what each poll saw.
-                for x in &list {
-                    let legs: Vec<_> = x.legs.iter().map(|l| (l.chain_id, &l.tx_hash)).collect();
-                    eprintln!("{}: seq {} phase {} legs {legs:?}", n.name, x.seq, x.phase);
-                }
-                let done = list.iter().any(|x| {
-                    x.seq == 0
-                        && x.phase == IncidentPhase::Closed as i32
-                        && x.legs.len() >= 2
-                        && x.legs.iter().all(|l| !l.tx_hash.is_empty())
-                });
-                if !done {
-                    return false;
-                }
+    // Every leg paid on nodes 0 and 1; a draw that closed on its home vault alone never
+    // becomes cross-chain, and the test says why at once.
+    let started = Instant::now();
+    loop {
+        let mut paid = true;
+        for n in &nodes[..2] {
+            let Some(x) = incidents(n).await.into_iter().find(|x| x.seq == 0) else {
+                paid = false;
+                continue;
+            };
+            if x.phase == IncidentPhase::Closed as i32 && x.legs.len() < 2 {
+                return Err(Diagnosis(home_only(&x, &nodes)));
             }
-            true
-        },
-    )
-    .await;
+            paid &= x.phase == IncidentPhase::Closed as i32
+                && x.legs.iter().all(|l| !l.tx_hash.is_empty());
+        }
+        if paid {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            let tails: Vec<String> = nodes
+                .iter()
+                .map(|n| format!("----- {} -----\n{}", n.name, n.log_tail()))
+                .collect();
+            return Err(Diagnosis(format!(
+                "incident not closed with every leg paid on nodes 0 and 1 after 90 s\n{}",
+                tails.join("\n")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The report, from two nodes, as JSON, Markdown and HTML.
     let id = format!("{}:0", m.spec.id);
@@ -236,4 +280,5 @@ async fn a_paid_incident_report_verifies_and_a_tampered_one_does_not() {
         "{}",
         text(&out)
     );
+    Ok(())
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use backstop_api::proto::{
-    Breaker, GetStatusRequest, Incident, ListBreakersRequest, ListIncidentsRequest,
+    Breaker, GetStatusRequest, Incident, ListBreakersRequest, ListChainsRequest,
+    ListIncidentsRequest,
 };
 use backstop_contracts::bindings::MockMember;
 use backstop_contracts::testing::{
@@ -247,18 +248,25 @@ where
     panic!("timed out waiting for {what}");
 }
 
-/// Starts every node and waits until all are ready and connected.
-pub async fn start_all(nodes: &mut [Node]) {
+/// Starts every node and waits until all are ready, connected, and have a confirmed snapshot
+/// of each chain as `net` deployed it. A node started right after the deployment may first
+/// confirm a block from before the members' registrations (confirmations = 1), and a
+/// draw pinned to such a block has no leg on that vault. The chains must be mining.
+pub async fn start_all(nodes: &mut [Node], net: &Consortium) {
+    let mut deployed = Vec::with_capacity(net.chains.len());
+    for c in &net.chains {
+        deployed.push((c.chain_id, c.head().await));
+    }
     for n in nodes.iter_mut() {
         n.start();
     }
     wait_for(
-        "every node ready and connected",
+        "every node ready, connected, and past the deployment on every chain",
         nodes,
         Duration::from_secs(60),
         || async {
             for n in nodes.iter() {
-                if !ready(n).await {
+                if !ready(n).await || !confirmed_past(n, &deployed).await {
                     return false;
                 }
             }
@@ -266,6 +274,22 @@ pub async fn start_all(nodes: &mut [Node]) {
         },
     )
     .await;
+}
+
+/// Whether `node` has confirmed, on each `(chain_id, block)`, that block or a later one.
+pub async fn confirmed_past(node: &Node, blocks: &[(u64, u64)]) -> bool {
+    let Ok(mut c) = backstop_api::client::client(&node.api).await else {
+        return false;
+    };
+    let Ok(chains) = c.list_chains(ListChainsRequest {}).await else {
+        return false;
+    };
+    let chains = chains.into_inner().chains;
+    blocks.iter().all(|(id, block)| {
+        chains
+            .iter()
+            .any(|c| c.chain_id == *id && c.confirmed_head >= *block)
+    })
 }
 
 /// What member `i`'s mock protocol reports: (assets, liabilities).
