@@ -4,7 +4,8 @@
 //! the stored records, the custom errors and the events; `BackstopVault` the functions.
 //! `IBackstopMember` is what a member protocol exposes to the nodes, `IBackstopRisk` its
 //! optional risk view (`IBackstopRisk::Exposure`). `HostileRisk` is a test member whose
-//! risk view answers whatever a test sets.
+//! risk view answers whatever a test sets. `SnapshotLens` is never deployed: nodes call its
+//! code through a state override to read many members in one call.
 //!
 //! `sol!` gives every contract whose ABI uses `IBackstopRisk.Exposure` its own module
 //! `IBackstopRisk` holding the struct; `MockMember`'s binding lives in a private module so
@@ -58,4 +59,10 @@ sol!(
     #[sol(rpc, all_derives)]
     HostileRisk,
     "artifacts/HostileRisk.json"
+);
+
+sol!(
+    #[sol(rpc, all_derives)]
+    SnapshotLens,
+    "artifacts/SnapshotLens.json"
 );

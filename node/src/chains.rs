@@ -21,7 +21,7 @@ use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolCall;
 use alloy::sol_types::SolEvent;
 use backstop_agreement as ag;
-use backstop_chain::reads::{ReadError, Reader, RiskView};
+use backstop_chain::reads::{ReadError, Reader};
 use backstop_chain::rpc::{CallError, RpcError, RpcPool};
 use backstop_chain::watcher::{ChainEvent, ConfirmedBlock};
 use backstop_contracts::bindings::BackstopVault;
@@ -166,18 +166,6 @@ pub enum ChainInput {
     },
 }
 
-/// A member's risk view at `block`; `None` when the read failed (the stress test then
-/// projects the member from its history, as for a member without the view).
-async fn risk(reader: &Reader<'_>, block: &ag::PinnedBlock, member: Address) -> Option<RiskView> {
-    match reader.risk(block, member).await {
-        Ok(view) => Some(view),
-        Err(e) => {
-            debug!(chain_id = block.chain_id, %member, error = %e, "risk view unreadable");
-            None
-        }
-    }
-}
-
 /// Reads the snapshot of `block`: vault state, member records and home members' solvency,
 /// and the block's timestamp, all at that block.
 pub async fn read_snapshot(
@@ -200,33 +188,10 @@ pub async fn read_snapshot(
                 .map_err(ChainError::from)
         },
         async {
-            let reads = spec.members.iter().map(|m| {
-                let reader = Reader::new(pool);
-                async move {
-                    let record = reader.member(&pinned, spec.vault, m.id).await?;
-                    let (solvency, risk) = match m.solvency {
-                        Some(c) => {
-                            let (s, r) = tokio::join!(
-                                reader.solvency(&pinned, c),
-                                risk(&reader, &pinned, c)
-                            );
-                            (Some(s?), r)
-                        }
-                        None => (None, None),
-                    };
-                    Ok::<_, ReadError>(record.map(|record| {
-                        (
-                            m.id,
-                            MemberAt {
-                                record,
-                                solvency,
-                                risk,
-                            },
-                        )
-                    }))
-                }
-            });
-            futures::future::try_join_all(reads)
+            let asked: Vec<(B256, Option<Address>)> =
+                spec.members.iter().map(|m| (m.id, m.solvency)).collect();
+            reader
+                .members(&pinned, spec.vault, &asked)
                 .await
                 .map_err(ChainError::from)
         }
@@ -266,11 +231,25 @@ pub async fn read_snapshot(
             ),
         });
     }
+    // The members the vault knows.
+    let members = spec
+        .members
+        .iter()
+        .zip(members)
+        .filter_map(|(m, read)| {
+            let at = MemberAt {
+                record: read.record?,
+                solvency: read.solvency,
+                risk: read.risk,
+            };
+            Some((m.id, at))
+        })
+        .collect();
     Ok(ChainSnapshot {
         block,
         timestamp,
         vault,
-        members: Arc::new(members.into_iter().flatten().collect()),
+        members: Arc::new(members),
         oracles,
     })
 }

@@ -22,9 +22,11 @@ use alloy::eips::{BlockId, RpcBlockHash};
 use alloy::primitives::{Address, B256, Bytes, I256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
+use alloy::rpc::types::state::StateOverridesBuilder;
 use alloy::sol_types::SolCall;
 use backstop_contracts::bindings::{
     BackstopVault, IBackstopMember, IBackstopRisk, IBackstopVault, MockOracle, MockToken,
+    SnapshotLens,
 };
 
 use crate::rpc::{CallError, RpcError, RpcPool};
@@ -125,10 +127,7 @@ impl RiskView {
             return RiskView::Missing;
         }
         if data.len() > MAX_RISK_VIEW_BYTES {
-            return RiskView::Invalid(format!(
-                "{} bytes of return data, more than {MAX_RISK_VIEW_BYTES}",
-                data.len()
-            ));
+            return Self::oversized(data.len());
         }
         let raw = match IBackstopRisk::riskExposuresCall::abi_decode_returns_validate(data) {
             Ok(raw) => raw,
@@ -138,6 +137,13 @@ impl RiskView {
             Ok(exposures) => RiskView::Exposures(exposures),
             Err(reason) => RiskView::Invalid(reason),
         }
+    }
+
+    /// An answer of `size` bytes, more than [`MAX_RISK_VIEW_BYTES`]: refused unread.
+    fn oversized(size: usize) -> Self {
+        RiskView::Invalid(format!(
+            "{size} bytes of return data, more than {MAX_RISK_VIEW_BYTES}"
+        ))
     }
 }
 
@@ -240,6 +246,72 @@ pub struct MemberRecord {
     pub coverage_window: u64,
     /// What the vault may still pay the member at the block, by its coverage window.
     pub coverage_available: U256,
+}
+
+impl MemberRecord {
+    /// The record of `m` (`member(id)`) with `isFrozen(id)` and `coverageAvailable(id)` read
+    /// at the same block; `None` when the vault does not know the member (zero recipient).
+    fn of(m: IBackstopVault::Member, frozen: bool, coverage_available: U256) -> Option<Self> {
+        if m.recipient == Address::ZERO {
+            return None;
+        }
+        Some(MemberRecord {
+            recipient: m.recipient,
+            home_chain_id: m.homeChainId,
+            frozen_until: m.frozenUntil,
+            frozen,
+            next_seq: m.nextSeq,
+            cap: m.cap,
+            deductible: m.deductible,
+            coverage_limit: m.coverageLimit,
+            coverage_window: u64::from(m.coverageWindow),
+            coverage_available,
+        })
+    }
+}
+
+/// Where a node places [`SnapshotLens`]'s code for its reads: an `eth_call` state override,
+/// nothing deployed. No key or `CREATE` reaches an address this low in practice.
+pub const LENS_ADDRESS: Address = Address::new([
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1e, 0x45,
+]);
+
+/// Most members one lens call reads: its gas stays far below any endpoint's `eth_call` cap.
+pub const LENS_MEMBERS: usize = 64;
+
+/// Gas the lens gives each view of a member protocol (a view that needs more is called
+/// directly, with the endpoint's own cap).
+pub const LENS_VIEW_GAS: u64 = 1_000_000;
+
+/// Bytes the lens keeps of `solvency()` and `bookedDraws()` (well-formed answers take 64
+/// and 32).
+pub const LENS_BOOKS_BYTES: usize = 256;
+
+/// What a snapshot reads of one member on one vault.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberRead {
+    /// The vault's record; `None` when the vault does not know the member.
+    pub record: Option<MemberRecord>,
+    /// Its protocol's books, read only when the protocol was given and the vault knows it.
+    pub solvency: Option<Solvency>,
+    /// Its protocol's risk view, read with the books; `None` also when the request failed
+    /// (the stress test then projects the member from its history).
+    pub risk: Option<RiskView>,
+}
+
+/// A protocol's view as the lens called it, when that is the whole answer of a call that
+/// returned (not cut, not failed).
+fn whole(v: &SnapshotLens::View) -> Option<&[u8]> {
+    (v.ok && v.size == U256::from(v.data.len())).then_some(&v.data[..])
+}
+
+/// The bounds the lens applies to a member protocol's views.
+fn lens_bounds() -> SnapshotLens::Bounds {
+    SnapshotLens::Bounds {
+        viewGas: U256::from(LENS_VIEW_GAS),
+        booksBytes: U256::from(LENS_BOOKS_BYTES),
+        riskBytes: U256::from(MAX_RISK_VIEW_BYTES),
+    }
 }
 
 /// Pinned reads over one chain's RPC pool.
@@ -435,21 +507,214 @@ impl<'a> Reader<'a> {
                 Ok(read)
             })
             .await?;
-        if m.recipient == Address::ZERO {
-            return Ok(None);
+        Ok(MemberRecord::of(m, frozen, coverage_available))
+    }
+
+    /// Each of `members` (id, and its protocol when its books and risk view are read) as
+    /// `vault` knows it at `block`, in the order given: through [`SnapshotLens`], one call per
+    /// [`LENS_MEMBERS`] members. A chunk the lens cannot read (an endpoint without state
+    /// overrides) is read member by member, and a protocol's view the lens could not
+    /// answer (it failed, or answered more than the lens keeps) is called directly, so
+    /// both ways read the same values.
+    pub async fn members(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        members: &[(B256, Option<Address>)],
+    ) -> Result<Vec<MemberRead>, ReadError> {
+        let id = self.check(block)?;
+        let chunks = members
+            .chunks(LENS_MEMBERS)
+            .map(|chunk| self.members_chunk(block, id, vault, chunk));
+        let reads = futures::future::try_join_all(chunks).await?;
+        Ok(reads.into_iter().flatten().collect())
+    }
+
+    async fn members_chunk(
+        &self,
+        block: &PinnedBlock,
+        id: BlockId,
+        vault: Address,
+        chunk: &[(B256, Option<Address>)],
+    ) -> Result<Vec<MemberRead>, ReadError> {
+        let reads = match self.lens(block, id, vault, chunk).await {
+            Ok(reads) => reads,
+            Err(e) => {
+                tracing::debug!(chain_id = block.chain_id, %vault, error = %e, "lens unavailable; reading member by member");
+                let one_by_one = chunk
+                    .iter()
+                    .map(|&(member, books)| self.member_and_books(block, vault, member, books));
+                return futures::future::try_join_all(one_by_one).await;
+            }
+        };
+        let each = chunk
+            .iter()
+            .zip(reads)
+            .map(|(&(_, books), read)| self.lens_member(block, id, vault, books, read));
+        futures::future::try_join_all(each).await
+    }
+
+    /// One lens call for `chunk`; its answer has one entry per member.
+    async fn lens(
+        &self,
+        block: &PinnedBlock,
+        id: BlockId,
+        vault: Address,
+        chunk: &[(B256, Option<Address>)],
+    ) -> Result<Vec<SnapshotLens::MemberRead>, ReadError> {
+        let ids: Vec<B256> = chunk.iter().map(|(m, _)| *m).collect();
+        let books: Vec<Address> = chunk
+            .iter()
+            .map(|(_, b)| b.unwrap_or(Address::ZERO))
+            .collect();
+        let code = StateOverridesBuilder::default()
+            .with_code(LENS_ADDRESS, SnapshotLens::DEPLOYED_BYTECODE.clone())
+            .build();
+        let reads = self
+            .pool
+            .call("lens", |p| {
+                let (ids, books, code) = (ids.clone(), books.clone(), code.clone());
+                async move {
+                    Ok(SnapshotLens::new(LENS_ADDRESS, p)
+                        .read(vault, ids, books, lens_bounds())
+                        .block(id)
+                        .state(code)
+                        .call()
+                        .await?)
+                }
+            })
+            .await?;
+        if reads.len() != chunk.len() {
+            return Err(ReadError::Inconsistent {
+                contract: vault,
+                block: block.number,
+                reason: format!("lens answered {} members for {}", reads.len(), chunk.len()),
+            });
         }
-        Ok(Some(MemberRecord {
-            recipient: m.recipient,
-            home_chain_id: m.homeChainId,
-            frozen_until: m.frozenUntil,
-            frozen,
-            next_seq: m.nextSeq,
-            cap: m.cap,
-            deductible: m.deductible,
-            coverage_limit: m.coverageLimit,
-            coverage_window: u64::from(m.coverageWindow),
-            coverage_available,
-        }))
+        Ok(reads)
+    }
+
+    /// A member as the lens read it; a view it could not answer is called directly.
+    async fn lens_member(
+        &self,
+        block: &PinnedBlock,
+        id: BlockId,
+        vault: Address,
+        books: Option<Address>,
+        read: SnapshotLens::MemberRead,
+    ) -> Result<MemberRead, ReadError> {
+        if read.record.is_empty() {
+            return Ok(MemberRead::default());
+        }
+        let m =
+            BackstopVault::memberCall::abi_decode_returns_validate(&read.record).map_err(|e| {
+                ReadError::Inconsistent {
+                    contract: vault,
+                    block: block.number,
+                    reason: format!("member record undecodable: {e}"),
+                }
+            })?;
+        let record = MemberRecord::of(m, read.frozen, read.coverageAvailable);
+        let (solvency, risk) = match books {
+            Some(c) if record.is_some() => {
+                let (books, risk) = tokio::join!(
+                    self.books_from_lens(block, id, c, &read),
+                    self.risk_from_lens(block, c, &read.risk)
+                );
+                (Some(books?), risk)
+            }
+            _ => (None, None),
+        };
+        Ok(MemberRead {
+            record,
+            solvency,
+            risk,
+        })
+    }
+
+    /// A protocol's risk view from the lens's answer: judged by its length alone when longer
+    /// than a risk view may be, decoded when whole; otherwise called directly (the call
+    /// failed in the lens: a revert, or the lens's gas).
+    async fn risk_from_lens(
+        &self,
+        block: &PinnedBlock,
+        member: Address,
+        view: &SnapshotLens::View,
+    ) -> Option<RiskView> {
+        let size = usize::try_from(view.size).unwrap_or(usize::MAX);
+        if view.ok && size > MAX_RISK_VIEW_BYTES {
+            return Some(RiskView::oversized(size));
+        }
+        match whole(view) {
+            Some(data) => Some(RiskView::from_return_data(data)),
+            None => self.risk_or_none(block, member).await,
+        }
+    }
+
+    /// [`Reader::risk`], `None` when the request failed (logged).
+    async fn risk_or_none(&self, block: &PinnedBlock, member: Address) -> Option<RiskView> {
+        match self.risk(block, member).await {
+            Ok(view) => Some(view),
+            Err(e) => {
+                tracing::debug!(chain_id = block.chain_id, %member, error = %e, "risk view unreadable");
+                None
+            }
+        }
+    }
+
+    /// A protocol's books from the lens's two views, each called directly where the lens's
+    /// answer is not the whole answer of a call that returned.
+    async fn books_from_lens(
+        &self,
+        block: &PinnedBlock,
+        id: BlockId,
+        member: Address,
+        read: &SnapshotLens::MemberRead,
+    ) -> Result<Solvency, ReadError> {
+        let books = whole(&read.solvency)
+            .and_then(|d| IBackstopMember::solvencyCall::abi_decode_returns_validate(d).ok());
+        let Some(books) = books else {
+            return self.solvency(block, member).await;
+        };
+        let booked_draws = match whole(&read.bookedDraws) {
+            Some([]) => None,
+            Some(d) => match IBackstopMember::bookedDrawsCall::abi_decode_returns(d) {
+                Ok(n) => Some(n),
+                Err(_) => self.booked_draws(id, member).await?,
+            },
+            None => self.booked_draws(id, member).await?,
+        };
+        Ok(Solvency {
+            assets: books.assets,
+            liabilities: books.liabilities,
+            booked_draws,
+        })
+    }
+
+    /// One member without the lens: its record, and its books when it is known.
+    async fn member_and_books(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        member: B256,
+        books: Option<Address>,
+    ) -> Result<MemberRead, ReadError> {
+        let Some(record) = self.member(block, vault, member).await? else {
+            return Ok(MemberRead::default());
+        };
+        let (solvency, risk) = match books {
+            Some(c) => {
+                let (books, risk) =
+                    tokio::join!(self.solvency(block, c), self.risk_or_none(block, c));
+                (Some(books?), risk)
+            }
+            None => (None, None),
+        };
+        Ok(MemberRead {
+            record: Some(record),
+            solvency,
+            risk,
+        })
     }
 
     /// The draw a vault settled for `(member, seq)` (zero when none): on the member's home

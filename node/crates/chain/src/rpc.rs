@@ -12,6 +12,7 @@
 //!   and a hash equal to the hash of its header; undecodable or empty answers are errors
 //!   ([`CallError::Invalid`]), never values.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -174,6 +175,9 @@ pub struct RpcPool {
     endpoints: std::sync::RwLock<Arc<Vec<Arc<Endpoint>>>>,
     current: AtomicUsize,
     jitter: Mutex<Box<dyn JitterSource>>,
+    /// Requests sent, by what they asked ([`RpcPool::call`]'s `what`: a fixed set of names,
+    /// so the map stays small).
+    requests: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl std::fmt::Debug for RpcPool {
@@ -207,6 +211,7 @@ impl RpcPool {
             endpoints: std::sync::RwLock::new(Arc::new(endpoints)),
             current: AtomicUsize::new(0),
             jitter: Mutex::new(jitter),
+            requests: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -238,6 +243,19 @@ impl RpcPool {
         *slot = Arc::new(next);
         self.current.store(0, Ordering::Relaxed);
         true
+    }
+
+    /// Requests sent so far (every attempt counts), by what they asked.
+    pub fn requests(&self) -> BTreeMap<&'static str, u64> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn count(&self, what: &'static str) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        *requests.entry(what).or_default() += 1;
     }
 
     /// Chain id served.
@@ -336,6 +354,7 @@ impl RpcPool {
                 tokio::time::sleep(delay).await;
             }
             let i = self.current.load(Ordering::Relaxed) % n;
+            self.count(what);
             let result = match self.provider(&eps[i]).await {
                 Ok(p) => tokio::time::timeout(self.config.request_timeout, f(p))
                     .await

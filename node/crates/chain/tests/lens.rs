@@ -1,0 +1,203 @@
+//! Reading many members in one call (`Reader::members`, through `SnapshotLens` and a state
+//! override) against a real anvil chain: it reads exactly what the member-by-member reads
+//! do, in the order asked, across more members than one lens call takes; members the
+//! vault does not know read as such; a member protocol that answers more than the lens
+//! keeps, garbage, a revert or nothing is read as the direct calls read it (the same value,
+//! or the same failure); risk views come with the books, judged as `Reader::risk` judges
+//! them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use alloy::primitives::{Address, B256, Bytes, I256, U256};
+use alloy::sol_types::SolCall;
+use backstop_chain::reads::{LENS_MEMBERS, MemberRead, PinnedBlock, Reader, RiskView};
+use backstop_contracts::bindings::{HostileRisk, IBackstopMember};
+use common::*;
+
+async fn pinned_latest(chain: &Chain) -> PinnedBlock {
+    let n = chain.head().await;
+    PinnedBlock {
+        chain_id: chain.chain_id,
+        number: n,
+        hash: chain.block_hash(n).await,
+    }
+}
+
+/// What the member-by-member reads give for `(id, books)` at `at`.
+async fn one_by_one(
+    reader: &Reader<'_>,
+    at: &PinnedBlock,
+    vault: Address,
+    (id, books): (B256, Option<Address>),
+) -> MemberRead {
+    let record = reader.member(at, vault, id).await.unwrap();
+    let (solvency, risk) = match (record, books) {
+        (Some(_), Some(c)) => (
+            Some(reader.solvency(at, c).await.unwrap()),
+            Some(reader.risk(at, c).await.unwrap()),
+        ),
+        _ => (None, None),
+    };
+    MemberRead {
+        record,
+        solvency,
+        risk,
+    }
+}
+
+/// A member protocol that answers every view with whatever the test sets.
+async fn hostile(chain: &Chain) -> HostileRisk::HostileRiskInstance<alloy::providers::DynProvider> {
+    HostileRisk::deploy(chain.provider.clone()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lens_reads_what_the_member_by_member_reads_do() {
+    let keys = guardian_keys(4);
+    let chain = start_chain(31337, &keys, 50_000 * UNIT).await;
+    let pool = chain.pool(vec![chain.http()]);
+    let reader = Reader::new(&pool);
+
+    // Members 1..=5 registered. Member 1's views are the mock's; member 2's protocol
+    // answers more bytes than the lens keeps of the books (and 40 exposures); member 3's
+    // answers the books with a trailing word (valid for the direct call's decoder); member
+    // 4 has no protocol configured; member 5's answers more than any risk view may.
+    for i in 1..=5 {
+        assert!(
+            chain
+                .set_member(&keys, &MemberSpec::new(i, chain.chain_id))
+                .await
+                .status()
+        );
+    }
+    let books = chain.member();
+    let before = pinned_latest(&chain).await;
+    assert!(
+        mined(books.setBooks(U256::from(7 * UNIT), U256::from(9 * UNIT), 2))
+            .await
+            .status()
+    );
+    assert!(
+        mined(books.setExposure(chain.oracle, I256::try_from(3).unwrap(), I256::ZERO))
+            .await
+            .status()
+    );
+    let huge = hostile(&chain).await;
+    assert!(mined(huge.setHuge(U256::from(40))).await.status());
+    let huger = hostile(&chain).await;
+    assert!(mined(huger.setHuge(U256::from(50))).await.status());
+    let trailing = hostile(&chain).await;
+    let mut answer =
+        IBackstopMember::solvencyCall::abi_encode_returns(&IBackstopMember::solvencyReturn {
+            assets: U256::from(5),
+            liabilities: U256::from(8),
+        });
+    answer.extend_from_slice(&[0u8; 32]);
+    assert!(
+        mined(trailing.setAnswer(Bytes::from(answer)))
+            .await
+            .status()
+    );
+
+    // More ids than one lens call takes, the known ones on both sides of the cut; the rest
+    // unknown to the vault (one of them with a protocol, which is then not read).
+    let mut asked: Vec<(B256, Option<Address>)> = (0..LENS_MEMBERS + 6)
+        .map(|i| (B256::with_last_byte(i as u8 + 1), None))
+        .collect();
+    asked[0] = (member_id_of(1), Some(chain.member_contract));
+    asked[LENS_MEMBERS - 1] = (member_id_of(2), Some(*huge.address()));
+    asked[LENS_MEMBERS] = (member_id_of(3), Some(*trailing.address()));
+    asked[LENS_MEMBERS + 2] = (member_id_of(4), None);
+    asked[LENS_MEMBERS + 4].1 = Some(chain.member_contract);
+    asked[LENS_MEMBERS + 5] = (member_id_of(5), Some(*huger.address()));
+
+    let at = pinned_latest(&chain).await;
+    let read = reader.members(&at, chain.vault, &asked).await.unwrap();
+    assert_eq!(read.len(), asked.len());
+    // Two lens calls; no record read alone; only the two protocols whose answers the lens
+    // could not take whole are called directly.
+    let sent = pool.requests();
+    assert_eq!(sent.get("lens"), Some(&2), "{sent:?}");
+    assert_eq!(sent.get("member"), None, "{sent:?}");
+    assert!(sent.get("solvency").is_some_and(|&n| n <= 3), "{sent:?}");
+    assert_eq!(sent.get("riskExposures"), None, "{sent:?}");
+    for (i, (r, &a)) in read.iter().zip(&asked).enumerate() {
+        assert_eq!(
+            *r,
+            one_by_one(&reader, &at, chain.vault, a).await,
+            "member {i}"
+        );
+    }
+    let known: Vec<usize> = (0..read.len())
+        .filter(|&i| read[i].record.is_some())
+        .collect();
+    assert_eq!(
+        known,
+        [
+            0,
+            LENS_MEMBERS - 1,
+            LENS_MEMBERS,
+            LENS_MEMBERS + 2,
+            LENS_MEMBERS + 5
+        ]
+    );
+    assert!(matches!(&read[0].risk, Some(RiskView::Exposures(e)) if e.len() == 1));
+    for i in [LENS_MEMBERS - 1, LENS_MEMBERS + 5] {
+        assert!(
+            matches!(read[i].risk, Some(RiskView::Invalid(_))),
+            "{:?}",
+            read[i].risk
+        );
+    }
+    let mock = read[0].solvency.unwrap();
+    assert_eq!(
+        (mock.assets, mock.liabilities, mock.booked_draws),
+        (U256::from(7 * UNIT), U256::from(9 * UNIT), Some(2))
+    );
+    assert_eq!(read[0].record.unwrap().recipient, recipient_of(1));
+    assert!(read[LENS_MEMBERS + 2].solvency.is_none());
+    assert!(read[LENS_MEMBERS + 4].solvency.is_none());
+
+    // At an older block, the state of that block: the books before they were set.
+    let old = reader
+        .members(&before, chain.vault, &asked[..1])
+        .await
+        .unwrap();
+    assert_eq!(
+        old[0],
+        one_by_one(&reader, &before, chain.vault, asked[0]).await
+    );
+    assert_ne!(old[0].solvency, read[0].solvency);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_that_reverts_or_answers_nothing_fails_the_read_as_the_direct_call_does() {
+    let keys = guardian_keys(4);
+    let chain = start_chain(31337, &keys, 50_000 * UNIT).await;
+    let pool = chain.pool(vec![chain.http()]);
+    let reader = Reader::new(&pool);
+    assert!(
+        chain
+            .set_member(&keys, &MemberSpec::new(1, chain.chain_id))
+            .await
+            .status()
+    );
+    let reverting = hostile(&chain).await;
+    assert!(mined(reverting.setReverts()).await.status());
+    let no_code = Address::repeat_byte(0x55);
+
+    for protocol in [*reverting.address(), no_code] {
+        let at = pinned_latest(&chain).await;
+        let asked = [(member_id_of(1), Some(protocol))];
+        let lens = reader.members(&at, chain.vault, &asked).await;
+        let direct = reader.solvency(&at, protocol).await;
+        assert!(lens.is_err(), "{protocol}: {lens:?}");
+        assert!(direct.is_err(), "{protocol}: {direct:?}");
+    }
+
+    // A vault address that is no vault fails the whole read, not a member of it.
+    let at = pinned_latest(&chain).await;
+    let asked = [(member_id_of(1), None)];
+    assert!(reader.members(&at, no_code, &asked).await.is_err());
+}
