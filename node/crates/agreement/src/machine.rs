@@ -367,6 +367,11 @@ struct Incident {
     legs: BTreeMap<VaultId, B256>,
     next_rebroadcast: u64,
     last_far_jump: Option<u64>,
+    /// Newest home block at which this node knows the gap stood: its own observations and
+    /// the pinned home block of each proposal its view validated. An observation of no gap
+    /// at or below it is older news (this node's view behind its peers') and resolves
+    /// nothing. Not stored: after a restart, any later observation counts.
+    gap_block: u64,
 }
 
 struct CertState {
@@ -611,6 +616,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                     legs: BTreeMap::new(),
                     next_rebroadcast: now,
                     last_far_jump: None,
+                    gap_block: 0,
                 },
             );
         }
@@ -1046,6 +1052,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 legs: BTreeMap::new(),
                 next_rebroadcast: self.now,
                 last_far_jump: None,
+                gap_block: 0,
             },
         );
         Ok(true)
@@ -1058,13 +1065,18 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
     ) -> Result<(), MachineError> {
         let key = obs.key;
         if obs.gap() <= self.cfg.dust {
-            // The gap is gone: an incident with no registered draw resolves.
+            // The gap is gone: an incident with no registered draw resolves, unless this
+            // block is not past one where the gap is known to stand.
             if let Some(inc) = self.incidents.get(&key)
                 && inc.rec.registration.is_none()
+                && obs.block_number > inc.gap_block
             {
                 self.close(key, CloseReason::Resolved)?;
             }
             return Ok(());
+        }
+        if let Some(inc) = self.incidents.get_mut(&key) {
+            inc.gap_block = inc.gap_block.max(obs.block_number);
         }
         if let Some(inc) = self.incidents.get(&key) {
             // The proposer of the current attempt that could not propose yet (its view
@@ -1087,6 +1099,9 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         }
         if !self.open_incident(key, 0)? {
             return Ok(());
+        }
+        if let Some(inc) = self.incidents.get_mut(&key) {
+            inc.gap_block = obs.block_number;
         }
         let attempt = self.incidents.get(&key).map_or(0, |i| i.rec.attempt);
         if self.cfg.consortium.proposer(&key, attempt) == self.cfg.me {
@@ -1241,6 +1256,10 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         });
         let now = self.now;
         if let Some(inc) = self.incidents.get_mut(&key) {
+            // Validated: the view read the gap at the pinned home block.
+            if let Some(b) = p.pinned.iter().find(|b| b.chain_id == home.chain_id) {
+                inc.gap_block = inc.gap_block.max(b.number);
+            }
             inc.proposals.insert(attempt, (p, digest));
             let floor = inc.rec.attempt.saturating_sub(window);
             inc.proposals.retain(|a, _| *a >= floor);
@@ -1961,6 +1980,7 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
                 legs: BTreeMap::new(),
                 next_rebroadcast: self.now,
                 last_far_jump: None,
+                gap_block: 0,
             },
         );
         info!(member = %key.member, seq = key.seq, "covered incident reopened by a deep reorg");

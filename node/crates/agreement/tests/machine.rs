@@ -486,6 +486,33 @@ fn an_incident_resolved_without_a_draw_reopens_when_its_gap_returns_or_its_draw_
 }
 
 #[test]
+fn a_view_behind_its_peers_does_not_resolve_an_incident_it_learnt_of_from_a_proposal() {
+    let mut c = Cluster::new(4);
+    // Only the proposer of attempt 0 has seen the gap (at block 10); the others open the
+    // incident on its proposal, which their views validate at block 10.
+    let p = c.proposer(0);
+    let ev = c.observation();
+    let outs = c.nodes[p].handle(NOW, ev).unwrap();
+    c.flood(NOW, outs.into_iter().map(|o| (p, o)).collect());
+    let other = (p + 1) % 4;
+    assert!(c.nodes[other].is_open(&key()));
+
+    // Its own reads are still at block 9, from before the gap: older news, not a recovery.
+    c.nodes[other]
+        .handle(NOW + 100, solvency(0, 9, 5001))
+        .unwrap();
+    assert!(c.nodes[other].is_open(&key()), "block 9 resolves nothing");
+    assert_eq!(c.nodes[other].incident(&key()).map(|r| r.attempt), Some(0));
+
+    // A block past the one the proposal pinned, without the gap: resolved.
+    c.nodes[other]
+        .handle(NOW + 200, solvency(0, 11, 5001))
+        .unwrap();
+    assert!(!c.nodes[other].is_open(&key()));
+    assert_eq!(c.nodes[other].resolved_seq(&member()), Some(0));
+}
+
+#[test]
 fn a_reopened_incident_starts_past_its_attempts_so_honest_nodes_sign_again() {
     let mut c = Cluster::new(4);
     c.observe_all(NOW);
