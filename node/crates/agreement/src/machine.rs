@@ -160,7 +160,8 @@ pub struct Config {
     /// Gaps at or below this do not open incidents.
     pub dust: U256,
     /// Timeout of attempt 0 (ms); attempt `a` waits `base · 2^min(a, max_timeout_doublings)`,
-    /// counted from the attempt's start, or from its certificate once one forms here.
+    /// counted from the attempt's start, or, once its certificate forms here, from the first
+    /// fallback submitter's turn (`submit_delay(1)` after the certificate).
     pub attempt_timeout_ms: u64,
     /// Cap on the doublings of the attempt timeout.
     pub max_timeout_doublings: u32,
@@ -1545,16 +1546,18 @@ impl<V: StateView, S: GuardianSigner, K: Kv> Machine<V, S, K> {
         self.store.put_certificate(&cert)?;
         self.stats.certificates += 1;
         debug!(%digest, "certificate formed");
-        // A certificate for the current attempt restarts its timer: its submitters get a
+        // A certificate for the current attempt restarts its timer at the first fallback
+        // submitter's turn: the designated submitter (at once) and that fallback both get a
         // whole attempt timeout to land the registration before this node moves on to the
         // next proposer (whose draw could only race this one for the same seq).
+        let restart = self.now.saturating_add(self.cfg.submit_delay(1));
         if let Subject::Draw { key, attempt, .. } = &cert.subject
             && let Some(inc) = self.incidents.get_mut(key)
             && inc.rec.registration.is_none()
             && inc.rec.attempt == *attempt
-            && inc.rec.attempt_started < self.now
+            && inc.rec.attempt_started < restart
         {
-            inc.rec.attempt_started = self.now;
+            inc.rec.attempt_started = restart;
             let rec = inc.rec.clone();
             self.store.put_incident(&rec)?;
         }

@@ -192,7 +192,8 @@ pub struct IncidentRecord {
     pub opened_at: u64,
     /// Current attempt.
     pub attempt: Attempt,
-    /// When the current attempt started (ms).
+    /// When the current attempt's timer started (ms): the attempt's start, or, once its
+    /// certificate formed, the first fallback submitter's turn (which may be ahead of now).
     pub attempt_started: u64,
     /// The registered draw, once seen on chain.
     pub registration: Option<Registration>,

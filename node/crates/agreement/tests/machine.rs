@@ -860,7 +860,7 @@ fn attempt_timeout_moves_to_the_next_proposer_and_wake_at_says_when() {
 }
 
 #[test]
-fn a_certified_attempt_is_timed_out_only_a_whole_timeout_after_its_certificate() {
+fn a_certified_attempt_is_timed_out_only_a_whole_timeout_after_its_first_fallback_submitter() {
     let mut c = Cluster::new(4);
     let p0 = c.proposer(0);
     let timeout = c.config(0).attempt_timeout(0);
@@ -878,24 +878,28 @@ fn a_certified_attempt_is_timed_out_only_a_whole_timeout_after_its_certificate()
     for n in &c.nodes {
         assert_eq!(n.stats().certificates, 1);
     }
-    // The registration is still unseen when attempt 0's own timeout passes: no new attempt.
+    // The timer restarts at the first fallback submitter's turn.
+    let restarted_at = certified_at + c.config(0).submit_delay(1);
+    // The registration is still unseen when attempt 0's own timeout passes, and a whole
+    // timeout after the certificate: no new attempt.
     c.tick_all(NOW + timeout);
+    c.tick_all(certified_at + timeout);
     for n in &c.nodes {
         assert_eq!(n.open_incidents(), vec![(key(), 0)]);
-        assert_eq!(n.incident(&key()).unwrap().attempt_started, certified_at);
+        assert_eq!(n.incident(&key()).unwrap().attempt_started, restarted_at);
     }
     // The restarted timer is recorded: a node restarted now keeps it.
     let restarted = c.start(p0);
     assert_eq!(
         restarted.incident(&key()).unwrap().attempt_started,
-        certified_at
+        restarted_at
     );
-    // A whole timeout after the certificate, the next proposer takes over.
-    c.tick_all(certified_at + timeout - 1);
+    // A whole timeout after the first fallback's turn, the next proposer takes over.
+    c.tick_all(restarted_at + timeout - 1);
     for n in &c.nodes {
         assert_eq!(n.open_incidents(), vec![(key(), 0)]);
     }
-    c.tick_all(certified_at + timeout);
+    c.tick_all(restarted_at + timeout);
     for n in &c.nodes {
         assert_eq!(n.open_incidents(), vec![(key(), 1)]);
     }
