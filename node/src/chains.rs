@@ -242,7 +242,7 @@ pub async fn read_snapshot(
                 solvency: read.solvency,
                 risk: read.risk,
             };
-            Some((m.id, at))
+            Some((m.id, Arc::new(at)))
         })
         .collect();
     Ok(ChainSnapshot {

@@ -69,9 +69,10 @@ pub struct ChainSnapshot {
     pub timestamp: u64,
     /// The vault at the block.
     pub vault: VaultState,
-    /// Configured members the vault knows at the block. Shared between consecutive
-    /// snapshots of a chain while it does not change (see [`NodeView::insert`]).
-    pub members: Arc<BTreeMap<B256, MemberAt>>,
+    /// Configured members the vault knows at the block. The map, and each member's entry,
+    /// are shared between consecutive snapshots of a chain while they do not change (see
+    /// [`NodeView::insert`]).
+    pub members: Arc<BTreeMap<B256, Arc<MemberAt>>>,
     /// The chain's configured oracles at the block; `None` where the read failed.
     pub oracles: BTreeMap<Address, Option<OracleRead>>,
 }
@@ -208,12 +209,23 @@ impl NodeView {
         if !self.cfg.vaults.contains_key(&chain) {
             return;
         }
-        // Members rarely change from one block to the next: keep one copy while they do
-        // not, so `keep` snapshots of many members cost little more than one.
-        if let Some(prev) = self.latest(chain)
-            && prev.members == snap.members
-        {
-            snap.members = Arc::clone(&prev.members);
+        // Members rarely change from one block to the next: keep one copy of the map while
+        // none does, and one copy of each member's entry while it does not, so `keep`
+        // snapshots of many members cost little more than one.
+        if let Some(prev) = self.latest(chain) {
+            if prev.members == snap.members {
+                snap.members = Arc::clone(&prev.members);
+            } else {
+                let shared = snap
+                    .members
+                    .iter()
+                    .map(|(id, m)| match prev.members.get(id) {
+                        Some(p) if p == m => (*id, Arc::clone(p)),
+                        _ => (*id, Arc::clone(m)),
+                    })
+                    .collect();
+                snap.members = Arc::new(shared);
+            }
         }
         let block = snap.block;
         if canonical
@@ -645,7 +657,7 @@ pub(crate) mod tests {
 
     /// The test member's entry in `s`, unshared first if other snapshots hold the map.
     pub(crate) fn member_mut(s: &mut ChainSnapshot) -> &mut MemberAt {
-        Arc::make_mut(&mut s.members).get_mut(&member()).unwrap()
+        Arc::make_mut(Arc::make_mut(&mut s.members).get_mut(&member()).unwrap())
     }
 
     pub(crate) fn snap(chain: u64, number: u64, available: u64, gap: u64) -> ChainSnapshot {
@@ -694,11 +706,11 @@ pub(crate) mod tests {
             members: Arc::new(
                 [(
                     member(),
-                    MemberAt {
+                    Arc::new(MemberAt {
                         record,
                         solvency,
                         risk: None,
-                    },
+                    }),
                 )]
                 .into(),
             ),
@@ -977,15 +989,32 @@ pub(crate) mod tests {
             .map(|s| Arc::clone(&s.members))
             .collect();
         assert!(kept.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
-        v.insert(snap(1, 10, 400, 2_000), true);
+        // A second member that does not change keeps its entry when the first one changes.
+        let other = B256::repeat_byte(0x77);
+        let fixed = snap(1, 0, 400, 1_100).members[&member()].clone();
+        let with_other = |number, gap| {
+            let mut s = snap(1, number, 400, gap);
+            // A fresh copy, as every read makes one.
+            let entry = Arc::new(MemberAt::clone(&fixed));
+            Arc::make_mut(&mut s.members).insert(other, entry);
+            s
+        };
+        v.insert(with_other(10, 1_100), true);
+        let before = Arc::clone(&v.latest(1).unwrap().members[&other]);
+        v.insert(with_other(11, 2_000), true);
         let newest = v.latest(1).unwrap();
         assert_eq!(
             newest.members[&member()].solvency.unwrap().liabilities,
             U256::from(3_000)
         );
         assert!(!Arc::ptr_eq(&newest.members, &kept[0]));
+        assert!(Arc::ptr_eq(&newest.members[&other], &before));
+        assert!(!Arc::ptr_eq(
+            &newest.members[&member()],
+            &kept[0][&member()]
+        ));
         let latest = v.latest(1).unwrap().block;
-        assert_eq!(latest.number, 10);
+        assert_eq!(latest.number, 11);
         v.drop_blocks(1, &[(latest.number, latest.hash)]);
         assert!(!v.has(&latest));
         assert!(v.latest(1).is_none());

@@ -827,7 +827,7 @@ fn snapshot(w: &World, fault: Option<Fault>, c: usize, b: u64) -> ChainSnapshot 
                 solvency,
                 risk: None,
             };
-            (member.id, at)
+            (member.id, Arc::new(at))
         })
         .collect();
     let balance = w.balance(c, ms);
