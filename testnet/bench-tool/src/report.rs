@@ -1450,13 +1450,14 @@ fn limits_section(o: &mut String, res: &Results) {
     let _ = writeln!(o, "## Limits of these numbers\n");
     let _ = writeln!(
         o,
-        "- Debug build, one machine: nodes, chains and the driver compete for the same CPUs; a \
-         release build on separate machines would be faster, network latency aside.\n\
+        "- One machine ({} build of the node): nodes, chains and the driver compete for the \
+         same CPUs; separate machines would be faster, network latency aside.\n\
          - Loopback only: no network latency or loss between nodes or to the RPC endpoints.\n\
          - anvil is not a real chain: no mempool delay, no reorgs, instant receipts. With \
          1-s blocks transactions are still mined at once (the timer only adds empty blocks), so \
          what the 1-s setting adds is the wait for one confirmation.\n\
-         - p99 over 20–60 incidents is the slowest one or close to it, not a stable tail estimate."
+         - p99 over 20–60 incidents is the slowest one or close to it, not a stable tail estimate.",
+        res.build_profile
     );
     for (phase, e) in &res.failures {
         // The error, then what a node printed when it gave up ("backstop: …").
