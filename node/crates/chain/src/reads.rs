@@ -13,6 +13,12 @@
 //! [`RiskView::Invalid`]: its return data is refused unread beyond [`MAX_RISK_VIEW_BYTES`],
 //! then decoded strictly and checked ([`MAX_EXPOSURES`] entries, distinct non-zero oracles,
 //! magnitudes below [`EXPOSURE_BOUND`]), so a hostile member costs a bounded decode.
+//!
+//! Many members are read in one call ([`Reader::members`]) through `SnapshotLens`, whose code
+//! the call places at [`LENS_ADDRESS`] with a state override. Invariant: the lens path and the
+//! member-by-member path read the same values. A member protocol's view counts from the lens
+//! only when it returned whole within [`LENS_VIEW_GAS`] and the bytes kept; any other view is
+//! called directly, and a chunk the lens cannot read is read member by member.
 
 use backstop_types::governance::MAX_GUARDIANS;
 use std::collections::BTreeSet;
