@@ -96,15 +96,6 @@ fn is_head_at(e: &ChainEvent, n: u64) -> bool {
     matches!(e, ChainEvent::NewHead { block, .. } if block.number == n)
 }
 
-async fn pinned_latest(chain: &Chain) -> PinnedBlock {
-    let n = chain.head().await;
-    PinnedBlock {
-        chain_id: chain.chain_id,
-        number: n,
-        hash: chain.block_hash(n).await,
-    }
-}
-
 fn submitter(chain: &Chain, key: usize, confirmations: u64) -> Submitter {
     let mut cfg = SubmitterConfig::new(chain.vault);
     cfg.confirmations = confirmations;

@@ -13,17 +13,8 @@ mod common;
 use alloy::primitives::{Address, B256, Bytes, I256, U256};
 use alloy::sol_types::SolCall;
 use backstop_chain::reads::{LENS_MEMBERS, MemberRead, PinnedBlock, Reader, RiskView};
-use backstop_contracts::bindings::{HostileRisk, IBackstopMember};
+use backstop_contracts::bindings::IBackstopMember;
 use common::*;
-
-async fn pinned_latest(chain: &Chain) -> PinnedBlock {
-    let n = chain.head().await;
-    PinnedBlock {
-        chain_id: chain.chain_id,
-        number: n,
-        hash: chain.block_hash(n).await,
-    }
-}
 
 /// What the member-by-member reads give for `(id, books)` at `at`.
 async fn one_by_one(
@@ -45,11 +36,6 @@ async fn one_by_one(
         solvency,
         risk,
     }
-}
-
-/// A member protocol that answers every view with whatever the test sets.
-async fn hostile(chain: &Chain) -> HostileRisk::HostileRiskInstance<alloy::providers::DynProvider> {
-    HostileRisk::deploy(chain.provider.clone()).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,11 +69,11 @@ async fn the_lens_reads_what_the_member_by_member_reads_do() {
             .await
             .status()
     );
-    let huge = hostile(&chain).await;
+    let huge = deploy_hostile(&chain).await;
     assert!(mined(huge.setHuge(U256::from(40))).await.status());
-    let huger = hostile(&chain).await;
+    let huger = deploy_hostile(&chain).await;
     assert!(mined(huger.setHuge(U256::from(50))).await.status());
-    let trailing = hostile(&chain).await;
+    let trailing = deploy_hostile(&chain).await;
     let mut answer =
         IBackstopMember::solvencyCall::abi_encode_returns(&IBackstopMember::solvencyReturn {
             assets: U256::from(5),
@@ -183,7 +169,7 @@ async fn a_protocol_that_reverts_or_answers_nothing_fails_the_read_as_the_direct
             .await
             .status()
     );
-    let reverting = hostile(&chain).await;
+    let reverting = deploy_hostile(&chain).await;
     assert!(mined(reverting.setReverts()).await.status());
     let no_code = Address::repeat_byte(0x55);
 

@@ -13,17 +13,8 @@ use backstop_chain::reads::{
     EXPOSURE_BOUND, Exposure, MAX_RISK_VIEW_BYTES, PinnedBlock, ReadError, Reader, RiskView,
 };
 use backstop_chain::rpc::RpcError;
-use backstop_contracts::bindings::{HostileRisk, IBackstopRisk};
+use backstop_contracts::bindings::IBackstopRisk;
 use common::*;
-
-async fn pinned_latest(chain: &Chain) -> PinnedBlock {
-    let n = chain.head().await;
-    PinnedBlock {
-        chain_id: chain.chain_id,
-        number: n,
-        hash: chain.block_hash(n).await,
-    }
-}
 
 fn units(n: i64) -> I256 {
     I256::try_from(n).unwrap() * I256::try_from(UNIT).unwrap()
@@ -51,12 +42,6 @@ fn invalid(view: RiskView) -> String {
         RiskView::Invalid(reason) => reason,
         other => panic!("expected an invalid risk view, got {other:?}"),
     }
-}
-
-async fn deploy_hostile(
-    chain: &Chain,
-) -> HostileRisk::HostileRiskInstance<alloy::providers::DynProvider> {
-    HostileRisk::deploy(chain.provider.clone()).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

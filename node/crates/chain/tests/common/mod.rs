@@ -12,8 +12,10 @@ use alloy::node_bindings::AnvilInstance;
 use alloy::primitives::Address;
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
+use backstop_chain::reads::PinnedBlock;
 use backstop_chain::retry::{Backoff, SplitMix64};
 use backstop_chain::rpc::{RpcConfig, RpcPool};
+use backstop_contracts::bindings::HostileRisk;
 use backstop_contracts::eip712::VaultId;
 use backstop_contracts::testing;
 
@@ -100,4 +102,19 @@ pub async fn set_member_on(
     home: u64,
 ) {
     testing::set_member_on(provider, vault, keys, &MemberSpec::new(0, home)).await;
+}
+
+/// `chain`'s newest block, as reads pin it.
+pub async fn pinned_latest(chain: &Chain) -> PinnedBlock {
+    let n = chain.head().await;
+    PinnedBlock {
+        chain_id: chain.chain_id,
+        number: n,
+        hash: chain.block_hash(n).await,
+    }
+}
+
+/// A member protocol on `chain` that answers every view with whatever the test sets.
+pub async fn deploy_hostile(chain: &Chain) -> HostileRisk::HostileRiskInstance<DynProvider> {
+    HostileRisk::deploy(chain.provider.clone()).await.unwrap()
 }
