@@ -12,18 +12,20 @@ interface IVaultMemberViews {
     function coverageAvailable(bytes32 id) external view returns (uint256);
 }
 
-/// @title SnapshotLens: what a node reads of a vault's members at one block, in one call
+/// @title SnapshotLens: what a node reads of a vault, its members and oracles at one block,
+///        in few calls
 /// @notice Never deployed. A node places this runtime code at an unused address with an
 ///         `eth_call` state override and calls `read` at a pinned block, instead of three
-///         calls per member on the vault and three per member protocol.
-///         The vault's views are called plainly: if one fails, the whole read fails and the
+///         calls per member on the vault and three per member protocol, and `calls` for the
+///         vault's own state and the oracles' answers, instead of one request per view.
+///         In `read`, the vault's views are called plainly: if one fails, the whole read fails and the
 ///         node reads member by member. A member protocol's views are not trusted: each is
 ///         called with at most the gas the node allows and its answer kept up to the bytes
 ///         the node allows (`size` says how long it was); the node makes its own call for a
 ///         view that failed or answered more, so the lens never changes what a view is read
 ///         as. The node passes the bounds, so they are defined once, in the node.
 contract SnapshotLens {
-    /// @notice A member protocol's view as called.
+    /// @notice A view as called (a member protocol's in `read`, any in `calls`).
     /// @param ok It returned (did not revert or run out of gas).
     /// @param size Length of its return data.
     /// @param data Its return data, cut at the bound the node passed.
@@ -58,6 +60,25 @@ contract SnapshotLens {
         View solvency;
         View bookedDraws;
         View risk;
+    }
+
+    /// @notice A static call for `calls`: `data` on `target`, with at most `gas`, its answer
+    ///         kept up to `maxBytes`.
+    struct Call {
+        address target;
+        bytes data;
+        uint256 gas;
+        uint256 maxBytes;
+    }
+
+    /// @notice Makes each of `cs` in turn, as `read` calls a member protocol's views: a call
+    ///         that fails does not fail the others, and `size` says how long each answer was.
+    ///         A node reads a vault's state and its oracles this way, in one request.
+    function calls(Call[] calldata cs) external view returns (View[] memory out) {
+        out = new View[](cs.length);
+        for (uint256 i = 0; i < cs.length; i++) {
+            out[i] = _view(cs[i].target, cs[i].data, cs[i].gas, cs[i].maxBytes);
+        }
     }
 
     /// @notice Reads members `ids` on `vault`, and the views of `protocols[i]` for each known

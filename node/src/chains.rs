@@ -3,8 +3,10 @@
 //! become vault transactions through the chain's submitter.
 //!
 //! Invariants:
-//! - the snapshot of a block is sent to the core before any observation or vault event of
-//!   that block, so a proposer always has the state of the block it observed;
+//! - confirmed blocks that wait together (a burst, a catch-up) are read at the newest only:
+//!   its snapshot is sent to the core before the vault events of every one of them, in
+//!   order, and before its observations, so a proposer always has the state of the block it
+//!   observed and the view holds a block at least as new as any vault event it hears of;
 //! - a snapshot is read entirely at one block (pinned by number and checked by hash);
 //! - a registration's draw is taken from the registering transaction's calldata only when
 //!   its EIP-712 digest equals the draw hash the vault emitted;
@@ -175,7 +177,9 @@ pub async fn read_snapshot(
 ) -> Result<ChainSnapshot, ChainError> {
     let pinned = block;
     let reader = Reader::new(pool);
-    let (header, vault, members) = tokio::try_join!(
+    let asked: Vec<(B256, Option<Address>)> =
+        spec.members.iter().map(|m| (m.id, m.solvency)).collect();
+    let (header, vault, members, oracles) = tokio::try_join!(
         async {
             pool.block_with_time(block.number)
                 .await
@@ -188,39 +192,33 @@ pub async fn read_snapshot(
                 .map_err(ChainError::from)
         },
         async {
-            let asked: Vec<(B256, Option<Address>)> =
-                spec.members.iter().map(|m| (m.id, m.solvency)).collect();
             reader
                 .members(&pinned, spec.vault, &asked)
                 .await
                 .map_err(ChainError::from)
-        }
+        },
+        async { Ok(reader.oracles(&pinned, &spec.oracles).await) },
     )?;
-    let oracles = futures::future::join_all(spec.oracles.iter().map(|&o| {
-        let reader = Reader::new(pool);
-        async move {
-            // A feed that cannot be read is a fact for the detectors, not a failed block.
-            let read = async {
-                let (answer, decimals) =
-                    tokio::try_join!(reader.oracle(&pinned, o), reader.oracle_decimals(&pinned, o))?;
-                Ok::<_, ReadError>(OracleRead {
+    // A feed that cannot be read is a fact for the detectors, not a failed block.
+    let oracles = spec
+        .oracles
+        .iter()
+        .zip(oracles)
+        .map(|(&o, read)| match read {
+            Ok((answer, decimals)) => (
+                o,
+                Some(OracleRead {
                     answer: answer.answer,
                     updated_at: answer.updated_at,
                     decimals,
-                })
-            };
-            match read.await {
-                Ok(r) => (o, Some(r)),
-                Err(e) => {
-                    debug!(chain_id = pinned.chain_id, oracle = %o, error = %e, "oracle unreadable");
-                    (o, None)
-                }
+                }),
+            ),
+            Err(e) => {
+                debug!(chain_id = pinned.chain_id, oracle = %o, error = %e, "oracle unreadable");
+                (o, None)
             }
-        }
-    }))
-    .await
-    .into_iter()
-    .collect();
+        })
+        .collect();
     let (at, timestamp) = header;
     if at.hash != block.hash {
         return Err(ChainError::Inconsistent {
@@ -329,7 +327,34 @@ pub async fn registration_call(
     Ok(call)
 }
 
-/// Turns a watcher's events into core inputs: one task per chain.
+/// Most watcher events the adapter takes in at once.
+const MAX_BATCH: usize = 256;
+
+/// What the adapter handles in one step: consecutive confirmed blocks together, any other
+/// watcher event alone.
+#[derive(Debug)]
+enum Step {
+    /// Confirmed blocks that waited together, oldest first.
+    Confirmed(Vec<Box<ConfirmedBlock>>),
+    /// Any other event.
+    Other(ChainEvent),
+}
+
+/// Splits a batch of watcher events into steps, keeping their order.
+fn steps(batch: Vec<ChainEvent>) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::new();
+    for event in batch {
+        match (event, out.last_mut()) {
+            (ChainEvent::Confirmed(cb), Some(Step::Confirmed(run))) => run.push(cb),
+            (ChainEvent::Confirmed(cb), _) => out.push(Step::Confirmed(vec![cb])),
+            (other, _) => out.push(Step::Other(other)),
+        }
+    }
+    out
+}
+
+/// Turns a watcher's events into core inputs: one task per chain. Confirmed blocks that
+/// wait together (a burst of blocks, a node catching up) are read at the newest only.
 pub async fn run_adapter(
     pool: Arc<RpcPool>,
     spec: ChainSpec,
@@ -337,61 +362,133 @@ pub async fn run_adapter(
     core: mpsc::Sender<ChainInput>,
 ) {
     let vault = spec.vault_id();
-    while let Some(event) = events.recv().await {
-        let inputs = match event {
-            ChainEvent::Confirmed(cb) => match confirmed(&pool, &spec, vault, &cb).await {
-                Ok(inputs) => inputs,
-                Err(e) => {
-                    // The block's facts are lost to this node only until a later block is
-                    // read (observations repeat every block; vault events are idempotent
-                    // for peers, who submit what this node misses).
-                    warn!(chain_id = spec.chain_id, block = cb.block.number, error = %e, "confirmed block unread");
-                    continue;
+    while let Some(first) = events.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH
+            && let Ok(e) = events.try_recv()
+        {
+            batch.push(e);
+        }
+        for step in steps(batch) {
+            let inputs = match step {
+                Step::Confirmed(run) => confirmed_run(&pool, &spec, vault, &run).await,
+                Step::Other(event) => other_inputs(event),
+            };
+            for i in inputs {
+                if core.send(i).await.is_err() {
+                    return;
                 }
-            },
-            ChainEvent::NewHead { chain_id, block } => vec![ChainInput::Head {
-                chain_id,
-                number: block.number,
-            }],
-            ChainEvent::Reorg {
-                chain_id,
-                dropped,
-                deep,
-                ..
-            } => vec![ChainInput::Reorg {
-                chain_id,
-                dropped: dropped.iter().map(|b| (b.number, b.hash)).collect(),
-                deep,
-            }],
-            ChainEvent::Halted { chain_id, .. } => vec![ChainInput::Halted {
-                chain_id,
-                halted: true,
-            }],
-            ChainEvent::Resumed { chain_id } => vec![ChainInput::Halted {
-                chain_id,
-                halted: false,
-            }],
-        };
-        for i in inputs {
-            if core.send(i).await.is_err() {
-                return;
             }
         }
     }
 }
 
+/// The inputs of a watcher event other than a confirmed block.
+fn other_inputs(event: ChainEvent) -> Vec<ChainInput> {
+    match event {
+        ChainEvent::Confirmed(_) => Vec::new(),
+        ChainEvent::NewHead { chain_id, block } => vec![ChainInput::Head {
+            chain_id,
+            number: block.number,
+        }],
+        ChainEvent::Reorg {
+            chain_id,
+            dropped,
+            deep,
+            ..
+        } => vec![ChainInput::Reorg {
+            chain_id,
+            dropped: dropped.iter().map(|b| (b.number, b.hash)).collect(),
+            deep,
+        }],
+        ChainEvent::Halted { chain_id, .. } => vec![ChainInput::Halted {
+            chain_id,
+            halted: true,
+        }],
+        ChainEvent::Resumed { chain_id } => vec![ChainInput::Halted {
+            chain_id,
+            halted: false,
+        }],
+    }
+}
+
+/// The inputs of confirmed blocks that waited together: read at the newest; if that fails,
+/// block by block. A block that cannot be read is lost to this node only until a later
+/// block is read (observations repeat every block; vault events are idempotent for peers,
+/// who submit what this node misses).
+async fn confirmed_run(
+    pool: &RpcPool,
+    spec: &ChainSpec,
+    vault: VaultId,
+    run: &[Box<ConfirmedBlock>],
+) -> Vec<ChainInput> {
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return Vec::new();
+    };
+    let (from, to) = (first.block.number, last.block.number);
+    match confirmed(pool, spec, vault, run).await {
+        Ok(inputs) => {
+            if run.len() > 1 {
+                debug!(
+                    chain_id = spec.chain_id,
+                    from, to, "confirmed blocks read at the newest"
+                );
+            }
+            return inputs;
+        }
+        Err(e) if run.len() == 1 => {
+            warn!(chain_id = spec.chain_id, block = to, error = %e, "confirmed block unread");
+            return Vec::new();
+        }
+        Err(e) => {
+            warn!(chain_id = spec.chain_id, from, to, error = %e, "confirmed blocks unread at the newest; reading each");
+        }
+    }
+    let mut all = Vec::new();
+    for cb in run {
+        match confirmed(pool, spec, vault, std::slice::from_ref(cb)).await {
+            Ok(inputs) => all.extend(inputs),
+            Err(e) => {
+                warn!(chain_id = spec.chain_id, block = cb.block.number, error = %e, "confirmed block unread")
+            }
+        }
+    }
+    all
+}
+
+/// The inputs of confirmed blocks `run`, oldest first: the newest block's snapshot, every
+/// block's vault facts in order, then the newest block's observations. (The view must hold
+/// a block before the core hears of it; a registration is known before the observation of
+/// the same block, whose seq already moved on.)
 async fn confirmed(
     pool: &RpcPool,
     spec: &ChainSpec,
     vault: VaultId,
-    cb: &ConfirmedBlock,
+    run: &[Box<ConfirmedBlock>],
 ) -> Result<Vec<ChainInput>, ChainError> {
-    let block = ag::PinnedBlock {
-        chain_id: cb.block.chain_id,
-        number: cb.block.number,
-        hash: cb.block.hash,
+    let Some(newest) = run.last() else {
+        return Ok(Vec::new());
     };
-    let snap = read_snapshot(pool, spec, block).await?;
+    let block = ag::PinnedBlock {
+        chain_id: newest.block.chain_id,
+        number: newest.block.number,
+        hash: newest.block.hash,
+    };
+    let (snap, facts) = tokio::try_join!(
+        read_snapshot(pool, spec, block),
+        futures::future::try_join_all(run.iter().map(|cb| block_facts(pool, spec, vault, cb)))
+    )?;
+    let observed = observations(spec, &snap);
+    let mut all = Vec::with_capacity(1 + facts.len() + observed.len());
+    all.push(ChainInput::Snapshot(Box::new(snap)));
+    all.extend(facts.into_iter().flatten());
+    all.extend(observed);
+    Ok(all)
+}
+
+/// Every home member's solvency in `snap`.
+fn observations(spec: &ChainSpec, snap: &ChainSnapshot) -> Vec<ChainInput> {
+    let block = snap.block;
     let mut out = Vec::new();
     for m in spec.members.iter().filter(|m| m.solvency.is_some()) {
         if let Some(at) = snap.members.get(&m.id)
@@ -410,6 +507,16 @@ async fn confirmed(
             }));
         }
     }
+    out
+}
+
+/// The vault facts of one confirmed block, in log order.
+async fn block_facts(
+    pool: &RpcPool,
+    spec: &ChainSpec,
+    vault: VaultId,
+    cb: &ConfirmedBlock,
+) -> Result<Vec<ChainInput>, ChainError> {
     let mut facts = Vec::new();
     for e in &cb.events {
         let tx_hash = e.tx_hash;
@@ -483,14 +590,7 @@ async fn confirmed(
             }
         }
     }
-    // Snapshot first (the view must hold the block before the core hears of it), then
-    // vault facts, then observations (a registration seen in this block is known before the
-    // observation of the same block, whose seq already moved on).
-    let mut all = Vec::with_capacity(1 + facts.len() + out.len());
-    all.push(ChainInput::Snapshot(Box::new(snap)));
-    all.extend(facts);
-    all.extend(out);
-    Ok(all)
+    Ok(facts)
 }
 
 fn action(
@@ -690,6 +790,61 @@ async fn confirmed_logs(chain: &ChainAccess<'_>, filter: Filter) -> Result<Vec<L
 mod tests {
     use super::*;
     use crate::rotation::testing::consortium;
+
+    fn confirmed_at(number: u64) -> ChainEvent {
+        ChainEvent::Confirmed(Box::new(ConfirmedBlock {
+            block: ag::PinnedBlock {
+                chain_id: 1,
+                number,
+                hash: B256::with_last_byte(number as u8),
+            },
+            parent_hash: B256::ZERO,
+            events: Vec::new(),
+            members: Vec::new(),
+            oracles: Vec::new(),
+        }))
+    }
+
+    fn head_at(number: u64) -> ChainEvent {
+        ChainEvent::NewHead {
+            chain_id: 1,
+            block: backstop_chain::tracker::BlockRef {
+                number,
+                hash: B256::with_last_byte(number as u8),
+                parent_hash: B256::ZERO,
+            },
+        }
+    }
+
+    /// What `steps` made of a batch: a confirmed run as its block numbers, any other event
+    /// as `None`.
+    fn shape(steps: &[Step]) -> Vec<Option<Vec<u64>>> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Confirmed(run) => Some(run.iter().map(|cb| cb.block.number).collect()),
+                Step::Other(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn confirmed_blocks_that_wait_together_are_one_step_and_other_events_keep_their_place() {
+        let batch = vec![
+            head_at(9),
+            confirmed_at(5),
+            confirmed_at(6),
+            confirmed_at(7),
+            ChainEvent::Resumed { chain_id: 1 },
+            confirmed_at(8),
+            head_at(10),
+        ];
+        assert_eq!(
+            shape(&steps(batch)),
+            [None, Some(vec![5, 6, 7]), None, Some(vec![8]), None]
+        );
+        assert!(steps(Vec::new()).is_empty());
+    }
 
     fn setup(guardians: &[u8], t: u8, p: u8) -> VaultSetup {
         VaultSetup {

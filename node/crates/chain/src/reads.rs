@@ -14,11 +14,13 @@
 //! then decoded strictly and checked ([`MAX_EXPOSURES`] entries, distinct non-zero oracles,
 //! magnitudes below [`EXPOSURE_BOUND`]), so a hostile member costs a bounded decode.
 //!
-//! Many members are read in one call ([`Reader::members`]) through `SnapshotLens`, whose code
-//! the call places at [`LENS_ADDRESS`] with a state override. Invariant: the lens path and the
-//! member-by-member path read the same values. A member protocol's view counts from the lens
-//! only when it returned whole within [`LENS_VIEW_GAS`] and the bytes kept; any other view is
-//! called directly, and a chunk the lens cannot read is read member by member.
+//! Many members are read in one call ([`Reader::members`]), and a vault's state
+//! ([`Reader::vault_state`]) and a chain's oracles ([`Reader::oracles`]) in one call each,
+//! through `SnapshotLens`, whose code the call places at [`LENS_ADDRESS`] with a state
+//! override. Invariant: the lens path and the call-by-call path read the same values. A view
+//! counts from the lens only when it returned whole within [`LENS_VIEW_GAS`] and the bytes
+//! kept, and decoded strictly; any other view is called directly (a vault's state then
+//! wholly), and a request the lens cannot answer is made call by call.
 
 use backstop_types::governance::MAX_GUARDIANS;
 use std::collections::BTreeSet;
@@ -293,6 +295,11 @@ pub const LENS_VIEW_GAS: u64 = 1_000_000;
 /// and 32).
 pub const LENS_BOOKS_BYTES: usize = 256;
 
+/// Bytes the lens keeps of a vault's or an oracle's view ([`Reader::vault_state`],
+/// [`Reader::oracles`]): the longest well-formed answer, `guardians()`, takes
+/// 64 + 32 × [`MAX_GUARDIANS`].
+pub const LENS_CALL_BYTES: usize = 64 + 32 * MAX_GUARDIANS;
+
 /// What a snapshot reads of one member on one vault.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemberRead {
@@ -319,6 +326,54 @@ fn lens_bounds() -> SnapshotLens::Bounds {
         riskBytes: U256::from(MAX_RISK_VIEW_BYTES),
     }
 }
+
+/// A view for [`SnapshotLens`]'s `calls`, bounded as a member protocol's views are.
+fn lens_call<C: SolCall>(target: Address, call: C) -> SnapshotLens::Call {
+    SnapshotLens::Call {
+        target,
+        data: call.abi_encode().into(),
+        gas: U256::from(LENS_VIEW_GAS),
+        maxBytes: U256::from(LENS_CALL_BYTES),
+    }
+}
+
+/// A view's answer decoded strictly, when the lens called it whole; `None` sends the reader
+/// to the direct call, whose (laxer) decoding gives the same value where this one succeeds.
+fn decoded<C: SolCall>(view: &SnapshotLens::View) -> Option<C::Return> {
+    C::abi_decode_returns_validate(whole(view)?).ok()
+}
+
+/// What `latestRoundData()` answered, as the node keeps it.
+fn oracle_answer(
+    block: &PinnedBlock,
+    oracle: Address,
+    r: MockOracle::latestRoundDataReturn,
+) -> Result<OracleAnswer, ReadError> {
+    let updated_at = u64::try_from(r.updatedAt).map_err(|_| ReadError::Inconsistent {
+        contract: oracle,
+        block: block.number,
+        reason: format!("updatedAt {} beyond u64", r.updatedAt),
+    })?;
+    Ok(OracleAnswer {
+        round_id: r.roundId.to::<u128>(),
+        answer: r.answer,
+        updated_at,
+    })
+}
+
+/// The ten views of a vault's state, in [`VaultState`]'s order from `balance` on.
+type VaultViews = (
+    U256,
+    IBackstopVault::Limits,
+    U256,
+    U256,
+    bool,
+    u64,
+    Vec<Address>,
+    u8,
+    u8,
+    u64,
+);
 
 /// Pinned reads over one chain's RPC pool.
 #[derive(Debug)]
@@ -459,16 +514,80 @@ impl<'a> Reader<'a> {
                     .await?)
             })
             .await?;
-        let updated_at = u64::try_from(r.updatedAt).map_err(|_| ReadError::Inconsistent {
-            contract: oracle,
-            block: block.number,
-            reason: format!("updatedAt {} beyond u64", r.updatedAt),
-        })?;
-        Ok(OracleAnswer {
-            round_id: r.roundId.to::<u128>(),
-            answer: r.answer,
-            updated_at,
-        })
+        oracle_answer(block, oracle, r)
+    }
+
+    /// `latestRoundData()` and `decimals()` of each of `oracles` at `block`, in the order
+    /// given: through [`SnapshotLens`] in one request, and an oracle whose views the lens
+    /// could not answer whole is called directly, so both ways read the same values.
+    pub async fn oracles(
+        &self,
+        block: &PinnedBlock,
+        oracles: &[Address],
+    ) -> Vec<Result<(OracleAnswer, u8), ReadError>> {
+        let calls = oracles
+            .iter()
+            .flat_map(|&o| {
+                [
+                    lens_call(o, MockOracle::latestRoundDataCall {}),
+                    lens_call(o, MockOracle::decimalsCall {}),
+                ]
+            })
+            .collect();
+        let views = self.lens_calls(block, calls).await.unwrap_or_else(|e| {
+            tracing::debug!(chain_id = block.chain_id, error = %e, "lens unavailable; reading each oracle");
+            Vec::new()
+        });
+        let each = oracles.iter().enumerate().map(|(i, &o)| {
+            let from_lens = views.get(2 * i..2 * i + 2).and_then(|v| {
+                Some((
+                    decoded::<MockOracle::latestRoundDataCall>(&v[0])?,
+                    decoded::<MockOracle::decimalsCall>(&v[1])?,
+                ))
+            });
+            async move {
+                match from_lens {
+                    Some((r, decimals)) => Ok((oracle_answer(block, o, r)?, decimals)),
+                    None => tokio::try_join!(self.oracle(block, o), self.oracle_decimals(block, o)),
+                }
+            }
+        });
+        futures::future::join_all(each).await
+    }
+
+    /// One request making `calls` through [`SnapshotLens`]; one view per call.
+    async fn lens_calls(
+        &self,
+        block: &PinnedBlock,
+        calls: Vec<SnapshotLens::Call>,
+    ) -> Result<Vec<SnapshotLens::View>, ReadError> {
+        let id = self.check(block)?;
+        let asked = calls.len();
+        let code = StateOverridesBuilder::default()
+            .with_code(LENS_ADDRESS, SnapshotLens::DEPLOYED_BYTECODE.clone())
+            .build();
+        let views = self
+            .pool
+            .call("lens calls", |p| {
+                let (calls, code) = (calls.clone(), code.clone());
+                async move {
+                    Ok(SnapshotLens::new(LENS_ADDRESS, p)
+                        .calls(calls)
+                        .block(id)
+                        .state(code)
+                        .call()
+                        .await?)
+                }
+            })
+            .await?;
+        if views.len() != asked {
+            return Err(ReadError::Inconsistent {
+                contract: LENS_ADDRESS,
+                block: block.number,
+                reason: format!("lens answered {} calls for {asked}", views.len()),
+            });
+        }
+        Ok(views)
     }
 
     /// `decimals()` of an AggregatorV3 oracle.
@@ -808,15 +927,79 @@ impl<'a> Reader<'a> {
         Ok(token)
     }
 
-    /// Everything about a vault the node decides on, read at one block and cross-checked.
+    /// Everything about a vault the node decides on, read at one block and cross-checked:
+    /// through [`SnapshotLens`] in one request, or view by view where the lens cannot answer
+    /// every view whole (both ways read the same values).
     pub async fn vault_state(
         &self,
         block: &PinnedBlock,
         vault: Address,
         token: Address,
     ) -> Result<VaultState, ReadError> {
+        let views = match self.vault_views_from_lens(block, vault, token).await {
+            Some(views) => views,
+            None => self.vault_views(block, vault, token).await?,
+        };
+        let state = VaultState::of(*block, vault, token, views);
+        state.validate().map_err(|reason| ReadError::Inconsistent {
+            contract: vault,
+            block: block.number,
+            reason,
+        })?;
+        Ok(state)
+    }
+
+    /// A vault's views through the lens; `None` when any is not answered whole.
+    async fn vault_views_from_lens(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        token: Address,
+    ) -> Option<VaultViews> {
+        use BackstopVault as V;
+        let calls = vec![
+            lens_call(token, MockToken::balanceOfCall { account: vault }),
+            lens_call(vault, V::limitsCall {}),
+            lens_call(vault, V::bucketAvailableCall {}),
+            lens_call(vault, V::availableForPayoutCall {}),
+            lens_call(vault, V::pausedCall {}),
+            lens_call(vault, V::pausedUntilCall {}),
+            lens_call(vault, V::guardiansCall {}),
+            lens_call(vault, V::thresholdCall {}),
+            lens_call(vault, V::pauseThresholdCall {}),
+            lens_call(vault, V::guardianSetIndexCall {}),
+        ];
+        let views = match self.lens_calls(block, calls).await {
+            Ok(views) => views,
+            Err(e) => {
+                tracing::debug!(chain_id = block.chain_id, %vault, error = %e, "lens unavailable; reading the vault view by view");
+                return None;
+            }
+        };
+        let [b, l, bu, a, p, pu, g, t, pt, si] = <[_; 10]>::try_from(views).ok()?;
+        Some((
+            decoded::<MockToken::balanceOfCall>(&b)?,
+            decoded::<V::limitsCall>(&l)?,
+            decoded::<V::bucketAvailableCall>(&bu)?,
+            decoded::<V::availableForPayoutCall>(&a)?,
+            decoded::<V::pausedCall>(&p)?,
+            decoded::<V::pausedUntilCall>(&pu)?,
+            decoded::<V::guardiansCall>(&g)?,
+            decoded::<V::thresholdCall>(&t)?,
+            decoded::<V::pauseThresholdCall>(&pt)?,
+            decoded::<V::guardianSetIndexCall>(&si)?,
+        ))
+    }
+
+    /// A vault's views, one call each.
+    async fn vault_views(
+        &self,
+        block: &PinnedBlock,
+        vault: Address,
+        token: Address,
+    ) -> Result<VaultViews, ReadError> {
         let id = self.check(block)?;
-        let s = self
+        Ok(self
             .pool
             .call("vault state", |p| async move {
                 let v = vault_at(p.clone(), vault);
@@ -846,10 +1029,17 @@ impl<'a> Reader<'a> {
                 .map_err(CallError::from)?;
                 Ok(r)
             })
-            .await?;
-        let (balance, limits, bucket, available, paused, paused_until, guardians, t, p, index) = s;
-        let state = VaultState {
-            block: *block,
+            .await?)
+    }
+}
+
+impl VaultState {
+    /// The state from its views read at `block`.
+    fn of(block: PinnedBlock, vault: Address, token: Address, views: VaultViews) -> Self {
+        let (balance, limits, bucket, available, paused, paused_until, guardians, t, p, index) =
+            views;
+        Self {
+            block,
             vault,
             token,
             balance,
@@ -862,17 +1052,9 @@ impl<'a> Reader<'a> {
             threshold: t,
             pause_threshold: p,
             guardian_set_index: index,
-        };
-        state.validate().map_err(|reason| ReadError::Inconsistent {
-            contract: vault,
-            block: block.number,
-            reason,
-        })?;
-        Ok(state)
+        }
     }
-}
 
-impl VaultState {
     /// Checks the state against the vault's invariants.
     pub fn validate(&self) -> Result<(), String> {
         let n = self.guardians.len();
