@@ -1,7 +1,13 @@
 //! Agreement under load and memory: a consortium with many members, a small gap raised for
-//! every one at once; certificates per second, time until all are closed, the nodes'
-//! resident memory idle and at peak, and what else the nodes did meanwhile (further draws
-//! for members that had booked theirs).
+//! every one at once; certificates per second, blocks from each gap to its draw's
+//! registration, how far each node's confirmed head trails the chain's, time until all are
+//! closed, the nodes' resident memory idle and at peak, and what else the nodes did
+//! meanwhile (further draws for members that had booked theirs).
+//!
+//! The chains are deployed with instant mining; from the gaps on they mine only a block
+//! every second ([`Blocks::Interval`], as a real chain would carry the gaps), unless the run
+//! asks for [`Blocks::PerTransaction`] (every transaction at once in its own block, and a
+//! block every second: the nodes then handle tens of blocks a second).
 //!
 //! Every member's gap and booking are sent by a key of its own (not the deployer's): a
 //! transaction that anvil never mines can then hold up no other member's. Each gap and booking
@@ -19,7 +25,7 @@ use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, bail};
-use backstop_api::proto::IncidentPhase;
+use backstop_api::proto::{IncidentPhase, ListChainsRequest};
 use backstop_contracts::bindings::MockMember;
 use backstop_contracts::testing::{
     ChainParams, Consortium, ConsortiumParams, MEMBER_SOLVENCY, MemberSpec, UNIT, default_limits,
@@ -34,6 +40,26 @@ use crate::{CHAINS, Ctx};
 /// Gap of each member: 150 units; with the deductible of 100, each draw is 50 units, all
 /// from the home vault.
 pub const SMALL_GAP_UNITS: u64 = 150;
+
+/// How the chains make blocks from the first gap on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Blocks {
+    /// A block every second and no other: anvil's instant mining switched off.
+    #[default]
+    Interval,
+    /// Every transaction at once in a block of its own, and a block every second.
+    PerTransaction,
+}
+
+impl Blocks {
+    /// For the report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Blocks::Interval => "1-s blocks only",
+            Blocks::PerTransaction => "a block per transaction and one every second",
+        }
+    }
+}
 
 /// Results of the concurrent incidents.
 #[derive(Clone, Debug, Default)]
@@ -93,6 +119,15 @@ pub struct Concurrent {
     pub resent: Vec<String>,
     /// Load averages before and after.
     pub load: ([f64; 3], [f64; 3]),
+    /// How the chains made blocks.
+    pub blocks: Blocks,
+    /// Per member, the block of its gap → the block of its draw's registration (the
+    /// earliest any node's timeline names), sorted.
+    pub gap_to_registration_blocks: Vec<u64>,
+    /// Every 200 ms from the first gap until every incident was closed, per node and chain:
+    /// blocks by which the node's confirmed head trailed the chain's (the chain's head less
+    /// the confirmation depth), sorted.
+    pub head_lag_blocks: Vec<u64>,
 }
 
 /// `[detectors]` of the nodes: many members of one chain in trouble at once is exactly what
@@ -135,8 +170,58 @@ fn spawn_sampler(pids: Vec<u32>, stop: Arc<AtomicBool>) -> tokio::task::JoinHand
     })
 }
 
+/// Every 200 ms until `stop`: per node and chain, by how many blocks the node's confirmed
+/// head trails the chain's head less `confirmations` (a sample is skipped where a node or a
+/// chain does not answer).
+fn spawn_lag_sampler(
+    net: &Consortium,
+    nodes: &[Node],
+    confirmations: u64,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<u64>> {
+    let chains: Vec<(u64, DynProvider)> = net
+        .chains
+        .iter()
+        .map(|c| (c.chain_id, c.provider.clone()))
+        .collect();
+    let apis: Vec<String> = nodes.iter().map(|n| n.api.clone()).collect();
+    tokio::spawn(async move {
+        let mut lags = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let heads =
+                futures::future::join_all(chains.iter().map(|(id, p)| async move {
+                    p.get_block_number().await.ok().map(|h| (*id, h))
+                }))
+                .await;
+            let seen = futures::future::join_all(apis.iter().map(|a| confirmed_heads(a))).await;
+            for node in seen.iter().flatten() {
+                for &(id, head) in heads.iter().flatten() {
+                    if let Some(&(_, confirmed)) = node.iter().find(|(c, _)| *c == id) {
+                        lags.push(head.saturating_sub(confirmations).saturating_sub(confirmed));
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        lags
+    })
+}
+
+/// A node's confirmed head per chain (`ListChains`), `None` while it does not answer.
+async fn confirmed_heads(api: &str) -> Option<Vec<(u64, u64)>> {
+    let mut c = backstop_api::client::client(api).await.ok()?;
+    let chains = c.list_chains(ListChainsRequest {}).await.ok()?.into_inner();
+    Some(
+        chains
+            .chains
+            .iter()
+            .map(|c| (c.chain_id, c.confirmed_head))
+            .collect(),
+    )
+}
+
 /// Runs the concurrent incidents with `members` members and 4 nodes.
-pub async fn run(ctx: &Ctx, members: usize) -> Result<Concurrent> {
+pub async fn run(ctx: &Ctx, members: usize, blocks: Blocks) -> Result<Concurrent> {
     let load_before = machine::load_average();
     let n = 4;
     let label = format!("{members} concurrent incidents");
@@ -171,9 +256,12 @@ pub async fn run(ctx: &Ctx, members: usize) -> Result<Concurrent> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = spawn_sampler(pids.clone(), stop.clone());
-    let result = incidents(ctx, &net, &nodes, members).await;
+    let lags = spawn_lag_sampler(&net, &nodes, settings.confirmations, stop.clone());
+    let result = incidents(ctx, &net, &nodes, members, blocks).await;
     stop.store(true, Ordering::Relaxed);
     let peak_rss_kib = sampler.await.unwrap_or_default();
+    let mut head_lag_blocks = lags.await.unwrap_or_default();
+    head_lag_blocks.sort_unstable();
     let mut out = match result {
         Ok(out) => out,
         Err(e) => return Err(ctx.fail_workdir(root, &nodes, e).await),
@@ -185,6 +273,8 @@ pub async fn run(ctx: &Ctx, members: usize) -> Result<Concurrent> {
     out.idle_rss_kib = idle_rss_kib;
     out.peak_rss_kib = peak_rss_kib;
     out.hwm_kib = pids.iter().filter_map(|p| machine::hwm_kib(*p)).collect();
+    out.blocks = blocks;
+    out.head_lag_blocks = head_lag_blocks;
     ctx.finish_workdir(root, &nodes).await;
     for node in &mut nodes {
         node.stop();
@@ -344,6 +434,8 @@ struct Tracked {
     /// Fee factor of the last version sent (1, then 2).
     factor: u128,
     mined: bool,
+    /// The block that mined it.
+    block: Option<u64>,
 }
 
 /// Follows the benchmark's transactions until mined: resends those not mined after
@@ -367,6 +459,7 @@ impl Tracker {
             sent: Instant::now(),
             factor: 1,
             mined: false,
+            block: None,
         });
     }
 
@@ -374,6 +467,14 @@ impl Tracker {
     pub(crate) fn count(&self, kind: Kind) -> (usize, usize) {
         let of = self.txs.iter().filter(|t| t.kind == kind);
         (of.clone().filter(|t| t.mined).count(), of.count())
+    }
+
+    /// The block that mined member `member`'s gap, once seen.
+    pub(crate) fn gap_block(&self, member: usize) -> Option<u64> {
+        self.txs
+            .iter()
+            .find(|t| t.kind == Kind::Gap && t.member == member)
+            .and_then(|t| t.block)
     }
 
     /// Transactions not yet seen mined.
@@ -399,7 +500,7 @@ impl Tracker {
             let provider = &senders.providers[senders.home[t.member]];
             for h in &t.hashes {
                 if let Some(r) = provider.get_transaction_receipt(*h).await? {
-                    return anyhow::Ok(Some(r.status()));
+                    return anyhow::Ok(Some((r.status(), r.block_number)));
                 }
             }
             anyhow::Ok(None)
@@ -408,8 +509,11 @@ impl Tracker {
         let mut late = Vec::new();
         for (&k, st) in open.iter().zip(status) {
             match st? {
-                Some(true) => self.txs[k].mined = true,
-                Some(false) => bail!("{} reverted", self.describe(net, senders, k)),
+                Some((true, block)) => {
+                    self.txs[k].mined = true;
+                    self.txs[k].block = block;
+                }
+                Some((false, _)) => bail!("{} reverted", self.describe(net, senders, k)),
                 None => late.push(k),
             }
         }
@@ -594,12 +698,21 @@ async fn incidents(
     net: &Consortium,
     nodes: &[Node],
     members: usize,
+    blocks: Blocks,
 ) -> Result<Concurrent> {
     let solvent = U256::from(MEMBER_SOLVENCY);
     let liabilities = solvent + U256::from(SMALL_GAP_UNITS * UNIT);
     // One sender key per member (funded before the clock starts): the gaps go out
     // concurrently, and no member's transaction waits behind another's nonce.
     let mut senders = Senders::new(net).await?;
+    if blocks == Blocks::Interval {
+        for c in &net.chains {
+            c.provider
+                .anvil_set_auto_mine(false)
+                .await
+                .with_context(|| format!("switch off instant mining on chain {}", c.chain_id))?;
+        }
+    }
     let mut tracker = Tracker::default();
     let mut sent_at = vec![0.0; members];
     for (i, at) in raise_gaps(net, &mut senders, &mut tracker, (solvent, liabilities, 0)).await? {
@@ -684,7 +797,7 @@ async fn incidents(
         booking_delay_ms,
         second_draws,
         gaps_left,
-        resent: tracker.resent,
+        resent: std::mem::take(&mut tracker.resent),
         ..Concurrent::default()
     };
     let node0 = per_node.first().cloned().unwrap_or_default();
@@ -773,6 +886,20 @@ async fn incidents(
             }
         }
     }
+    for (i, id) in ids.iter().enumerate() {
+        let registered = per_node
+            .iter()
+            .filter_map(|list| {
+                list.iter()
+                    .find(|x| x.seq == 0 && x.member.eq_ignore_ascii_case(id))
+            })
+            .filter_map(|x| first(x, Step::Registered).and_then(|e| e.block_number))
+            .min();
+        if let (Some(r), Some(g)) = (registered, tracker.gap_block(i)) {
+            out.gap_to_registration_blocks.push(r.saturating_sub(g));
+        }
+    }
+    out.gap_to_registration_blocks.sort_unstable();
     out.cert_ms.sort_by(f64::total_cmp);
     out.closed_ms.sort_by(f64::total_cmp);
     out.gaps_sent_ms = t_last - t_first;

@@ -79,6 +79,10 @@ struct Args {
     /// Skip the concurrent-incidents and memory section.
     #[arg(long)]
     skip_concurrent: bool,
+    /// In the concurrent-incidents section, mine every transaction at once in a block of its
+    /// own (and a block every second) instead of 1-s blocks only.
+    #[arg(long)]
+    concurrent_per_transaction: bool,
     /// Skip the restart section.
     #[arg(long)]
     skip_restart: bool,
@@ -285,7 +289,12 @@ async fn main() -> Result<()> {
     }
 
     if !args.skip_concurrent {
-        match concurrent::run(&ctx, members).await {
+        let blocks = if args.concurrent_per_transaction {
+            concurrent::Blocks::PerTransaction
+        } else {
+            concurrent::Blocks::Interval
+        };
+        match concurrent::run(&ctx, members, blocks).await {
             Ok(c) => res.concurrent = Some(c),
             Err(e) => {
                 ctx.progress(&format!("FAILED: {e:#}"));

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::Results;
 use crate::latency::{GAP_UNITS, Mining, Sample, Series};
-use crate::stats::{median, percentile, range, summary};
+use crate::stats::{counts, median, percentile, range, summary};
 
 /// Configurations in report order.
 const CONFIGS: [(usize, Mining); 6] = [
@@ -161,6 +161,15 @@ pub fn headline(res: &Results) -> String {
                 opt(c.closed_ms.last().copied(), ms),
             );
         }
+        let _ = writeln!(
+            out,
+            "{}: gap → registration {} blocks; confirmed head behind {} blocks",
+            c.blocks.describe(),
+            summary(&counts(&c.gap_to_registration_blocks), |v| format!(
+                "{v:.0}"
+            )),
+            summary(&counts(&c.head_lag_blocks), |v| format!("{v:.0}")),
+        );
         let idle = c.idle_rss_kib.iter().max().copied().unwrap_or(0);
         let peak = c.peak_rss_kib.iter().max().copied().unwrap_or(0);
         let _ = writeln!(
@@ -306,6 +315,24 @@ fn headline_table(o: &mut String, res: &Results) {
                 met(c.retried == 0),
             );
         }
+        let to_reg = counts(&c.gap_to_registration_blocks);
+        let lag = counts(&c.head_lag_blocks);
+        let _ = writeln!(
+            o,
+            "| gap → draw registered, in blocks, {} concurrent incidents ({}) | {} | p99 ≤ 5 blocks: {} |",
+            c.members,
+            c.blocks.describe(),
+            summary(&to_reg, |v| format!("{v:.0}")),
+            percentile(&to_reg, 99.0).map_or("not measured", |v| met(v <= 5.0)),
+        );
+        let _ = writeln!(
+            o,
+            "| node's confirmed head behind the chain's (less the confirmation depth), in blocks, sampled every 200 ms per node and chain during the {} incidents | {}; max {} | p99 ≤ 1 block: {} |",
+            c.members,
+            summary(&lag, |v| format!("{v:.0}")),
+            opt(lag.last().copied(), |v| format!("{v:.0}")),
+            percentile(&lag, 99.0).map_or("not measured", |v| met(v <= 1.0)),
+        );
         let idle = c.idle_rss_kib.iter().copied().max().unwrap_or(0);
         let peak = c.peak_rss_kib.iter().copied().max().unwrap_or(0);
         let latency_idle = res
@@ -969,7 +996,7 @@ fn agreement_section(o: &mut String, res: &Results) {
     let _ = writeln!(
         o,
         "**{} concurrent incidents.** A consortium of 4 nodes and {} members (member i homed on chain \
-         31337 + i mod 3), 1-s blocks, `confirmations = 1`. Deploying it took **{:.1} s** (three \
+         31337 + i mod 3), `confirmations = 1`; from the gaps on, the chains make {}. Deploying it took **{:.1} s** (three \
          chains in parallel, one mock member contract per member on its home chain, and every \
          member registered on every vault with a t-signed `setMember`, one transaction after \
          another per chain), against {} for the same consortium with one member. The nodes run \
@@ -987,6 +1014,7 @@ fn agreement_section(o: &mut String, res: &Results) {
          is still not mined after 30 s).\n",
         c.members,
         c.members,
+        c.blocks.describe(),
         c.deploy_s,
         opt(one_member_deploy, |v| format!("{v:.1} s")),
         crate::concurrent::SMALL_GAP_UNITS,

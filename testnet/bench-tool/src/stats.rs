@@ -27,6 +27,11 @@ pub fn range(values: &[f64]) -> Option<(f64, f64)> {
     Some((min, max))
 }
 
+/// Counts (blocks, say) as values for the statistics above.
+pub fn counts(values: &[u64]) -> Vec<f64> {
+    values.iter().map(|&v| v as f64).collect()
+}
+
 /// `p50 / p99 (n = …)` of `values` in the unit the caller formats with `fmt`, or "n/a".
 pub fn summary(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
     match (percentile(values, 50.0), percentile(values, 99.0)) {
