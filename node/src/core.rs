@@ -1094,6 +1094,8 @@ impl<S: GuardianSigner, K: Kv> NodeCore<S, K> {
         let Some(lowest) = dropped.iter().map(|(n, _)| *n).min() else {
             return Ok(());
         };
+        self.detectors.on_reorg(chain_id, lowest);
+        self.warnings.on_reorg(chain_id, lowest);
         let after = lowest.saturating_sub(1);
         let st = self.status.entry(chain_id).or_default();
         st.head = after;

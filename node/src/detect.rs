@@ -110,6 +110,20 @@ impl Detectors {
         }
     }
 
+    /// Chain `chain_id`'s blocks from `from` on were replaced by a reorg: the assets read at
+    /// them go, so that whichever replacing block is read next is compared with what still
+    /// stands (a node that reads only the newest of several waiting blocks may never read a
+    /// block at `from`).
+    pub fn on_reorg(&mut self, chain_id: u64, from: u64) {
+        for (member, hist) in &mut self.assets {
+            if self.cfg.members.get(member) == Some(&chain_id) {
+                while hist.back().is_some_and(|(b, _)| *b >= from) {
+                    hist.pop_back();
+                }
+            }
+        }
+    }
+
     /// Conditions holding now, with their evidence.
     pub fn holding(&self) -> impl Iterator<Item = (&Key, &str)> {
         self.holding.iter().map(|(k, (e, _))| (k, e.as_str()))
@@ -527,6 +541,31 @@ mod tests {
                     .is_empty()
             );
         }
+    }
+
+    #[test]
+    fn assets_of_blocks_a_reorg_replaced_are_not_a_peak_to_fall_from() {
+        let mut d = detectors(false);
+        let with_assets = |number, assets: u64| {
+            let mut s = at(1, number, A, 100_000_000, 0);
+            member_mut(&mut s).solvency = Some(Solvency {
+                assets: U256::from(assets),
+                liabilities: U256::from(assets),
+                booked_draws: Some(0),
+            });
+            s
+        };
+        assert!(d.on_snapshot(&with_assets(1, 700), NOW).is_empty());
+        assert!(d.on_snapshot(&with_assets(2, 1_000), NOW).is_empty());
+        // Blocks 2.. are replaced; the node reads the newest replacing block only, where the
+        // assets are what they were before block 2.
+        d.on_reorg(1, 2);
+        assert!(d.on_snapshot(&with_assets(4, 700), NOW).is_empty());
+        // Another chain's reorg leaves this member's history alone.
+        assert!(d.on_snapshot(&with_assets(5, 1_000), NOW).is_empty());
+        d.on_reorg(2, 5);
+        let found = d.on_snapshot(&with_assets(6, 700), NOW);
+        assert_eq!(kinds(&found), [(SignalKind::AbnormalOutflow, member())]);
     }
 
     #[test]

@@ -85,6 +85,23 @@ impl Warnings {
         &self.cfg
     }
 
+    /// Chain `chain_id`'s blocks from `from` on were replaced by a reorg: their samples go,
+    /// so that whichever replacing block is read next is compared with what still stands
+    /// (a node that reads only the newest of several waiting blocks may never read a block
+    /// at `from`).
+    pub fn on_reorg(&mut self, chain_id: u64, from: u64) {
+        for (member, hist) in &mut self.equity {
+            if self.cfg.members.get(member) == Some(&chain_id) {
+                drop_from(hist, from, |s| s.0);
+            }
+        }
+        for ((chain, _), hist) in &mut self.prices {
+            if *chain == chain_id {
+                drop_from(hist, from, |s| s.0);
+            }
+        }
+    }
+
     /// A confirmed block of one chain: the margin trends of the members homed there and the
     /// volatility of its oracles.
     pub fn on_snapshot(&mut self, snap: &ChainSnapshot) -> Conditions {
@@ -240,10 +257,15 @@ fn steady_fall(samples: &[Sample]) -> bool {
 /// Appends `sample`, taken at block `number`, first dropping the samples of that block and
 /// later ones (a reorg or a repeated block); `block` reads a sample's block.
 fn push_at<T>(hist: &mut Window<T>, number: u64, sample: T, block: impl Fn(&T) -> u64) {
-    while hist.newest().is_some_and(|s| block(s) >= number) {
+    drop_from(hist, number, block);
+    hist.push(sample);
+}
+
+/// Drops the samples taken at block `from` or later.
+fn drop_from<T>(hist: &mut Window<T>, from: u64, block: impl Fn(&T) -> u64) {
+    while hist.newest().is_some_and(|s| block(s) >= from) {
         hist.pop_newest();
     }
-    hist.push(sample);
 }
 
 /// `assets − liabilities` as text, signed.
@@ -306,6 +328,23 @@ mod tests {
 
     fn holds(c: &Conditions, kind: SignalKind) -> bool {
         c.found.keys().any(|(k, _)| *k == kind)
+    }
+
+    /// Samples of blocks a reorg replaced are forgotten, also when the block read next is
+    /// above them; another chain's reorg leaves them.
+    #[test]
+    fn samples_of_blocks_a_reorg_replaced_are_forgotten() {
+        let mut w = warnings();
+        for (b, assets) in [(10, 1_100), (11, 1_090), (12, 1_020), (13, 1_010)] {
+            w.on_snapshot(&block(b, assets, 1_000, 100));
+        }
+        assert_eq!(w.worst_fall(&member()), U256::from(90));
+        w.on_reorg(HOME + 1, 12);
+        assert_eq!(w.worst_fall(&member()), U256::from(90));
+        w.on_reorg(HOME, 12);
+        w.on_snapshot(&block(15, 1_095, 1_000, 100));
+        // What stands: 100 at block 10, 90 at 11, 95 at 15.
+        assert_eq!(w.worst_fall(&member()), U256::from(10));
     }
 
     /// Equity 100, 90, 80, ... reaches zero 10 blocks after the first sample: the warning
