@@ -335,7 +335,7 @@ const MAX_BATCH: usize = 256;
 #[derive(Debug)]
 enum Step {
     /// Confirmed blocks that waited together, oldest first.
-    Confirmed(Vec<Box<ConfirmedBlock>>),
+    Confirmed(Vec<ConfirmedBlock>),
     /// Any other event.
     Other(ChainEvent),
 }
@@ -345,8 +345,8 @@ fn steps(batch: Vec<ChainEvent>) -> Vec<Step> {
     let mut out: Vec<Step> = Vec::new();
     for event in batch {
         match (event, out.last_mut()) {
-            (ChainEvent::Confirmed(cb), Some(Step::Confirmed(run))) => run.push(cb),
-            (ChainEvent::Confirmed(cb), _) => out.push(Step::Confirmed(vec![cb])),
+            (ChainEvent::Confirmed(cb), Some(Step::Confirmed(run))) => run.push(*cb),
+            (ChainEvent::Confirmed(cb), _) => out.push(Step::Confirmed(vec![*cb])),
             (other, _) => out.push(Step::Other(other)),
         }
     }
@@ -420,7 +420,7 @@ async fn confirmed_run(
     pool: &RpcPool,
     spec: &ChainSpec,
     vault: VaultId,
-    run: &[Box<ConfirmedBlock>],
+    run: &[ConfirmedBlock],
 ) -> Vec<ChainInput> {
     let (Some(first), Some(last)) = (run.first(), run.last()) else {
         return Vec::new();
@@ -464,7 +464,7 @@ async fn confirmed(
     pool: &RpcPool,
     spec: &ChainSpec,
     vault: VaultId,
-    run: &[Box<ConfirmedBlock>],
+    run: &[ConfirmedBlock],
 ) -> Result<Vec<ChainInput>, ChainError> {
     let Some(newest) = run.last() else {
         return Ok(Vec::new());
