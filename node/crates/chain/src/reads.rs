@@ -30,7 +30,7 @@ use alloy::eips::{BlockId, RpcBlockHash};
 use alloy::primitives::{Address, B256, Bytes, I256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
-use alloy::rpc::types::state::StateOverridesBuilder;
+use alloy::rpc::types::state::{StateOverride, StateOverridesBuilder};
 use alloy::sol_types::SolCall;
 use backstop_contracts::bindings::{
     BackstopVault, IBackstopMember, IBackstopRisk, IBackstopVault, MockOracle, MockToken,
@@ -327,6 +327,13 @@ fn lens_bounds() -> SnapshotLens::Bounds {
     }
 }
 
+/// The state override that places [`SnapshotLens`]'s code at [`LENS_ADDRESS`].
+fn lens_override() -> StateOverride {
+    StateOverridesBuilder::default()
+        .with_code(LENS_ADDRESS, SnapshotLens::DEPLOYED_BYTECODE.clone())
+        .build()
+}
+
 /// A view for [`SnapshotLens`]'s `calls`, bounded as a member protocol's views are.
 fn lens_call<C: SolCall>(target: Address, call: C) -> SnapshotLens::Call {
     SnapshotLens::Call {
@@ -563,9 +570,7 @@ impl<'a> Reader<'a> {
     ) -> Result<Vec<SnapshotLens::View>, ReadError> {
         let id = self.check(block)?;
         let asked = calls.len();
-        let code = StateOverridesBuilder::default()
-            .with_code(LENS_ADDRESS, SnapshotLens::DEPLOYED_BYTECODE.clone())
-            .build();
+        let code = lens_override();
         let views = self
             .pool
             .call("lens calls", |p| {
@@ -692,9 +697,7 @@ impl<'a> Reader<'a> {
             .iter()
             .map(|(_, b)| b.unwrap_or(Address::ZERO))
             .collect();
-        let code = StateOverridesBuilder::default()
-            .with_code(LENS_ADDRESS, SnapshotLens::DEPLOYED_BYTECODE.clone())
-            .build();
+        let code = lens_override();
         let reads = self
             .pool
             .call("lens", |p| {
