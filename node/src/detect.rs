@@ -512,18 +512,20 @@ mod tests {
         }));
     }
 
+    /// Chain 1's snapshot at `number` whose member holds `assets` against as many liabilities.
+    fn with_assets(number: u64, assets: u64) -> ChainSnapshot {
+        let mut s = at(1, number, A, 100_000_000, 0);
+        member_mut(&mut s).solvency = Some(Solvency {
+            assets: U256::from(assets),
+            liabilities: U256::from(assets),
+            booked_draws: Some(0),
+        });
+        s
+    }
+
     #[test]
     fn outflow_counts_the_fall_from_the_peak_within_the_window() {
         let mut d = detectors(false);
-        let with_assets = |number, assets: u64| {
-            let mut s = at(1, number, A, 100_000_000, 0);
-            member_mut(&mut s).solvency = Some(Solvency {
-                assets: U256::from(assets),
-                liabilities: U256::from(assets),
-                booked_draws: Some(0),
-            });
-            s
-        };
         assert!(d.on_snapshot(&with_assets(1, 1_000), NOW).is_empty());
         assert!(
             d.on_snapshot(&with_assets(2, 850), NOW).is_empty(),
@@ -546,15 +548,6 @@ mod tests {
     #[test]
     fn assets_of_blocks_a_reorg_replaced_are_not_a_peak_to_fall_from() {
         let mut d = detectors(false);
-        let with_assets = |number, assets: u64| {
-            let mut s = at(1, number, A, 100_000_000, 0);
-            member_mut(&mut s).solvency = Some(Solvency {
-                assets: U256::from(assets),
-                liabilities: U256::from(assets),
-                booked_draws: Some(0),
-            });
-            s
-        };
         assert!(d.on_snapshot(&with_assets(1, 700), NOW).is_empty());
         assert!(d.on_snapshot(&with_assets(2, 1_000), NOW).is_empty());
         // Blocks 2.. are replaced; the node reads the newest replacing block only, where the
