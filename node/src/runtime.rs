@@ -530,13 +530,9 @@ fn restore_machine(
     Ok(machine)
 }
 
-/// Starts the gossip network towards the other nodes.
-async fn start_network(
-    params: &Params,
-    consortium: &Consortium,
-    catchup: Arc<MemoryCatchUpStore>,
-) -> Result<(network::NetworkHandle, tokio::task::JoinHandle<()>), RuntimeError> {
-    let peers: Vec<PeerAddr> = params
+/// Where to dial the other nodes (every configured node but this one).
+pub fn peer_addrs(params: &Params) -> Result<Vec<PeerAddr>, backstop_p2p::network::NetworkError> {
+    params
         .peers
         .iter()
         .filter(|p| p.public_key != params.identity.verifying_key().to_bytes())
@@ -546,7 +542,16 @@ async fn start_network(
                 addrs: p.addrs.clone(),
             })
         })
-        .collect::<Result<_, backstop_p2p::network::NetworkError>>()?;
+        .collect()
+}
+
+/// Starts the gossip network towards the other nodes.
+async fn start_network(
+    params: &Params,
+    consortium: &Consortium,
+    catchup: Arc<MemoryCatchUpStore>,
+) -> Result<(network::NetworkHandle, tokio::task::JoinHandle<()>), RuntimeError> {
+    let peers = peer_addrs(params)?;
     let ncfg = NetworkConfig::new(
         params.identity.clone(),
         Arc::new(consortium.clone()),

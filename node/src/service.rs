@@ -21,7 +21,7 @@ use backstop_chain::rpc::RpcPool;
 use backstop_chain::submit::{ChainAction, Submitter};
 use backstop_contracts::eip712::{Draw, SignatureError, VaultId, pack_signatures};
 use backstop_p2p::catchup::MemoryCatchUpStore;
-use backstop_p2p::network::NetworkHandle;
+use backstop_p2p::network::{NetworkHandle, PeerAddr};
 use backstop_signer::GuardianKey;
 use backstop_store::RocksKv;
 use backstop_types::time::now_ms;
@@ -51,6 +51,8 @@ pub struct Reload {
     pub signer: GuardianKey,
     /// Each configured chain's RPC URLs as the file now lists them.
     pub rpc_urls: BTreeMap<u64, Vec<String>>,
+    /// Where to dial the other nodes, as the file now lists them.
+    pub peers: Vec<PeerAddr>,
 }
 
 /// A request with its reply channel.
@@ -103,8 +105,8 @@ impl Core {
 
     /// Runs until `shutdown` fires or an input fails. Returns the machine for a final flush
     /// of its store. On a [`Reload`] (the operator reloaded the configuration) the chains'
-    /// RPC pools take the new URLs and the guardian key replaces the signer if it holds
-    /// this node's guardian.
+    /// RPC pools take the new URLs, the network the peers' addresses, and the guardian key
+    /// replaces the signer if it holds this node's guardian.
     pub async fn run(
         mut self,
         mut chain_rx: mpsc::Receiver<ChainInput>,
@@ -138,6 +140,7 @@ impl Core {
                 Some(i) = self.internal_rx.recv() => i,
                 Some(reload) = reloads.recv() => {
                     self.reload_urls(&reload.rpc_urls);
+                    self.reload_peers(reload.peers).await;
                     let actions = self.core.replace_signer(reload.signer, now_ms())?;
                     self.carry(actions).await;
                     continue;
@@ -177,6 +180,15 @@ impl Core {
                     "the reloaded file lists no RPC URL for this chain; the current ones stay"
                 ),
             }
+        }
+    }
+
+    /// Hands the network the reloaded peers' addresses; a refused list changes nothing.
+    async fn reload_peers(&self, peers: Vec<PeerAddr>) {
+        match self.net.set_peers(peers).await {
+            Ok(0) => {}
+            Ok(changed) => info!(changed, "peers' addresses reloaded"),
+            Err(e) => warn!(error = %e, "reloaded peers' addresses refused; the current ones stay"),
         }
     }
 

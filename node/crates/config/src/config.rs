@@ -485,16 +485,12 @@ impl Config {
     }
 
     /// What differs in `new` that a running node takes only at its next start: everything
-    /// but the guardian key (`node.signer_*`) and the chains' RPC URLs, which a reload
-    /// applies, and the consortium nodes' guardian addresses (the node follows the vaults'
-    /// set). Named by section.
+    /// but the guardian key (`node.signer_*`), the chains' RPC URLs and the consortium
+    /// nodes' network addresses, which a reload applies, and the nodes' guardian addresses
+    /// (the node follows the vaults' set). Named by section.
     pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
         fn parts(c: &Config) -> [(&'static str, String); 11] {
-            let nodes: Vec<_> = c
-                .nodes
-                .iter()
-                .map(|n| (&n.name, n.public_key, &n.addresses))
-                .collect();
+            let nodes: Vec<_> = c.nodes.iter().map(|n| (&n.name, n.public_key)).collect();
             let node = &c.node;
             [
                 (

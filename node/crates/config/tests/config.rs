@@ -1008,7 +1008,7 @@ fn guardian_key_forms_are_exclusive_and_complete() {
 }
 
 #[test]
-fn a_reload_names_what_needs_a_restart_but_not_the_guardian_key() {
+fn a_reload_names_what_needs_a_restart_but_not_the_guardian_key_urls_or_addresses() {
     let running = Config::from_str(EXAMPLE, "node.toml").unwrap();
     let same = Config::from_str(EXAMPLE, "node.toml").unwrap();
     assert!(running.restart_needed(&same).is_empty());
@@ -1037,6 +1037,14 @@ fn a_reload_names_what_needs_a_restart_but_not_the_guardian_key() {
         "rpc_urls = [\"https://eth2.rpc.example/v1\"]",
     );
     let new = Config::from_str(&moved, "node.toml").unwrap();
+    assert!(running.restart_needed(&new).is_empty());
+    // And a node's new network address.
+    let readdressed = edit(
+        EXAMPLE,
+        "addresses = [\"/dns4/charlie.backstop.example/udp/9000/quic-v1\"]",
+        "addresses = [\"/dns4/charlie2.backstop.example/udp/9000/quic-v1\"]",
+    );
+    let new = Config::from_str(&readdressed, "node.toml").unwrap();
     assert!(running.restart_needed(&new).is_empty());
     let polled = edit(EXAMPLE, "poll_interval_ms = 2000", "poll_interval_ms = 500");
     let filtered = edit(

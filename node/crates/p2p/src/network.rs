@@ -203,6 +203,10 @@ enum Command {
         consortium: Arc<Consortium>,
         reply: oneshot::Sender<Result<(), NetworkError>>,
     },
+    SetPeers {
+        peers: Vec<PeerAddr>,
+        reply: oneshot::Sender<Result<usize, NetworkError>>,
+    },
     Shutdown,
 }
 
@@ -303,6 +307,20 @@ impl NetworkHandle {
         rx.await.map_err(|_| NetworkError::Stopped)?
     }
 
+    /// Takes `peers` as the configured addresses of the consortium's nodes (an operator's
+    /// reload): a peer whose addresses changed is dialed there at once, and the inbound gate
+    /// admits it from there; a node no longer listed keeps the addresses it announced. A peer
+    /// outside the consortium refuses the whole list and changes nothing. Returns how many
+    /// peers' addresses changed.
+    pub async fn set_peers(&self, peers: Vec<PeerAddr>) -> Result<usize, NetworkError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SetPeers { peers, reply })
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        rx.await.map_err(|_| NetworkError::Stopped)?
+    }
+
     /// This node's PeerId.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
@@ -376,6 +394,36 @@ struct Dialer {
     connected_since: Option<Instant>,
 }
 
+impl Dialer {
+    /// A dialer on configured addresses, due at once.
+    fn configured(addrs: Vec<Multiaddr>, backoff: Duration) -> Self {
+        Self {
+            addrs,
+            learned: false,
+            failures: 0,
+            connected: false,
+            dialing: false,
+            next_attempt: Instant::now(),
+            backoff,
+            connected_since: None,
+        }
+    }
+}
+
+/// Refuses a configured peer outside the consortium.
+fn check_peers(
+    peer_index: &HashMap<PeerId, usize>,
+    peers: &[PeerAddr],
+) -> Result<(), NetworkError> {
+    match peers.iter().find(|p| !peer_index.contains_key(&p.peer)) {
+        Some(p) => Err(NetworkError::Config(format!(
+            "peer {} is not in the consortium",
+            p.peer
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A connection that lived this long resets the re-dial backoff; one that dropped
 /// sooner (a peer that refuses us, a flapping link) keeps it growing.
 const STABLE_CONNECTION: Duration = Duration::from_secs(10);
@@ -417,14 +465,7 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
     for (i, node) in config.consortium.nodes().iter().enumerate() {
         peer_index.insert(peer_id_of(&node.identity)?, i);
     }
-    for p in &config.peers {
-        if !peer_index.contains_key(&p.peer) {
-            return Err(NetworkError::Config(format!(
-                "peer {} is not in the consortium",
-                p.peer
-            )));
-        }
-    }
+    check_peers(&peer_index, &config.peers)?;
 
     let topic = IdentTopic::new(TOPIC);
     let max_envelope = config.validation.max_envelope_bytes;
@@ -556,7 +597,6 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
         }
     }
 
-    let now = Instant::now();
     let dialers = config
         .peers
         .iter()
@@ -564,16 +604,7 @@ pub async fn spawn(config: NetworkConfig) -> Result<(NetworkHandle, JoinHandle<(
         .map(|p| {
             (
                 p.peer,
-                Dialer {
-                    addrs: p.addrs.clone(),
-                    learned: false,
-                    failures: 0,
-                    connected: false,
-                    dialing: false,
-                    next_attempt: now,
-                    backoff: config.redial_min,
-                    connected_since: None,
-                },
+                Dialer::configured(p.addrs.clone(), config.redial_min),
             )
         })
         .collect();
@@ -678,8 +709,53 @@ impl Task {
                     .map_err(NetworkError::Config);
                 let _ = reply.send(r);
             }
+            Command::SetPeers { peers, reply } => {
+                let _ = reply.send(self.set_peers(peers));
+            }
             Command::Shutdown => {}
         }
+    }
+
+    /// See [`NetworkHandle::set_peers`].
+    fn set_peers(&mut self, peers: Vec<PeerAddr>) -> Result<usize, NetworkError> {
+        check_peers(&self.peer_index, &peers)?;
+        let local = *self.swarm.local_peer_id();
+        let peers: Vec<PeerAddr> = peers.into_iter().filter(|p| p.peer != local).collect();
+        self.swarm.behaviour_mut().gate.set_configured(
+            peers
+                .iter()
+                .flat_map(|p| p.addrs.iter().map(move |a| (p.peer, a))),
+        );
+        // A node no longer configured keeps its addresses, from now on following identify.
+        for (peer, d) in &mut self.dialers {
+            if !peers.iter().any(|p| p.peer == *peer) {
+                d.learned = true;
+            }
+        }
+        let mut changed = 0;
+        for p in peers {
+            match self.dialers.get_mut(&p.peer) {
+                Some(d) if d.addrs == p.addrs => d.learned = false,
+                Some(d) => {
+                    changed += 1;
+                    d.addrs = p.addrs;
+                    d.learned = false;
+                    if !d.connected {
+                        // Where it was not reachable before: try the new addresses now.
+                        d.failures = 0;
+                        d.backoff = self.redial_min;
+                        d.next_attempt = Instant::now();
+                    }
+                }
+                None => {
+                    changed += 1;
+                    let mut d = Dialer::configured(p.addrs, self.redial_min);
+                    d.connected = self.swarm.is_connected(&p.peer);
+                    self.dialers.insert(p.peer, d);
+                }
+            }
+        }
+        Ok(changed)
     }
 
     /// Signs, records (store and seen-cache), then gossips. The record comes first: if

@@ -114,7 +114,7 @@ enum Slot {
 /// The behaviour that enforces the budgets (no protocol of its own).
 #[derive(Default)]
 pub struct InboundGate {
-    /// Configured member addresses (never forgotten).
+    /// Configured member addresses (replaced as a whole by [`InboundGate::set_configured`]).
     configured: HashMap<SocketKey, PeerId>,
     /// Addresses members were seen at or announced, newest last per member.
     learned: HashMap<PeerId, VecDeque<SocketKey>>,
@@ -141,6 +141,14 @@ impl InboundGate {
             && self.members.contains(&peer)
         {
             self.configured.insert(key, peer);
+        }
+    }
+
+    /// Replaces every configured address (an operator's reload); addresses learned stay.
+    pub fn set_configured<'a>(&mut self, addrs: impl IntoIterator<Item = (PeerId, &'a Multiaddr)>) {
+        self.configured.clear();
+        for (peer, addr) in addrs {
+            self.configure(peer, addr);
         }
     }
 
