@@ -84,6 +84,9 @@ pub struct Concurrent {
     /// Per incident, first gap transaction → earliest "certificate over" on any node (ms),
     /// sorted.
     pub cert_ms: Vec<f64>,
+    /// First gap transaction → the earliest "gap seen" line of any node (ms): when the first
+    /// gap stood in a confirmed block a node had read (the chain's share of `cert_ms`).
+    pub first_gap_seen_ms: Option<f64>,
     /// Per incident, first gap transaction → closed on node-0 (ms), sorted.
     pub closed_ms: Vec<f64>,
     /// Per incident, its own gap transaction → closed on node-0 (ms).
@@ -128,6 +131,24 @@ pub struct Concurrent {
     /// blocks by which the node's confirmed head trailed the chain's (the chain's head less
     /// the confirmation depth), sorted.
     pub head_lag_blocks: Vec<u64>,
+}
+
+impl Concurrent {
+    /// Certificates per second from the first gap transaction: certificates formed over the
+    /// time from that transaction to the last of them (`None` before any).
+    pub fn certs_per_s(&self) -> Option<f64> {
+        let last = self.cert_ms.last()?;
+        Some(self.cert_ms.len() as f64 / (last / 1000.0))
+    }
+
+    /// Certificates per second once a node could act: certificates formed over the time from
+    /// the first gap a node saw (in a confirmed block) to the last of them. The time before
+    /// that is the chain's: the gaps' block, then its confirmation.
+    pub fn certs_per_s_from_seen(&self) -> Option<f64> {
+        let last = self.cert_ms.last()?;
+        let span = last - self.first_gap_seen_ms?;
+        (span > 0.0).then(|| self.cert_ms.len() as f64 / (span / 1000.0))
+    }
 }
 
 /// `[detectors]` of the nodes: many members of one chain in trouble at once is exactly what
@@ -899,6 +920,13 @@ async fn incidents(
             out.gap_to_registration_blocks.push(r.saturating_sub(g));
         }
     }
+    out.first_gap_seen_ms = per_node
+        .iter()
+        .flatten()
+        .filter(|x| x.seq == 0)
+        .filter_map(|x| first_ms(x, Step::GapSeen))
+        .reduce(f64::min)
+        .map(|at| at - t_first);
     out.gap_to_registration_blocks.sort_unstable();
     out.cert_ms.sort_by(f64::total_cmp);
     out.closed_ms.sort_by(f64::total_cmp);
