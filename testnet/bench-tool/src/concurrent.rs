@@ -74,6 +74,8 @@ pub struct Concurrent {
     pub start_s: f64,
     /// Per node, VmRSS (KiB) about 10 s after ready.
     pub idle_rss_kib: Vec<u64>,
+    /// Per node, the same split into (anonymous, file-backed) KiB.
+    pub idle_rss_split_kib: Vec<(u64, u64)>,
     /// Per node, largest VmRSS (KiB) sampled every 100 ms from the first gap until every
     /// incident was closed.
     pub peak_rss_kib: Vec<u64>,
@@ -270,6 +272,10 @@ pub async fn run(ctx: &Ctx, members: usize, blocks: Blocks) -> Result<Concurrent
     tokio::time::sleep(Duration::from_secs(10)).await;
     let pids: Vec<u32> = nodes.iter().filter_map(Node::pid).collect();
     let idle_rss_kib: Vec<u64> = pids.iter().filter_map(|p| machine::rss_kib(*p)).collect();
+    let idle_rss_split_kib = pids
+        .iter()
+        .filter_map(|p| machine::rss_split_kib(*p))
+        .collect();
     ctx.progress(&format!(
         "{label}: idle RSS (MiB) {:?}",
         idle_rss_kib.iter().map(|k| k / 1024).collect::<Vec<_>>()
@@ -292,6 +298,7 @@ pub async fn run(ctx: &Ctx, members: usize, blocks: Blocks) -> Result<Concurrent
     out.deploy_s = deploy_s;
     out.start_s = start_s;
     out.idle_rss_kib = idle_rss_kib;
+    out.idle_rss_split_kib = idle_rss_split_kib;
     out.peak_rss_kib = peak_rss_kib;
     out.hwm_kib = pids.iter().filter_map(|p| machine::hwm_kib(*p)).collect();
     out.blocks = blocks;

@@ -119,6 +119,16 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     status_field_kib(pid, "VmRSS:")
 }
 
+/// Of the resident set of process `pid`: (anonymous, file-backed) KiB (`RssAnon`,
+/// `RssFile`). The file-backed part is mostly the binary's code, mapped by the kernel in
+/// fault-around windows (64 KiB by default) as it runs, and shared by every process of it.
+pub fn rss_split_kib(pid: u32) -> Option<(u64, u64)> {
+    Some((
+        status_field_kib(pid, "RssAnon:")?,
+        status_field_kib(pid, "RssFile:")?,
+    ))
+}
+
 /// Peak resident set size of process `pid` since it started (`VmHWM`), KiB.
 pub fn hwm_kib(pid: u32) -> Option<u64> {
     status_field_kib(pid, "VmHWM:")

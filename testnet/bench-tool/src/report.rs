@@ -344,13 +344,21 @@ fn headline_table(o: &mut String, res: &Results) {
             .flat_map(|s| s.idle_rss_kib.iter().copied())
             .max()
             .unwrap_or(0);
+        let (anon, file) = c
+            .idle_rss_split_kib
+            .iter()
+            .copied()
+            .max_by_key(|(a, f)| a + f)
+            .unwrap_or_default();
         let _ = writeln!(
             o,
-            "| node RSS: idle (1 member / {} members), peak during {} concurrent incidents | {} / {} MiB idle, {} MiB peak (largest node) | idle ≤ 40 MiB: {}; peak ≤ 64 MiB: {} |",
+            "| node RSS: idle (1 member / {} members), peak during {} concurrent incidents | {} / {} MiB idle ({} MiB anonymous, {} MiB file-backed: the binary's code as mapped), {} MiB peak (largest node) | idle ≤ 40 MiB: {}; peak ≤ 64 MiB: {} |",
             c.members,
             c.members,
             mib(latency_idle),
             mib(idle),
+            mib(anon),
+            mib(file),
             mib(peak),
             met(idle as f64 / 1024.0 <= IDLE_TARGET_MIB),
             met(peak as f64 / 1024.0 <= PEAK_TARGET_MIB),
