@@ -98,6 +98,10 @@ struct Args {
     /// evaluate`, release), which `testnet/bench` runs first, for its section of the report.
     #[arg(long)]
     stress_bench: Option<PathBuf>,
+    /// Output of the in-process agreement benchmark (`cargo bench -p backstop-agreement
+    /// --bench certificates`, release), which `testnet/bench` runs first.
+    #[arg(long)]
+    certificates_bench: Option<PathBuf>,
     /// Keep each series' directory (node configs, logs, stores, incidents-node-<i>.txt with
     /// every incident as the node reported it) and print where it is, also when the series
     /// fails.
@@ -186,6 +190,8 @@ pub struct Results {
     pub gas: Option<gas::Gas>,
     /// The stress-evaluation benchmark's output, as it printed it.
     pub stress_bench: Option<String>,
+    /// The in-process agreement benchmark's output, as it printed it.
+    pub certificates_bench: Option<String>,
     /// What failed: (phase, error).
     pub failures: Vec<(String, String)>,
     /// Load averages at the start and at the end.
@@ -227,12 +233,22 @@ async fn main() -> Result<()> {
         incidents,
         ..Results::default()
     };
-    if let Some(path) = &args.stress_bench {
+    for (path, slot, what) in [
+        (
+            &args.stress_bench,
+            &mut res.stress_bench,
+            "stress evaluation",
+        ),
+        (
+            &args.certificates_bench,
+            &mut res.certificates_bench,
+            "in-process certificates",
+        ),
+    ] {
+        let Some(path) = path else { continue };
         match read_bounded(path) {
-            Ok(text) => res.stress_bench = Some(text),
-            Err(e) => res
-                .failures
-                .push(("stress evaluation".to_owned(), format!("{e:#}"))),
+            Ok(text) => *slot = Some(text),
+            Err(e) => res.failures.push((what.to_owned(), format!("{e:#}"))),
         }
     }
     let load_start = machine::load_average();

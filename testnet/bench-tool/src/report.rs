@@ -238,6 +238,7 @@ pub fn markdown(res: &Results) -> String {
     agreement_section(&mut o, res);
     memory_section(&mut o, res);
     restart_section(&mut o, res);
+    certificates_section(&mut o, res);
     stress_section(&mut o, res);
     gas_section(&mut o, res);
     limits_section(&mut o, res);
@@ -390,6 +391,17 @@ fn headline_table(o: &mut String, res: &Results) {
             opt(median(&ready(&r.baseline)), ms),
             opt(median(&ready(&r.loaded)), ms),
             median(&ready(&r.loaded)).map_or("not measured", |v| met(v <= RESTART_TARGET_MS)),
+        );
+    }
+    if let Some((all, per_node)) = res
+        .certificates_bench
+        .as_deref()
+        .and_then(|t| in_process_rates(t, 19))
+    {
+        let _ = writeln!(
+            o,
+            "| in process, n = 19 (t = 13), real signatures: one node's rate / the whole consortium on one CPU | **{per_node:.1}** / {all:.1} incidents certified/s | ≥ {WORMHOLE_PER_S:.0}/s (Wormhole, one guardian): {} |",
+            met(per_node >= WORMHOLE_PER_S),
         );
     }
     if let Some(g) = &res.gas {
@@ -1461,6 +1473,60 @@ fn gas_section(o: &mut String, res: &Results) {
     let _ = writeln!(o);
 }
 
+/// Wormhole's consensus benchmark: 19 guardians × 1,000 messages in about 7.5 s, as one
+/// guardian processes them (each message with 19 signatures).
+const WORMHOLE_PER_S: f64 = 133.0;
+
+/// From the in-process benchmark's line for `n` nodes ("certificates n=19: 17.1 incidents
+/// certified/s (… , 324.9 node-certificates/s)"): (incidents certified at every node per
+/// second, node-certificates per second).
+fn in_process_rates(text: &str, n: usize) -> Option<(f64, f64)> {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("certificates n={n}: ")))?;
+    let incidents = line.split_whitespace().next()?.parse().ok()?;
+    let per_node = line
+        .rsplit_once(", ")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((incidents, per_node))
+}
+
+/// The agreement core's certificates per second in process, from the release benchmark.
+fn certificates_section(o: &mut String, res: &Results) {
+    let Some(text) = &res.certificates_bench else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "## Agreement in process (certificates per second)
+"
+    );
+    let _ = writeln!(
+        o,
+        "`cargo bench -p backstop-agreement --bench certificates`, release, which          `testnet/bench` runs before the rest: n agreement machines in one thread (so on one          CPU), 200 incidents each going observation → proposal → n attestations → a          certificate at every node; every message is signed with ed25519 by its sender and          verified by every receiver, every attestation is a secp256k1 signature its receivers          verify; stores in memory. *Incidents certified/s* is the whole consortium's rate          (every node certifies every incident, all on one CPU); *node-certificates/s* is n          times that: the rate at which one node, with a CPU to itself, would take in          incidents of n signatures each.
+"
+    );
+    let _ = writeln!(
+        o,
+        "```
+{}
+```
+",
+        text.trim()
+    );
+    if let Some((all, per_node)) = in_process_rates(text, 19) {
+        let _ = writeln!(
+            o,
+            "Against Wormhole's consensus benchmark (19 guardians × 1,000 messages in about              7.5 s: {WORMHOLE_PER_S:.0} messages/s, as one guardian processes them, each with 19              signatures): one node takes in {per_node:.1} incidents/s of 19 signatures; the              whole 19-node consortium on one CPU certifies {all:.1}/s.
+"
+        );
+    }
+}
+
 /// The stress scenarios' cost per confirmed head, from the release benchmark.
 fn stress_section(o: &mut String, res: &Results) {
     let Some(text) = &res.stress_bench else {
@@ -1593,5 +1659,21 @@ fn raw_section(o: &mut String, res: &Results) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_process_rates;
+
+    #[test]
+    fn the_in_process_rates_are_read_from_the_benchmarks_lines() {
+        let text = "release build, 2 CPUs, 1-minute load average 1.06 before\n\
+            certificates n=4: 398.9 incidents certified/s (800 certificates at 4 nodes, 1595.5 node-certificates/s)\n\
+            certificates n=19: 17.1 incidents certified/s (3800 certificates at 19 nodes, 324.9 node-certificates/s)\n";
+        assert_eq!(in_process_rates(text, 19), Some((17.1, 324.9)));
+        assert_eq!(in_process_rates(text, 4), Some((398.9, 1595.5)));
+        assert_eq!(in_process_rates(text, 7), None);
+        assert_eq!(in_process_rates("certificates n=19: fast", 19), None);
     }
 }
