@@ -1500,29 +1500,27 @@ fn certificates_section(o: &mut String, res: &Results) {
     let Some(text) = &res.certificates_bench else {
         return;
     };
+    let _ = writeln!(o, "## Agreement in process (certificates per second)\n");
     let _ = writeln!(
         o,
-        "## Agreement in process (certificates per second)
-"
+        "`cargo bench -p backstop-agreement --bench certificates`, release, which \
+         `testnet/bench` runs before the rest: n agreement machines in one thread (so on one \
+         CPU), 200 incidents each going observation → proposal → n attestations → a \
+         certificate at every node; every message is signed with ed25519 by its sender and \
+         verified by every receiver, every attestation is a secp256k1 signature its receivers \
+         verify; stores in memory. *Incidents certified/s* is the whole consortium's rate \
+         (every node certifies every incident, all on one CPU); *node-certificates/s* is n \
+         times that: the rate at which one node, with a CPU to itself, would take in \
+         incidents of n signatures each.\n"
     );
-    let _ = writeln!(
-        o,
-        "`cargo bench -p backstop-agreement --bench certificates`, release, which          `testnet/bench` runs before the rest: n agreement machines in one thread (so on one          CPU), 200 incidents each going observation → proposal → n attestations → a          certificate at every node; every message is signed with ed25519 by its sender and          verified by every receiver, every attestation is a secp256k1 signature its receivers          verify; stores in memory. *Incidents certified/s* is the whole consortium's rate          (every node certifies every incident, all on one CPU); *node-certificates/s* is n          times that: the rate at which one node, with a CPU to itself, would take in          incidents of n signatures each.
-"
-    );
-    let _ = writeln!(
-        o,
-        "```
-{}
-```
-",
-        text.trim()
-    );
+    let _ = writeln!(o, "```\n{}\n```\n", text.trim());
     if let Some((all, per_node)) = in_process_rates(text, 19) {
         let _ = writeln!(
             o,
-            "Against Wormhole's consensus benchmark (19 guardians × 1,000 messages in about              7.5 s: {WORMHOLE_PER_S:.0} messages/s, as one guardian processes them, each with 19              signatures): one node takes in {per_node:.1} incidents/s of 19 signatures; the              whole 19-node consortium on one CPU certifies {all:.1}/s.
-"
+            "Against Wormhole's consensus benchmark (19 guardians × 1,000 messages in about \
+             7.5 s: {WORMHOLE_PER_S:.0} messages/s, as one guardian processes them, each with \
+             19 signatures): one node takes in {per_node:.1} incidents/s of 19 signatures; the \
+             whole 19-node consortium on one CPU certifies {all:.1}/s.\n"
         );
     }
 }
