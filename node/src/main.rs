@@ -470,8 +470,8 @@ impl<F: std::future::Future<Output = ()>> ThenNamed for F {}
 
 /// On every SIGHUP: reads the configuration file again and hands the core its chains' RPC
 /// URLs, the other nodes' addresses and its guardian key (taken if it holds this node's
-/// guardian on the vaults); names what else changed and needs a restart. A file that does not load is reported and
-/// changes nothing.
+/// guardian on the vaults); names what else changed and needs a restart. A file that does
+/// not load is reported and changes nothing.
 async fn reload_on_sighup(
     path: std::path::PathBuf,
     mut running: Config,
@@ -497,12 +497,12 @@ async fn reload_on_sighup(
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
-            let peers = loaded.and_then(|(c, k)| {
+            let reloaded = loaded.and_then(|(c, k)| {
                 let p = params::params(&c, &k).map_err(|e| e.to_string())?;
                 let peers = runtime::peer_addrs(&p).map_err(|e| e.to_string())?;
                 Ok((c, k, peers))
             });
-            let (config, keys, peers) = match peers {
+            let (config, keys, peers) = match reloaded {
                 Ok(x) => x,
                 Err(e) => {
                     error!(error = %e, "reload refused; the node runs on as it was");
