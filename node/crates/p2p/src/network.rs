@@ -223,31 +223,37 @@ pub struct NetworkHandle {
 }
 
 impl NetworkHandle {
+    /// Sends the swarm task the command `make` builds around a reply channel, and awaits
+    /// the reply.
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetworkError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        rx.await.map_err(|_| NetworkError::Stopped)
+    }
+
     /// Signs `message` with this node's key and gossips it. Returns its content id.
     /// The envelope is recorded in the catch-up store before it is sent, so even when
     /// this fails because no peer is subscribed yet, peers that catch up later get it.
     pub async fn publish(&self, message: Message) -> Result<[u8; 32], NetworkError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Publish {
-                message: Box::new(message),
-                reply,
-            })
-            .await
-            .map_err(|_| NetworkError::Stopped)?;
-        rx.await.map_err(|_| NetworkError::Stopped)?
+        self.request(|reply| Command::Publish {
+            message: Box::new(message),
+            reply,
+        })
+        .await?
     }
 
     /// Gossips `data` as is, without signing or checking it. Honest code never needs
     /// this; it exists to test how peers treat malformed or forged traffic.
     #[cfg(feature = "test-util")]
     pub async fn publish_raw(&self, data: Vec<u8>) -> Result<(), NetworkError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::PublishRaw { data, reply })
-            .await
-            .map_err(|_| NetworkError::Stopped)?;
-        rx.await.map_err(|_| NetworkError::Stopped)?
+        self.request(|reply| Command::PublishRaw { data, reply })
+            .await?
     }
 
     /// A stream of validated messages (from gossip and catch-up), from now on.
@@ -277,34 +283,21 @@ impl NetworkHandle {
 
     /// Gossipsub score this node gives `peer`, if it knows it.
     pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NetworkError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::PeerScore { peer, reply })
+        self.request(|reply| Command::PeerScore { peer, reply })
             .await
-            .map_err(|_| NetworkError::Stopped)?;
-        rx.await.map_err(|_| NetworkError::Stopped)
     }
 
     /// Peers gossipsub knows to be subscribed to the Backstop topic (those a publish
     /// reaches directly).
     pub async fn gossip_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::GossipPeers { reply })
-            .await
-            .map_err(|_| NetworkError::Stopped)?;
-        rx.await.map_err(|_| NetworkError::Stopped)
+        self.request(|reply| Command::GossipPeers { reply }).await
     }
 
     /// Follows a guardian rotation the vaults executed: gossip is validated against
     /// `consortium` (the same nodes, with their new guardians) from now on.
     pub async fn follow_guardians(&self, consortium: Arc<Consortium>) -> Result<(), NetworkError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::FollowGuardians { consortium, reply })
-            .await
-            .map_err(|_| NetworkError::Stopped)?;
-        rx.await.map_err(|_| NetworkError::Stopped)?
+        self.request(|reply| Command::FollowGuardians { consortium, reply })
+            .await?
     }
 
     /// Takes `peers` as the configured addresses of the consortium's nodes (an operator's
@@ -313,12 +306,8 @@ impl NetworkHandle {
     /// outside the consortium refuses the whole list and changes nothing. Returns how many
     /// peers' addresses changed.
     pub async fn set_peers(&self, peers: Vec<PeerAddr>) -> Result<usize, NetworkError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::SetPeers { peers, reply })
-            .await
-            .map_err(|_| NetworkError::Stopped)?;
-        rx.await.map_err(|_| NetworkError::Stopped)?
+        self.request(|reply| Command::SetPeers { peers, reply })
+            .await?
     }
 
     /// This node's PeerId.
