@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::Results;
 use crate::latency::{GAP_UNITS, Mining, Sample, Series};
+use crate::restart::{RUN_BEFORE_STOP, Start};
 use crate::stats::{counts, median, percentile, range, summary};
 
 /// Configurations in report order.
@@ -396,6 +397,18 @@ fn headline_table(o: &mut String, res: &Results) {
             opt(median(&ready(&r.loaded)), ms),
             median(&ready(&r.loaded)).map_or("not measured", |v| met(v <= RESTART_TARGET_MS)),
         );
+        let pairs = r.loaded_before_after_kib();
+        let _ = writeln!(
+            o,
+            "| memory of that node with the records: before a restart (after {} s of running) → right after it, each restart | {} MiB | no higher after: {} |",
+            RUN_BEFORE_STOP.as_secs(),
+            before_after(&pairs),
+            if pairs.is_empty() {
+                "not measured"
+            } else {
+                met(pairs.iter().all(|(before, after)| after <= before))
+            },
+        );
     }
     if let Some((all, per_node)) = res
         .certificates_bench
@@ -618,7 +631,8 @@ fn findings_section(o: &mut String, res: &Results) {
              ready {} after its process starts; with {} closed incidents in its store it takes \
              {} (its API answers after {}; it reads the open incidents, one record per member \
              and the newest 1,024 closed incidents, never the closed history) and holds {} MiB \
-             afterwards.",
+             right after ready; before each restart, after {} s of running on the same store, it \
+             held {} MiB.",
             opt(median(&ready(&r.baseline)), ms),
             thousands(r.records as f64),
             opt(median(&ready(&r.loaded)), ms),
@@ -626,7 +640,9 @@ fn findings_section(o: &mut String, res: &Results) {
                 median(&r.loaded.iter().map(|s| s.api_ms).collect::<Vec<_>>()),
                 ms
             ),
-            r.rss_kib.1.map_or("n/a".to_owned(), mib),
+            most_kib(&r.loaded, |s| s.ready_rss_kib).map_or("n/a".to_owned(), mib),
+            RUN_BEFORE_STOP.as_secs(),
+            most_kib(&r.loaded, |s| s.stop_rss_kib).map_or("n/a".to_owned(), mib),
         );
     }
     if let Some(g) = &res.gas {
@@ -658,7 +674,10 @@ fn findings_section(o: &mut String, res: &Results) {
 /// What `profile` means for the numbers.
 fn profile_note(profile: &str) -> &'static str {
     match profile {
-        "release" => "`cargo build --release`: optimised, as operators run the node",
+        "release" => {
+            "`cargo build --release`: optimised (opt-level 3, fat LTO, one codegen unit), as \
+             operators run the node"
+        }
         "debug" => {
             "`cargo build`: the workspace's dev profile, dependencies at opt-level 1, workspace \
              crates at opt-level 0; a release build is faster"
@@ -1267,20 +1286,27 @@ fn memory_section(o: &mut String, res: &Results) {
         );
     }
     if let Some(r) = &res.restart {
-        for (what, k) in [
-            ("as it is".to_owned(), r.rss_kib.0),
-            (
-                format!("with {} more stored records", thousands(r.records as f64)),
-                r.rss_kib.1,
-            ),
+        let records = format!("with {} more stored records", thousands(r.records as f64));
+        let after = format!("after {} s of running", RUN_BEFORE_STOP.as_secs());
+        for (when, what, starts) in [
+            ("right after ready", "as it is", &r.baseline),
+            (after.as_str(), "as it is", &r.baseline),
+            ("right after ready", records.as_str(), &r.loaded),
+            (after.as_str(), records.as_str(), &r.loaded),
         ] {
-            if let Some(k) = k {
+            let f = if when == "right after ready" {
+                |s: &Start| s.ready_rss_kib
+            } else {
+                |s: &Start| s.stop_rss_kib
+            };
+            let each: Vec<u64> = starts.iter().filter_map(f).collect();
+            if let Some(k) = each.iter().max() {
                 let _ = writeln!(
                     o,
-                    "| restart test: {} right after ready, {what} | {} | {} |",
+                    "| restart test: {} {when}, {what} (each start) | {} | {} |",
                     r.node,
-                    mib(k),
-                    mib(k)
+                    each.iter().map(|k| mib(*k)).collect::<Vec<_>>().join(", "),
+                    mib(*k)
                 );
             }
         }
@@ -1292,7 +1318,11 @@ fn memory_section(o: &mut String, res: &Results) {
         mib(worst),
         res.build_profile
     );
-    if let Some(k) = res.restart.as_ref().and_then(|r| r.rss_kib.1) {
+    if let Some(k) = res
+        .restart
+        .as_ref()
+        .and_then(|r| most_kib(&r.loaded, |s| s.ready_rss_kib))
+    {
         let _ = writeln!(
             o,
             " Right after a restart with the extra stored records the node holds {} MiB: it \
@@ -1305,8 +1335,25 @@ fn memory_section(o: &mut String, res: &Results) {
 }
 
 /// Ready times of starts.
-fn ready(starts: &[crate::restart::Start]) -> Vec<f64> {
+fn ready(starts: &[Start]) -> Vec<f64> {
     starts.iter().map(|s| s.ready_ms).collect()
+}
+
+/// The largest of one memory figure over starts, KiB.
+fn most_kib(starts: &[Start], f: fn(&Start) -> Option<u64>) -> Option<u64> {
+    starts.iter().filter_map(f).max()
+}
+
+/// Memory before → after each restart, in MiB.
+fn before_after(pairs: &[(u64, u64)]) -> String {
+    if pairs.is_empty() {
+        return "n/a".to_owned();
+    }
+    pairs
+        .iter()
+        .map(|(before, after)| format!("{} → {}", mib(*before), mib(*after)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Restart.
@@ -1327,16 +1374,19 @@ fn restart_section(o: &mut String, res: &Results) {
          MiB), and it is started three times more. Times are from spawning the process to the \
          first answer of `GetStatus` (API up) and to `GetStatus.ready = true` (the node has \
          loaded its state and every chain has a confirmed head in its snapshot), polled every \
-         20 ms; the other three nodes keep running.\n",
+         20 ms. Each start runs {} s after ready before it is stopped; its VmRSS is read right \
+         after ready and just before the stop (the memory table above). The other three nodes \
+         keep running.\n",
         r.node,
         thousands(r.records as f64),
         r.records / 100,
         r.write_s,
         r.store_mib.0,
         r.store_mib.1,
+        RUN_BEFORE_STOP.as_secs(),
     );
-    let row = |starts: &[crate::restart::Start]| {
-        let list = |f: fn(&crate::restart::Start) -> f64| {
+    let row = |starts: &[Start]| {
+        let list = |f: fn(&Start) -> f64| {
             starts
                 .iter()
                 .map(|s| thousands(f(s)))

@@ -1,6 +1,8 @@
 //! Restart time of a node: process start → API up → `GetStatus` ready, as it is and with
 //! 100,000 closed incident records written into its RocksDB store, on a quiet 4-node,
-//! one-member consortium (1-s blocks).
+//! one-member consortium (1-s blocks). Each start also records the node's memory right
+//! after ready and after it has run for [`RUN_BEFORE_STOP`], just before it is stopped:
+//! memory after a restart is compared with that of the same node, same store, before it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,6 +18,9 @@ use crate::cluster::{Node, NodeSettings, configure, now_ms, start_all};
 use crate::latency::{Mining, deploy};
 use crate::{Ctx, machine};
 
+/// How long each start runs after ready before it is stopped.
+pub const RUN_BEFORE_STOP: Duration = Duration::from_secs(10);
+
 /// One start of the node.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Start {
@@ -23,6 +28,12 @@ pub struct Start {
     pub api_ms: f64,
     /// Process start → `GetStatus.ready` (ms).
     pub ready_ms: f64,
+    /// VmRSS (KiB) right after ready.
+    pub ready_rss_kib: Option<u64>,
+    /// VmRSS (KiB) after running [`RUN_BEFORE_STOP`], just before the stop.
+    pub stop_rss_kib: Option<u64>,
+    /// `GetStatus.incidents_total` at ready.
+    pub incidents_total: u32,
 }
 
 /// The restart measurement.
@@ -42,8 +53,6 @@ pub struct Restart {
     pub store_mib: (f64, f64),
     /// `incidents_total` of `GetStatus` once ready with the records.
     pub incidents_total: Option<u32>,
-    /// VmRSS (KiB) just after ready: as it is, and with the records.
-    pub rss_kib: (Option<u64>, Option<u64>),
     /// Load averages before and after.
     pub load: ([f64; 3], [f64; 3]),
 }
@@ -67,6 +76,31 @@ fn dir_mib(dir: &Path) -> f64 {
     total as f64 / (1024.0 * 1024.0)
 }
 
+impl Restart {
+    /// Each restart with the records: (VmRSS before it, after the previous start had run
+    /// for [`RUN_BEFORE_STOP`]; VmRSS right after ready), KiB.
+    pub fn loaded_before_after_kib(&self) -> Vec<(u64, u64)> {
+        self.loaded
+            .windows(2)
+            .filter_map(|w| Some((w[0].stop_rss_kib?, w[1].ready_rss_kib?)))
+            .collect()
+    }
+}
+
+/// Starts `node`, times it until `GetStatus` answers and until it says ready, lets it run
+/// for [`RUN_BEFORE_STOP`] and stops it.
+async fn start_run_stop(node: &mut Node) -> Result<Start> {
+    let mut out = start(node).await?;
+    out.ready_rss_kib = node.pid().and_then(machine::rss_kib);
+    tokio::time::sleep(RUN_BEFORE_STOP).await;
+    if node.exited() {
+        bail!("{} exited after ready:\n{}", node.name, node.log_tail(30));
+    }
+    out.stop_rss_kib = node.pid().and_then(machine::rss_kib);
+    node.stop();
+    Ok(out)
+}
+
 /// Starts `node` and times it until `GetStatus` answers and until it says ready.
 async fn start(node: &mut Node) -> Result<Start> {
     let started = node.start()?;
@@ -80,6 +114,7 @@ async fn start(node: &mut Node) -> Result<Start> {
             }
             if s.ready {
                 out.ready_ms = ms;
+                out.incidents_total = s.incidents_total;
                 return Ok(out);
             }
         }
@@ -192,14 +227,12 @@ async fn measure(
     };
     node.stop();
     for _ in 0..3 {
-        let s = start(node).await?;
+        let s = start_run_stop(node).await?;
         ctx.progress(&format!(
             "restart of {}: API up in {:.0} ms, ready in {:.0} ms",
             node.name, s.api_ms, s.ready_ms
         ));
         out.baseline.push(s);
-        out.rss_kib.0 = node.pid().and_then(machine::rss_kib);
-        node.stop();
     }
     let before = dir_mib(&state);
     ctx.progress(&format!(
@@ -213,17 +246,13 @@ async fn measure(
         out.write_s, out.store_mib.0, out.store_mib.1
     ));
     for _ in 0..3 {
-        let s = start(node).await?;
+        let s = start_run_stop(node).await?;
         ctx.progress(&format!(
             "restart of {} with {records} records: API up in {:.0} ms, ready in {:.0} ms",
             node.name, s.api_ms, s.ready_ms
         ));
         out.loaded.push(s);
-        if out.incidents_total.is_none() {
-            out.incidents_total = node.status().await.map(|s| s.incidents_total);
-        }
-        out.rss_kib.1 = node.pid().and_then(machine::rss_kib);
-        node.stop();
     }
+    out.incidents_total = out.loaded.first().map(|s| s.incidents_total);
     Ok(out)
 }
