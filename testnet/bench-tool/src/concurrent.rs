@@ -133,6 +133,8 @@ pub struct Concurrent {
     /// blocks by which the node's confirmed head trailed the chain's (the chain's head less
     /// the confirmation depth), sorted.
     pub head_lag_blocks: Vec<u64>,
+    /// A CPU profile of node-0 from the first gap; the error when it could not be taken.
+    pub profile: Option<Result<crate::profile::Profile, String>>,
 }
 
 impl Concurrent {
@@ -284,8 +286,19 @@ pub async fn run(ctx: &Ctx, members: usize, blocks: Blocks) -> Result<Concurrent
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = spawn_sampler(pids.clone(), stop.clone());
     let lags = spawn_lag_sampler(&net, &nodes, settings.confirmations, stop.clone());
+    let recording = match (nodes.first(), pids.first()) {
+        (Some(node), Some(pid)) => crate::profile::start(&node.name, *pid, root.path()),
+        _ => Err("no node-0 process".to_owned()),
+    };
     let result = incidents(ctx, &net, &nodes, members, blocks).await;
     stop.store(true, Ordering::Relaxed);
+    let profile = match recording {
+        Ok(r) => r.finish().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &profile {
+        ctx.progress(&format!("{label}: no CPU profile: {e}"));
+    }
     let peak_rss_kib = sampler.await.unwrap_or_default();
     let mut head_lag_blocks = lags.await.unwrap_or_default();
     head_lag_blocks.sort_unstable();
@@ -303,6 +316,7 @@ pub async fn run(ctx: &Ctx, members: usize, blocks: Blocks) -> Result<Concurrent
     out.hwm_kib = pids.iter().filter_map(|p| machine::hwm_kib(*p)).collect();
     out.blocks = blocks;
     out.head_lag_blocks = head_lag_blocks;
+    out.profile = Some(profile);
     ctx.finish_workdir(root, &nodes).await;
     for node in &mut nodes {
         node.stop();

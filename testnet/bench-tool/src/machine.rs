@@ -134,6 +134,20 @@ pub fn hwm_kib(pid: u32) -> Option<u64> {
     status_field_kib(pid, "VmHWM:")
 }
 
+/// Clock ticks per second of `/proc/<pid>/stat`'s CPU times (`USER_HZ`: 100 on Linux).
+pub const USER_HZ: u64 = 100;
+
+/// CPU time process `pid` has used, user plus system, in [`USER_HZ`] ticks
+/// (`/proc/<pid>/stat` fields 14 and 15).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let mut rest = text.rsplit_once(')')?.1.split_whitespace();
+    let utime: u64 = rest.nth(11)?.parse().ok()?;
+    let stime: u64 = rest.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// A `kB` field of `/proc/<pid>/status`.
 fn status_field_kib(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

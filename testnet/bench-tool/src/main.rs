@@ -13,6 +13,7 @@ mod concurrent;
 mod gas;
 mod latency;
 mod machine;
+mod profile;
 mod report;
 mod restart;
 mod soak;

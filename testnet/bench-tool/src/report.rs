@@ -241,6 +241,7 @@ pub fn markdown(res: &Results) -> String {
     latency_section(&mut o, res);
     share_section(&mut o, res);
     agreement_section(&mut o, res);
+    profile_section(&mut o, res);
     memory_section(&mut o, res);
     restart_section(&mut o, res);
     certificates_section(&mut o, res);
@@ -603,6 +604,23 @@ fn findings_section(o: &mut String, res: &Results) {
                  in flight the nodes took in the registrations that much later than the chain had them.",
                 ms(-lag),
                 c.members,
+            );
+        }
+        if let Some(Ok(p)) = &c.profile {
+            let _ = writeln!(
+                o,
+                "- **A node's CPU under that load.** {} used {} of a CPU in the {} s \
+                 after the first gap; its samples by object: {} (see [the \
+                 profile](#cpu-profile-of-a-node-under-the-concurrent-incidents)).",
+                p.node,
+                opt(p.cores, |c| format!("{c:.2}")),
+                crate::profile::SECONDS,
+                p.objects
+                    .iter()
+                    .take(4)
+                    .map(|(pct, obj)| format!("`{obj}` {pct:.0} %"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             );
         }
         if let (Some(a), Some(b)) = (idle1, idle100) {
@@ -1354,6 +1372,52 @@ fn before_after(pairs: &[(u64, u64)]) -> String {
         .map(|(before, after)| format!("{} → {}", mib(*before), mib(*after)))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// The CPU profile of a node under the concurrent incidents.
+fn profile_section(o: &mut String, res: &Results) {
+    let Some(profile) = res.concurrent.as_ref().and_then(|c| c.profile.as_ref()) else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "## CPU profile of a node under the concurrent incidents\n\n`perf record -F {} -p <pid>` \
+         of one node for {} s from the first gap of the concurrent test (release build), \
+         summarised with `perf report --no-children --sort dso[,sym]`.\n",
+        crate::profile::HZ,
+        crate::profile::SECONDS,
+    );
+    let p = match profile {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(o, "Not profiled: {e}.\n");
+            return;
+        }
+    };
+    let _ = writeln!(
+        o,
+        "{}: {} samples; the process used {} of a CPU over the window (user + system time, \
+         `/proc/<pid>/stat`).\n\n| object | share of samples |\n| --- | --- |",
+        p.node,
+        thousands(p.samples as f64),
+        opt(p.cores, |c| format!("{c:.2}")),
+    );
+    for (percent, object) in &p.objects {
+        let _ = writeln!(o, "| `{object}` | {percent:.1} % |");
+    }
+    let _ = writeln!(
+        o,
+        "\nThe hottest symbols:\n\n| share | object | symbol |\n| --- | --- | --- |"
+    );
+    for (percent, object, symbol) in &p.symbols {
+        let symbol: String = symbol.chars().take(120).collect();
+        let _ = writeln!(
+            o,
+            "| {percent:.1} % | `{object}` | `{}` |",
+            symbol.replace('|', "\\|")
+        );
+    }
+    let _ = writeln!(o);
 }
 
 /// Restart.
