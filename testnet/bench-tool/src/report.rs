@@ -739,8 +739,8 @@ fn machine_section(o: &mut String, res: &Results) {
     }
     let _ = writeln!(
         o,
-        "\nEverything runs on this one machine: 3 anvil processes, the benchmark driver and 4 or 7 \
-         {}-build node processes share its CPUs, so the numbers include CPU contention between \
+        "\nEverything runs on this one machine: 3 anvil processes, the benchmark driver and 4, 7 or \
+         19 {}-build node processes share its CPUs, so the numbers include CPU contention between \
          them, and between them and anything else running (a load average above the CPU count \
          means processes were waiting for a CPU).\n",
         res.build_profile

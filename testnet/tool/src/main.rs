@@ -2,10 +2,11 @@
 //!
 //! Three anvil chains (31337, 31338, 31339), each with a pool token, a `BackstopVault`, a
 //! mock oracle and mock member protocols; three mock members (two homed on 31337, one on
-//! 31338) and a real Aave v3 market's adapter (homed on 31339) registered on every vault; four (or seven) `backstop` node processes guarding them. The
-//! state lives in `.testnet/` at the repository root.
+//! 31338) and a real Aave v3 market's adapter (homed on 31339) registered on every vault;
+//! four (up to nineteen) `backstop` node processes guarding them. The state lives in
+//! `.testnet/` at the repository root.
 //!
-//! - `up [--nodes 4|7]`: start and deploy everything, wait until the nodes are connected;
+//! - `up [--nodes 4..19]`: start and deploy everything, wait until the nodes are connected;
 //! - `down`: stop exactly the recorded processes and remove `.testnet/`;
 //! - `status`: nodes, chains, vaults, members, alerts;
 //! - `drill NAME|all`: crisis drills with on-chain evidence and a verdict (non-zero exit
@@ -48,7 +49,8 @@ struct Cli {
 enum Cmd {
     /// Start three anvil chains, deploy the vaults and members, start the nodes.
     Up {
-        /// Number of nodes: 4 (t = 3, p = 2) or 7 (t = 5, p = 3).
+        /// Number of nodes, 4 to 19: t = n − f, p = f + 1 with f = ⌊(n − 1) / 3⌋ (4: t = 3,
+        /// p = 2; 7: t = 5, p = 3; 19: t = 13, p = 7).
         #[arg(long, default_value_t = 4)]
         nodes: usize,
     },
