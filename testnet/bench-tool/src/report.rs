@@ -1306,18 +1306,15 @@ fn memory_section(o: &mut String, res: &Results) {
     if let Some(r) = &res.restart {
         let records = format!("with {} more stored records", thousands(r.records as f64));
         let after = format!("after {} s of running", RUN_BEFORE_STOP.as_secs());
-        for (when, what, starts) in [
-            ("right after ready", "as it is", &r.baseline),
-            (after.as_str(), "as it is", &r.baseline),
-            ("right after ready", records.as_str(), &r.loaded),
-            (after.as_str(), records.as_str(), &r.loaded),
+        let ready_rss: fn(&Start) -> Option<u64> = |s| s.ready_rss_kib;
+        let stop_rss: fn(&Start) -> Option<u64> = |s| s.stop_rss_kib;
+        for (when, rss, what, starts) in [
+            ("right after ready", ready_rss, "as it is", &r.baseline),
+            (after.as_str(), stop_rss, "as it is", &r.baseline),
+            ("right after ready", ready_rss, records.as_str(), &r.loaded),
+            (after.as_str(), stop_rss, records.as_str(), &r.loaded),
         ] {
-            let f = if when == "right after ready" {
-                |s: &Start| s.ready_rss_kib
-            } else {
-                |s: &Start| s.stop_rss_kib
-            };
-            let each: Vec<u64> = starts.iter().filter_map(f).collect();
+            let each: Vec<u64> = starts.iter().filter_map(rss).collect();
             if let Some(k) = each.iter().max() {
                 let _ = writeln!(
                     o,
@@ -1382,10 +1379,11 @@ fn profile_section(o: &mut String, res: &Results) {
     let _ = writeln!(
         o,
         "## CPU profile of a node under the concurrent incidents\n\n`perf record -F {} -p <pid>` \
-         of one node for {} s from the first gap of the concurrent test (release build), \
+         of one node for {} s from the first gap of the concurrent test ({} build), \
          summarised with `perf report --no-children --sort dso[,sym]`.\n",
         crate::profile::HZ,
         crate::profile::SECONDS,
+        res.build_profile,
     );
     let p = match profile {
         Ok(p) => p,
