@@ -1471,7 +1471,7 @@ fn restart_section(o: &mut String, res: &Results) {
         thousands(r.records as f64),
         row(&r.loaded),
     );
-    if let Some(t) = r.incidents_total {
+    if let Some(t) = r.loaded.first().map(|s| s.incidents_total) {
         let _ = writeln!(
             o,
             "Once ready with the records, its `GetStatus.incidents_total` was {} (the operator journal keeps at most 4,096 incidents).\n",

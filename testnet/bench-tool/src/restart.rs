@@ -51,8 +51,6 @@ pub struct Restart {
     pub write_s: f64,
     /// Size of the store directory before and after writing (MiB).
     pub store_mib: (f64, f64),
-    /// `incidents_total` of `GetStatus` once ready with the records.
-    pub incidents_total: Option<u32>,
     /// Load averages before and after.
     pub load: ([f64; 3], [f64; 3]),
 }
@@ -253,6 +251,5 @@ async fn measure(
         ));
         out.loaded.push(s);
     }
-    out.incidents_total = out.loaded.first().map(|s| s.incidents_total);
     Ok(out)
 }
